@@ -1,0 +1,96 @@
+// Package cli holds palisade's cobra commands. Commands parse flags, call
+// the package that does the work and render its result (text or --json);
+// they hold no logic of their own.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes (the command-line contract).
+const (
+	ExitOK      = 0 // success
+	ExitFailure = 1 // the operation failed
+	ExitUsage   = 2 // bad usage or bad input
+)
+
+// ExitError carries an exit code up to Main.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// usageErr marks err as bad usage or bad input (exit 2).
+func usageErr(format string, args ...any) error {
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
+}
+
+// failErr marks err as a failed operation (exit 1).
+func failErr(err error) error {
+	return &ExitError{Code: ExitFailure, Err: err}
+}
+
+// App is the state shared by every command: the output streams and the
+// global flags.
+type App struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+
+	// Root prefixes every system path (--root).
+	Root string
+	// Socket is the control socket path (--socket).
+	Socket string
+}
+
+// DefaultSocket is where the daemon listens unless told otherwise.
+const DefaultSocket = "/run/palisade/palisade.sock"
+
+// NewRoot builds the command tree for app.
+func NewRoot(app *App) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "palisade",
+		Short:         "Keep attackers out of a Linux server",
+		Long:          "palisade watches logs and bans brute-forcers in the kernel firewall (fail2ban-compatible),\nhardens SSH and service ports, rate-limits connections and locks web ports to Cloudflare.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(app.Stdin)
+	root.SetOut(app.Stdout)
+	root.SetErr(app.Stderr)
+	root.PersistentFlags().StringVar(&app.Root, "root", "", "prefix for every system path (tests, dry runs)")
+	root.PersistentFlags().StringVar(&app.Socket, "socket", DefaultSocket, "control socket of the daemon")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &ExitError{Code: ExitUsage, Err: err}
+	})
+	root.AddCommand(newRegexCmd(app))
+	root.AddCommand(newDaemonCmds(app)...)
+	root.AddCommand(newHardenCmds(app)...)
+	return root
+}
+
+// Main runs the command line args and returns the process exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	root := NewRoot(app)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "palisade: %v\n", err)
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	// cobra's own errors (unknown command, wrong arg count) are usage errors.
+	return ExitUsage
+}

@@ -1,0 +1,47 @@
+// Package filter turns log lines into failures the way fail2ban's Filter
+// does: it translates fail2ban's regex dialect (tags such as <HOST>, <F-*>
+// groups, Python re syntax), chooses an engine per pattern (Go regexp when
+// the translated pattern compiles as RE2, regexp2 with a match timeout
+// otherwise), applies prefregex/<F-CONTENT>, failregex and ignoreregex,
+// keeps multi-line buffers (maxlines) and merges per-connection state
+// (<F-MLFID>, <F-NOFAIL>, <F-MLFFORGET>, <F-MLFGAINED>).
+package filter
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Definition is a filter after configuration reading and tag substitution:
+// the values of a fail2ban filter's [Definition] section.
+type Definition struct {
+	// Name is used in messages (a built-in name or a file path).
+	Name         string
+	PrefRegex    string
+	FailRegex    []string
+	IgnoreRegex  []string
+	MaxLines     int    // 0 or 1: single-line
+	DatePattern  string // "" = every default template
+	JournalMatch string // kept for the journal source
+}
+
+// Failure is one failure found by a filter.
+type Failure struct {
+	// ID is fail2ban's failure id: the <F-ID> capture, else ip4, ip6, dns.
+	ID string
+	// Addr is ID parsed as an IP address (invalid when ID is not one).
+	Addr netip.Addr
+	// Time is the log line's time; zero when the line had no usable date.
+	Time time.Time
+	// Fields are the other captures by lower-case fail2ban name
+	// (user, ip4, ip6, dns, fid, mlfid, ...).
+	Fields map[string]string
+	// Users is the set of user names seen for this failure (mlfid merging).
+	Users []string
+	// Attempts is the number of log lines attributed to this failure.
+	Attempts int
+	// Matches are those log lines.
+	Matches []string
+	// Regex is the index of the failregex that matched.
+	Regex int
+}

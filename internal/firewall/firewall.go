@@ -1,0 +1,73 @@
+// Package firewall defines how palisade enforces bans in the kernel: the
+// Backend interface that the ban manager drives, the value types it speaks
+// (jail scopes and bans) and an exported in-memory Fake for tests.
+//
+// Concrete backends live in sub-packages (nft, ipset, ufw, exec) so that a
+// host pulls in only what it uses.
+package firewall
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Block is what happens to a banned packet.
+type Block string
+
+// Block types.
+const (
+	Reject Block = "reject" // the client sees "connection refused" (default)
+	Drop   Block = "drop"   // silently dropped
+)
+
+// PortRange is an inclusive range of ports; From == To for a single port.
+type PortRange struct {
+	From, To uint16
+}
+
+// Scope says which traffic of a banned address a jail blocks.
+type Scope struct {
+	// Ports to block; empty means every port.
+	Ports []PortRange
+	// Protocol is "tcp", "udp", "sctp" or "all". Empty means "tcp".
+	Protocol string
+}
+
+// JailSpec describes how one jail's bans are enforced.
+type JailSpec struct {
+	Name  string
+	Scope Scope
+	Block Block
+}
+
+// Ban is one enforced ban. A single address is a full-length prefix
+// (/32 or /128).
+type Ban struct {
+	Jail   string
+	Prefix netip.Prefix
+	// Expires is when the kernel should drop the ban by itself; the zero
+	// value means permanent.
+	Expires time.Time
+}
+
+// Backend enforces bans. Implementations must be safe for concurrent use.
+// Every method applies its whole argument atomically where the kernel allows
+// it (one nftables batch), and is idempotent: adding a ban that exists
+// refreshes its expiry, removing one that does not exist is not an error.
+type Backend interface {
+	// Name identifies the backend ("nftables", "ipset", "ufw", "exec:NAME", "fake").
+	Name() string
+	// Setup installs or updates the structures for these jails. Jails not
+	// listed keep their structures until Teardown.
+	Setup(ctx context.Context, jails []JailSpec) error
+	// Add enforces bans (bulk).
+	Add(ctx context.Context, bans []Ban) error
+	// Remove lifts bans (bulk).
+	Remove(ctx context.Context, bans []Ban) error
+	// List returns the bans the kernel enforces now, for verification and
+	// reconciliation. Backends that cannot list return ErrNotListable.
+	List(ctx context.Context) ([]Ban, error)
+	// Teardown removes everything palisade installed.
+	Teardown(ctx context.Context) error
+}
