@@ -1,0 +1,319 @@
+// Package control is palisade's local control channel: a root-only Unix
+// socket speaking newline-delimited JSON with a fixed verb set, the
+// server the daemon runs and the client the CLI uses.
+//
+// One connection carries one request and one response. The server checks
+// the peer's credentials (SO_PEERCRED, uid 0) on every connection, bounds
+// the request size and the time a peer may take, and answers a bad request
+// with an error reply; nothing a peer sends stops the server.
+package control
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Verb names a request. The set is fixed.
+type Verb string
+
+// The verbs the daemon answers.
+const (
+	VerbPing    Verb = "ping"    // liveness; replies PingReply
+	VerbStatus  Verb = "status"  // jails and counters; optional Jail; replies StatusReply
+	VerbBan     Verb = "ban"     // Jail, IP, optional For; replies BanReply
+	VerbUnban   Verb = "unban"   // Jail+IP, or All (optional Jail); replies UnbanReply
+	VerbBanned  Verb = "banned"  // every active ban; optional Jail; replies BannedReply
+	VerbExplain Verb = "explain" // IP; replies ExplainReply
+	VerbReload  Verb = "reload"  // re-read the configuration; replies ReloadReply
+)
+
+// Verbs lists every verb the protocol knows.
+var verbs = map[Verb]bool{
+	VerbPing: true, VerbStatus: true, VerbBan: true, VerbUnban: true,
+	VerbBanned: true, VerbExplain: true, VerbReload: true,
+}
+
+// MaxRequestSize is the default bound on one request, newline included.
+const MaxRequestSize = 64 << 10
+
+// maxJailName bounds a jail name in a request.
+const maxJailName = 64
+
+// maxDuration bounds the textual --for value.
+const maxDuration = 64
+
+// Request is one command sent to the daemon.
+type Request struct {
+	Verb Verb   `json:"verb"`
+	Jail string `json:"jail,omitempty"`
+	// IP is a single address (IPv4 or IPv6) in canonical or any form
+	// netip.ParseAddr accepts.
+	IP string `json:"ip,omitempty"`
+	// For is a ban duration in fail2ban syntax ("1h", "3600", "-1"); empty
+	// means the jail's bantime.
+	For string `json:"for,omitempty"`
+	// All asks unban to lift every ban (of Jail when set).
+	All bool `json:"all,omitempty"`
+}
+
+// Addr returns the request's IP parsed; it is valid after DecodeRequest
+// succeeded for a verb that needs one.
+func (r Request) Addr() netip.Addr {
+	a, err := netip.ParseAddr(r.IP)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// Response is the daemon's answer. Data holds the verb's reply type.
+type Response struct {
+	OK    bool            `json:"ok"`
+	Error string          `json:"error,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+// ErrBadRequest wraps every request validation error.
+var ErrBadRequest = errors.New("bad request")
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+}
+
+// DecodeRequest parses and validates one request (without the trailing
+// newline). Unknown fields, unknown verbs, malformed addresses and fields
+// that the verb does not take are errors wrapping ErrBadRequest.
+func DecodeRequest(data []byte) (Request, error) {
+	var r Request
+	if len(data) > MaxRequestSize {
+		return r, badRequest("request larger than %d bytes", MaxRequestSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Request{}, badRequest("malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return Request{}, badRequest("trailing data after the request")
+	}
+	if err := r.Validate(); err != nil {
+		return Request{}, err
+	}
+	return r, nil
+}
+
+// Validate checks that r is a well-formed request for its verb.
+func (r Request) Validate() error {
+	if !verbs[r.Verb] {
+		return badRequest("unknown verb %q", truncate(string(r.Verb)))
+	}
+	if r.Jail != "" && !ValidJailName(r.Jail) {
+		return badRequest("invalid jail name %q", truncate(r.Jail))
+	}
+	if len(r.For) > maxDuration {
+		return badRequest("duration too long")
+	}
+	needIP := false
+	switch r.Verb {
+	case VerbPing, VerbReload:
+		if r.Jail != "" || r.IP != "" || r.For != "" || r.All {
+			return badRequest("%s takes no arguments", r.Verb)
+		}
+	case VerbStatus, VerbBanned:
+		if r.IP != "" || r.For != "" || r.All {
+			return badRequest("%s takes only a jail", r.Verb)
+		}
+	case VerbBan:
+		if r.Jail == "" {
+			return badRequest("ban needs a jail")
+		}
+		if r.All {
+			return badRequest("ban does not take all")
+		}
+		needIP = true
+	case VerbUnban:
+		if r.For != "" {
+			return badRequest("unban does not take a duration")
+		}
+		if r.All {
+			if r.IP != "" {
+				return badRequest("unban takes an address or all, not both")
+			}
+		} else {
+			if r.Jail == "" {
+				return badRequest("unban needs a jail and an address, or all")
+			}
+			needIP = true
+		}
+	case VerbExplain:
+		if r.Jail != "" || r.For != "" || r.All {
+			return badRequest("explain takes only an address")
+		}
+		needIP = true
+	}
+	if needIP {
+		if r.IP == "" {
+			return badRequest("%s needs an address", r.Verb)
+		}
+		if _, err := ParseIP(r.IP); err != nil {
+			return badRequest("%v", err)
+		}
+	} else if r.IP != "" {
+		return badRequest("%s does not take an address", r.Verb)
+	}
+	return nil
+}
+
+// ParseIP parses a single IPv4 or IPv6 address (no zone, no prefix) and
+// returns it unmapped.
+func ParseIP(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("invalid address %q", truncate(s))
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("invalid address %q: zones are not allowed", truncate(s))
+	}
+	return a.Unmap(), nil
+}
+
+// ValidJailName reports whether s is an acceptable jail name: 1 to 64
+// characters from letters, digits, '-', '_', '.', '@' and ':'.
+func ValidJailName(s string) bool {
+	if s == "" || len(s) > maxJailName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == '@' || c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// PingReply answers ping.
+type PingReply struct {
+	Version string    `json:"version"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+}
+
+// StatusReply answers status.
+type StatusReply struct {
+	// Backend is the firewall backend in use ("nftables", "fake", ...).
+	Backend string `json:"backend"`
+	// ConfigDir is the configuration directory the daemon reads.
+	ConfigDir string `json:"config_dir"`
+	// Started is when the daemon became ready.
+	Started time.Time `json:"started"`
+	// ReloadError is the error of the last failed reload, if the running
+	// configuration is older than the files on disk.
+	ReloadError string       `json:"reload_error,omitempty"`
+	Jails       []JailStatus `json:"jails"`
+}
+
+// JailStatus is one jail in a StatusReply.
+type JailStatus struct {
+	Name    string   `json:"name"`
+	Filter  string   `json:"filter"`
+	Sources []string `json:"sources"`
+	// Error is set when the jail is not (fully) working: a missing log
+	// file, an unreadable journal, a broken filter.
+	Error           string `json:"error,omitempty"`
+	CurrentlyFailed int    `json:"currently_failed"`
+	TotalFailed     uint64 `json:"total_failed"`
+	CurrentlyBanned int    `json:"currently_banned"`
+	TotalBanned     uint64 `json:"total_banned"`
+	// Banned lists the banned addresses/prefixes (sorted).
+	Banned []string `json:"banned"`
+}
+
+// BanEntry is one active ban.
+type BanEntry struct {
+	Jail string `json:"jail"`
+	// IP is an address, or a prefix when the jail aggregates.
+	IP    string    `json:"ip"`
+	Since time.Time `json:"since"`
+	// Expires is absent for a permanent ban.
+	Expires   *time.Time `json:"expires,omitempty"`
+	Permanent bool       `json:"permanent"`
+	// Offences counts this address's bans in the jail, this one included
+	// (the bantime.increment step).
+	Offences int `json:"offences"`
+}
+
+// BannedReply answers banned.
+type BannedReply struct {
+	Bans []BanEntry `json:"bans"`
+}
+
+// BanReply answers ban.
+type BanReply struct {
+	Ban BanEntry `json:"ban"`
+}
+
+// UnbanReply answers unban.
+type UnbanReply struct {
+	Removed int `json:"removed"`
+}
+
+// ReloadReply answers reload.
+type ReloadReply struct {
+	Jails   []string `json:"jails"`
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	Changed []string `json:"changed,omitempty"`
+}
+
+// ExplainReply answers explain: why an address is banned, ignored or
+// counted.
+type ExplainReply struct {
+	IP     string        `json:"ip"`
+	Banned []BanEntry    `json:"banned"`
+	Jails  []JailExplain `json:"jails"`
+}
+
+// JailExplain is one jail's view of an address.
+type JailExplain struct {
+	Jail string `json:"jail"`
+	// Ignored is set when an ignore rule applies; IgnoreRule names it
+	// ("ignoreip 127.0.0.1/8", "ignoreself", "ignorecommand").
+	Ignored    bool   `json:"ignored"`
+	IgnoreRule string `json:"ignore_rule,omitempty"`
+	// Failures counted in the current findtime window, and the jail's
+	// threshold.
+	Failures int    `json:"failures"`
+	MaxRetry int    `json:"maxretry"`
+	FindTime string `json:"findtime"`
+	// Lines are the counted log lines (most recent last), with the rule
+	// that matched.
+	Lines []ExplainLine `json:"lines"`
+	// Offences is how many times the address was banned in this jail
+	// (bantime.increment history); NextBanTime is the ban a new offence
+	// would get ("permanent" for -1).
+	Offences    int    `json:"offences"`
+	NextBanTime string `json:"next_bantime"`
+}
+
+// ExplainLine is one counted log line.
+type ExplainLine struct {
+	Time time.Time `json:"time"`
+	Line string    `json:"line"`
+	// Rule is the failregex (index and pattern) that matched, when known.
+	Rule string `json:"rule,omitempty"`
+}
