@@ -1,0 +1,223 @@
+// Package source delivers log lines to palisade's filters.
+//
+// Three kinds of source exist: the Tailer follows log files (globs, several
+// files per jail, one reader per file shared by every subscriber, safe
+// across rename-and-create rotation, copytruncate, truncation, deletion and
+// restarts), the Journal reader follows the systemd journal through
+// `journalctl --follow -o json`, and ReadLines splits any io.Reader (stdin,
+// a file given to `palisade regex`) with the same line rules.
+//
+// Every source hands Line values to a Consumer from its own goroutine, in
+// order, and reports problems (missing file, permission denied, journalctl
+// failing) as a Status instead of stopping: it keeps retrying, and one
+// failing source never stops another.
+//
+// Read positions (file device, inode, offset and a hash of the file's head;
+// journal cursors) are persisted through the small PositionStore interface,
+// which internal/store implements on bbolt; MemStore is an in-memory
+// implementation for tests. A position is saved only after every subscriber
+// has returned from Line for all lines before it, so after a clean restart
+// no line is lost or read twice.
+package source
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// MaxLineLen is the default cap on one line's length in bytes. Longer lines
+// are cut to this length (the rest up to the newline is discarded) and
+// counted in Stats.Truncated.
+const MaxLineLen = 64 << 10
+
+// Line is one log line.
+type Line struct {
+	// Text is the line without its trailing "\n" or "\r\n". It is passed
+	// through byte for byte: it may hold invalid UTF-8.
+	Text string
+	// Time is the line's time when the source knows it (the journal's
+	// _SOURCE_REALTIME_TIMESTAMP or __REALTIME_TIMESTAMP); zero for files,
+	// where the filter finds the date in Text.
+	Time time.Time
+	// Source names where the line came from: a file path, or "journal:KEY".
+	Source string
+}
+
+// Consumer receives lines and status changes. Both methods are called from
+// the source's goroutine, one call at a time per source, in order; they
+// should return quickly (a slow consumer slows the source, it never loses
+// lines). A source's position is saved only after Line has returned.
+type Consumer interface {
+	Line(Line)
+	Status(Status)
+}
+
+// ConsumerFuncs adapts two functions to a Consumer; a nil function ignores
+// its calls.
+type ConsumerFuncs struct {
+	OnLine   func(Line)
+	OnStatus func(Status)
+}
+
+// Line implements Consumer.
+func (c ConsumerFuncs) Line(l Line) {
+	if c.OnLine != nil {
+		c.OnLine(l)
+	}
+}
+
+// Status implements Consumer.
+func (c ConsumerFuncs) Status(s Status) {
+	if c.OnStatus != nil {
+		c.OnStatus(s)
+	}
+}
+
+// State is a source's health.
+type State int
+
+// States a source can be in.
+const (
+	// StateOK: reading normally.
+	StateOK State = iota
+	// StateMissing: the file (or every file of a glob) does not exist yet;
+	// the source keeps looking for it.
+	StateMissing
+	// StateError: the source cannot be read (permission denied, journalctl
+	// failing, ...); it retries.
+	StateError
+)
+
+func (s State) String() string {
+	switch s {
+	case StateOK:
+		return "ok"
+	case StateMissing:
+		return "missing"
+	case StateError:
+		return "error"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Status is a source's health as reported to its consumers whenever it
+// changes (and once when a consumer subscribes).
+type Status struct {
+	// Source is the file path, the glob pattern (when nothing matches it),
+	// or "journal:KEY".
+	Source string
+	State  State
+	// Err says what is wrong; nil when State is StateOK.
+	Err error
+	// Since is when the source entered this state.
+	Since time.Time
+}
+
+func (s Status) String() string {
+	if s.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", s.Source, s.State, s.Err)
+	}
+	return fmt.Sprintf("%s: %s", s.Source, s.State)
+}
+
+// Position is where a file reader stopped.
+type Position struct {
+	// Device and Inode identify the file that was being read.
+	Device uint64
+	Inode  uint64
+	// Offset is the byte offset just after the last line delivered.
+	Offset int64
+	// HeadLen is how many bytes at the start of the file Hash covers
+	// (min(Offset, HeadHashLen)); 0 means no hash.
+	HeadLen int64
+	// Hash is a hash of the file's first HeadLen bytes: it tells a file that
+	// was replaced (same inode reused, or copytruncate followed by new
+	// writes) from the same file grown.
+	Hash uint64
+}
+
+// HeadHashLen is the maximum number of bytes at the start of a file hashed
+// into Position.Hash.
+const HeadHashLen = 1024
+
+// PositionStore persists read positions. internal/store implements it on
+// bbolt; MemStore is an in-memory implementation. Methods may be called
+// concurrently from several sources.
+type PositionStore interface {
+	// LoadPosition returns the stored position of the file at path.
+	LoadPosition(path string) (Position, bool, error)
+	// SavePosition stores the position of the file at path.
+	SavePosition(path string, p Position) error
+	// LoadCursor returns the stored journal cursor under key.
+	LoadCursor(key string) (string, bool, error)
+	// SaveCursor stores a journal cursor under key.
+	SaveCursor(key, cursor string) error
+}
+
+// MemStore is an in-memory PositionStore, safe for concurrent use.
+type MemStore struct {
+	mu        sync.Mutex
+	positions map[string]Position
+	cursors   map[string]string
+	saves     int
+}
+
+// NewMemStore returns an empty MemStore.
+func NewMemStore() *MemStore {
+	return &MemStore{positions: map[string]Position{}, cursors: map[string]string{}}
+}
+
+// LoadPosition implements PositionStore.
+func (m *MemStore) LoadPosition(path string) (Position, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.positions[path]
+	return p, ok, nil
+}
+
+// SavePosition implements PositionStore.
+func (m *MemStore) SavePosition(path string, p Position) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.positions[path] = p
+	m.saves++
+	return nil
+}
+
+// LoadCursor implements PositionStore.
+func (m *MemStore) LoadCursor(key string) (string, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.cursors[key]
+	return c, ok, nil
+}
+
+// SaveCursor implements PositionStore.
+func (m *MemStore) SaveCursor(key, cursor string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cursors[key] = cursor
+	m.saves++
+	return nil
+}
+
+// Saves returns how many Save calls the store has received.
+func (m *MemStore) Saves() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.saves
+}
+
+// LineSource is one stream of lines that runs until its context ends or
+// its input is exhausted: ReaderSource (stdin, a file read once) implements
+// it. The long-running, shared sources (Tailer, Journal) are multiplexers
+// instead: consumers Subscribe to them.
+type LineSource interface {
+	// Name is the Line.Source of the lines it delivers.
+	Name() string
+	// Run delivers every line to c and returns when the input ends (nil)
+	// or ctx is done (ctx.Err()) or reading fails.
+	Run(ctx context.Context, c Consumer) error
+}
