@@ -1,0 +1,281 @@
+// Package nstest gives kernel tests of the firewall backends a fresh network
+// namespace each, veth links between namespaces, and TCP probes. It is used
+// only from tests; every namespace, link and listener it creates is removed
+// through t.Cleanup.
+package nstest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/palisade-project/palisade/internal/sysexec"
+)
+
+// RequireRoot skips the test unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("kernel test: needs root to create network namespaces")
+	}
+}
+
+// RequireProgram skips the test unless the named programs are installed.
+func RequireProgram(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("kernel test: %s is not installed", n)
+		}
+	}
+}
+
+// NS is a named network namespace (visible to "ip netns exec NAME").
+type NS struct {
+	Name   string
+	Handle netns.NsHandle
+}
+
+// Fd is the namespace file descriptor, for netlink options.
+func (n *NS) Fd() int { return int(n.Handle) }
+
+// New creates a fresh named network namespace with loopback up; it is
+// deleted when the test ends.
+func New(t testing.TB) *NS {
+	t.Helper()
+	RequireRoot(t)
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	name := "palisade-t-" + hex.EncodeToString(rnd[:])
+	type result struct {
+		h   netns.NsHandle
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			ch <- result{err: err}
+			runtime.UnlockOSThread()
+			return
+		}
+		defer orig.Close()
+		h, err := netns.NewNamed(name)
+		if rerr := netns.Set(orig); rerr == nil {
+			runtime.UnlockOSThread()
+		} // else the goroutine ends with the thread locked: Go discards it
+		ch <- result{h, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("create network namespace %s: %v", name, r.err)
+	}
+	ns := &NS{Name: name, Handle: r.h}
+	t.Cleanup(func() {
+		ns.Handle.Close()
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("delete network namespace %s: %v", name, err)
+		}
+	})
+	h, err := netlink.NewHandleAt(r.h)
+	if err != nil {
+		t.Fatalf("netlink in %s: %v", name, err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err == nil {
+		err = h.LinkSetUp(lo)
+	}
+	if err != nil {
+		t.Fatalf("loopback up in %s: %v", name, err)
+	}
+	return ns
+}
+
+// Do runs fn on an OS thread switched into the namespace. Sockets created
+// by fn stay in the namespace after Do returns.
+func (n *NS) Do(fn func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(n.Handle); err != nil {
+			runtime.UnlockOSThread()
+			ch <- err
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- ferr
+	}()
+	return <-ch
+}
+
+// Link connects two namespaces with a veth pair and assigns addresses
+// (prefixes such as 192.0.2.1/24 or 2001:db8::1/64) on each side. IPv6
+// addresses skip duplicate address detection so they work at once.
+func Link(t testing.TB, a, b *NS, addrA, addrB []netip.Prefix) {
+	t.Helper()
+	ha, err := netlink.NewHandleAt(a.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ha.Close()
+	hb, err := netlink.NewHandleAt(b.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hb.Close()
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: "veth-a"},
+		PeerName:      "veth-b",
+		PeerNamespace: netlink.NsFd(b.Handle),
+	}
+	if err := ha.LinkAdd(veth); err != nil {
+		t.Fatalf("create veth: %v", err)
+	}
+	for _, side := range []struct {
+		h     *netlink.Handle
+		name  string
+		addrs []netip.Prefix
+	}{{ha, "veth-a", addrA}, {hb, "veth-b", addrB}} {
+		l, err := side.h.LinkByName(side.name)
+		if err != nil {
+			t.Fatalf("find %s: %v", side.name, err)
+		}
+		for _, p := range side.addrs {
+			ad := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+			if p.Addr().Is6() {
+				ad.Flags = unix.IFA_F_NODAD
+			}
+			if err := side.h.AddrAdd(l, ad); err != nil {
+				t.Fatalf("address %v on %s: %v", p, side.name, err)
+			}
+		}
+		if err := side.h.LinkSetUp(l); err != nil {
+			t.Fatalf("%s up: %v", side.name, err)
+		}
+	}
+}
+
+// Listen starts a TCP server in the namespace that accepts and closes
+// connections; it stops when the test ends.
+func Listen(t testing.TB, n *NS, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := n.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %s in %s: %v", addr, n.Name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+}
+
+// Outcome of a connection attempt.
+type Outcome string
+
+// Outcomes.
+const (
+	Connected Outcome = "connected"
+	Refused   Outcome = "refused"  // RST or ICMP port unreachable
+	TimedOut  Outcome = "timedout" // dropped
+)
+
+// Dial tries a TCP connection from the namespace and classifies the result.
+func Dial(n *NS, addr string, timeout time.Duration) (Outcome, error) {
+	var out Outcome
+	err := n.Do(func() error {
+		c, err := net.DialTimeout("tcp", addr, timeout)
+		switch {
+		case err == nil:
+			c.Close()
+			out = Connected
+			return nil
+		case errors.Is(err, syscall.ECONNREFUSED):
+			out = Refused
+			return nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			out = TimedOut
+			return nil
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			out = TimedOut
+			return nil
+		}
+		return err
+	})
+	return out, err
+}
+
+// Runner runs programs inside a namespace through "ip netns exec NAME".
+type Runner struct {
+	NS    *NS
+	Inner sysexec.Runner
+}
+
+// Run implements sysexec.Runner.
+func (r Runner) Run(ctx context.Context, c sysexec.Cmd) (sysexec.Result, error) {
+	c.Args = append([]string{"netns", "exec", r.NS.Name, c.Name}, c.Args...)
+	c.Name = "ip"
+	return r.Inner.Run(ctx, c)
+}
+
+// Eventually polls cond every 50ms until it returns nil or the deadline
+// passes, then fails the test with the last error.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %v: %v", what, within, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// String is for messages.
+func (n *NS) String() string { return fmt.Sprintf("netns %s", n.Name) }
