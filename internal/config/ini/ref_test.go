@@ -38,18 +38,18 @@ func needFail2ban(t testing.TB) {
 	}
 }
 
-// pythonDump runs fail2ban's own ConfigReader over dir/name.
-func pythonDump(t testing.TB, dir, name string) refDump {
+// pythonDumps runs fail2ban's own ConfigReader over dir/name for names.
+func pythonDumps(t testing.TB, dir string, names ...string) map[string]refDump {
 	t.Helper()
 	script, err := filepath.Abs("testdata/f2b_dump.py")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("python3", script, dir, name).Output()
+	out, err := exec.Command("python3", append([]string{script, dir}, names...)...).Output()
 	if err != nil {
-		t.Fatalf("reference reader on %s/%s: %v", dir, name, err)
+		t.Fatalf("reference reader on %s: %v", dir, err)
 	}
-	var d refDump
+	d := map[string]refDump{}
 	if err := json.Unmarshal(out, &d); err != nil {
 		t.Fatalf("reference output: %v", err)
 	}
@@ -108,9 +108,9 @@ func normalize(d refDump) refDump {
 	return d
 }
 
-func compareWithFail2ban(t *testing.T, dir, name string) {
+func compareWithFail2ban(t *testing.T, dir, name string, ref refDump) {
 	t.Helper()
-	want := normalize(pythonDump(t, dir, name))
+	want := normalize(ref)
 	got := normalize(goDump(dir, name))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("%s/%s: fail2ban (-) vs palisade (+):\n%s", dir, name, diff)
@@ -154,10 +154,13 @@ func TestStockFilesLikeFail2ban(t *testing.T) {
 		}
 	}
 	needFail2ban(t)
-	for _, name := range stockNames(t) {
-		if d := pythonDump(t, "/etc/fail2ban", name); d.Error != "" || len(d.Sections) < 2 {
+	names := stockNames(t)
+	refs := pythonDumps(t, "/etc/fail2ban", names...)
+	for _, name := range names {
+		d := refs[name]
+		if d.Error != "" || len(d.Sections) < 2 {
 			t.Errorf("%s: fail2ban reference read nothing: %q", name, d.Error)
 		}
-		compareWithFail2ban(t, "/etc/fail2ban", name)
+		compareWithFail2ban(t, "/etc/fail2ban", name, d)
 	}
 }
