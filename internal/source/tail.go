@@ -241,8 +241,10 @@ func (t *Tailer) refreshLocked(s *subscription, initial bool) {
 		if r == nil {
 			r = t.newReader(f, initial && !s.opts.Head)
 			t.readers[f] = r
+			r.attach(s) // before the reader's first step
 			t.wg.Add(1)
 			go r.run()
+			continue
 		}
 		r.attach(s)
 	}
@@ -455,6 +457,7 @@ type reader struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	gone    atomic.Bool // no open file and the path is missing
+	steps   atomic.Uint64
 	buf     []byte
 	batch   []Line
 	subsMu  sync.Mutex
@@ -545,6 +548,7 @@ func (r *reader) run() {
 		if r.step() { // more to read right away
 			r.wake()
 		}
+		r.steps.Add(1)
 		select {
 		case <-r.ctx.Done():
 			return
