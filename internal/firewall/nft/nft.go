@@ -67,8 +67,13 @@ type Options struct {
 	// the backend then works inside that namespace (tests, containers).
 	NetNSFd int
 	// Verify re-reads the touched sets after each Add and Remove and fails
-	// if an element is not as requested. It costs one set dump per touched set.
+	// if an element is not as requested. It costs one dump per touched set,
+	// and a set dump is slow in the kernel for big sets (about 1 s per
+	// 100,000 elements), so calls changing more than VerifyLimit elements are
+	// not verified (bulk restores are checked by List-based reconciliation).
 	Verify bool
+	// VerifyLimit is the largest call Verify checks; 0 means 10,000.
+	VerifyLimit int
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock (for tests); nil means time.Now.
@@ -91,6 +96,9 @@ var _ firewall.Backend = (*Backend)(nil)
 func New(opts Options) (*Backend, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.VerifyLimit <= 0 {
+		opts.VerifyLimit = 10_000
 	}
 	log := opts.Logger
 	if log == nil {
@@ -512,7 +520,7 @@ func (b *Backend) change(ctx context.Context, op string, bans []firewall.Ban) er
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	groups, _, err := b.group(op, bans, op == "add")
+	groups, count, err := b.group(op, bans, op == "add")
 	if err != nil {
 		return err
 	}
@@ -570,9 +578,9 @@ func (b *Backend) change(ctx context.Context, op string, bans []firewall.Ban) er
 	if err := flush(); err != nil {
 		return err
 	}
-	if b.opts.Verify {
+	if b.opts.Verify && count <= b.opts.VerifyLimit {
 		for _, n := range names {
-			if err := b.verify(groups[n], op == "add"); err != nil {
+			if err := b.verify(ctx, groups[n], op == "add"); err != nil {
 				return fmt.Errorf("nftables %s: verify: %w", op, err)
 			}
 		}
@@ -590,7 +598,27 @@ func explain(err error) error {
 	return err
 }
 
-func (b *Backend) verify(g *setOps, present bool) error {
+// verify checks that the start keys of g are present (or absent). A dump
+// of a hash set that the kernel is resizing right after a bulk change can
+// skip elements, so a mismatch is re-checked a few times before it counts.
+func (b *Backend) verify(ctx context.Context, g *setOps, present bool) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+			}
+		}
+		if err = b.verifyOnce(g, present); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func (b *Backend) verifyOnce(g *setOps, present bool) error {
 	got, err := b.conn.GetSetElements(g.set)
 	if err != nil {
 		return fmt.Errorf("read set %s: %w", g.set.Name, err)

@@ -41,7 +41,7 @@ func pfx(s string) netip.Prefix {
 	return netip.MustParsePrefix(s)
 }
 
-var sshd = firewall.JailSpec{Name: "sshd", Scope: firewall.Scope{Ports: []firewall.PortRange{{22, 22}}, Protocol: "tcp"}}
+var sshd = firewall.JailSpec{Name: "sshd", Scope: firewall.Scope{Ports: []firewall.PortRange{{From: 22, To: 22}}, Protocol: "tcp"}}
 
 func listed(t *testing.T, b *Backend) map[string]firewall.Ban {
 	t.Helper()
@@ -230,8 +230,8 @@ func TestPortScoping(t *testing.T) {
 	b := newBackend(t, srv)
 	ctx := context.Background()
 	jails := []firewall.JailSpec{
-		{Name: "ssh", Scope: firewall.Scope{Ports: []firewall.PortRange{{2222, 2222}}, Protocol: "tcp"}, Block: firewall.Reject},
-		{Name: "web", Scope: firewall.Scope{Ports: []firewall.PortRange{{8000, 8100}}, Protocol: "tcp"}, Block: firewall.Drop},
+		{Name: "ssh", Scope: firewall.Scope{Ports: []firewall.PortRange{{From: 2222, To: 2222}}, Protocol: "tcp"}, Block: firewall.Reject},
+		{Name: "web", Scope: firewall.Scope{Ports: []firewall.PortRange{{From: 8000, To: 8100}}, Protocol: "tcp"}, Block: firewall.Drop},
 		{Name: "all", Scope: firewall.Scope{Protocol: "all"}},
 	}
 	if err := b.Setup(ctx, jails); err != nil {
@@ -352,12 +352,12 @@ func TestSetupKeepsOtherJails(t *testing.T) {
 	ns := nstest.New(t)
 	b := newBackend(t, ns)
 	ctx := context.Background()
-	web := firewall.JailSpec{Name: "nginx-http-auth", Scope: firewall.Scope{Ports: []firewall.PortRange{{80, 80}, {443, 443}}}}
+	web := firewall.JailSpec{Name: "nginx-http-auth", Scope: firewall.Scope{Ports: []firewall.PortRange{{From: 80, To: 80}, {From: 443, To: 443}}}}
 	if err := b.Setup(ctx, []firewall.JailSpec{sshd, web}); err != nil {
 		t.Fatal(err)
 	}
 	sshd2 := sshd
-	sshd2.Scope.Ports = []firewall.PortRange{{2222, 2222}}
+	sshd2.Scope.Ports = []firewall.PortRange{{From: 2222, To: 2222}}
 	if err := b.Setup(ctx, []firewall.JailSpec{sshd2}); err != nil {
 		t.Fatal(err)
 	}
