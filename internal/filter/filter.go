@@ -1,0 +1,704 @@
+package filter
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// DateMatch is a date found in a line: [Start, End) is the date text (cut
+// out of the line before matching), Valid is false when the text matched a
+// template but is no usable date.
+type DateMatch struct {
+	Start, End int
+	Time       time.Time
+	Valid      bool
+}
+
+// DateDetector finds the date in a log line (see internal/datetime).
+type DateDetector interface {
+	Detect(line string, now time.Time) (DateMatch, bool)
+}
+
+// Options tune a Filter.
+type Options struct {
+	// Location is the zone for zone-less timestamps (default time.Local).
+	Location *time.Location
+	// Now returns the current time (default time.Now); it drives year
+	// inference and the "last date within 60 s" rule.
+	Now func() time.Time
+	// Clock is the real clock used to age the connection cache
+	// (default time.Now).
+	Clock func() time.Time
+	// Journal: lines carry no date; the caller gives the time (ProcessAt).
+	Journal bool
+	// Dates finds dates in lines (required unless Journal).
+	Dates DateDetector
+	// MatchTimeout bounds one match of a backtracking pattern
+	// (default DefaultMatchTimeout). A timed-out match counts as no match.
+	MatchTimeout time.Duration
+	// RequireRE2 makes a pattern that Go's regexp cannot run a load error.
+	RequireRE2 bool
+	// UseDNS is the jail's usedns: "no" drops the host-name alternative of
+	// <HOST>; anything else (default "warn") keeps it.
+	UseDNS string
+	// MLFIDCacheSize and MLFIDCacheAge bound the per-connection cache
+	// (defaults 100 entries, 5 minutes: fail2ban's values).
+	MLFIDCacheSize int
+	MLFIDCacheAge  time.Duration
+}
+
+// Status is what became of a line.
+type Status int
+
+// Line outcomes.
+const (
+	Missed  Status = iota // no failregex matched
+	Matched               // a failregex matched (failures may still be pending or no-failure)
+	Ignored               // a failregex matched but an ignoreregex too (or ignoreregex up front)
+)
+
+// Result is the outcome of one line.
+type Result struct {
+	Status Status
+	// Regex is the index of the failregex that matched, -1 if none.
+	Regex int
+	// Ignore is the index of the ignoreregex that matched, -1 if none.
+	Ignore int
+	// Failures produced by this line (nil for most lines).
+	Failures []Failure
+}
+
+// MaxMaxLines bounds the multi-line buffer.
+const MaxMaxLines = 1000
+
+// maxKeptMatches bounds the lines remembered per connection.
+const maxKeptMatches = 64
+
+// maxUsers bounds the user set remembered per connection.
+const maxUsers = 64
+
+// tline is a log line split around its date text.
+type tline struct{ pre, date, post string }
+
+func (t tline) text() string { return t.pre + t.post }
+
+// Filter applies one filter definition to a stream of lines, keeping
+// fail2ban's state between lines. It is not safe for concurrent use.
+type Filter struct {
+	name     string
+	pref     *rx
+	fail     []*rx
+	ignore   []*rx
+	maxLines int
+	opts     Options
+
+	// line-level pre-filter (single-line filters only)
+	preLits  [][]byte // all must be present
+	failAny  [][][]byte
+	failOpen bool // some failregex has no literal: no line-level filter
+	canSkip  bool
+
+	lastDate     time.Time
+	hasLast      bool
+	lastTimeText string
+	// the last line skipped by the pre-filter, whose date is looked up only
+	// when a later line needs "the last date"
+	skipped    []byte
+	hasSkipped bool
+
+	lines  []tline // multi-line buffer
+	single [1]tline
+	bufA   []byte
+	bufB   []byte
+	bufC   []byte
+
+	cache    *mlfidCache
+	timeouts uint64
+}
+
+// New compiles def.
+func New(def Definition, opts Options) (*Filter, error) {
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.MLFIDCacheSize <= 0 {
+		opts.MLFIDCacheSize = 100
+	}
+	if opts.MLFIDCacheAge <= 0 {
+		opts.MLFIDCacheAge = 5 * time.Minute
+	}
+	if opts.UseDNS == "" {
+		opts.UseDNS = "warn"
+	}
+	if opts.Dates == nil && !opts.Journal {
+		return nil, fmt.Errorf("filter %s: no date detector", def.Name)
+	}
+	f := &Filter{name: def.Name, opts: opts, maxLines: def.MaxLines}
+	if f.maxLines <= 0 {
+		f.maxLines = 1
+	}
+	if f.maxLines > MaxMaxLines {
+		return nil, fmt.Errorf("filter %s: maxlines %d exceeds %d", def.Name, def.MaxLines, MaxMaxLines)
+	}
+	nonML := dollarSingle
+	failDM := dollarSingle
+	if f.maxLines > 1 {
+		nonML = dollarMulti
+		failDM = dollarMultiline
+	}
+	var err error
+	if strings.TrimSpace(def.PrefRegex) != "" {
+		f.pref, err = compileRx(def.PrefRegex, opts.UseDNS, nonML, opts.RequireRE2, opts.MatchTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("filter %s: prefregex: %w", def.Name, err)
+		}
+	}
+	for i, s := range def.FailRegex {
+		r, err := compileRx(s, opts.UseDNS, failDM, opts.RequireRE2, opts.MatchTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("filter %s: failregex %d: %w", def.Name, i, err)
+		}
+		if !hasFailureID(r) && (f.pref == nil || !hasFailureID(f.pref)) {
+			return nil, fmt.Errorf("filter %s: failregex %d: no failure-id group (<HOST>, <ADDR>, <F-ID>, <F-MLFID>...) in %q", def.Name, i, r.expr)
+		}
+		f.fail = append(f.fail, r)
+	}
+	for i, s := range def.IgnoreRegex {
+		r, err := compileRx(s, opts.UseDNS, nonML, opts.RequireRE2, opts.MatchTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("filter %s: ignoreregex %d: %w", def.Name, i, err)
+		}
+		f.ignore = append(f.ignore, r)
+	}
+	f.cache = newMLFIDCache(opts.MLFIDCacheSize, opts.MLFIDCacheAge, opts.Clock)
+	f.setupPrefilter()
+	return f, nil
+}
+
+func hasFailureID(r *rx) bool {
+	for _, n := range []string{"fid", "ip4", "ip6", "dns", "mlfid"} {
+		if r.hasName[n] {
+			return true
+		}
+	}
+	return false
+}
+
+// setupPrefilter prepares the line-level literal check: a single-line
+// filter line can only produce a failure if it holds the prefregex's
+// literals and all literals of at least one failregex.
+func (f *Filter) setupPrefilter() {
+	if f.maxLines > 1 || len(f.fail) == 0 {
+		return
+	}
+	if f.pref != nil {
+		f.preLits = f.pref.lits
+	}
+	for _, r := range f.fail {
+		if len(r.lits) == 0 && r.prefix == nil {
+			f.failOpen = true
+		}
+		lits := r.lits
+		if len(lits) == 0 && r.prefix != nil {
+			lits = [][]byte{r.prefix}
+		}
+		f.failAny = append(f.failAny, lits)
+	}
+	f.canSkip = len(f.preLits) > 0 || !f.failOpen
+}
+
+func containsStr(s string, lit []byte) bool {
+	return strings.Contains(s, unsafe.String(unsafe.SliceData(lit), len(lit)))
+}
+
+// mayMatch is the line-level pre-filter.
+func (f *Filter) mayMatch(line string) bool {
+	for _, l := range f.preLits {
+		if !containsStr(line, l) {
+			return false
+		}
+	}
+	if f.failOpen {
+		return true
+	}
+	for _, lits := range f.failAny {
+		ok := true
+		for _, l := range lits {
+			if !containsStr(line, l) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Timeouts is the number of backtracking matches that hit MatchTimeout.
+func (f *Filter) Timeouts() uint64 { return f.timeouts }
+
+// Name is the filter's name.
+func (f *Filter) Name() string { return f.name }
+
+// ProcessBytes is Process for a line held in a byte slice; b is not retained.
+func (f *Filter) ProcessBytes(b []byte) Result {
+	return f.Process(unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+// Process handles one line of a log file: the date is found in the line
+// and cut out of it before matching. line is not retained.
+func (f *Filter) Process(line string) Result {
+	if f.opts.Journal {
+		return f.ProcessAt(line, f.opts.Now())
+	}
+	if f.canSkip && !f.mayMatch(line) {
+		f.skipped = append(f.skipped[:0], line...)
+		f.hasSkipped = true
+		return Result{Regex: -1, Ignore: -1}
+	}
+	now := f.opts.Now()
+	var tl tline
+	var date time.Time
+	has := false
+	m, ok := f.opts.Dates.Detect(line, now)
+	if ok && m.Start >= 0 && m.Start <= m.End && m.End <= len(line) {
+		tl = tline{line[:m.Start], line[m.Start:m.End], line[m.End:]}
+		switch {
+		case m.Start < m.End:
+			if m.Valid {
+				date, has = m.Time, true
+				f.setLast(date, tl.date)
+			}
+		case f.recentLast(now):
+			tl = tline{"", f.lastTimeText, line}
+			date, has = f.lastDate, true
+		default:
+			date, has = now, true
+		}
+	} else {
+		tl = tline{"", "", line}
+	}
+	if !has && f.recentLast(now) {
+		tl = tline{"", f.lastTimeText, line}
+		date, has = f.lastDate, true
+	}
+	return f.find(tl, date, has)
+}
+
+// ProcessAt handles one journal message whose time is t: no date is
+// looked for in the line.
+func (f *Filter) ProcessAt(line string, t time.Time) Result {
+	f.setLast(t, "")
+	return f.find(tline{"", "", line}, t, true)
+}
+
+func (f *Filter) setLast(t time.Time, text string) {
+	f.lastDate, f.hasLast = t, true
+	if text != f.lastTimeText {
+		f.lastTimeText = strings.Clone(text)
+	}
+	f.hasSkipped = false
+}
+
+// recentLast reports whether the last date is less than 60 s before now,
+// first catching up with a line the pre-filter skipped.
+func (f *Filter) recentLast(now time.Time) bool {
+	if f.hasSkipped {
+		f.hasSkipped = false
+		s := string(f.skipped)
+		if m, ok := f.opts.Dates.Detect(s, now); ok && m.Valid && m.Start < m.End && m.End <= len(s) {
+			f.setLast(m.Time, s[m.Start:m.End])
+		}
+	}
+	return f.hasLast && f.lastDate.After(now.Add(-60*time.Second))
+}
+
+// join writes "\n".join(pre+post) + "\n" into dst.
+func join(dst []byte, lines []tline) []byte {
+	dst = dst[:0]
+	for _, l := range lines {
+		dst = append(dst, l.pre...)
+		dst = append(dst, l.post...)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// found is a failregex match with the lines it covers.
+type found struct {
+	spans     []int
+	buf       []byte
+	matched   []tline
+	unmatched []tline
+}
+
+// search runs r on buf (built from lines, matched against org) like
+// fail2ban's Regex.search.
+func (f *Filter) search(r *rx, buf []byte, org []tline) (*found, bool) {
+	spans, to := r.match(buf)
+	if to {
+		f.timeouts++
+	}
+	if spans == nil {
+		return nil, false
+	}
+	fd := &found{spans: spans, buf: buf}
+	if len(org) <= 1 {
+		fd.matched = org
+		return fd, true
+	}
+	start, end := spans[0], spans[1]
+	ls := bytes.LastIndexByte(buf[:min(start+1, len(buf))], '\n') + 1
+	from := end - 1
+	if from < 0 {
+		from = len(buf) - 1
+	}
+	le := len(buf)
+	if k := bytes.IndexByte(buf[from:], '\n'); k >= 0 {
+		le = from + k + 1
+	}
+	c1 := bytes.Count(buf[:ls], []byte{'\n'})
+	c2 := bytes.Count(buf[:le], []byte{'\n'})
+	c1, c2 = min(c1, len(org)), min(c2, len(org))
+	matched := append([]tline(nil), org[c1:c2]...)
+	unmatched := append([]tline(nil), org[:c1]...)
+	var skipped strings.Builder
+	for _, g := range r.skiplines {
+		if spans[2*g] >= 0 {
+			skipped.Write(buf[spans[2*g]:spans[2*g+1]])
+		}
+	}
+	if skipped.Len() > 0 {
+		n := 0
+		for _, sl := range strings.Split(strings.TrimSuffix(skipped.String(), "\n"), "\n") {
+			for m := n; m < len(matched); m++ {
+				if matched[m].text() == sl {
+					unmatched = append(unmatched, matched[m])
+					matched = append(matched[:m], matched[m+1:]...)
+					n = m
+					break
+				}
+			}
+		}
+	}
+	fd.matched = matched
+	fd.unmatched = append(unmatched, org[c2:]...)
+	return fd, true
+}
+
+// ignored runs the ignoreregexes; it returns the index that matched or -1.
+func (f *Filter) ignored(buf []byte, org []tline, fd *found) int {
+	if fd != nil && f.maxLines > 1 {
+		org = fd.matched
+		f.bufC = join(f.bufC, org)
+		buf = f.bufC
+	}
+	for i, ir := range f.ignore {
+		if _, ok := f.search(ir, buf, org); ok {
+			if fd != nil {
+				f.lines = fd.unmatched
+			}
+			return i
+		}
+	}
+	return -1
+}
+
+// groups turns a match into a field map (None groups absent); nilNames
+// collects the named groups that did not take part.
+func groups(r *rx, spans []int, buf []byte, skip int, nilNames *[]string) map[string]string {
+	m := make(map[string]string, 4)
+	for i := 1; i < len(r.names); i++ {
+		n := r.names[i]
+		if n == "" || i == skip {
+			continue
+		}
+		if 2*i+1 >= len(spans) || spans[2*i] < 0 {
+			if nilNames != nil {
+				*nilNames = append(*nilNames, n)
+			}
+			continue
+		}
+		m[n] = string(buf[spans[2*i]:spans[2*i+1]])
+	}
+	for _, a := range r.alts {
+		if v := m[r.names[a.group]]; v != "" && m[a.target] == "" {
+			m[a.target] = v
+		}
+	}
+	return m
+}
+
+func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
+	res := Result{Regex: -1, Ignore: -1}
+	var org []tline
+	if f.maxLines > 1 {
+		tl.pre, tl.date, tl.post = strings.Clone(tl.pre), strings.Clone(tl.date), strings.Clone(tl.post)
+		f.lines = append(f.lines, tl)
+		if len(f.lines) > f.maxLines {
+			f.lines = append([]tline(nil), f.lines[len(f.lines)-f.maxLines:]...)
+		}
+		org = f.lines
+	} else {
+		f.single[0] = tl
+		f.lines = f.single[:]
+		org = f.lines
+	}
+	f.bufA = join(f.bufA, org)
+	buf := f.bufA
+
+	if len(f.ignore) > 0 && len(f.ignore) < len(f.fail)-2 {
+		if i := f.ignored(buf, org, nil); i >= 0 {
+			res.Status, res.Ignore = Ignored, i
+			return res
+		}
+	}
+
+	var pre *found
+	if f.pref != nil {
+		p, ok := f.search(f.pref, buf, org)
+		if !ok {
+			return res
+		}
+		pre = p
+		if c := f.pref.content; c >= 0 && p.spans[2*c] >= 0 && p.spans[2*c] < p.spans[2*c+1] {
+			content := buf[p.spans[2*c]:p.spans[2*c+1]]
+			f.bufB = append(append(f.bufB[:0], content...), '\n')
+			if f.maxLines > 1 {
+				f.lines = []tline{{post: string(content)}}
+			}
+			buf = f.bufB
+		}
+	}
+
+	for i, fr := range f.fail {
+		if buf == nil {
+			f.bufB = join(f.bufB, f.lines)
+			buf = f.bufB
+		}
+		fd, ok := f.search(fr, buf, org)
+		if !ok {
+			continue
+		}
+		res.Status, res.Regex = Matched, i
+		if len(f.ignore) > 0 {
+			if k := f.ignored(buf, org, fd); k >= 0 {
+				res.Status, res.Ignore = Ignored, k
+				return res
+			}
+		}
+		if f.maxLines > 1 {
+			f.lines = fd.unmatched
+		}
+		var nilNames []string
+		fields := groups(fr, fd.spans, fd.buf, -1, &nilNames)
+		if pre != nil {
+			pg := groups(f.pref, pre.spans, pre.buf, f.pref.content, nil)
+			for k, v := range fields {
+				pg[k] = v
+			}
+			for _, n := range nilNames {
+				delete(pg, n)
+			}
+			fields = pg
+		}
+		matched := make([]string, len(fd.matched))
+		for k, l := range fd.matched {
+			matched[k] = l.text()
+		}
+		if fl := f.failure(i, fields, matched, date, hasDate); fl != nil {
+			res.Failures = append(res.Failures, *fl)
+		}
+		// production semantics: the first failregex that matches decides
+		return res
+	}
+	return res
+}
+
+// failData is fail2ban's failure dict.
+type failData struct {
+	fields        map[string]string
+	users         []string
+	matches       []string
+	nofailMatches []string
+	attempts      int // len(matches) including those dropped by the bound
+	nofailCount   int
+	pending       bool
+}
+
+func truthy(m map[string]string, k string) bool { return m[k] != "" }
+
+func (d *failData) addMatches(ms []string) {
+	d.attempts += len(ms)
+	d.matches = append(d.matches, ms...)
+	if len(d.matches) > maxKeptMatches {
+		d.matches = append([]string(nil), d.matches[len(d.matches)-maxKeptMatches:]...)
+	}
+}
+
+func (d *failData) addUser(u string) []string {
+	if u != "" {
+		for _, x := range d.users {
+			if x == u {
+				return d.users
+			}
+		}
+		if len(d.users) < maxUsers {
+			d.users = append(d.users, u)
+		}
+	}
+	return d.users
+}
+
+// failure turns a failregex match into a Failure (or nil when pending or
+// no-failure).
+func (f *Filter) failure(idx int, fields map[string]string, matched []string, date time.Time, hasDate bool) *Failure {
+	fail := &failData{fields: fields}
+	mlfid, isML := fields["mlfid"]
+	if isML {
+		fail = f.merge(mlfid, fail, matched)
+		if truthy(fail.fields, "nofail") {
+			return nil
+		}
+	} else {
+		fail.addMatches(matched)
+	}
+	fid, hasFID := fail.fields["fid"]
+	ip, hasIP := fail.fields["ip4"]
+	if !hasIP {
+		ip, hasIP = fail.fields["ip6"]
+	}
+	if !hasIP {
+		ip, hasIP = fail.fields["dns"]
+	}
+	if !hasIP {
+		if hasFID {
+			ip, hasIP = fid, true
+		}
+	}
+	if !hasIP {
+		// pending: no id yet (mlfid case) or a regex without id (error)
+		if isML {
+			fail.pending = true
+		}
+		return nil
+	}
+	id := ip
+	out := make(map[string]string, len(fail.fields)+1)
+	for k, v := range fail.fields {
+		out[k] = v
+	}
+	if hasFID && fid != ip {
+		out["ip"] = ip
+		id = fid
+	}
+	fl := &Failure{ID: id, Fields: out, Attempts: fail.attempts, Regex: idx}
+	if a, err := netip.ParseAddr(strings.TrimPrefix(strings.TrimSuffix(id, "]"), "[")); err == nil {
+		fl.Addr = a.Unmap()
+	}
+	if hasDate {
+		fl.Time = date
+	}
+	if fail.users != nil {
+		fl.Users = append([]string(nil), fail.users...)
+		sort.Strings(fl.Users)
+	}
+	fl.Matches = append([]string(nil), fail.matches...)
+	return fl
+}
+
+// merge is fail2ban's Filter._mergeFailure.
+func (f *Filter) merge(mlfid string, fail *failData, matched []string) *failData {
+	cached := f.cache.get(mlfid)
+	var users []string
+	nf := 0
+	if truthy(fail.fields, "mlfgained") {
+		nf |= 8 | 1
+		if !truthy(fail.fields, "nofail") {
+			fail.fields["nofail"] = fail.fields["mlfgained"]
+		}
+	} else if truthy(fail.fields, "nofail") {
+		nf |= 1
+	}
+	if v, ok := fail.fields["mlfforget"]; ok {
+		delete(fail.fields, "mlfforget")
+		if v != "" {
+			nf |= 2
+		}
+	}
+	if cached != nil {
+		g := cached
+		users = g.addUser(fail.fields["user"])
+		if v, ok := g.fields["nofail"]; ok {
+			delete(g.fields, "nofail")
+			if v != "" {
+				nf |= 4
+			}
+		}
+		if v, ok := g.fields["mlfgained"]; ok {
+			delete(g.fields, "mlfgained")
+			if v != "" {
+				nf |= 4
+			}
+		}
+		if nf&8 != 0 {
+			g.pending = false
+		}
+		if nf&4 == 0 && !g.pending {
+			g.matches, g.attempts = nil, 0
+		}
+		for k, v := range fail.fields {
+			g.fields[k] = v
+		}
+		fail = g
+		if nf&2 != 0 {
+			f.cache.unset(mlfid)
+		}
+	} else if nf&2 == 0 {
+		users = fail.addUser(fail.fields["user"])
+		f.cache.set(mlfid, fail)
+	}
+	pending := fail.pending
+	fail.pending = false
+	if pending || len(users) > 1 {
+		delete(fail.fields, "nofail")
+		delete(fail.fields, "mlfgained")
+		nf &^= 8 | 1
+	}
+	if nf&1 == 0 {
+		m := fail.nofailMatches
+		n := fail.nofailCount
+		fail.nofailMatches, fail.nofailCount = nil, 0
+		old, oldN := fail.matches, fail.attempts
+		fail.matches, fail.attempts = nil, 0
+		fail.matches = append(fail.matches, m...)
+		fail.attempts = n
+		fail.matches = append(fail.matches, old...)
+		fail.attempts += oldN
+		if nf&8 == 0 {
+			fail.addMatches(matched)
+		} else if len(fail.matches) > maxKeptMatches {
+			fail.matches = fail.matches[len(fail.matches)-maxKeptMatches:]
+		}
+	} else if nf&3 == 1 {
+		fail.nofailMatches = append(fail.nofailMatches, matched...)
+		fail.nofailCount += len(matched)
+		if len(fail.nofailMatches) > maxKeptMatches {
+			fail.nofailMatches = append([]string(nil), fail.nofailMatches[len(fail.nofailMatches)-maxKeptMatches:]...)
+		}
+	}
+	return fail
+}

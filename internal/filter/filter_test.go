@@ -1,0 +1,282 @@
+package filter
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// syslogDates is a test date detector for "Mon DD HH:MM:SS" at line start.
+type syslogDates struct{ loc *time.Location }
+
+var syslogRe = regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}`)
+
+func (d syslogDates) Detect(line string, now time.Time) (DateMatch, bool) {
+	loc := syslogRe.FindStringIndex(line)
+	if loc == nil {
+		return DateMatch{}, false
+	}
+	t, err := time.ParseInLocation("Jan _2 15:04:05", line[:loc[1]], d.loc)
+	if err != nil {
+		return DateMatch{Start: loc[0], End: loc[1]}, true
+	}
+	t = t.AddDate(now.Year(), 0, 0)
+	return DateMatch{Start: loc[0], End: loc[1], Time: t, Valid: true}, true
+}
+
+var testNow = time.Date(2005, 8, 14, 10, 0, 0, 0, time.UTC)
+
+func newTest(t *testing.T, def Definition, mod ...func(*Options)) *Filter {
+	t.Helper()
+	o := Options{Location: time.UTC, Now: func() time.Time { return testNow }, Dates: syslogDates{time.UTC}}
+	for _, m := range mod {
+		m(&o)
+	}
+	f, err := New(def, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+type want struct {
+	id       string
+	fields   map[string]string
+	users    string
+	attempts int
+	noTime   bool
+}
+
+func check(t *testing.T, f *Filter, lines []string, wants map[int]want) {
+	t.Helper()
+	for i, l := range lines {
+		res := f.Process(l)
+		w, ok := wants[i]
+		if !ok {
+			if len(res.Failures) != 0 {
+				t.Errorf("line %d %q: unexpected failure %+v", i, l, res.Failures)
+			}
+			continue
+		}
+		if len(res.Failures) != 1 {
+			t.Errorf("line %d %q: %d failures, want 1", i, l, len(res.Failures))
+			continue
+		}
+		fl := res.Failures[0]
+		if fl.ID != w.id {
+			t.Errorf("line %d: id %q, want %q", i, fl.ID, w.id)
+		}
+		for k, v := range w.fields {
+			got, ok := fl.Fields[k]
+			if v == "<nil>" {
+				if ok {
+					t.Errorf("line %d: field %s = %q, want absent", i, k, got)
+				}
+			} else if got != v {
+				t.Errorf("line %d: field %s = %q, want %q", i, k, got, v)
+			}
+		}
+		if w.users != "" && strings.Join(fl.Users, ",") != w.users {
+			t.Errorf("line %d: users %v, want %s", i, fl.Users, w.users)
+		}
+		if w.attempts != 0 && fl.Attempts != w.attempts {
+			t.Errorf("line %d: attempts %d, want %d", i, fl.Attempts, w.attempts)
+		}
+		if w.noTime != fl.Time.IsZero() {
+			t.Errorf("line %d: time %v, want zero=%v", i, fl.Time, w.noTime)
+		}
+	}
+}
+
+const prefix = `^\s*\S+ sshd\[\d+\]: `
+
+func TestProcessBasic(t *testing.T) {
+	f := newTest(t, Definition{Name: "t",
+		FailRegex:   []string{prefix + `Failed password for <F-USER>\S+</F-USER> from <HOST>`, prefix + `Bad <F-ID>\w+</F-ID> from <HOST>`},
+		IgnoreRegex: []string{`from 192\.0\.2\.99`},
+	})
+	lines := []string{
+		"Aug 14 09:59:01 h sshd[1]: Failed password for root from 192.0.2.1 port 22",
+		"Aug 14 09:59:02 h sshd[1]: Failed password for root from 192.0.2.99 port 22", // ignored
+		"Aug 14 09:59:03 h cron[1]: Failed password for root from 192.0.2.2",        // wrong daemon
+		"Aug 14 09:59:04 h sshd[1]: Failed password for bob from 2001:db8::5",
+		"Aug 14 09:59:05 h sshd[1]: Bad key42 from 192.0.2.3",
+		"Aug 14 09:59:06 h sshd[1]: Failed password for eve from attacker.example.org",
+	}
+	check(t, f, lines, map[int]want{
+		0: {id: "192.0.2.1", fields: map[string]string{"user": "root", "ip4": "192.0.2.1"}, attempts: 1},
+		3: {id: "2001:db8::5", fields: map[string]string{"ip6": "2001:db8::5", "ip4": "<nil>"}},
+		4: {id: "key42", fields: map[string]string{"ip": "192.0.2.3", "fid": "key42"}},
+		5: {id: "attacker.example.org", fields: map[string]string{"dns": "attacker.example.org"}},
+	})
+	if r := f.Process(lines[1]); r.Status != Ignored || r.Ignore != 0 || r.Regex != 0 {
+		t.Errorf("ignored line: %+v", r)
+	}
+	if r := f.Process(lines[2]); r.Status != Missed || r.Regex != -1 {
+		t.Errorf("missed line: %+v", r)
+	}
+}
+
+func TestProcessDateCut(t *testing.T) {
+	// the date text is cut out of the line before matching
+	f := newTest(t, Definition{Name: "t", FailRegex: []string{`^ x <HOST>$`}})
+	res := f.Process("Aug 14 09:00:00 x 192.0.2.1")
+	if len(res.Failures) != 1 || !res.Failures[0].Time.Equal(time.Date(2005, 8, 14, 9, 0, 0, 0, time.UTC)) {
+		t.Fatalf("got %+v", res)
+	}
+}
+
+func TestProcessLastDate(t *testing.T) {
+	f := newTest(t, Definition{Name: "t", FailRegex: []string{`^x <HOST>$`}})
+	// a dateless line takes the last date when it is within 60 s of now
+	f.Process("Aug 14 09:59:30 something else")
+	res := f.Process("x 192.0.2.1")
+	if len(res.Failures) != 1 || !res.Failures[0].Time.Equal(time.Date(2005, 8, 14, 9, 59, 30, 0, time.UTC)) {
+		t.Fatalf("recent last date: %+v", res)
+	}
+	f.Process("Aug 14 09:58:59 older")
+	res = f.Process("x 192.0.2.1")
+	if len(res.Failures) != 1 || !res.Failures[0].Time.IsZero() {
+		t.Fatalf("old last date: %+v", res)
+	}
+}
+
+func TestProcessPrefregexContent(t *testing.T) {
+	f := newTest(t, Definition{Name: "t",
+		PrefRegex: `^\s*\S+ (?P<daemon>\w+)\[\d+\]: <F-CONTENT>.+</F-CONTENT>$`,
+		FailRegex: []string{`^auth fail <HOST>$`},
+	})
+	check(t, f, []string{
+		"Aug 14 09:59:01 h app[7]: auth fail 192.0.2.1",
+		"Aug 14 09:59:01 h app7: auth fail 192.0.2.1",
+	}, map[int]want{0: {id: "192.0.2.1", fields: map[string]string{"daemon": "app", "content": "<nil>"}}})
+}
+
+func TestProcessAltUser(t *testing.T) {
+	f := newTest(t, Definition{Name: "t",
+		FailRegex: []string{`ruser=<F-ALT_USER>\S*</F-ALT_USER> rhost=<HOST>(?: user=<F-USER>\S*</F-USER>)?$`},
+	})
+	check(t, f, []string{
+		"Aug 14 09:59:01 ruser=alice rhost=192.0.2.1",
+		"Aug 14 09:59:01 ruser=alice rhost=192.0.2.1 user=bob",
+	}, map[int]want{
+		0: {id: "192.0.2.1", fields: map[string]string{"user": "alice"}},
+		1: {id: "192.0.2.1", fields: map[string]string{"user": "bob"}},
+	})
+}
+
+func TestProcessMultiline(t *testing.T) {
+	f := newTest(t, Definition{Name: "t", MaxLines: 5,
+		FailRegex: []string{`^ conn (?P<c>\d+) from <HOST><SKIPLINES>^ conn (?P=c) failed$`},
+	})
+	lines := []string{
+		"Aug 14 09:59:01 conn 1 from 192.0.2.1",
+		"Aug 14 09:59:02 conn 2 from 192.0.2.2",
+		"Aug 14 09:59:03 noise",
+		"Aug 14 09:59:04 conn 2 failed",
+		"Aug 14 09:59:05 conn 1 failed",
+	}
+	check(t, f, lines, map[int]want{
+		3: {id: "192.0.2.2", attempts: 2},
+		4: {id: "192.0.2.1", attempts: 2},
+	})
+}
+
+func TestProcessMLFID(t *testing.T) {
+	def := Definition{Name: "t",
+		PrefRegex: `^\s*\S+ <F-MLFID>sshd\[\d+\]</F-MLFID>: <F-CONTENT>.+</F-CONTENT>$`,
+		FailRegex: []string{
+			`^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>`,
+			`^Failed \S+ for <F-USER>\S+</F-USER>(?: from <HOST>)?`,
+			`^<F-MLFFORGET><F-MLFGAINED>Accepted \w+</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>`,
+			`^<F-NOFAIL><F-MLFFORGET>Disconnected</F-MLFFORGET></F-NOFAIL> from <HOST>`,
+		},
+	}
+	f := newTest(t, def)
+	lines := []string{
+		"Aug 14 09:59:01 h sshd[1]: Connection from 192.0.2.1",     // nofail, id cached
+		"Aug 14 09:59:02 h sshd[1]: Failed password for root",      // id from cache
+		"Aug 14 09:59:03 h sshd[1]: Failed password for admin",     // second user
+		"Aug 14 09:59:04 h sshd[2]: Failed password for x",         // pending: no id
+		"Aug 14 09:59:05 h sshd[2]: Connection from 192.0.2.2",     // nofail
+		"Aug 14 09:59:06 h sshd[1]: Disconnected from 192.0.2.1",   // forget
+		"Aug 14 09:59:07 h sshd[1]: Failed password for z",         // connection forgotten
+		"Aug 14 09:59:08 h sshd[3]: Failed password for u from 192.0.2.3",
+		"Aug 14 09:59:09 h sshd[3]: Accepted publickey for u from 192.0.2.3",
+	}
+	check(t, f, lines, map[int]want{
+		// expectations taken from fail2ban 1.0.2 on the same lines:
+		// the nofail line's match is counted with the first failure
+		1: {id: "192.0.2.1", fields: map[string]string{"user": "root", "mlfid": "sshd[1]"}, users: "root", attempts: 2},
+		2: {id: "192.0.2.1", fields: map[string]string{"user": "admin"}, users: "admin,root", attempts: 1},
+		// the pending failure is counted when the id shows up
+		4: {id: "192.0.2.2", fields: map[string]string{"user": "x"}, attempts: 2},
+		// several users on one connection: the nofail disconnect counts
+		5: {id: "192.0.2.1", users: "admin,root", attempts: 1},
+		7: {id: "192.0.2.3", attempts: 1},
+	})
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		def  Definition
+		opts Options
+		msg  string
+	}{
+		{Definition{Name: "n", FailRegex: []string{`^no id here$`}}, Options{}, "failregex 0: no failure-id group"},
+		{Definition{Name: "n", FailRegex: []string{`<HOST>`, `(<HOST>`}}, Options{}, "failregex 1"},
+		{Definition{Name: "n", FailRegex: []string{`(?<=a)<HOST>`}}, Options{RequireRE2: true}, "not RE2"},
+		{Definition{Name: "n", PrefRegex: `[`, FailRegex: []string{`<HOST>`}}, Options{}, "prefregex"},
+		{Definition{Name: "n", FailRegex: []string{`<HOST>`}, IgnoreRegex: []string{`(`}}, Options{}, "ignoreregex 0"},
+		{Definition{Name: "n", FailRegex: []string{`<HOST>`}, MaxLines: MaxMaxLines + 1}, Options{}, "maxlines"},
+	}
+	for _, tt := range tests {
+		tt.opts.Dates = syslogDates{time.UTC}
+		_, err := New(tt.def, tt.opts)
+		if err == nil || !strings.Contains(err.Error(), tt.msg) || !strings.Contains(err.Error(), "filter n") {
+			t.Errorf("New(%v): err %v, want %q", tt.def.FailRegex, err, tt.msg)
+		}
+	}
+	// an id in the prefregex is enough
+	if _, err := New(Definition{Name: "n", PrefRegex: `^<HOST> <F-CONTENT>.+</F-CONTENT>$`, FailRegex: []string{`^x$`}}, Options{Dates: syslogDates{time.UTC}}); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestMatchTimeoutCounted(t *testing.T) {
+	f := newTest(t, Definition{Name: "t", FailRegex: []string{`^(?P<x>a+)+(?=b)<HOST>`}}, func(o *Options) {
+		o.MatchTimeout = 5 * time.Millisecond
+	})
+	res := f.Process(strings.Repeat("a", 40) + "c")
+	if res.Status != Missed || f.Timeouts() != 1 {
+		t.Fatalf("status %v timeouts %d", res.Status, f.Timeouts())
+	}
+}
+
+func TestJournal(t *testing.T) {
+	f := newTest(t, Definition{Name: "t", FailRegex: []string{`^fail <HOST>$`}}, func(o *Options) { o.Journal = true; o.Dates = nil })
+	at := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	res := f.ProcessAt("fail 192.0.2.1", at)
+	if len(res.Failures) != 1 || !res.Failures[0].Time.Equal(at) {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestMLFIDCacheBounded(t *testing.T) {
+	now := testNow
+	c := newMLFIDCache(3, time.Minute, func() time.Time { return now })
+	for i := 0; i < 10; i++ {
+		c.set(string(rune('a'+i)), &failData{})
+		if c.len() > 3 {
+			t.Fatalf("cache size %d", c.len())
+		}
+	}
+	if c.get("j") == nil || c.get("a") != nil {
+		t.Fatal("FIFO eviction")
+	}
+	now = now.Add(2 * time.Minute)
+	if c.get("j") != nil {
+		t.Fatal("expiry")
+	}
+}

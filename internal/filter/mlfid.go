@@ -1,0 +1,84 @@
+package filter
+
+import "time"
+
+// mlfidCache is fail2ban's Utils.Cache for connection ids: at most size
+// entries, each living age; when full, the oldest entries are evicted
+// (insertion order, like an OrderedDict).
+type mlfidCache struct {
+	size  int
+	age   time.Duration
+	clock func() time.Time
+	m     map[string]*cacheEntry
+	// order holds keys in insertion order; entries whose seq no longer
+	// matches were removed and are skipped.
+	order []orderKey
+	seq   uint64
+}
+
+type cacheEntry struct {
+	v       *failData
+	expires time.Time
+	seq     uint64
+}
+
+type orderKey struct {
+	k   string
+	seq uint64
+}
+
+func newMLFIDCache(size int, age time.Duration, clock func() time.Time) *mlfidCache {
+	return &mlfidCache{size: size, age: age, clock: clock, m: make(map[string]*cacheEntry)}
+}
+
+func (c *mlfidCache) get(k string) *failData {
+	e := c.m[k]
+	if e == nil {
+		return nil
+	}
+	if e.expires.After(c.clock()) {
+		return e.v
+	}
+	delete(c.m, k)
+	return nil
+}
+
+func (c *mlfidCache) unset(k string) { delete(c.m, k) }
+
+func (c *mlfidCache) set(k string, v *failData) {
+	now := c.clock()
+	if e := c.m[k]; e != nil {
+		// an existing key keeps its place
+		e.v, e.expires = v, now.Add(c.age)
+		return
+	}
+	if len(c.m) >= c.size {
+		for len(c.order) > 0 {
+			ok := c.order[0]
+			c.order = c.order[1:]
+			e := c.m[ok.k]
+			if e == nil || e.seq != ok.seq {
+				continue
+			}
+			delete(c.m, ok.k)
+			if e.expires.After(now) && len(c.m) < c.size {
+				break
+			}
+		}
+	}
+	c.seq++
+	c.m[k] = &cacheEntry{v: v, expires: now.Add(c.age), seq: c.seq}
+	c.order = append(c.order, orderKey{k: k, seq: c.seq})
+	// keep the order slice from growing without bound through unset keys
+	if len(c.order) > 4*c.size+16 {
+		kept := c.order[:0:0]
+		for _, o := range c.order {
+			if e := c.m[o.k]; e != nil && e.seq == o.seq {
+				kept = append(kept, o)
+			}
+		}
+		c.order = kept
+	}
+}
+
+func (c *mlfidCache) len() int { return len(c.m) }
