@@ -99,7 +99,7 @@ func TestProcessBasic(t *testing.T) {
 	lines := []string{
 		"Aug 14 09:59:01 h sshd[1]: Failed password for root from 192.0.2.1 port 22",
 		"Aug 14 09:59:02 h sshd[1]: Failed password for root from 192.0.2.99 port 22", // ignored
-		"Aug 14 09:59:03 h cron[1]: Failed password for root from 192.0.2.2",        // wrong daemon
+		"Aug 14 09:59:03 h cron[1]: Failed password for root from 192.0.2.2",          // wrong daemon
 		"Aug 14 09:59:04 h sshd[1]: Failed password for bob from 2001:db8::5",
 		"Aug 14 09:59:05 h sshd[1]: Bad key42 from 192.0.2.3",
 		"Aug 14 09:59:06 h sshd[1]: Failed password for eve from attacker.example.org",
@@ -195,13 +195,13 @@ func TestProcessMLFID(t *testing.T) {
 	}
 	f := newTest(t, def)
 	lines := []string{
-		"Aug 14 09:59:01 h sshd[1]: Connection from 192.0.2.1",     // nofail, id cached
-		"Aug 14 09:59:02 h sshd[1]: Failed password for root",      // id from cache
-		"Aug 14 09:59:03 h sshd[1]: Failed password for admin",     // second user
-		"Aug 14 09:59:04 h sshd[2]: Failed password for x",         // pending: no id
-		"Aug 14 09:59:05 h sshd[2]: Connection from 192.0.2.2",     // nofail
-		"Aug 14 09:59:06 h sshd[1]: Disconnected from 192.0.2.1",   // forget
-		"Aug 14 09:59:07 h sshd[1]: Failed password for z",         // connection forgotten
+		"Aug 14 09:59:01 h sshd[1]: Connection from 192.0.2.1",   // nofail, id cached
+		"Aug 14 09:59:02 h sshd[1]: Failed password for root",    // id from cache
+		"Aug 14 09:59:03 h sshd[1]: Failed password for admin",   // second user
+		"Aug 14 09:59:04 h sshd[2]: Failed password for x",       // pending: no id
+		"Aug 14 09:59:05 h sshd[2]: Connection from 192.0.2.2",   // nofail
+		"Aug 14 09:59:06 h sshd[1]: Disconnected from 192.0.2.1", // forget
+		"Aug 14 09:59:07 h sshd[1]: Failed password for z",       // connection forgotten
 		"Aug 14 09:59:08 h sshd[3]: Failed password for u from 192.0.2.3",
 		"Aug 14 09:59:09 h sshd[3]: Accepted publickey for u from 192.0.2.3",
 	}
