@@ -163,10 +163,7 @@ func (l *Loader) glob(dir, suffix string) []string {
 // NAME.conf, NAME.d/*.conf, NAME.local, NAME.d/*.local, each with its
 // includes. It is an error when none of these files exists.
 func (l *Loader) Read(name string) (*Config, error) {
-	var keys []string
-	for _, k := range []string{name + ".conf"} {
-		keys = append(keys, k)
-	}
+	keys := []string{name + ".conf"}
 	keys = append(keys, l.glob(name+".d", ".conf")...)
 	keys = append(keys, name+".local")
 	keys = append(keys, l.glob(name+".d", ".local")...)

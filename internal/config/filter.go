@@ -1,0 +1,324 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/palisade-project/palisade/internal/config/ini"
+	"github.com/palisade-project/palisade/internal/filter"
+)
+
+// FilterSpec says which filter to load and how.
+type FilterSpec struct {
+	// Name is a filter name looked up as filter.d/NAME in the
+	// configuration directories and the built-ins ("sshd"; a ".conf" or
+	// ".local" suffix is dropped), or, when it contains a '/', the path of
+	// a filter file on disk ("./my.conf", "/etc/fail2ban/filter.d/sshd.conf").
+	Name string
+	// Options are the filter's arguments in order: what
+	// "filter = sshd[mode=aggressive]" or "palisade regex --opt" give.
+	// They override [Init] values and become visible to %(x)s
+	// interpolation and as <tags>.
+	Options []ini.Option
+	// JailOptions are the jail's own options (fail2ban's pOpts): visible to
+	// %(x)s interpolation of [Definition] below Options; a [Definition]
+	// key set here is left to the jail. nil outside a jail.
+	JailOptions ini.Vars
+	// Backend is the jail's backend; when no logtype option is given and
+	// the filter's [Definition] sets none, logtype is "journal" for a
+	// "systemd..." backend and "file" otherwise.
+	Backend string
+	// All also resolves every other [Definition] (and DEFAULT) option into
+	// LoadedFilter.Options, as fail2ban does for a jail's "known/..." view.
+	All bool
+}
+
+// LoadedFilter is a filter after reading, interpolation and tag
+// substitution.
+type LoadedFilter struct {
+	Definition filter.Definition
+	// Options are fail2ban's combined options after substitution, in
+	// fail2ban's order: the [Definition] keys read, then Options, logtype,
+	// and the [Init] values (also as "known/NAME").
+	Options []ini.Option
+	// Files are the files read, in merge order; Warnings are tolerated
+	// problems (include cycles).
+	Files    []string
+	Warnings []string
+}
+
+// Option returns a combined option's value.
+func (f *LoadedFilter) Option(name string) (string, bool) {
+	for _, o := range f.Options {
+		if o.Name == name {
+			return o.Value, true
+		}
+	}
+	return "", false
+}
+
+// filterConfigOpts are the [Definition] keys fail2ban's FilterReader reads,
+// in its order.
+var filterConfigOpts = []string{"usedns", "prefregex", "ignoreregex", "failregex", "maxlines", "datepattern", "journalmatch"}
+
+// LoadFilter loads a filter the way fail2ban's FilterReader does and
+// returns its definition. dirs are configuration directories (each may
+// hold filter.d/), the first holding a file wins; builtin holds the
+// embedded filters as "filter.d/NAME.conf" and loses to any disk file of
+// the same name (nil: no built-ins). See ReadFilter.
+func LoadFilter(spec FilterSpec, dirs []string, builtin fs.FS) (filter.Definition, error) {
+	f, err := ReadFilter(spec, dirs, builtin)
+	if err != nil {
+		return filter.Definition{}, err
+	}
+	return f.Definition, nil
+}
+
+// filterLoader builds the reader for spec and returns it with the name to
+// read and the display name of the filter.
+func filterLoader(spec FilterSpec, dirs []string, builtin fs.FS) (l *ini.Loader, read func() (*ini.Config, error), display string, err error) {
+	name := strings.TrimSpace(spec.Name)
+	if name == "" {
+		return nil, nil, "", errors.New("empty filter name")
+	}
+	var layers []ini.Layer
+	if strings.Contains(name, "/") {
+		p, err := filepath.Abs(name)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("filter %q: %w", name, err)
+		}
+		dir, file := filepath.Split(p)
+		layers = append(layers, ini.DirLayer(dir))
+		if builtin != nil {
+			// A missing include ("common.conf") falls back to the built-in one.
+			if sub, err := fs.Sub(builtin, "filter.d"); err == nil {
+				layers = append(layers, ini.Layer{FS: sub, Name: BuiltinName + "/filter.d"})
+			}
+		}
+		l = &ini.Loader{Layers: layers}
+		if base, ok := strings.CutSuffix(file, ".conf"); ok {
+			return l, func() (*ini.Config, error) { return l.Read(base) }, p, nil
+		}
+		return l, func() (*ini.Config, error) { return l.ReadFiles(file) }, p, nil
+	}
+	name = strings.TrimSuffix(strings.TrimSuffix(name, ".conf"), ".local")
+	if !fs.ValidPath("filter.d/"+name) || strings.ContainsAny(name, `\`) {
+		return nil, nil, "", fmt.Errorf("invalid filter name %q", spec.Name)
+	}
+	for _, d := range dirs {
+		layers = append(layers, ini.DirLayer(d))
+	}
+	if builtin != nil {
+		layers = append(layers, ini.Layer{FS: builtin, Name: BuiltinName})
+	}
+	l = &ini.Loader{Layers: layers}
+	return l, func() (*ini.Config, error) { return l.Read("filter.d/" + name) }, name, nil
+}
+
+// ReadFilter loads a filter like fail2ban's FilterReader (read,
+// applyAutoOptions, getOptions, getCombined, convert):
+//
+//  1. the files: filter.d/NAME.conf, NAME.d/*.conf, NAME.local,
+//     NAME.d/*.local with their [INCLUDES]; for a path, the same around the
+//     file in its own directory;
+//  2. the [Definition] keys prefregex, failregex, ignoreregex, maxlines,
+//     datepattern, journalmatch, usedns with %(x)s interpolation, where
+//     spec.Options (and logtype) override [Init]/[DEFAULT] values;
+//  3. [Init] values join spec.Options (which win), each also as
+//     "known/NAME";
+//  4. fail2ban's recursive <tag> substitution over the combined options,
+//     resolving other tags from [Definition]/[DEFAULT] (including
+//     <section/option> and <known/option> forms); tags that name nothing
+//     (<HOST>, <F-USER>, <SKIPLINES>...) stay for the regex layer;
+//  5. failregex and ignoreregex are split into one regex per non-empty
+//     line, maxlines must be an integer.
+func ReadFilter(spec FilterSpec, dirs []string, builtin fs.FS) (*LoadedFilter, error) {
+	_, read, display, err := filterLoader(spec, dirs, builtin)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := read()
+	if err != nil {
+		return nil, fmt.Errorf("filter %s: %w", display, err)
+	}
+	// fail2ban's _initOpts: the arguments, then logtype, then [Init].
+	initOpts := newOptMap(spec.Options)
+	if v, _ := initOpts.get("logtype"); v == "" && !cfg.HasOption("Definition", "logtype", false) {
+		lt := "file"
+		if strings.HasPrefix(spec.Backend, "systemd") {
+			lt = "journal"
+		}
+		initOpts.set("logtype", lt)
+	}
+	// pOpts: the jail's options overridden by the filter's.
+	pOpts := ini.Vars{}
+	for k, v := range spec.JailOptions {
+		pOpts[k] = v
+	}
+	for _, o := range initOpts.list {
+		pOpts[o.Name] = o.Value
+	}
+	opts := newOptMap(nil)
+	hasDef := cfg.HasSection("Definition")
+	if hasDef {
+		for _, k := range filterConfigOpts {
+			if _, ok := pOpts[k]; ok {
+				continue
+			}
+			v, err := cfg.Get("Definition", k, pOpts)
+			if errors.Is(err, ini.ErrNoOption) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("filter %s: %w", display, err)
+			}
+			opts.set(k, v)
+		}
+	}
+	if cfg.HasSection("Init") {
+		keys, _ := cfg.Options("Init", false)
+		for _, k := range keys {
+			if k == "__name__" {
+				continue
+			}
+			v, err := cfg.Get("Init", k, nil)
+			if err != nil {
+				return nil, fmt.Errorf("filter %s: %w", display, err)
+			}
+			if !strings.HasPrefix(k, "known/") {
+				initOpts.set("known/"+k, v)
+			}
+			if _, ok := initOpts.get(k); !ok {
+				initOpts.set(k, v)
+			}
+		}
+	}
+	if spec.All && hasDef {
+		keys, _ := cfg.Options("Definition", true)
+		for _, k := range keys {
+			if _, ok := opts.get(k); ok || k == "__name__" {
+				continue
+			}
+			v, err := cfg.Get("Definition", k, nil)
+			if err != nil {
+				return nil, fmt.Errorf("filter %s: %w", display, err)
+			}
+			opts.set(k, v)
+		}
+	}
+	combined := newOptMap(opts.list)
+	for _, o := range initOpts.list {
+		combined.set(o.Name, o.Value)
+	}
+	ignore := map[string]bool{}
+	for _, o := range combined.list {
+		if i := strings.IndexByte(o.Name, '?'); i > 0 && isWord(o.Name[:i]) && i+1 < len(o.Name) {
+			ignore[o.Name[:i]] = true
+		}
+	}
+	cache := map[string]*string{}
+	lookup := func(name string) (string, bool, error) {
+		if v, ok := cache[name]; ok {
+			if v == nil {
+				return "", false, nil
+			}
+			return *v, true, nil
+		}
+		v, err := cfg.GetEx("Definition", name, pOpts)
+		if errors.Is(err, ini.ErrNoOption) || errors.Is(err, ini.ErrNoSection) {
+			cache[name] = nil
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		cache[name] = &v
+		return v, true, nil
+	}
+	subst, err := ini.SubstituteTags(combined.list, ini.TagOptions{Ignore: ignore, Lookup: lookup})
+	if err != nil {
+		return nil, fmt.Errorf("filter %s: %w", display, err)
+	}
+	res := &LoadedFilter{Options: subst, Files: cfg.Files(), Warnings: cfg.Warnings()}
+	def := filter.Definition{Name: display}
+	for _, o := range subst {
+		switch o.Name {
+		case "prefregex":
+			def.PrefRegex = o.Value
+		case "failregex":
+			def.FailRegex = splitRegexLines(o.Value)
+		case "ignoreregex":
+			def.IgnoreRegex = splitRegexLines(o.Value)
+		case "datepattern":
+			def.DatePattern = o.Value
+		case "journalmatch":
+			def.JournalMatch = o.Value
+		case "maxlines":
+			n, err := strconv.Atoi(strings.TrimSpace(o.Value))
+			if err != nil || n < 0 {
+				e := &Error{File: display, Section: "Definition", Key: "maxlines", Msg: fmt.Sprintf("not a non-negative integer: %q", o.Value)}
+				if v, ok := cfg.Raw("Definition", "maxlines"); ok && v.File != "" {
+					e.File, e.Line = v.File, v.Line
+				}
+				return nil, e
+			}
+			def.MaxLines = n
+		}
+	}
+	res.Definition = def
+	return res, nil
+}
+
+// splitRegexLines splits a multi-line regex option into its non-empty lines.
+func splitRegexLines(v string) []string {
+	var out []string
+	for _, line := range strings.Split(v, "\n") {
+		if line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func isWord(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 127) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// optMap is an insertion-ordered map, like a Python dict.
+type optMap struct {
+	list  []ini.Option
+	index map[string]int
+}
+
+func newOptMap(init []ini.Option) *optMap {
+	m := &optMap{index: map[string]int{}}
+	for _, o := range init {
+		m.set(o.Name, o.Value)
+	}
+	return m
+}
+
+func (m *optMap) get(k string) (string, bool) {
+	if i, ok := m.index[k]; ok {
+		return m.list[i].Value, true
+	}
+	return "", false
+}
+
+func (m *optMap) set(k, v string) {
+	if i, ok := m.index[k]; ok {
+		m.list[i].Value = v
+		return
+	}
+	m.index[k] = len(m.list)
+	m.list = append(m.list, ini.Option{Name: k, Value: v})
+}
