@@ -1,0 +1,512 @@
+// Package datetime finds and parses the timestamp of a log line the way
+// fail2ban's date detector does: the same default template list, the same
+// datepattern syntax (%-directives, {DATE}, {^LN-BEG}, {UNB}, **, EPOCH,
+// LEPOCH, TAI64N), the same template search order and reordering heuristics,
+// and the same time semantics (fractions dropped, year/day inferred from "now",
+// fixed zone-abbreviation table).
+//
+// The common templates (ISO 8601 and syslog stamps at the start of a line) are
+// parsed by hand-written code without allocating; every other template uses a
+// backtracking regex (regexp2, with a match timeout) built from the same
+// pattern fail2ban would build.
+package datetime
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+)
+
+// Match is the date found in a line.
+//
+// Start and End are the byte offsets of the date text (fail2ban's group 1 of the
+// template); the caller cuts line[Start:End] out of the line before applying its
+// failregexes. Valid is false when a template matched but the text is not a
+// valid date (fail2ban then has no time for the line) and when the template
+// matched an empty text (Start == End: fail2ban then uses the last date if it
+// is recent, else "now").
+type Match struct {
+	Start, End int
+	Time       time.Time
+	Valid      bool
+}
+
+// Detector finds dates in log lines. It is stateful - like fail2ban's it
+// reorders its templates by hits and remembers where the last date was found -
+// and must be used by one goroutine at a time.
+type Detector struct {
+	loc       *time.Location
+	tpls      []*entry
+	names     map[string]bool
+	table     map[string]directive
+	timeout   time.Duration
+	lastIdx   int
+	lastPos   posInfo
+	lastEnd   posInfo
+	firstFree int
+
+	// per-line scratch
+	line    string
+	runes   []rune
+	offs    []int // byte offset of each rune, plus len(line)
+	runesOK bool
+}
+
+type posInfo struct {
+	pos        int
+	before, at rune // -1 = none (Python's empty slice)
+}
+
+type entry struct {
+	t          *template
+	hits       int
+	searchHits int // successful regex searches (fail2ban counts them on the template)
+	lastUsed   float64
+	distance   int
+}
+
+func (e *entry) weight() float64 {
+	d := e.distance
+	if d < 1 {
+		d = 1
+	}
+	return float64(e.hits) * e.t.weight / float64(d)
+}
+
+const noPos = 0x7fffffff
+
+// MatchTimeout bounds one regex search of a non-fast-path template.
+const MatchTimeout = 100 * time.Millisecond
+
+// New builds a detector for a filter's datepattern value: "" for all default
+// templates; otherwise one pattern per line, each "{^LN-BEG}" (default templates
+// anchored at the line start), "{DEFAULT}", "{NONE}", "EPOCH", "LEPOCH",
+// "TAI64N" (optionally "{^LN-BEG}"/"^"-prefixed), a regex containing {DATE}
+// (the default templates inside it) or a %-directive pattern. Zone-less
+// stamps are read in loc (nil: time.Local).
+func New(datepattern string, loc *time.Location) (*Detector, error) {
+	if loc == nil {
+		loc = time.Local
+	}
+	d := &Detector{
+		loc:     loc,
+		names:   map[string]bool{},
+		table:   directiveTable(time.Now().Year()),
+		timeout: MatchTimeout,
+		lastIdx: noPos,
+		lastPos: posInfo{pos: 1, before: -1, at: -1},
+		lastEnd: posInfo{pos: noPos, before: -1, at: -1},
+	}
+	for _, p := range splitPatterns(datepattern) {
+		if err := d.appendPattern(p); err != nil {
+			return nil, err
+		}
+	}
+	if len(d.tpls) == 0 {
+		d.addDefaults(nil, "", true)
+	}
+	for _, e := range d.tpls {
+		if err := e.t.compile(d.timeout); err != nil {
+			return nil, err
+		}
+	}
+	d.attachFastPaths()
+	return d, nil
+}
+
+var lineSplit = regexp.MustCompile(`\n+`)
+
+func splitPatterns(v string) []string {
+	var out []string
+	for _, p := range lineSplit.Split(v, -1) {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (d *Detector) add(t *template, ignoreDup bool) error {
+	if d.names[t.name] {
+		if ignoreDup {
+			return nil
+		}
+		return fmt.Errorf("datepattern: duplicate date template %q", t.name)
+	}
+	d.names[t.name] = true
+	d.tpls = append(d.tpls, &entry{t: t, distance: noPos})
+	return nil
+}
+
+func (d *Detector) appendPattern(p string) error {
+	key := patternKey(p)
+	switch {
+	case key == "{^LN-BEG}":
+		d.addDefaults(func(t *template) bool { return t.flags&flagLineBegin != 0 }, "", true)
+		return nil
+	case key == "{DEFAULT}":
+		d.addDefaults(nil, "", true)
+		return nil
+	case strings.Contains(key, "{DATE}"):
+		d.addDefaults(nil, p, false)
+		return nil
+	case key == "{NONE}":
+		t, err := newPatternTemplate("{UNB}^", d.table)
+		if err != nil {
+			return err
+		}
+		return d.add(t, false)
+	}
+	t, err := newTemplateFor(p, key, d.table)
+	if err != nil {
+		return fmt.Errorf("datepattern %q: %w", p, err)
+	}
+	d.markDefaultWeight(t)
+	return d.add(t, false)
+}
+
+// markDefaultWeight gives a user template that is one of the anchored default
+// copies the same preference weight fail2ban ends up giving it.
+func (d *Detector) markDefaultWeight(t *template) {
+	for _, dt := range defaultFull(d.table) {
+		if dt.weight > 1 && dt.name == t.name {
+			t.weight = dt.weight
+		}
+	}
+}
+
+func (d *Detector) addDefaults(keep func(*template) bool, preMatch string, all bool) {
+	ignoreDup := len(d.tpls) > 0
+	var list []*template
+	if all {
+		list = defaultFull(d.table)
+	} else {
+		list = defaultOriginals(d.table)
+	}
+	for _, t := range list {
+		if keep != nil && !keep(t) {
+			continue
+		}
+		if preMatch != "" {
+			var src string
+			if t.hasPat {
+				src = t.pattern
+			} else {
+				src = t.name
+			}
+			w := replaceDateMarker(preMatch, unboundPattern(src))
+			nt, err := newTemplateFor(w, patternKey(w), d.table)
+			if err != nil {
+				continue
+			}
+			t = nt
+		}
+		_ = d.add(t, ignoreDup)
+	}
+}
+
+// ensureRunes prepares the rune view of the current line for regex searches.
+func (d *Detector) ensureRunes() {
+	if d.runesOK {
+		return
+	}
+	d.runes = d.runes[:0]
+	d.offs = d.offs[:0]
+	for i, r := range d.line {
+		d.runes = append(d.runes, r)
+		d.offs = append(d.offs, i)
+	}
+	d.offs = append(d.offs, len(d.line))
+	d.runesOK = true
+}
+
+// runeIndex converts a byte offset of the current line to a rune index.
+func (d *Detector) runeIndex(b int) int {
+	if d.runesOK {
+		// binary search in offs
+		lo, hi := 0, len(d.offs)-1
+		for lo < hi {
+			m := (lo + hi) / 2
+			if d.offs[m] < b {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+		return lo
+	}
+	return utf8.RuneCountInString(d.line[:b])
+}
+
+// runeAt returns the rune at rune index i (-1 when out of range).
+func (d *Detector) runeAt(i int) rune {
+	if i < 0 {
+		return -1
+	}
+	if d.runesOK {
+		if i >= len(d.runes) {
+			return -1
+		}
+		return d.runes[i]
+	}
+	// ASCII fast case
+	if i < len(d.line) && isASCIIPrefix(d.line, i+1) {
+		return rune(d.line[i])
+	}
+	d.ensureRunes()
+	return d.runeAt(i)
+}
+
+func isASCIIPrefix(s string, n int) bool {
+	for i := 0; i < n && i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *Detector) runeCount() int {
+	if d.runesOK {
+		return len(d.runes)
+	}
+	return utf8.RuneCountInString(d.line)
+}
+
+// tmatch is the result of one template search (rune indices for the whole
+// match, byte offsets for group 1).
+type tmatch struct {
+	start, end int
+	g1s, g1e   int
+	nf         int // fields used (pattern templates)
+	fields     [12]field
+	epoch      string
+}
+
+// search runs template e at [pos, endpos) of the current line.
+func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
+	t := e.t
+	if t.fast != nil && pos == 0 && endpos < 0 {
+		switch t.fast(d, d.line, m) {
+		case fastMatch:
+			e.searchHits++
+			return true
+		case fastNoMatch:
+			return false
+		}
+	}
+	if t.re == nil {
+		return false
+	}
+	d.ensureRunes()
+	rs := d.runes
+	if endpos >= 0 && endpos < len(rs) {
+		rs = rs[:endpos]
+	}
+	if pos > len(rs) {
+		return false
+	}
+	mm, err := t.re.FindRunesMatchStartingAt(rs, pos)
+	if err != nil || mm == nil {
+		return false
+	}
+	g1 := mm.GroupByNumber(1)
+	if g1 == nil || len(g1.Captures) == 0 {
+		return false
+	}
+	m.start, m.end = mm.Index, mm.Index+mm.Length
+	m.g1s, m.g1e = d.offs[g1.Index], d.offs[g1.Index+g1.Length]
+	m.nf = 0
+	m.epoch = ""
+	switch t.kind {
+	case kindPattern:
+		for _, g := range t.groups {
+			gr := mm.GroupByNumber(g.num)
+			if gr == nil || len(gr.Captures) == 0 || m.nf >= len(m.fields) {
+				continue
+			}
+			m.fields[m.nf] = field{k: g.k, v: d.line[d.offs[gr.Index]:d.offs[gr.Index+gr.Length]]}
+			m.nf++
+		}
+	default:
+		gr := mm.GroupByNumber(t.grp)
+		if gr != nil && len(gr.Captures) > 0 {
+			m.epoch = d.line[d.offs[gr.Index]:d.offs[gr.Index+gr.Length]]
+		}
+	}
+	e.searchHits++
+	return true
+}
+
+// Match finds the date in line (see Match). now is the current time: it
+// supplies a missing year or day and ages the template statistics.
+func (d *Detector) Match(line string, now time.Time) (Match, bool) {
+	d.line = line
+	d.runesOK = false
+	var m tmatch
+	found := tmatch{start: noPos}
+	foundIdx := -1
+	ignore := noPos
+	matched := false
+	i := d.lastIdx
+	if i < len(d.tpls) {
+		e := d.tpls[i]
+		if e.t.flags&(flagLineBegin|flagLineEnd) != 0 {
+			matched = d.search(e, 0, -1, &m)
+			ignore = i
+		} else {
+			dist, endp := d.lastPos.pos, d.lastEnd.pos
+			if d.boundariesAgree(dist, endp) {
+				matched = d.search(e, dist, endp, &m)
+			} else {
+				matched = d.search(e, 0, -1, &m)
+				ignore = i
+			}
+		}
+		if matched {
+			if !(len(d.tpls) == 1 || e.t.flags&(flagLineBegin|flagLineEnd) != 0 ||
+				(m.start == d.lastPos.pos && m.end == d.lastEnd.pos)) {
+				found, foundIdx = m, i
+				matched = false
+			}
+		}
+	}
+	if !matched {
+		for i = 0; i < len(d.tpls); i++ {
+			if i == ignore {
+				continue
+			}
+			e := d.tpls[i]
+			var cur tmatch
+			if !d.search(e, 0, -1, &cur) {
+				continue
+			}
+			m = cur
+			if i+1 >= len(d.tpls) || e.t.flags&(flagLineBegin|flagLineEnd) != 0 {
+				matched = true
+				break
+			}
+			if m.start == 0 && e.hits > 0 && d.tpls[i+1].searchHits == 0 {
+				matched = true
+				break
+			}
+			if m.start > e.distance || m.start > d.lastPos.pos {
+				if m.start < found.start {
+					found, foundIdx = m, i
+				}
+				continue
+			}
+			matched = true
+			break
+		}
+		if !matched && foundIdx >= 0 {
+			m, i, matched = found, foundIdx, true
+		}
+	}
+	if !matched {
+		return Match{}, false
+	}
+	e := d.tpls[i]
+	e.hits++
+	e.lastUsed = float64(now.UnixNano()) / 1e9
+	e.distance = m.start
+	if d.firstFree == i {
+		d.firstFree++
+	}
+	d.lastPos = posInfo{pos: m.start, before: d.runeAt(m.start - 1), at: d.runeAt(m.start)}
+	endBefore := d.runeAt(m.end - 1)
+	if m.end == 0 {
+		endBefore = d.runeAt(d.runeCount() - 1)
+	}
+	d.lastEnd = posInfo{pos: m.end, before: endBefore, at: d.runeAt(m.end)}
+	if i != 0 && i != d.lastIdx {
+		i = d.reorder(i)
+	}
+	d.lastIdx = i
+
+	res := Match{Start: m.g1s, End: m.g1e}
+	if m.g1s == m.g1e {
+		return res, true
+	}
+	switch e.t.kind {
+	case kindPattern:
+		res.Time, res.Valid = strptimeFields(m.fields[:m.nf], now, d.loc)
+	case kindEpoch:
+		res.Time, res.Valid = epochTime(m.epoch, e.t.long)
+	case kindTAI64N:
+		res.Time, res.Valid = tai64nTime(m.epoch)
+	}
+	if res.Valid {
+		res.Time = res.Time.In(d.loc)
+	}
+	return res, true
+}
+
+// boundariesAgree is fail2ban's check that the characters around the last date
+// position look the same in this line.
+func (d *Detector) boundariesAgree(dist, endp int) bool {
+	left := d.runeAt(dist-1) == d.lastPos.before ||
+		(d.runeAt(dist) == d.lastPos.at && !isAlnum(d.lastPos.at))
+	if !left {
+		return false
+	}
+	right := d.runeAt(endp) == d.lastEnd.at ||
+		(d.runeAt(endp-1) == d.lastEnd.before && !isAlnum(d.lastEnd.before))
+	return right
+}
+
+func isAlnum(r rune) bool {
+	return r >= 0 && (unicode.IsLetter(r) || unicode.IsNumber(r))
+}
+
+// reorder moves a winning template towards the front (fail2ban's bubble-up).
+func (d *Detector) reorder(num int) int {
+	if num == 0 {
+		return 0
+	}
+	e := d.tpls[num]
+	untime := e.lastUsed - 300
+	w := e.weight()
+	pos := num / 2
+	if d.firstFree < num {
+		pos = d.firstFree
+	}
+	movable := func() bool {
+		p := d.tpls[pos]
+		return w > p.weight() || untime > p.lastUsed
+	}
+	if !movable() {
+		if pos == num-1 {
+			return num
+		}
+		pos = num - 1
+		if !movable() {
+			return num
+		}
+	}
+	copy(d.tpls[pos+1:num+1], d.tpls[pos:num])
+	d.tpls[pos] = e
+	for d.firstFree < len(d.tpls) && d.tpls[d.firstFree].hits > 0 {
+		d.firstFree++
+	}
+	return pos
+}
+
+// Templates returns the names of the detector's templates in their current
+// order (diagnostics and tests).
+func (d *Detector) Templates() []string {
+	out := make([]string, len(d.tpls))
+	for i, e := range d.tpls {
+		out[i] = e.t.name
+	}
+	return out
+}
+
+// ErrNoTemplate is never returned by New today; kept for callers that want to
+// distinguish an empty detector.
+var ErrNoTemplate = errors.New("datetime: no date template")

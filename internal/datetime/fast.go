@@ -1,0 +1,380 @@
+package datetime
+
+import "unicode/utf8"
+
+// Hand-written matchers for the two hottest default templates (ISO 8601 and
+// syslog stamps anchored at the line start). Each follows the template regex's
+// first-choice path and answers only when that path provably is the regex
+// result; anything unusual (non-ASCII text near the stamp, a failed boundary
+// that would make the regex backtrack, odd field widths) is reported as
+// fastUnsure and the regex decides. TestFastPathAgreesWithRegex checks this.
+
+type fastResult uint8
+
+const (
+	fastUnsure fastResult = iota
+	fastMatch
+	fastNoMatch
+)
+
+type fastFunc func(d *Detector, line string, m *tmatch) fastResult
+
+// attachFastPaths installs the fast matchers on templates whose regex is
+// exactly one of the anchored default templates they implement.
+func (d *Detector) attachFastPaths() {
+	full := defaultFull(d.table)
+	var isoRE, syslogRE string
+	for _, t := range full {
+		switch t.name {
+		case "{^LN-BEG}ExYear(?P<_sep>[-/.])Month(?P=_sep)Day(?:T|  ?)24hour:Minute:Second(?:[.,]Microseconds)?(?:\\s*Zone offset)?":
+			isoRE = t.regex
+		case "{^LN-BEG}(?:DAY )?MON Day %k:Minute:Second(?:\\.Microseconds)?(?: ExYear)?":
+			syslogRE = t.regex
+		}
+	}
+	lo, hi := yearCenturyRange(d.table)
+	for _, e := range d.tpls {
+		switch {
+		case e.t.regex == isoRE && isoRE != "":
+			e.t.fast = func(d *Detector, line string, m *tmatch) fastResult { return fastISO(line, lo, hi, m) }
+		case e.t.regex == syslogRE && syslogRE != "":
+			e.t.fast = func(d *Detector, line string, m *tmatch) fastResult { return fastSyslog(line, lo, hi, m) }
+		}
+	}
+}
+
+// yearCenturyRange returns the %ExY century bounds (e.g. 200..202).
+func yearCenturyRange(table map[string]directive) (int, int) {
+	re := table["ExY"].re // (?P<Y>20[0-N]\d)
+	const pre = "(?P<Y>20[0-"
+	if len(re) > len(pre)+1 && re[:len(pre)] == pre && isDigit(re[len(pre)]) {
+		return 200, 200 + int(re[len(pre)]-'0')
+	}
+	return 1, 0 // unknown form: the fast paths never accept a year
+}
+
+func isASCIIWord(c byte) bool {
+	return c == '_' || ('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
+}
+
+// linePrefix handles "^(?:\W{0,2})?": it returns where the stamp must start,
+// ok=false with a definite answer when no start is possible, or unsure.
+func linePrefix(line string, first func(c byte) bool) (int, fastResult) {
+	k := 0
+	for k < len(line) && k < 3 {
+		c := line[k]
+		if c >= utf8.RuneSelf {
+			return 0, fastUnsure
+		}
+		if isASCIIWord(c) {
+			break
+		}
+		k++
+	}
+	if k >= 3 || k >= len(line) {
+		return 0, fastNoMatch
+	}
+	if !first(line[k]) {
+		return 0, fastNoMatch
+	}
+	return k, fastMatch
+}
+
+// nonWordAt: true when position i is the end or an ASCII non-word char; unsure
+// (ok=false) for non-ASCII.
+func nonWordAt(line string, i int) (bool, bool) {
+	if i >= len(line) {
+		return true, true
+	}
+	c := line[i]
+	if c >= utf8.RuneSelf {
+		return false, false
+	}
+	return !isASCIIWord(c), true
+}
+
+func digitAt(line string, i int) bool { return i < len(line) && isDigit(line[i]) }
+
+func byteAt(line string, i int) byte {
+	if i < len(line) {
+		return line[i]
+	}
+	return 0
+}
+
+// twoOrOne parses a 1- or 2-digit number whose 2-digit form must have its first
+// digit <= maxFirst, followed by the byte sep. Returns the length or 0.
+func twoOrOne(line string, i int, maxFirst byte, sep byte) int {
+	if !digitAt(line, i) {
+		return 0
+	}
+	if line[i] <= maxFirst && digitAt(line, i+1) && byteAt(line, i+2) == sep {
+		return 2
+	}
+	if byteAt(line, i+1) == sep {
+		return 1
+	}
+	return 0
+}
+
+// secondsTail parses the seconds and what may follow them up to the fraction:
+// S is "[0-5]?\d" first choice. Returns the end of S or 0.
+func secondsLen(line string, i int) int {
+	if !digitAt(line, i) {
+		return 0
+	}
+	if line[i] <= '5' && digitAt(line, i+1) {
+		return 2
+	}
+	if digitAt(line, i+1) {
+		return 0 // 6x..9x: the regex would backtrack; let it decide
+	}
+	return 1
+}
+
+// fraction parses "[.,]\d{1,6}" (seps lists the accepted separators) and
+// returns the new end, or unsure when more than six digits follow.
+func fraction(line string, i int, seps string, m *tmatch) (int, bool) {
+	c := byteAt(line, i)
+	if c == 0 || (c != seps[0] && (len(seps) < 2 || c != seps[1])) || !digitAt(line, i+1) {
+		return i, true
+	}
+	j := i + 1
+	for j < len(line) && isDigit(line[j]) {
+		j++
+	}
+	if j-(i+1) > 6 {
+		return i, false
+	}
+	m.add(fFraction, line[i+1:j])
+	return j, true
+}
+
+func (m *tmatch) add(k fieldKey, v string) {
+	if m.nf < len(m.fields) {
+		m.fields[m.nf] = field{k: k, v: v}
+		m.nf++
+	}
+}
+
+func exYear(line string, i, lo, hi int) bool {
+	if i+4 > len(line) || !digitAt(line, i) || !digitAt(line, i+1) || !digitAt(line, i+2) || !digitAt(line, i+3) {
+		return false
+	}
+	c := int(line[i]-'0')*100 + int(line[i+1]-'0')*10 + int(line[i+2]-'0')
+	return c >= lo && c <= hi
+}
+
+func isSpaceByte(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}
+
+// fastISO implements the anchored template
+// ^(?:\W{0,2})?(%ExY<sep>%m<sep>%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?)(?=\b|\W|$)
+func fastISO(line string, lo, hi int, m *tmatch) fastResult {
+	k, r := linePrefix(line, isDigit)
+	if r != fastMatch {
+		return r
+	}
+	m.nf = 0
+	i := k
+	if !exYear(line, i, lo, hi) {
+		return fastUnsure
+	}
+	m.add(fYear, line[i:i+4])
+	i += 4
+	sep := byteAt(line, i)
+	if sep != '-' && sep != '/' && sep != '.' {
+		return fastUnsure
+	}
+	i++
+	// month: 0?[1-9] | 1[0-2], followed by sep
+	var n int
+	switch {
+	case digitAt(line, i) && digitAt(line, i+1) && byteAt(line, i+2) == sep:
+		v := int(line[i]-'0')*10 + int(line[i+1]-'0')
+		if v < 1 || v > 12 {
+			return fastUnsure
+		}
+		n = 2
+	case digitAt(line, i) && line[i] != '0' && byteAt(line, i+1) == sep:
+		n = 1
+	default:
+		return fastUnsure
+	}
+	m.add(fMonth, line[i:i+n])
+	i += n + 1
+	// day: [1-2]\d | [0 ]?[1-9] | 3[0-1], followed by 'T' or ' '
+	dayEnd := func(j int) bool { c := byteAt(line, j); return c == 'T' || c == ' ' }
+	c0, c1 := byteAt(line, i), byteAt(line, i+1)
+	switch {
+	case (c0 == '1' || c0 == '2') && isDigit(c1) && dayEnd(i+2):
+		n = 2
+	case (c0 == '0' || c0 == ' ') && c1 >= '1' && c1 <= '9' && dayEnd(i+2):
+		n = 2
+	case c0 >= '1' && c0 <= '9' && dayEnd(i+1):
+		n = 1
+	case c0 == '3' && (c1 == '0' || c1 == '1') && dayEnd(i+2):
+		n = 2
+	default:
+		return fastUnsure
+	}
+	m.add(fDay, line[i:i+n])
+	i += n
+	// (?:T|  ?)
+	if line[i] == 'T' {
+		i++
+	} else {
+		i++
+		if byteAt(line, i) == ' ' {
+			i++
+		}
+	}
+	// hour: [0-1]?\d | 2[0-3], followed by ':'
+	c0, c1 = byteAt(line, i), byteAt(line, i+1)
+	switch {
+	case (c0 == '0' || c0 == '1') && isDigit(c1) && byteAt(line, i+2) == ':':
+		n = 2
+	case isDigit(c0) && c1 == ':':
+		n = 1
+	case c0 == '2' && c1 >= '0' && c1 <= '3' && byteAt(line, i+2) == ':':
+		n = 2
+	default:
+		return fastUnsure
+	}
+	m.add(fHour, line[i:i+n])
+	i += n + 1
+	if n = twoOrOne(line, i, '5', ':'); n == 0 {
+		return fastUnsure
+	}
+	m.add(fMinute, line[i:i+n])
+	i += n + 1
+	if n = secondsLen(line, i); n == 0 {
+		return fastUnsure
+	}
+	m.add(fSecond, line[i:i+n])
+	i += n
+	end, ok := fraction(line, i, ".,", m)
+	if !ok {
+		return fastUnsure
+	}
+	// (?:\s*%z)?
+	j := end
+	for j < len(line) && isSpaceByte(line[j]) {
+		j++
+	}
+	if j < len(line) && (line[j] < utf8.RuneSelf && line[j] >= 0x1c && line[j] <= 0x1f || line[j] >= utf8.RuneSelf) {
+		return fastUnsure
+	}
+	if zl := zoneLen(line, j); zl > 0 {
+		m.add(fZoneOffset, line[j:j+zl])
+		end = j + zl
+	}
+	nw, ok := nonWordAt(line, end)
+	if !ok || !nw {
+		return fastUnsure
+	}
+	m.start, m.end = 0, end
+	m.g1s, m.g1e = k, end
+	return fastMatch
+}
+
+// zoneLen matches Z|UTC|GMT|[+-][01]\d(?::?\d{2})? (case-sensitive) at i.
+func zoneLen(line string, i int) int {
+	c := byteAt(line, i)
+	switch c {
+	case 'Z':
+		return 1
+	case 'U':
+		if len(line) >= i+3 && line[i:i+3] == "UTC" {
+			return 3
+		}
+	case 'G':
+		if len(line) >= i+3 && line[i:i+3] == "GMT" {
+			return 3
+		}
+	case '+', '-':
+		if (byteAt(line, i+1) == '0' || byteAt(line, i+1) == '1') && digitAt(line, i+2) {
+			if byteAt(line, i+3) == ':' && digitAt(line, i+4) && digitAt(line, i+5) {
+				return 6
+			}
+			if digitAt(line, i+3) && digitAt(line, i+4) {
+				return 5
+			}
+			return 3
+		}
+	}
+	return 0
+}
+
+func isLetter(c byte) bool { return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') }
+
+// fastSyslog implements the anchored template (case-insensitive names)
+// ^(?:\W{0,2})?((?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?)(?=\b|\W|$)
+func fastSyslog(line string, lo, hi int, m *tmatch) fastResult {
+	k, r := linePrefix(line, isLetter)
+	if r != fastMatch {
+		return r
+	}
+	m.nf = 0
+	i := k
+	if len(line) >= i+4 && line[i+3] == ' ' && foldIndex(weekdayAbbr[:], line[i:i+3]) >= 0 {
+		m.add(fWeekdayAbbr, line[i:i+3])
+		i += 4
+	}
+	if len(line) < i+4 || line[i+3] != ' ' || foldIndex(monthAbbr[:], line[i:i+3]) < 0 {
+		return fastUnsure
+	}
+	m.add(fMonthAbbr, line[i:i+3])
+	i += 4
+	c0, c1, c2 := byteAt(line, i), byteAt(line, i+1), byteAt(line, i+2)
+	n := 0
+	switch {
+	case (c0 == '1' || c0 == '2') && isDigit(c1) && c2 == ' ':
+		n = 2
+	case (c0 == '0' || c0 == ' ') && c1 >= '1' && c1 <= '9' && c2 == ' ':
+		n = 2
+	case c0 >= '1' && c0 <= '9' && c1 == ' ':
+		n = 1
+	case c0 == '3' && (c1 == '0' || c1 == '1') && c2 == ' ':
+		n = 2
+	default:
+		return fastUnsure
+	}
+	m.add(fDay, line[i:i+n])
+	i += n + 1
+	if byteAt(line, i) == ' ' {
+		i++
+	}
+	// hour: [0-2]?\d followed by ':'
+	if n = twoOrOne(line, i, '2', ':'); n == 0 {
+		return fastUnsure
+	}
+	m.add(fHour, line[i:i+n])
+	i += n + 1
+	if n = twoOrOne(line, i, '5', ':'); n == 0 {
+		return fastUnsure
+	}
+	m.add(fMinute, line[i:i+n])
+	i += n + 1
+	if n = secondsLen(line, i); n == 0 {
+		return fastUnsure
+	}
+	m.add(fSecond, line[i:i+n])
+	i += n
+	end, ok := fraction(line, i, ".", m)
+	if !ok {
+		return fastUnsure
+	}
+	if byteAt(line, end) == ' ' && exYear(line, end+1, lo, hi) {
+		m.add(fYear, line[end+1:end+5])
+		end += 5
+	}
+	nw, ok := nonWordAt(line, end)
+	if !ok || !nw {
+		return fastUnsure
+	}
+	m.start, m.end = 0, end
+	m.g1s, m.g1e = k, end
+	return fastMatch
+}

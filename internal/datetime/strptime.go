@@ -1,0 +1,554 @@
+package datetime
+
+import (
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// fieldKey identifies a strptime field that takes part in the time computation.
+type fieldKey uint8
+
+const (
+	fNone fieldKey = iota
+	fYear2
+	fYear
+	fMonth
+	fMonthName
+	fMonthAbbr
+	fDay
+	fHour
+	fHour12
+	fMinute
+	fSecond
+	fFraction
+	fWeekdayName
+	fWeekdayAbbr
+	fWeekdayNum
+	fYearday
+	fWeekU
+	fWeekW
+	fZoneOffset
+	fZoneName
+	fAMPM
+)
+
+// keyOfGroup maps a regex group name (the strptime letter fail2ban uses as group
+// name) to the field it fills. Unknown names are ignored, like fail2ban does.
+func keyOfGroup(name string) fieldKey {
+	switch name {
+	case "y":
+		return fYear2
+	case "Y":
+		return fYear
+	case "m":
+		return fMonth
+	case "B":
+		return fMonthName
+	case "b":
+		return fMonthAbbr
+	case "d":
+		return fDay
+	case "H":
+		return fHour
+	case "I":
+		return fHour12
+	case "M":
+		return fMinute
+	case "S":
+		return fSecond
+	case "f":
+		return fFraction
+	case "A":
+		return fWeekdayName
+	case "a":
+		return fWeekdayAbbr
+	case "w":
+		return fWeekdayNum
+	case "j":
+		return fYearday
+	case "U":
+		return fWeekU
+	case "W":
+		return fWeekW
+	case "z":
+		return fZoneOffset
+	case "Z":
+		return fZoneName
+	case "p":
+		return fAMPM
+	}
+	return fNone
+}
+
+// field is one captured strptime value (text of the line, not copied).
+type field struct {
+	k fieldKey
+	v string
+}
+
+var (
+	monthAbbr   = [...]string{"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}
+	monthFull   = [...]string{"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"}
+	weekdayAbbr = [...]string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+	weekdayFull = [...]string{"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+)
+
+// foldIndex returns the index of s in list comparing ASCII case-insensitively
+// (the names are matched by a case-insensitive regex), -1 if absent.
+func foldIndex(list []string, s string) int {
+	for i, n := range list {
+		if len(n) != len(s) {
+			continue
+		}
+		ok := true
+		for j := 0; j < len(s); j++ {
+			c := s[j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != n[j] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// digitValue returns the decimal value of a Unicode decimal digit (Python's int()
+// accepts any of them; \d in the templates matches them too).
+func digitValue(r rune) int {
+	if '0' <= r && r <= '9' {
+		return int(r - '0')
+	}
+	if !unicode.IsDigit(r) {
+		return -1
+	}
+	// Decimal digit runs are contiguous blocks of ten starting at a zero.
+	start := r
+	for n := 0; n < 100 && unicode.IsDigit(start-1); n++ {
+		start--
+	}
+	return int(r-start) % 10
+}
+
+// pyInt converts like Python's int(str) for the texts the templates capture:
+// optional surrounding whitespace, optional sign, decimal digits.
+func pyInt(s string) (int, bool) {
+	s = strings.TrimSpace(s)
+	neg := false
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	if s == "" {
+		return 0, false
+	}
+	v := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		var d int
+		if c < utf8.RuneSelf {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			d = int(c - '0')
+			i++
+		} else {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			d = digitValue(r)
+			if d < 0 {
+				return 0, false
+			}
+			i += n
+		}
+		v = v*10 + d
+		if v > 1<<40 {
+			return 0, false
+		}
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// zoneOffsetMinutes implements fail2ban's fixed-offset zone reading: an optional
+// abbreviation from a fixed table plus an optional [+-]hh[[:]mm] offset.
+func zoneOffsetMinutes(z string) (int, bool) {
+	if z == "Z" || z == "UTC" || z == "GMT" {
+		return 0, true
+	}
+	// abbreviation: [A-Z] or [A-Z]{3,5}
+	i := 0
+	for i < len(z) && i < 5 && 'A' <= z[i] && z[i] <= 'Z' {
+		i++
+	}
+	abbr := z[:i]
+	switch len(abbr) {
+	case 0, 1, 3, 4, 5:
+	default: // two letters: only the first one can be the abbreviation
+		abbr = abbr[:1]
+		i = 1
+	}
+	rest := z[i:]
+	base := 0
+	if abbr != "" {
+		o, ok := zoneAbbrOffsets[abbr]
+		if !ok {
+			return 0, false
+		}
+		base = o
+	}
+	if rest == "" {
+		return base, true
+	}
+	// [+-][01]\d(?::?\d{2})?
+	if len(rest) < 3 || (rest[0] != '+' && rest[0] != '-') || (rest[1] != '0' && rest[1] != '1') || !isDigit(rest[2]) {
+		return 0, false
+	}
+	sign := 1
+	if rest[0] == '-' {
+		sign = -1
+	}
+	hh := int(rest[1]-'0')*10 + int(rest[2]-'0')
+	switch {
+	case len(rest) == 3:
+		return base + sign*hh*60, true
+	case len(rest) == 5 && isDigit(rest[3]) && isDigit(rest[4]):
+		return base + sign*(hh*60+int(rest[3]-'0')*10+int(rest[4]-'0')), true
+	case len(rest) == 6 && rest[3] == ':' && isDigit(rest[4]) && isDigit(rest[5]):
+		return base + sign*(hh*60+int(rest[4]-'0')*10+int(rest[5]-'0')), true
+	}
+	return 0, false
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// zoneAbbrOffsets is the fixed abbreviation table fail2ban uses (minutes east
+// of UTC; no DST switching: CET is always +1, CEST always +2).
+var zoneAbbrOffsets = func() map[string]int {
+	m := map[string]int{}
+	add := func(min int, names string) {
+		for _, n := range strings.Fields(names) {
+			m[n] = min
+		}
+	}
+	add(-12*60, "Y")
+	add(-11*60, "X NUT SST")
+	add(-10*60, "W CKT HAST HST TAHT TKT")
+	add(-9*60, "V AKST GAMT GIT HADT HNY")
+	add(-8*60, "U AKDT CIST HAY HNP PST PT")
+	add(-7*60, "T HAP HNR MST PDT")
+	add(-6*60, "S CST EAST GALT HAR HNC MDT")
+	add(-5*60, "R CDT COT EASST ECT EST ET HAC HNE PET")
+	add(-4*60, "Q AST BOT CLT COST EDT FKT GYT HAE HNA PYT")
+	add(-3*60, "P ADT ART BRT CLST FKST GFT HAA PMST PYST SRT UYT WGT")
+	add(-2*60, "O BRST FNT PMDT UYST WGST")
+	add(-1*60, "N AZOT CVT EGT")
+	add(0, "Z EGST GMT UTC WET WT")
+	add(1*60, "A CET DFT WAT WEDT WEST")
+	add(2*60, "B CAT CEDT CEST EET SAST WAST")
+	add(3*60, "C EAT EEDT EEST IDT MSK")
+	add(4*60, "D AMT AZT GET GST KUYT MSD MUT RET SAMT SCT")
+	add(5*60, "E AMST AQTT AZST HMT MAWT MVT PKT TFT TJT TMT UZT YEKT")
+	add(6*60, "F ALMT BIOT BTT IOT KGT NOVT OMST YEKST")
+	add(7*60, "G CXT DAVT HOVT ICT KRAT NOVST OMSST THA WIB")
+	add(8*60, "H ACT AWST BDT BNT CAST HKT IRKT KRAST MYT PHT SGT ULAT WITA WST")
+	add(9*60, "I AWDT IRKST JST KST PWT TLT WDT WIT YAKT")
+	add(10*60, "K AEST ChST PGT VLAT YAKST YAPT")
+	add(11*60, "L AEDT LHDT MAGT NCT PONT SBT VLAST VUT")
+	add(12*60, "M ANAST ANAT FJT GILT MAGST MHT NZST PETST PETT TVT WFT")
+	add(13*60, "FJST NZDT")
+	add(690, "NFT")
+	add(630, "ACDT LHST")
+	add(570, "ACST")
+	add(390, "CCT MMT")
+	add(345, "NPT")
+	add(330, "SLT")
+	add(270, "AFT IRDT")
+	add(210, "IRST")
+	add(-150, "HAT NDT")
+	add(-210, "HNT NST NT")
+	add(-270, "HLV VET")
+	add(-570, "MART MIT")
+	return m
+}()
+
+const unset = -1 << 31
+
+// naiveDate is a Python-style naive datetime kept as a UTC time.Time.
+func validDate(y, mo, d, h, mi, s int) bool {
+	if y < 1 || y > 9999 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 {
+		return false
+	}
+	return d <= daysIn(y, mo)
+}
+
+func daysIn(y, mo int) int {
+	return time.Date(y, time.Month(mo)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// naiveMin/naiveMax bound Python's datetime range.
+var (
+	naiveMin = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	naiveMax = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// strptimeFields computes the time of the captured fields the way fail2ban's
+// reGroupDictStrptime does (fractions dropped; missing year/day from now).
+func strptimeFields(fs []field, now time.Time, loc *time.Location) (time.Time, bool) {
+	year, month, day := unset, unset, unset
+	hour, minute, second := 0, 0, 0
+	tzoff := unset
+	weekday, julian, week, weekStart := unset, unset, unset, 0
+	for _, f := range fs {
+		switch f.k {
+		case fYear2:
+			v, ok := pyInt(f.v)
+			if !ok {
+				return time.Time{}, false
+			}
+			if v <= 2000 {
+				v += 2000
+			}
+			year = v
+		case fYear, fMonth, fDay, fHour, fMinute, fSecond, fYearday:
+			v, ok := pyInt(f.v)
+			if !ok {
+				return time.Time{}, false
+			}
+			switch f.k {
+			case fYear:
+				year = v
+			case fMonth:
+				month = v
+			case fDay:
+				day = v
+			case fHour:
+				hour = v
+			case fMinute:
+				minute = v
+			case fSecond:
+				second = v
+			case fYearday:
+				julian = v
+			}
+		case fMonthName, fMonthAbbr:
+			list := monthAbbr[:]
+			if f.k == fMonthName {
+				list = monthFull[:]
+			}
+			i := foldIndex(list, f.v)
+			if i < 0 {
+				return time.Time{}, false
+			}
+			month = i + 1
+		case fHour12:
+			v, ok := pyInt(f.v)
+			if !ok {
+				return time.Time{}, false
+			}
+			ampm := ""
+			for _, g := range fs {
+				if g.k == fAMPM {
+					ampm = g.v
+				}
+			}
+			switch foldIndex([]string{"am", "pm"}, ampm) {
+			case 1:
+				if v != 12 {
+					v += 12
+				}
+			case 0:
+				if v == 12 {
+					v = 0
+				}
+			default:
+				if ampm != "" {
+					break
+				}
+				if v == 12 {
+					v = 0
+				}
+			}
+			hour = v
+		case fWeekdayName, fWeekdayAbbr:
+			list := weekdayAbbr[:]
+			if f.k == fWeekdayName {
+				list = weekdayFull[:]
+			}
+			i := foldIndex(list, f.v)
+			if i < 0 {
+				return time.Time{}, false
+			}
+			weekday = i
+		case fWeekdayNum:
+			v, ok := pyInt(f.v)
+			if !ok {
+				return time.Time{}, false
+			}
+			v--
+			if v < 0 {
+				v = 6
+			}
+			weekday = v
+		case fWeekU, fWeekW:
+			v, ok := pyInt(f.v)
+			if !ok {
+				return time.Time{}, false
+			}
+			week = v
+			weekStart = 0
+			if f.k == fWeekU {
+				weekStart = 6
+			}
+		case fZoneOffset, fZoneName:
+			o, ok := zoneOffsetMinutes(f.v)
+			if !ok {
+				return time.Time{}, false
+			}
+			tzoff = o
+		}
+	}
+	nowL := now.In(loc)
+	nowNaive := time.Date(nowL.Year(), nowL.Month(), nowL.Day(), nowL.Hour(), nowL.Minute(), nowL.Second(), nowL.Nanosecond(), time.UTC)
+	assumeYear := false
+	if year == unset {
+		year = nowL.Year()
+		assumeYear = true
+	}
+	if month == unset || day == unset {
+		if julian == unset && week != unset && weekday != unset {
+			if year < 1 || year > 9999 {
+				return time.Time{}, false
+			}
+			julian = julianFromWeek(year, week, weekday, weekStart == 0)
+		}
+		if julian != unset {
+			if year < 1 || year > 9999 {
+				return time.Time{}, false
+			}
+			t := time.Date(year, 1, julian, 0, 0, 0, 0, time.UTC)
+			if t.Before(naiveMin) || t.After(naiveMax) {
+				return time.Time{}, false
+			}
+			year, month, day = t.Year(), int(t.Month()), t.Day()
+		}
+	}
+	assumeToday := false
+	if month == unset && day == unset {
+		month, day = int(nowL.Month()), nowL.Day()
+		assumeToday = true
+	}
+	if month == unset || day == unset {
+		return time.Time{}, false
+	}
+	if !validDate(year, month, day, hour, minute, second) {
+		return time.Time{}, false
+	}
+	res := time.Date(year, time.Month(month), day, hour, minute, second, 0, time.UTC)
+	if tzoff != unset {
+		res = res.Add(-time.Duration(tzoff) * time.Minute)
+		if res.Before(naiveMin) || res.After(naiveMax) {
+			return time.Time{}, false
+		}
+	}
+	if assumeToday && res.After(nowNaive) {
+		res = res.AddDate(0, 0, -1)
+		if res.Before(naiveMin) {
+			return time.Time{}, false
+		}
+	}
+	if assumeYear && res.After(nowNaive.Add(24*time.Hour)) {
+		if !validDate(year-1, month, day, res.Hour(), res.Minute(), res.Second()) {
+			return time.Time{}, false
+		}
+		res = time.Date(year-1, time.Month(month), day, res.Hour(), res.Minute(), res.Second(), 0, time.UTC)
+	}
+	if tzoff != unset {
+		return res, true
+	}
+	return time.Date(res.Year(), res.Month(), res.Day(), res.Hour(), res.Minute(), res.Second(), 0, loc), true
+}
+
+// julianFromWeek is the day of the year from a week number and a weekday
+// (Monday = 0), as Python's strptime computes it for %U/%W.
+func julianFromWeek(year, week, weekday int, weekStartsMon bool) int {
+	first := (int(time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC).Weekday()) + 6) % 7
+	if !weekStartsMon {
+		first = (first + 1) % 7
+		weekday = (weekday + 1) % 7
+	}
+	week0 := (7 - first) % 7
+	if week == 0 {
+		return 1 + weekday - first
+	}
+	return 1 + week0 + 7*(week-1) + weekday
+}
+
+// epochTime converts an EPOCH/LEPOCH capture to a time, keeping fractions.
+func epochTime(v string, long bool) (time.Time, bool) {
+	// Normalise Unicode digits to ASCII (the pattern uses \d).
+	var buf [64]byte
+	b := buf[:0]
+	for _, r := range v {
+		if r == '.' {
+			b = append(b, '.')
+			continue
+		}
+		d := digitValue(r)
+		if d < 0 {
+			return time.Time{}, false
+		}
+		b = append(b, byte('0'+d))
+	}
+	s := string(b)
+	intPart, frac, hasDot := strings.Cut(s, ".")
+	div := 0 // number of decimal digits to shift right
+	if long && len(s) >= 13 {
+		if len(s) >= 16 && !hasDot {
+			div = 6
+		} else {
+			div = 3
+		}
+	}
+	if div > 0 {
+		if len(intPart) <= div {
+			return time.Time{}, false
+		}
+		frac = intPart[len(intPart)-div:] + frac
+		intPart = intPart[:len(intPart)-div]
+	}
+	sec, err := strconv.ParseInt(intPart, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	ns := int64(0)
+	for i := 0; i < 9; i++ {
+		ns *= 10
+		if i < len(frac) {
+			ns += int64(frac[i] - '0')
+		}
+	}
+	return time.Unix(sec, ns), true
+}
+
+// tai64nTime converts "@4000000037c219bf2ef02e94" the way fail2ban does (whole
+// seconds of the TAI64 label, without the leap-second offset).
+func tai64nTime(v string) (time.Time, bool) {
+	if len(v) < 17 {
+		return time.Time{}, false
+	}
+	sec, err := strconv.ParseInt(v[2:17], 16, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0), true
+}
