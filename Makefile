@@ -1,7 +1,7 @@
 # palisade build and test entry points. Everything builds with CGO_ENABLED=0.
 GO        ?= go
 BIN       ?= bin/palisade
-STATICCHECK_VERSION ?= 2026.2.2
+STATICCHECK_VERSION ?= v0.8.2
 export CGO_ENABLED = 0
 
 .PHONY: build test lint unit bench fuzz conformance clean install
