@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/firewall/fwtest"
 	"github.com/palisade-project/palisade/internal/firewall/nstest"
 	"github.com/palisade-project/palisade/internal/sysexec"
 )
@@ -394,4 +395,22 @@ func TestElemsAndDecode(t *testing.T) {
 	if strings.Join(ss, " ") != "192.0.2.1/32 192.0.2.2/31 192.0.2.4/31 192.0.2.6/32" {
 		t.Errorf("rangePrefixes = %v", ss)
 	}
+}
+
+// TestKernelSuite runs the suite shared by every backend.
+func TestKernelSuite(t *testing.T) {
+	nft := func(args ...string) sysexec.Cmd { return sysexec.Cmd{Name: "nft", Args: args} }
+	fwtest.Run(t, fwtest.Suite{
+		New: func(t *testing.T, ns *nstest.NS) firewall.Backend { return newBackend(t, ns) },
+		Damage: [][]sysexec.Cmd{
+			{nft("flush", "set", "inet", "palisade", "sshd_a4"), nft("flush", "set", "inet", "palisade", "sshd_n6")},
+			{nft("flush", "table", "inet", "palisade")},
+			{nft("flush", "table", "inet", "palisade", ";", "delete", "chain", "inet", "palisade", "j_sshd")},
+			{nft("delete", "table", "inet", "palisade")},
+			{nft("flush", "ruleset")},
+		},
+		Leftovers: func(t *testing.T, ns *nstest.NS) string {
+			return strings.TrimSpace(nftCmd(t, ns, "list", "ruleset"))
+		},
+	})
 }
