@@ -1,0 +1,432 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/palisade-project/palisade/internal/control"
+	"github.com/palisade-project/palisade/internal/jail"
+	"github.com/spf13/cobra"
+)
+
+// client returns a control client for app's socket.
+func (app *App) client() *control.Client { return control.NewClient(app.Socket) }
+
+// callErr maps a control error to the exit-code contract: a request the
+// daemon rejected as bad input is a usage error, everything else a failure.
+func callErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, control.ErrBadRequest) {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	var re *control.RemoteError
+	if errors.As(err, &re) && strings.HasPrefix(re.Msg, control.ErrBadRequest.Error()) {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	return failErr(err)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// parseIPArg validates an address argument before anything is sent.
+func parseIPArg(s string) (string, error) {
+	a, err := control.ParseIP(s)
+	if err != nil {
+		return "", usageErr("%v", err)
+	}
+	return a.String(), nil
+}
+
+func parseJailArg(s string) error {
+	if !control.ValidJailName(s) {
+		return usageErr("invalid jail name %q", s)
+	}
+	return nil
+}
+
+func newStatusCmd(app *App) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [JAIL]",
+		Short: "Show jails, their counters and banned addresses",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			jail := ""
+			if len(args) == 1 {
+				jail = args[0]
+				if err := parseJailArg(jail); err != nil {
+					return err
+				}
+			}
+			st, err := app.client().Status(cmd.Context(), jail)
+			if err != nil {
+				return callErr(err)
+			}
+			if asJSON {
+				return writeJSON(app.Stdout, st)
+			}
+			if jail != "" && len(st.Jails) == 1 {
+				writeJailStatus(app.Stdout, st.Jails[0])
+				return nil
+			}
+			writeStatus(app.Stdout, st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeStatus(w io.Writer, st control.StatusReply) {
+	fmt.Fprintf(w, "Backend: %s\nConfig:  %s\n", st.Backend, st.ConfigDir)
+	if !st.Started.IsZero() {
+		fmt.Fprintf(w, "Since:   %s\n", st.Started.Format(time.RFC3339))
+	}
+	if st.ReloadError != "" {
+		fmt.Fprintf(w, "Last reload FAILED (old configuration kept): %s\n", st.ReloadError)
+	}
+	fmt.Fprintf(w, "Jails:   %d\n\n", len(st.Jails))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JAIL\tFAILED\tTOTAL FAILED\tBANNED\tTOTAL BANNED\tSOURCES\tERROR")
+	for _, j := range st.Jails {
+		e := j.Error
+		if e == "" {
+			e = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", j.Name, j.CurrentlyFailed, j.TotalFailed,
+			j.CurrentlyBanned, j.TotalBanned, strings.Join(j.Sources, ","), e)
+	}
+	tw.Flush()
+}
+
+// writeJailStatus prints one jail the way fail2ban-client does, so
+// existing habits and scripts keep working.
+func writeJailStatus(w io.Writer, j control.JailStatus) {
+	fmt.Fprintf(w, "Status for the jail: %s\n", j.Name)
+	if j.Error != "" {
+		fmt.Fprintf(w, "|- Error: %s\n", j.Error)
+	}
+	fmt.Fprintf(w, "|- Filter\n")
+	fmt.Fprintf(w, "|  |- Currently failed:\t%d\n", j.CurrentlyFailed)
+	fmt.Fprintf(w, "|  |- Total failed:\t%d\n", j.TotalFailed)
+	fmt.Fprintf(w, "|  `- File list:\t%s\n", strings.Join(j.Sources, " "))
+	fmt.Fprintf(w, "`- Actions\n")
+	fmt.Fprintf(w, "   |- Currently banned:\t%d\n", j.CurrentlyBanned)
+	fmt.Fprintf(w, "   |- Total banned:\t%d\n", j.TotalBanned)
+	fmt.Fprintf(w, "   `- Banned IP list:\t%s\n", strings.Join(j.Banned, " "))
+}
+
+func newBanCmd(app *App) *cobra.Command {
+	var dur string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ban JAIL IP",
+		Short: "Ban an address in a jail now",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := parseJailArg(args[0]); err != nil {
+				return err
+			}
+			ip, err := parseIPArg(args[1])
+			if err != nil {
+				return err
+			}
+			if dur != "" {
+				if err := checkDuration(dur); err != nil {
+					return err
+				}
+			}
+			r, err := app.client().Ban(cmd.Context(), args[0], ip, dur)
+			if err != nil {
+				return callErr(err)
+			}
+			if asJSON {
+				return writeJSON(app.Stdout, r)
+			}
+			fmt.Fprintf(app.Stdout, "banned %s in %s %s\n", r.Ban.IP, r.Ban.Jail, untilText(r.Ban))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dur, "for", "", "ban duration (fail2ban syntax: 1h, 2d, 3600, -1 = permanent); default the jail's bantime")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func untilText(b control.BanEntry) string {
+	if b.Permanent || b.Expires == nil {
+		return "permanently"
+	}
+	return "until " + b.Expires.Local().Format(time.RFC3339)
+}
+
+func newUnbanCmd(app *App) *cobra.Command {
+	var all, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "unban JAIL IP | unban --all [JAIL]",
+		Short: "Lift a ban (or every ban)",
+		Args:  cobra.RangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r control.UnbanReply
+			var err error
+			if all {
+				if len(args) > 1 {
+					return usageErr("unban --all takes at most a jail")
+				}
+				jail := ""
+				if len(args) == 1 {
+					jail = args[0]
+					if err := parseJailArg(jail); err != nil {
+						return err
+					}
+				}
+				r, err = app.client().UnbanAll(cmd.Context(), jail)
+			} else {
+				if len(args) != 2 {
+					return usageErr("usage: palisade unban JAIL IP | palisade unban --all [JAIL]")
+				}
+				if err := parseJailArg(args[0]); err != nil {
+					return err
+				}
+				ip, perr := parseIPArg(args[1])
+				if perr != nil {
+					return perr
+				}
+				r, err = app.client().Unban(cmd.Context(), args[0], ip)
+			}
+			if err != nil {
+				return callErr(err)
+			}
+			if asJSON {
+				return writeJSON(app.Stdout, r)
+			}
+			fmt.Fprintf(app.Stdout, "%d ban(s) lifted\n", r.Removed)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "lift every ban (of JAIL when given)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newBannedCmd(app *App) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "banned [JAIL]",
+		Short: "List every active ban with its expiry",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			jail := ""
+			if len(args) == 1 {
+				jail = args[0]
+				if err := parseJailArg(jail); err != nil {
+					return err
+				}
+			}
+			r, err := app.client().Banned(cmd.Context(), jail)
+			if err != nil {
+				return callErr(err)
+			}
+			if asJSON {
+				return writeJSON(app.Stdout, r)
+			}
+			writeBanned(app.Stdout, r.Bans, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeBanned(w io.Writer, bans []control.BanEntry, now time.Time) {
+	if len(bans) == 0 {
+		fmt.Fprintln(w, "no active bans")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JAIL\tIP\tSINCE\tEXPIRES\tLEFT\tOFFENCES")
+	for _, b := range bans {
+		exp, left := "never", "permanent"
+		if b.Expires != nil && !b.Permanent {
+			exp = b.Expires.Local().Format(time.RFC3339)
+			left = b.Expires.Sub(now).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", b.Jail, b.IP, b.Since.Local().Format(time.RFC3339), exp, left, b.Offences)
+	}
+	tw.Flush()
+}
+
+func newExplainCmd(app *App) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "explain IP",
+		Short: "Explain why an address is banned, ignored or counted",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ip, err := parseIPArg(args[0])
+			if err != nil {
+				return err
+			}
+			r, err := app.client().Explain(cmd.Context(), ip)
+			if err != nil {
+				return callErr(err)
+			}
+			if asJSON {
+				return writeJSON(app.Stdout, r)
+			}
+			writeExplain(app.Stdout, r)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeExplain(w io.Writer, r control.ExplainReply) {
+	fmt.Fprintf(w, "%s\n", r.IP)
+	if len(r.Banned) == 0 {
+		fmt.Fprintln(w, "  not banned")
+	}
+	for _, b := range r.Banned {
+		fmt.Fprintf(w, "  BANNED in %s since %s %s (offence %d)\n", b.Jail, b.Since.Local().Format(time.RFC3339), untilText(b), b.Offences)
+	}
+	for _, j := range r.Jails {
+		fmt.Fprintf(w, "  jail %s:\n", j.Jail)
+		if j.Ignored {
+			fmt.Fprintf(w, "    ignored: %s (never banned by this jail)\n", j.IgnoreRule)
+		}
+		fmt.Fprintf(w, "    failures: %d of maxretry %d within findtime %s\n", j.Failures, j.MaxRetry, j.FindTime)
+		for _, l := range j.Lines {
+			rule := ""
+			if l.Rule != "" {
+				rule = " [" + l.Rule + "]"
+			}
+			fmt.Fprintf(w, "      %s %s%s\n", l.Time.Local().Format(time.RFC3339), l.Line, rule)
+		}
+		fmt.Fprintf(w, "    previous bans: %d; next ban would last %s\n", j.Offences, j.NextBanTime)
+	}
+}
+
+func newReloadCmd(app *App) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Re-read the configuration (a broken one is refused, the running one kept)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := app.client().Reload(cmd.Context())
+			if err != nil {
+				return callErr(err)
+			}
+			if asJSON {
+				return writeJSON(app.Stdout, r)
+			}
+			fmt.Fprintf(app.Stdout, "reloaded: %d jail(s)", len(r.Jails))
+			for _, part := range []struct {
+				name string
+				list []string
+			}{{"added", r.Added}, {"removed", r.Removed}, {"changed", r.Changed}} {
+				if len(part.list) > 0 {
+					fmt.Fprintf(app.Stdout, "; %s %s", part.name, strings.Join(part.list, ","))
+				}
+			}
+			fmt.Fprintln(app.Stdout)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// newSetCmd is fail2ban-client's `set JAIL banip|unbanip IP...`.
+func newSetCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "set JAIL banip|unbanip IP...",
+		Short: "fail2ban-client compatible: ban or unban addresses in a jail",
+		Args:  cobra.MinimumNArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			jail, action, ips := args[0], args[1], args[2:]
+			if err := parseJailArg(jail); err != nil {
+				return err
+			}
+			if action != "banip" && action != "unbanip" {
+				return usageErr("set %s: unsupported action %q (palisade supports banip and unbanip)", jail, action)
+			}
+			clean := make([]string, len(ips))
+			for i, s := range ips {
+				ip, err := parseIPArg(s)
+				if err != nil {
+					return err
+				}
+				clean[i] = ip
+			}
+			n := 0
+			for _, ip := range clean {
+				var err error
+				if action == "banip" {
+					_, err = app.client().Ban(cmd.Context(), jail, ip, "")
+					n++
+				} else {
+					var r control.UnbanReply
+					r, err = app.client().Unban(cmd.Context(), jail, ip)
+					n += r.Removed
+				}
+				if err != nil {
+					return callErr(err)
+				}
+			}
+			// fail2ban-client prints the number of addresses affected.
+			fmt.Fprintln(app.Stdout, n)
+			return nil
+		},
+	}
+}
+
+// newGetCmd is fail2ban-client's `get JAIL banned`.
+func newGetCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get JAIL banned",
+		Short: "fail2ban-client compatible: list a jail's banned addresses",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := parseJailArg(args[0]); err != nil {
+				return err
+			}
+			if args[1] != "banned" {
+				return usageErr("get %s: unsupported property %q (palisade supports banned)", args[0], args[1])
+			}
+			r, err := app.client().Banned(cmd.Context(), args[0])
+			if err != nil {
+				return callErr(err)
+			}
+			ips := make([]string, 0, len(r.Bans))
+			for _, b := range r.Bans {
+				ips = append(ips, "'"+b.IP+"'")
+			}
+			fmt.Fprintf(app.Stdout, "[%s]\n", strings.Join(ips, ", "))
+			return nil
+		},
+	}
+}
+
+// checkDuration validates a --for value (fail2ban time syntax).
+func checkDuration(s string) error {
+	d, err := jail.ParseDuration(s)
+	if err != nil {
+		return usageErr("--for: %v", err)
+	}
+	if d == 0 {
+		return usageErr("--for: a ban must last longer than 0 (-1 = permanent)")
+	}
+	return nil
+}

@@ -1,0 +1,37 @@
+package daemon
+
+import (
+	"encoding/binary"
+
+	"github.com/palisade-project/palisade/internal/source"
+	"github.com/palisade-project/palisade/internal/store"
+)
+
+// positions adapts the store to source.PositionStore.
+type positions struct{ st *store.Store }
+
+func (p positions) LoadPosition(path string) (source.Position, bool, error) {
+	lp, ok, err := p.st.LogPosition(path)
+	if err != nil || !ok {
+		return source.Position{}, ok, err
+	}
+	pos := source.Position{Device: lp.Device, Inode: lp.Inode, Offset: lp.Offset}
+	if len(lp.FirstLineHash) == 16 {
+		pos.HeadLen = int64(binary.BigEndian.Uint64(lp.FirstLineHash[:8]))
+		pos.Hash = binary.BigEndian.Uint64(lp.FirstLineHash[8:])
+	}
+	return pos, true, nil
+}
+
+func (p positions) SavePosition(path string, pos source.Position) error {
+	h := make([]byte, 16)
+	binary.BigEndian.PutUint64(h[:8], uint64(pos.HeadLen))
+	binary.BigEndian.PutUint64(h[8:], pos.Hash)
+	return p.st.SetLogPositions(map[string]store.LogPosition{path: {
+		Device: pos.Device, Inode: pos.Inode, Offset: pos.Offset, FirstLineHash: h,
+	}})
+}
+
+func (p positions) LoadCursor(key string) (string, bool, error) { return p.st.JournalCursor(key) }
+
+func (p positions) SaveCursor(key, cursor string) error { return p.st.SetJournalCursor(key, cursor) }
