@@ -19,7 +19,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
 )
 
 // Match is the date found in a line.
@@ -223,24 +222,6 @@ func (d *Detector) ensureRunes() {
 	}
 	d.offs = append(d.offs, len(d.line))
 	d.runesOK = true
-}
-
-// runeIndex converts a byte offset of the current line to a rune index.
-func (d *Detector) runeIndex(b int) int {
-	if d.runesOK {
-		// binary search in offs
-		lo, hi := 0, len(d.offs)-1
-		for lo < hi {
-			m := (lo + hi) / 2
-			if d.offs[m] < b {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-		return lo
-	}
-	return utf8.RuneCountInString(d.line[:b])
 }
 
 // runeAt returns the rune at rune index i (-1 when out of range).

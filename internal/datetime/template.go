@@ -613,6 +613,10 @@ func (t *template) compile(timeout time.Duration) error {
 	if t.re != nil || t.reErr != nil {
 		return t.reErr
 	}
+	if err := checkGlobalFlags(t.regex); err != nil {
+		t.reErr = fmt.Errorf("date template %q: %w", t.name, err)
+		return t.reErr
+	}
 	re, err := regexp2.Compile(pyToNet(t.regex), regexp2.None)
 	if err != nil {
 		t.reErr = fmt.Errorf("date template %q: %w", t.name, err)
@@ -628,6 +632,42 @@ func (t *template) compile(timeout time.Duration) error {
 	return nil
 }
 
+// checkGlobalFlags rejects a global flag group such as (?i) after the start of
+// the expression, like Python 3.11's re does.
+func checkGlobalFlags(re string) error {
+	start := true
+	inClass := false
+	for i := 0; i < len(re); i++ {
+		c := re[i]
+		switch {
+		case c == '\\':
+			i++
+			start = false
+		case inClass:
+			if c == ']' {
+				inClass = false
+			}
+		case c == '[':
+			inClass = true
+			start = false
+			if i+1 < len(re) && re[i+1] == '^' {
+				i++
+			}
+			if i+1 < len(re) && re[i+1] == ']' {
+				i++
+			}
+		case c == '(' && flagGroupLen(re[i:], false) > 0:
+			if !start {
+				return fmt.Errorf("global flags not at the start of the expression at position %d", i)
+			}
+			i += flagGroupLen(re[i:], false) - 1
+		default:
+			start = false
+		}
+	}
+	return nil
+}
+
 // pyToNet translates the Python regex constructs used in date patterns to the
 // dialect of regexp2: (?P<n>..) -> (?<n>..), (?P=n) -> \k<n>, flags a/u/L
 // dropped, \Z -> \z, {,n} -> {0,n}.
@@ -637,9 +677,17 @@ func pyToNet(re string) string {
 	for i := 0; i < len(re); i++ {
 		c := re[i]
 		if c == '\\' && i+1 < len(re) {
-			if !inClass && re[i+1] == 'Z' {
+			switch {
+			case !inClass && re[i+1] == 'Z':
 				b.WriteString(`\z`)
-			} else {
+			case !inClass && re[i+1] == 's':
+				// Python's \s also matches the separators \x1c-\x1f
+				b.WriteString(`[\s\x1c-\x1f]`)
+			case !inClass && re[i+1] == 'S':
+				b.WriteString(`[^\s\x1c-\x1f]`)
+			case inClass && re[i+1] == 's':
+				b.WriteString(`\s\x1c-\x1f`)
+			default:
 				b.WriteByte(c)
 				b.WriteByte(re[i+1])
 			}
