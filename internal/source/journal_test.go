@@ -1,0 +1,415 @@
+package source
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/palisade-project/palisade/internal/sysexec"
+)
+
+func TestDecodeJournalEntry(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      string
+		want    JournalEntry
+		text    string
+		wantErr bool
+	}{
+		{
+			name: "string message with syslog identifier and pid",
+			in:   `{"__CURSOR":"s=1;i=2","__REALTIME_TIMESTAMP":"1700000000123456","_HOSTNAME":"web1","SYSLOG_IDENTIFIER":"sshd","_COMM":"sshd-session","_PID":"812","MESSAGE":"Failed password for root from 192.0.2.7 port 22 ssh2"}`,
+			want: JournalEntry{Message: "Failed password for root from 192.0.2.7 port 22 ssh2", Cursor: "s=1;i=2", Time: time.UnixMicro(1700000000123456), Hostname: "web1", Identifier: "sshd", PID: "812"},
+			text: "web1 sshd[812]: Failed password for root from 192.0.2.7 port 22 ssh2",
+		},
+		{
+			name: "byte-array message (non-UTF-8)",
+			in:   `{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1","MESSAGE":[98,97,100,32,255,254,10,120],"_COMM":"app"}`,
+			want: JournalEntry{Message: "bad \xff\xfe\nx", Cursor: "c", Time: time.UnixMicro(1), Identifier: "app"},
+			text: "app: bad \xff\xfe\\nx",
+		},
+		{
+			name: "field given twice: values joined like fail2ban",
+			in:   `{"MESSAGE":["one",[116,119,111]],"SYSLOG_IDENTIFIER":["x","y"]}`,
+			want: JournalEntry{Message: "one two", Identifier: "x"},
+			text: "x: one two",
+		},
+		{
+			name: "source realtime wins, SYSLOG_PID wins, no host",
+			in:   `{"__REALTIME_TIMESTAMP":"2000000","_SOURCE_REALTIME_TIMESTAMP":"1000000","SYSLOG_IDENTIFIER":"su","SYSLOG_PID":"7","_PID":"8","MESSAGE":"m"}`,
+			want: JournalEntry{Message: "m", Time: time.UnixMicro(1000000), Identifier: "su", PID: "7"},
+			text: "su[7]: m",
+		},
+		{
+			name: "non-numeric pid kept as text",
+			in:   `{"SYSLOG_IDENTIFIER":"d","SYSLOG_PID":"abc","MESSAGE":"m"}`,
+			want: JournalEntry{Message: "m", Identifier: "d", PID: "abc"},
+			text: "d[abc]: m",
+		},
+		{
+			name: "kernel message gets the monotonic time",
+			in:   `{"_HOSTNAME":"h","SYSLOG_IDENTIFIER":"kernel","__MONOTONIC_TIMESTAMP":"12345678","MESSAGE":"oops"}`,
+			want: JournalEntry{Message: "oops", Hostname: "h", Identifier: "kernel", Monotonic: 12345678 * time.Microsecond},
+			text: "h kernel: [   12.345678] oops",
+		},
+		{
+			name: "message only; null field ignored",
+			in:   `{"MESSAGE":"just this","_HOSTNAME":null}`,
+			want: JournalEntry{Message: "just this"},
+			text: "just this",
+		},
+		{name: "not JSON", in: `{"MESSAGE":`, wantErr: true},
+		{name: "bad byte", in: `{"MESSAGE":[300]}`, wantErr: true},
+		{name: "bad timestamp", in: `{"__REALTIME_TIMESTAMP":"soon","MESSAGE":"m"}`, wantErr: true},
+		{name: "number where a string belongs", in: `{"MESSAGE":5}`, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecodeJournalEntry([]byte(tc.in))
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("no error, got %+v", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("entry (-want +got):\n%s", diff)
+			}
+			if s := got.Format(); s != tc.text {
+				t.Errorf("Format = %q, want %q", s, tc.text)
+			}
+		})
+	}
+}
+
+func TestParseJournalMatch(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{in: "_SYSTEMD_UNIT=sshd.service + _COMM=sshd", want: []string{"_SYSTEMD_UNIT=sshd.service", "+", "_COMM=sshd"}},
+		{in: "_SYSTEMD_UNIT=a.service _PID=1\n_COMM=b\n", want: []string{"_SYSTEMD_UNIT=a.service", "_PID=1", "+", "_COMM=b"}},
+		{in: `_COMM="my prog" MESSAGE='a b' X=c\ d`, want: []string{"_COMM=my prog", "MESSAGE=a b", "X=c d"}},
+		{in: "/usr/sbin/sshd", want: []string{"/usr/sbin/sshd"}},
+		{in: "", want: nil},
+		{in: "--output=cat", wantErr: true},
+		{in: "_comm=x", wantErr: true},
+		{in: `_COMM="open`, wantErr: true},
+		{in: "plainword", wantErr: true},
+	} {
+		got, err := ParseJournalMatch(tc.in)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("ParseJournalMatch(%q) error = %v, wantErr %v", tc.in, err, tc.wantErr)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("ParseJournalMatch(%q) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+}
+
+func TestJournalArgs(t *testing.T) {
+	m := []string{"_COMM=sshd"}
+	base := []string{"--follow", "--output=json", "--all", "--no-pager", "--quiet"}
+	for _, tc := range []struct {
+		spec   JournalSpec
+		cursor string
+		want   []string
+	}{
+		{JournalSpec{}, "s=abc", append(slices.Clone(base), "--after-cursor=s=abc", "_COMM=sshd")},
+		{JournalSpec{Directory: "/j"}, "@1700000000", append(slices.Clone(base), "--directory=/j", "--since=@1700000000", "_COMM=sshd")},
+		{JournalSpec{Files: []string{"/a/*.journal"}}, "", append(slices.Clone(base), "--file=/a/*.journal", "--lines=0", "_COMM=sshd")},
+	} {
+		if diff := cmp.Diff(tc.want, JournalArgs(tc.spec, m, tc.cursor)); diff != "" {
+			t.Errorf("JournalArgs(%+v, %q) (-want +got):\n%s", tc.spec, tc.cursor, diff)
+		}
+	}
+}
+
+func entryJSON(cursor string, us int64, msg string) string {
+	return fmt.Sprintf(`{"__CURSOR":%q,"__REALTIME_TIMESTAMP":"%d","_HOSTNAME":"h","SYSLOG_IDENTIFIER":"sshd","_PID":"9","MESSAGE":%q}`+"\n", cursor, us, msg)
+}
+
+func nextProc(t *testing.T, f *FakeStarter) *FakeProcess {
+	t.Helper()
+	p, err := f.Next(waitLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func argValue(args []string, prefix string) (string, bool) {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, prefix); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func TestJournalCursorPersistence(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	store := NewMemStore()
+	fake := NewFakeStarter()
+	cfg := JournalConfig{Starter: fake, Store: store, Now: func() time.Time { return now }, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	spec := JournalSpec{Match: "_SYSTEMD_UNIT=sshd.service + _COMM=sshd", Lookback: 10 * time.Minute}
+
+	j1 := NewJournal(cfg)
+	c1 := &collector{}
+	if _, err := j1.Subscribe(spec, c1); err != nil {
+		t.Fatal(err)
+	}
+	p := nextProc(t, fake)
+	wantArgs := []string{"--follow", "--output=json", "--all", "--no-pager", "--quiet", "--since=@1699999400", "_SYSTEMD_UNIT=sshd.service", "+", "_COMM=sshd"}
+	if p.Cmd().Name != "journalctl" || !cmp.Equal(p.Cmd().Args, wantArgs) {
+		t.Fatalf("first start: %s %q, want journalctl %q", p.Cmd().Name, p.Cmd().Args, wantArgs)
+	}
+	for _, e := range []string{entryJSON("c1", 1_699_999_999_000_001, "first"), "not json\n", entryJSON("c2", 1_699_999_999_500_000, "second")} {
+		if err := p.Write(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLines(t, c1, []string{"h sshd[9]: first", "h sshd[9]: second"})
+	c1.mu.Lock()
+	l := c1.lines[1]
+	c1.mu.Unlock()
+	if !l.Time.Equal(time.UnixMicro(1_699_999_999_500_000)) || !strings.HasPrefix(l.Source, "journal:") {
+		t.Errorf("line = %+v", l)
+	}
+	if st := j1.Stats(); len(st) != 1 || st[0].Entries != 2 || st[0].Skipped != 1 || st[0].Cursor != "c2" {
+		t.Errorf("stats = %+v", st)
+	}
+	if err := j1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok, _ := store.LoadCursor(l.Source); !ok || c != "c2" {
+		t.Fatalf("stored cursor = %q, %v; want c2", c, ok)
+	}
+
+	// A restart resumes after the stored cursor.
+	j2 := NewJournal(cfg)
+	defer j2.Close()
+	c2 := &collector{}
+	if _, err := j2.Subscribe(spec, c2); err != nil {
+		t.Fatal(err)
+	}
+	p = nextProc(t, fake)
+	if v, _ := argValue(p.Cmd().Args, "--after-cursor="); v != "c2" {
+		t.Fatalf("restart args %q, want --after-cursor=c2", p.Cmd().Args)
+	}
+	if _, ok := argValue(p.Cmd().Args, "--since="); ok {
+		t.Fatalf("restart args %q: --since with a cursor", p.Cmd().Args)
+	}
+	if err := p.Write(entryJSON("c3", 1_700_000_000_000_000, "third")); err != nil {
+		t.Fatal(err)
+	}
+	waitLines(t, c2, []string{"h sshd[9]: third"})
+}
+
+func TestJournalRestartsAndReportsErrors(t *testing.T) {
+	store := NewMemStore()
+	fake := NewFakeStarter()
+	j := NewJournal(JournalConfig{Starter: fake, Store: store, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, CheckpointEvery: time.Hour})
+	defer j.Close()
+	c := &collector{}
+	unsub, err := j.Subscribe(JournalSpec{Match: "_COMM=sshd", Directory: "/var/log/journal"}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	source := "journal:_COMM=sshd dir=/var/log/journal"
+	p := nextProc(t, fake)
+	waitFor(t, "ok status", func() bool { s, ok := c.lastStatus(source); return ok && s.State == StateOK })
+	if err := p.Write(entryJSON("k1", 1, "a")); err != nil {
+		t.Fatal(err)
+	}
+	waitLines(t, c, []string{"h sshd[9]: a"})
+
+	// journalctl dies: error status, restart after the last cursor.
+	p.Exit(&sysexec.ExitError{Cmd: "journalctl", ExitCode: 1, Stderr: "Failed to open journal: Permission denied"})
+	p = nextProc(t, fake)
+	if v, _ := argValue(p.Cmd().Args, "--after-cursor="); v != "k1" {
+		t.Fatalf("restart args %q, want --after-cursor=k1", p.Cmd().Args)
+	}
+	c.mu.Lock()
+	var sawErr bool
+	for _, s := range c.statuses {
+		sawErr = sawErr || (s.State == StateError && strings.Contains(s.Err.Error(), "Permission denied"))
+	}
+	c.mu.Unlock()
+	if !sawErr {
+		t.Errorf("no error status reported: %+v", c.statuses)
+	}
+
+	// A rejected cursor is dropped for a time.
+	p.Exit(&sysexec.ExitError{Cmd: "journalctl", ExitCode: 1, Stderr: "Failed to seek to cursor: Invalid argument"})
+	p = nextProc(t, fake)
+	if _, ok := argValue(p.Cmd().Args, "--since=@"); !ok {
+		t.Fatalf("after a rejected cursor args %q, want --since", p.Cmd().Args)
+	}
+
+	// journalctl cannot start at all: error, retried, then recovers.
+	fake.FailStarts(errors.New(`exec: "journalctl": executable file not found in $PATH`))
+	p.Exit(errors.New("killed"))
+	waitFor(t, "start failure status", func() bool {
+		s, ok := c.lastStatus(source)
+		return ok && s.State == StateError && strings.Contains(s.Err.Error(), "not found")
+	})
+	fake.FailStarts(nil)
+	p = nextProc(t, fake)
+	waitFor(t, "recovered status", func() bool { s, ok := c.lastStatus(source); return ok && s.State == StateOK })
+	if err := p.Write(entryJSON("k2", 2, "b")); err != nil {
+		t.Fatal(err)
+	}
+	waitLines(t, c, []string{"h sshd[9]: a", "h sshd[9]: b"})
+	unsub()
+	select {
+	case <-p.Exited():
+	case <-time.After(waitLimit):
+		t.Fatal("journalctl not stopped after the last unsubscribe")
+	}
+	if cur, _, _ := store.LoadCursor(source); cur != "k2" {
+		t.Errorf("cursor saved on stop = %q, want k2", cur)
+	}
+}
+
+func TestJournalSharedStreams(t *testing.T) {
+	fake := NewFakeStarter()
+	j := NewJournal(JournalConfig{Starter: fake, MaxEntry: 200})
+	defer j.Close()
+	a, b, other := &collector{}, &collector{}, &collector{}
+	spec := JournalSpec{Match: "_COMM=sshd"}
+	if _, err := j.Subscribe(spec, a); err != nil {
+		t.Fatal(err)
+	}
+	p := nextProc(t, fake)
+	if _, err := j.Subscribe(spec, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Subscribe(JournalSpec{Match: "_COMM=sshd", Raw: true}, other); err != nil {
+		t.Fatal(err)
+	}
+	q := nextProc(t, fake)
+	if len(fake.Cmds()) != 2 {
+		t.Fatalf("%d journalctl started, want 2 (one per distinct spec)", len(fake.Cmds()))
+	}
+	big := entryJSON("x", 1, strings.Repeat("A", 70_000)) // longer than MaxEntry and the read buffer
+	if err := p.Write(big + entryJSON("y", 2, "shared")); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Write(entryJSON("z", 3, "raw\nline")); err != nil {
+		t.Fatal(err)
+	}
+	waitLines(t, a, []string{"h sshd[9]: shared"})
+	waitLines(t, b, []string{"h sshd[9]: shared"})
+	waitLines(t, other, []string{`raw\nline`})
+	if _, err := j.Subscribe(JournalSpec{Match: "-o cat"}, a); err == nil {
+		t.Error("option-like match accepted")
+	}
+}
+
+// exportEntry renders one entry in the journal export format; MESSAGE is
+// written in the binary form so it may hold any bytes.
+func exportEntry(realtime time.Time, mono int64, pid int, msg string) []byte {
+	var b []byte
+	b = fmt.Appendf(b, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=6c7c6013a8674f52b0a3bef6f6a09f4c\n_HOSTNAME=host1\nSYSLOG_IDENTIFIER=sshd\n_PID=%d\n_SYSTEMD_UNIT=sshd.service\n", realtime.UnixMicro(), mono, pid)
+	b = append(b, "MESSAGE\n"...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(msg)))
+	b = append(b, msg...)
+	b = append(b, '\n', '\n')
+	return b
+}
+
+func writeJournal(t *testing.T, out string, entries ...[]byte) {
+	t.Helper()
+	cmd := exec.Command("/lib/systemd/systemd-journal-remote", "--output="+out, "-")
+	cmd.Stdin = strings.NewReader(string(slices.Concat(entries...)))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("systemd-journal-remote: %v: %s", err, b)
+	}
+}
+
+// TestJournalSystem reads journal files made by systemd-journal-remote with
+// the real journalctl: decoding, following new files, cursor resume.
+func TestJournalSystem(t *testing.T) {
+	if _, err := exec.LookPath("journalctl"); err != nil {
+		t.Skip("journalctl not installed")
+	}
+	if _, err := os.Stat("/lib/systemd/systemd-journal-remote"); err != nil {
+		t.Skip("systemd-journal-remote not installed (Debian package systemd-journal-remote)")
+	}
+	dir := t.TempDir()
+	base := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	writeJournal(t, filepath.Join(dir, "a.journal"),
+		exportEntry(base, 1_000_001, 41, "Failed password for root from 192.0.2.1 port 22 ssh2"),
+		exportEntry(base.Add(time.Second), 1_000_002, 42, "bad \xff bytes"),
+	)
+	store := NewMemStore()
+	cfg := JournalConfig{Store: store, MinBackoff: 100 * time.Millisecond, CheckpointEvery: time.Millisecond}
+	spec := JournalSpec{Match: "_SYSTEMD_UNIT=sshd.service", Directory: dir, Lookback: 10 * time.Minute}
+
+	j1 := NewJournal(cfg)
+	c1 := &collector{}
+	if _, err := j1.Subscribe(spec, c1); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"host1 sshd[41]: Failed password for root from 192.0.2.1 port 22 ssh2", "host1 sshd[42]: bad \xff bytes"}
+	waitLines(t, c1, want)
+	c1.mu.Lock()
+	if !c1.lines[0].Time.Equal(base) {
+		t.Errorf("time = %v, want %v", c1.lines[0].Time, base)
+	}
+	c1.mu.Unlock()
+	// followed live: a new journal file in the directory
+	writeJournal(t, filepath.Join(dir, "b.journal"), exportEntry(base.Add(2*time.Second), 1_000_003, 43, "third"))
+	want = append(want, "host1 sshd[43]: third")
+	waitLines(t, c1, want)
+	if err := j1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// written while stopped: read exactly once after the restart
+	writeJournal(t, filepath.Join(dir, "c.journal"), exportEntry(base.Add(3*time.Second), 1_000_004, 44, "fourth"))
+	j2 := NewJournal(cfg)
+	defer j2.Close()
+	c2 := &collector{}
+	if _, err := j2.Subscribe(spec, c2); err != nil {
+		t.Fatal(err)
+	}
+	waitLines(t, c2, []string{"host1 sshd[44]: fourth"})
+	writeJournal(t, filepath.Join(dir, "d.journal"), exportEntry(base.Add(4*time.Second), 1_000_005, 45, "fifth"))
+	waitLines(t, c2, []string{"host1 sshd[44]: fourth", "host1 sshd[45]: fifth"})
+}
+
+func TestJournalSystemUnreadable(t *testing.T) {
+	if _, err := exec.LookPath("journalctl"); err != nil {
+		t.Skip("journalctl not installed")
+	}
+	j := NewJournal(JournalConfig{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	defer j.Close()
+	c := &collector{}
+	if _, err := j.Subscribe(JournalSpec{Directory: filepath.Join(t.TempDir(), "missing")}, c); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "error status", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, s := range c.statuses {
+			if s.State == StateError && strings.Contains(s.Err.Error(), "No such file") {
+				return true
+			}
+		}
+		return false
+	})
+}
