@@ -18,7 +18,7 @@ import (
 	"github.com/palisade-project/palisade/internal/filter"
 )
 
-// refCase is one FilterReader run for testdata/f2b_filter.py.
+// refCase is one FilterReader run for testdata/filter/f2b_filter.py.
 type refCase struct {
 	Basedir string      `json:"basedir"`
 	Name    string      `json:"name"`
@@ -54,7 +54,7 @@ func needFail2ban(t testing.TB) {
 func fail2banFilters(t testing.TB, cases []refCase) []refResult {
 	t.Helper()
 	needFail2ban(t)
-	script, err := filepath.Abs("testdata/f2b_filter.py")
+	script, err := filepath.Abs("testdata/filter/f2b_filter.py")
 	if err != nil {
 		t.Fatal(err)
 	}

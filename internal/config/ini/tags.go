@@ -124,10 +124,11 @@ func SubstituteTags(tags []Option, o TagOptions) ([]Option, error) {
 					start, end, rtag, ok = FindTag(value, end)
 					continue
 				}
-				value = strings.ReplaceAll(value, "<"+rtag+">", repl)
-				if len(value) > MaxValueSize {
+				pat := "<" + rtag + ">"
+				if n := strings.Count(value, pat); len(value)+n*(len(repl)-len(pat)) > MaxValueSize {
 					return nil, fmt.Errorf("tag <%s>: value longer than %d bytes after substitution", tag, MaxValueSize)
 				}
+				value = strings.ReplaceAll(value, pat, repl)
 				rplc[rtag]++
 				start, end, rtag, ok = FindTag(value, start)
 			}
