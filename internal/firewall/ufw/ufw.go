@@ -331,4 +331,3 @@ func (b *Backend) Teardown(ctx context.Context) error {
 	}
 	return nil
 }
-
