@@ -1,0 +1,769 @@
+package ban
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/palisade-project/palisade/internal/filter"
+	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/jail"
+	"github.com/palisade-project/palisade/internal/store"
+)
+
+var t0 = time.Date(2026, 11, 24, 19, 50, 1, 123456789, time.UTC)
+
+func pfx(s string) netip.Prefix {
+	if strings.Contains(s, "/") {
+		return netip.MustParsePrefix(s)
+	}
+	a := netip.MustParseAddr(s)
+	return netip.PrefixFrom(a, a.BitLen())
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	m     *Manager
+	st    *store.Store
+	fw    *firewall.Fake
+	log   *syncBuf
+	clock *clock
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newEnv(t testing.TB, cfg Config) *env {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "palisade.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	e := &env{st: st, fw: firewall.NewFake(), log: &syncBuf{}, clock: &clock{t: t0}}
+	if cfg.PID == 0 {
+		cfg.PID = 1234
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	e.m, err = New(cfg, Deps{Store: st, Backend: e.fw, Now: e.clock.Now, BanLog: e.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func fwPrefixes(t testing.TB, fw *firewall.Fake) []string {
+	t.Helper()
+	l, err := fw.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, b := range l {
+		out = append(out, b.Jail+" "+b.Prefix.String())
+	}
+	return out
+}
+
+func storedPrefixes(t testing.TB, st *store.Store) []string {
+	t.Helper()
+	bans, _, err := st.Bans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, b := range bans {
+		out = append(out, b.Jail+" "+b.Prefix.String())
+	}
+	return out
+}
+
+func TestBanLogLine(t *testing.T) {
+	tests := []struct {
+		verb, jail, prefix, want string
+	}{
+		{"Ban", "sshd", "192.0.2.1", "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [sshd] Ban 192.0.2.1\n"},
+		{"Unban", "sshd", "192.0.2.1", "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [sshd] Unban 192.0.2.1\n"},
+		{"Ban", "recidive", "2001:db8::1", "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [recidive] Ban 2001:db8::1\n"},
+		{"Ban", "sshd", "2001:db8::/64", "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [sshd] Ban 2001:db8::/64\n"},
+	}
+	for _, tc := range tests {
+		if got := BanLogLine(t0, 1234, tc.jail, tc.verb, pfx(tc.prefix)); got != tc.want {
+			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+	}
+	// Local time: the zone's wall clock, not UTC.
+	zone := time.FixedZone("X", 2*3600)
+	if got := BanLogLine(t0.In(zone), 1, "j", "Ban", pfx("192.0.2.1")); !strings.HasPrefix(got, "2026-11-24 21:50:01,123 ") {
+		t.Errorf("local time not used: %q", got)
+	}
+}
+
+func TestBanUnban(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	events, cancel := e.m.Subscribe(8)
+	defer cancel()
+	got, err := e.m.Ban(ctx, "sshd", pfx("192.0.2.1"), time.Hour, "4 failures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Enforced || got.Offence != 1 || !got.Expires.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("entry %+v", got)
+	}
+	if fw := fwPrefixes(t, e.fw); !slices.Equal(fw, []string{"sshd 192.0.2.1/32"}) {
+		t.Fatalf("firewall %v", fw)
+	}
+	fwl, _ := e.fw.List(ctx)
+	if !fwl[0].Expires.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("firewall expiry %v", fwl[0].Expires)
+	}
+	if s := storedPrefixes(t, e.st); !slices.Equal(s, []string{"sshd 192.0.2.1/32"}) {
+		t.Fatalf("store %v", s)
+	}
+	if ev := <-events; ev.Kind != EventBan || ev.Entry.Prefix != pfx("192.0.2.1") {
+		t.Fatalf("event %+v", ev)
+	}
+	if l := e.m.Find(netip.MustParseAddr("192.0.2.1")); len(l) != 1 || l[0].Reason != "4 failures" {
+		t.Fatalf("Find %+v", l)
+	}
+	e.clock.Add(time.Second)
+	if _, err := e.m.Unban(ctx, "sshd", pfx("192.0.2.1")); err != nil {
+		t.Fatal(err)
+	}
+	if fw := fwPrefixes(t, e.fw); len(fw) != 0 {
+		t.Fatalf("firewall after unban %v", fw)
+	}
+	if s := storedPrefixes(t, e.st); len(s) != 0 {
+		t.Fatalf("store after unban %v", s)
+	}
+	if ev := <-events; ev.Kind != EventUnban || ev.Cause != "manual" {
+		t.Fatalf("event %+v", ev)
+	}
+	want := "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [sshd] Ban 192.0.2.1\n" +
+		"2026-11-24 19:50:02,123 palisade.ban [1234]: NOTICE  [sshd] Unban 192.0.2.1\n"
+	if e.log.String() != want {
+		t.Fatalf("ban log\n%q\nwant\n%q", e.log.String(), want)
+	}
+	if _, err := e.m.Unban(ctx, "sshd", pfx("192.0.2.1")); !errors.Is(err, ErrNotBanned) {
+		t.Fatalf("second unban: %v", err)
+	}
+	// History survives the unban: the next ban is offence 2.
+	got, _ = e.m.Ban(ctx, "sshd", pfx("192.0.2.1"), time.Hour, "")
+	if got.Offence != 2 {
+		t.Fatalf("offence %d, want 2", got.Offence)
+	}
+	if n, _, _ := e.m.Offences("sshd", pfx("192.0.2.1"), false); n != 2 {
+		t.Fatalf("Offences = %d", n)
+	}
+}
+
+func TestProtected(t *testing.T) {
+	cfg := Config{Protected: []netip.Prefix{pfx("203.0.113.0/24"), pfx("2001:db8:aaaa::5")}}
+	tests := []struct {
+		prefix string
+		ok     bool
+	}{
+		{"192.0.2.1", true},
+		{"127.0.0.1", false},
+		{"127.255.0.1", false},
+		{"::1", false},
+		{"::ffff:127.0.0.1", false},
+		{"0.0.0.0", false},
+		{"::", false},
+		{"224.0.0.1", false},
+		{"203.0.113.77", false},
+		{"203.0.112.0/23", false},     // contains a protected prefix
+		{"2001:db8:aaaa::/48", false}, // contains the admin's address
+		{"2001:db8:aaaa::6", true},
+		{"10.0.0.0/4", false}, // too broad
+		{"10.0.0.0/8", true},
+		{"2001::/15", false},
+		{"2001:db8::/32", false}, // contains the admin's address
+		{"2001:db8:bbbb::/48", true},
+		{"::ffff:192.0.2.9", true},
+	}
+	e := newEnv(t, cfg)
+	for _, tc := range tests {
+		t.Run(tc.prefix, func(t *testing.T) {
+			_, err := e.m.Ban(context.Background(), "sshd", pfx(tc.prefix), time.Hour, "")
+			if tc.ok && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, ErrProtected) {
+				t.Fatalf("err = %v, want ErrProtected", err)
+			}
+		})
+	}
+	for _, b := range fwPrefixes(t, e.fw) {
+		if strings.Contains(b, "127.") || strings.Contains(b, "203.0.11") || strings.Contains(b, "aaaa::/") {
+			t.Fatalf("protected address reached the firewall: %s", b)
+		}
+	}
+	if !slices.Contains(fwPrefixes(t, e.fw), "sshd 192.0.2.9/32") {
+		t.Fatal("mapped address not normalized to IPv4")
+	}
+	if e.m.Stats().Refused != 13 {
+		t.Fatalf("refused = %d", e.m.Stats().Refused)
+	}
+}
+
+func TestAlreadyBannedAndExtend(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	ip := pfx("198.51.100.4")
+	if _, err := e.m.Ban(ctx, "sshd", ip, time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Ban(ctx, "sshd", ip, 30*time.Minute, ""); !errors.Is(err, ErrAlreadyBanned) {
+		t.Fatalf("shorter ban: %v", err)
+	}
+	got, err := e.m.Ban(ctx, "sshd", ip, 2*time.Hour, "")
+	if err != nil || !got.Expires.Equal(t0.Add(2*time.Hour)) || got.Offence != 1 {
+		t.Fatalf("extend: %+v %v", got, err)
+	}
+	if _, err := e.m.Ban(ctx, "sshd", ip, -1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Ban(ctx, "sshd", ip, 1000*time.Hour, ""); !errors.Is(err, ErrAlreadyBanned) {
+		t.Fatalf("after permanent: %v", err)
+	}
+	if l := e.m.List(); len(l) != 1 || !l[0].Permanent() {
+		t.Fatalf("List %+v", l)
+	}
+	if bans, _, _ := e.st.Bans(); len(bans) != 1 || !bans[0].Permanent() || bans[0].Offence != 1 {
+		t.Fatalf("stored %+v", bans)
+	}
+	if strings.Count(e.log.String(), " Ban ") != 1 {
+		t.Fatalf("extensions written to the ban log: %q", e.log.String())
+	}
+	// Same address in another jail is a separate ban.
+	if _, err := e.m.Ban(ctx, "recidive", ip, time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := e.m.Offences("recidive", ip, true); n != 2 {
+		t.Fatalf("overall offences %d", n)
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		fw := firewall.NewFake()
+		log := &syncBuf{}
+		m, err := New(Config{PID: 7, Location: time.UTC, ReconcileInterval: -1}, Deps{Store: st, Backend: fw, BanLog: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- m.Run(ctx) }()
+		events, stop := m.Subscribe(16)
+		defer stop()
+
+		bg := context.Background()
+		mustBan := func(ip string, d time.Duration) {
+			t.Helper()
+			if _, err := m.Ban(bg, "sshd", pfx(ip), d, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustBan("192.0.2.1", time.Hour)
+		mustBan("192.0.2.2", 2*time.Hour)
+		mustBan("192.0.2.3", -1)
+		mustBan("192.0.2.4", time.Hour) // same instant as .1: one batch
+
+		check := func(step string, want ...string) {
+			t.Helper()
+			synctest.Wait()
+			var got []string
+			for _, e := range m.List() {
+				got = append(got, e.Prefix.Addr().String())
+			}
+			var fwGot []string
+			l, _ := fw.List(bg)
+			for _, b := range l {
+				fwGot = append(fwGot, b.Prefix.Addr().String())
+			}
+			var stGot []string
+			bans, _, _ := st.Bans()
+			for _, b := range bans {
+				stGot = append(stGot, b.Prefix.Addr().String())
+			}
+			if !slices.Equal(got, want) || !slices.Equal(fwGot, want) || !slices.Equal(stGot, want) {
+				t.Fatalf("%s: manager %v firewall %v store %v, want %v", step, got, fwGot, stGot, want)
+			}
+		}
+		check("start", "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4")
+		time.Sleep(time.Hour - time.Millisecond)
+		check("just before 1h", "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4")
+		time.Sleep(time.Millisecond)
+		check("at 1h", "192.0.2.2", "192.0.2.3")
+		time.Sleep(time.Hour)
+		check("at 2h", "192.0.2.3")
+		time.Sleep(10000 * time.Hour)
+		check("permanent stays", "192.0.2.3")
+
+		removes := 0
+		for _, c := range fw.Calls() {
+			if c == "remove" {
+				removes++
+			}
+		}
+		if removes != 2 {
+			t.Fatalf("%d firewall remove calls, want 2 (one per expiry instant)", removes)
+		}
+		unbans := 0
+		for len(events) > 0 {
+			if ev := <-events; ev.Kind == EventUnban {
+				if ev.Cause != "expired" {
+					t.Fatalf("cause %q", ev.Cause)
+				}
+				unbans++
+			}
+		}
+		if unbans != 3 || strings.Count(log.String(), "NOTICE  [sshd] Unban ") != 3 {
+			t.Fatalf("unban events %d, log:\n%s", unbans, log.String())
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestRestore(t *testing.T) {
+	e := newEnv(t, Config{Jails: []string{"sshd", "recidive"}})
+	seed := []store.Ban{
+		{Jail: "sshd", Prefix: pfx("192.0.2.1"), Start: t0.Add(-time.Hour), Expires: t0.Add(time.Hour)},
+		{Jail: "sshd", Prefix: pfx("192.0.2.2"), Start: t0.Add(-time.Hour)}, // permanent
+		{Jail: "recidive", Prefix: pfx("2001:db8::/64"), Start: t0.Add(-time.Hour), Expires: t0.Add(7 * 24 * time.Hour)},
+		{Jail: "sshd", Prefix: pfx("192.0.2.3"), Start: t0.Add(-2 * time.Hour), Expires: t0.Add(-time.Hour)}, // expired
+		{Jail: "sshd", Prefix: pfx("192.0.2.4"), Start: t0.Add(-2 * time.Hour), Expires: t0},                 // expires now
+		{Jail: "oldjail", Prefix: pfx("192.0.2.5"), Start: t0.Add(-time.Hour), Expires: t0.Add(time.Hour)},   // not configured
+	}
+	if err := e.st.AddBans(seed); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := e.m.Restore(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats != (RestoreStats{Restored: 3, Expired: 2, Kept: 1}) {
+		t.Fatalf("stats %+v", stats)
+	}
+	if c := e.fw.Calls(); !slices.Equal(c, []string{"add"}) {
+		t.Fatalf("firewall calls %v, want one add", c)
+	}
+	want := []string{"recidive 2001:db8::/64", "sshd 192.0.2.1/32", "sshd 192.0.2.2/32"}
+	if got := fwPrefixes(t, e.fw); !slices.Equal(got, want) {
+		t.Fatalf("firewall %v", got)
+	}
+	if got := storedPrefixes(t, e.st); !slices.Equal(got, []string{"oldjail 192.0.2.5/32", "recidive 2001:db8::/64", "sshd 192.0.2.1/32", "sshd 192.0.2.2/32"}) {
+		t.Fatalf("store %v", got)
+	}
+	// Restored bans expire on schedule.
+	e.clock.Add(time.Hour)
+	if n, err := e.m.ExpireDue(context.Background()); n != 1 || err != nil {
+		t.Fatalf("ExpireDue = %d, %v", n, err)
+	}
+}
+
+func genStoreBans(n int, start time.Time) []store.Ban {
+	out := make([]store.Ban, n)
+	for i := range out {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		out[i] = store.Ban{Jail: "sshd", Prefix: netip.PrefixFrom(a, 32), Start: start, Expires: start.Add(time.Duration(i%3600+1) * time.Second)}
+	}
+	return out
+}
+
+func TestRestore100kOneCall(t *testing.T) {
+	e := newEnv(t, Config{})
+	const n = 100000
+	if err := e.st.AddBans(genStoreBans(n, t0)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.m.Restore(context.Background())
+	if err != nil || st.Restored != n {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if c := e.fw.Calls(); !slices.Equal(c, []string{"add"}) {
+		t.Fatalf("firewall calls %v, want exactly one add", c)
+	}
+	if l, _ := e.fw.List(context.Background()); len(l) != n {
+		t.Fatalf("firewall has %d bans", len(l))
+	}
+	// Half an hour later about half have expired, removed in one call.
+	e.clock.Add(30 * time.Minute)
+	got, err := e.m.ExpireDue(context.Background())
+	// Expiries are start+1s .. start+3600s by i%3600: i%3600 < 1800 are due.
+	const wantExpired = 100000/3600*1800 + 1800
+	if err != nil || got != wantExpired {
+		t.Fatalf("expired %d, %v", got, err)
+	}
+	if e.m.Stats().Active != n-got {
+		t.Fatalf("active %d", e.m.Stats().Active)
+	}
+}
+
+type unlistable struct{ *firewall.Fake }
+
+func (unlistable) Name() string { return "unlistable" }
+func (unlistable) List(context.Context) ([]firewall.Ban, error) {
+	return nil, firewall.ErrNotListable
+}
+
+func TestReconcile(t *testing.T) {
+	ctx := context.Background()
+	t.Run("listable", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		for _, ip := range []string{"192.0.2.1", "192.0.2.2"} {
+			if _, err := e.m.Ban(ctx, "sshd", pfx(ip), time.Hour, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Somebody flushed one ban and added a stray one.
+		_ = e.fw.Remove(ctx, []firewall.Ban{{Jail: "sshd", Prefix: pfx("192.0.2.1")}})
+		_ = e.fw.Add(ctx, []firewall.Ban{{Jail: "sshd", Prefix: pfx("198.51.100.9")}})
+		st, err := e.m.Reconcile(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st != (ReconcileStats{Listed: true, ReAdded: 1, Removed: 1}) {
+			t.Fatalf("stats %+v", st)
+		}
+		if got := fwPrefixes(t, e.fw); !slices.Equal(got, []string{"sshd 192.0.2.1/32", "sshd 192.0.2.2/32"}) {
+			t.Fatalf("firewall %v", got)
+		}
+		if st, _ := e.m.Reconcile(ctx); st.ReAdded+st.Removed != 0 {
+			t.Fatalf("second reconcile changed things: %+v", st)
+		}
+	})
+	t.Run("not listable: retries refused bans", func(t *testing.T) {
+		st, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		fake := firewall.NewFake()
+		m, err := New(Config{}, Deps{Store: st, Backend: unlistable{fake}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake.FailNext = errors.New("netlink: device busy")
+		e, err := m.Ban(ctx, "sshd", pfx("192.0.2.1"), time.Hour, "")
+		if !errors.Is(err, ErrNotEnforced) || e.Enforced {
+			t.Fatalf("Ban: %+v %v", e, err)
+		}
+		if bans, _, _ := st.Bans(); len(bans) != 1 {
+			t.Fatal("refused ban not kept in the store")
+		}
+		rs, err := m.Reconcile(ctx)
+		if err != nil || rs.ReAdded != 1 || rs.Listed {
+			t.Fatalf("reconcile %+v %v", rs, err)
+		}
+		if got := fwPrefixes(t, fake); !slices.Equal(got, []string{"sshd 192.0.2.1/32"}) {
+			t.Fatalf("firewall %v", got)
+		}
+		if l := m.List(); !l[0].Enforced {
+			t.Fatal("still marked unenforced")
+		}
+	})
+}
+
+type failingStore struct {
+	Store
+	fail bool
+}
+
+func (f *failingStore) AddBans(b []store.Ban) error {
+	if f.fail {
+		return errors.New("disk full")
+	}
+	return f.Store.AddBans(b)
+}
+
+func (f *failingStore) DeleteBans(k []store.BanKey) error {
+	if f.fail {
+		return errors.New("disk full")
+	}
+	return f.Store.DeleteBans(k)
+}
+
+func TestStoreFailure(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs := &failingStore{Store: st, fail: true}
+	fw := firewall.NewFake()
+	now := &clock{t: t0}
+	m, _ := New(Config{RetryDelay: time.Minute}, Deps{Store: fs, Backend: fw, Now: now.Now})
+	ctx := context.Background()
+	// The attacker is still blocked, and the caller hears about it.
+	if _, err := m.Ban(ctx, "sshd", pfx("192.0.2.1"), time.Hour, ""); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := fwPrefixes(t, fw); len(got) != 1 {
+		t.Fatalf("not enforced: %v", got)
+	}
+	// Expiry with a failing store keeps the ban and retries later.
+	now.Add(time.Hour)
+	if n, err := m.ExpireDue(ctx); n != 0 || err == nil {
+		t.Fatalf("ExpireDue = %d, %v", n, err)
+	}
+	if len(m.List()) != 1 {
+		t.Fatal("ban dropped although the store failed")
+	}
+	fs.fail = false
+	now.Add(time.Minute)
+	if n, err := m.ExpireDue(ctx); n != 1 || err != nil {
+		t.Fatalf("retry: %d, %v", n, err)
+	}
+}
+
+func TestUnbanAll(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	for i, j := range []string{"sshd", "sshd", "nginx", "recidive"} {
+		if _, err := e.m.Ban(ctx, j, pfx(fmt.Sprintf("192.0.2.%d", i+1)), time.Hour, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := e.m.UnbanAll(ctx, "sshd")
+	if err != nil || n != 2 {
+		t.Fatalf("UnbanAll(sshd) = %d, %v", n, err)
+	}
+	if got := fwPrefixes(t, e.fw); !slices.Equal(got, []string{"nginx 192.0.2.3/32", "recidive 192.0.2.4/32"}) {
+		t.Fatalf("firewall %v", got)
+	}
+	n, err = e.m.UnbanAll(ctx, "")
+	if err != nil || n != 2 || len(e.m.List()) != 0 || len(storedPrefixes(t, e.st)) != 0 {
+		t.Fatalf("UnbanAll() = %d, %v", n, err)
+	}
+	calls := e.fw.Calls()
+	if removes := slices.Index(calls, "remove"); removes < 0 || len(calls)-removes != 2 {
+		t.Fatalf("calls %v: want two bulk removes", calls)
+	}
+}
+
+func TestEventsNeverBlock(t *testing.T) {
+	e := newEnv(t, Config{})
+	ch, cancel := e.m.Subscribe(1)
+	for i := 1; i <= 5; i++ {
+		if _, err := e.m.Ban(context.Background(), "sshd", pfx(fmt.Sprintf("192.0.2.%d", i)), time.Hour, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ch) != 1 || e.m.Stats().EventsDropped != 4 {
+		t.Fatalf("queued %d, dropped %d", len(ch), e.m.Stats().EventsDropped)
+	}
+	cancel()
+	cancel()
+	<-ch
+	if _, ok := <-ch; ok {
+		t.Fatal("channel not closed")
+	}
+}
+
+// TestJailEscalation wires a jail to the manager's history: the guide's
+// bantime.increment variant (factor 24, maxtime 5w).
+func TestJailEscalation(t *testing.T) {
+	e := newEnv(t, Config{})
+	j, err := jail.New(jail.Config{
+		Name: "sshd", MaxRetry: 4, FindTime: 10 * time.Minute, BanTime: time.Hour,
+		IgnoreIP:  []string{"127.0.0.1/8"},
+		Increment: jail.Increment{Enabled: true, Factor: 24, MaxTime: 5 * 7 * 24 * time.Hour},
+	}, jail.Deps{History: e.m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ip := netip.MustParseAddr("203.0.113.50")
+	want := []time.Duration{time.Hour, 48 * time.Hour, 96 * time.Hour, 192 * time.Hour, 384 * time.Hour, 768 * time.Hour, 840 * time.Hour, 840 * time.Hour}
+	now := t0
+	for round, w := range want {
+		var v jail.Verdict
+		for i := 0; i < 4 && v.Action != jail.Banned; i++ {
+			now = now.Add(time.Second)
+			v = j.Observe(filter.Failure{Addr: ip, Time: now}, now)
+		}
+		if v.Action != jail.Banned {
+			t.Fatalf("round %d: no ban", round)
+		}
+		if v.Ban.Duration != w || v.Ban.Offence != round+1 {
+			t.Fatalf("round %d: ban %v offence %d, want %v offence %d", round, v.Ban.Duration, v.Ban.Offence, w, round+1)
+		}
+		e.clock.t = now
+		got, err := e.m.Ban(ctx, "sshd", v.Ban.Prefix, v.Ban.Duration, v.Ban.Reason)
+		if err != nil || got.Offence != round+1 {
+			t.Fatalf("round %d: manager offence %d, %v", round, got.Offence, err)
+		}
+		if _, err := e.m.Unban(ctx, "sshd", v.Ban.Prefix); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Hour)
+	}
+}
+
+// TestKill9 bans in a child process that then kills itself with SIGKILL
+// (no Close, no cleanup); a new manager restores every ban.
+func TestKill9(t *testing.T) {
+	const n = 300
+	if path := os.Getenv("PALISADE_BAN_KILL9_DB"); path != "" {
+		// Child.
+		st, err := store.Open(path, store.Options{})
+		if err != nil {
+			fmt.Println("open:", err)
+			os.Exit(3)
+		}
+		m, _ := New(Config{}, Deps{Store: st, Backend: firewall.NewFake()})
+		for i := 0; i < n; i++ {
+			d := time.Hour
+			if i%10 == 0 {
+				d = -1
+			}
+			if _, err := m.Ban(context.Background(), "sshd", netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, byte(2 + i/256), byte(i)}), 32), d, "kill9"); err != nil {
+				fmt.Println("ban:", err)
+				os.Exit(4)
+			}
+		}
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+	path := filepath.Join(t.TempDir(), "palisade.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PALISADE_BAN_KILL9_DB="+path)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die by SIGKILL: %v\n%s", err, out)
+	}
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if a, _ := st.MovedAside(); a != "" {
+		t.Fatal("database after kill -9 treated as corrupt")
+	}
+	fw := firewall.NewFake()
+	m, _ := New(Config{}, Deps{Store: st, Backend: fw})
+	rs, err := m.Restore(context.Background())
+	if err != nil || rs.Restored != n {
+		t.Fatalf("restored %+v, %v; want %d", rs, err, n)
+	}
+	if l, _ := fw.List(context.Background()); len(l) != n || !slices.Equal(fw.Calls(), []string{"add"}) {
+		t.Fatalf("firewall has %d bans after %v", len(l), fw.Calls())
+	}
+}
+
+func ipp(i int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
+}
+
+func BenchmarkRestore100k(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "p.db")
+	st, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.AddBans(genStoreBans(100000, t0)); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("load+add", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			fw := firewall.NewFake()
+			m, _ := New(Config{}, Deps{Store: st, Backend: fw, Now: func() time.Time { return t0 }})
+			rs, err := m.Restore(context.Background())
+			if err != nil || rs.Restored != 100000 {
+				b.Fatal(rs, err)
+			}
+		}
+	})
+	_ = st.Close()
+	b.Run("open+validate+load+add", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			st, err := store.Open(path, store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			fw := firewall.NewFake()
+			m, _ := New(Config{}, Deps{Store: st, Backend: fw, Now: func() time.Time { return t0 }})
+			rs, err := m.Restore(context.Background())
+			if err != nil || rs.Restored != 100000 {
+				b.Fatal(rs, err)
+			}
+			_ = st.Close()
+		}
+	})
+}
+
+func BenchmarkBan(b *testing.B) {
+	for _, sync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fsync=%v", sync), func(b *testing.B) {
+			st, err := store.Open(filepath.Join(b.TempDir(), "p.db"), store.Options{NoSync: !sync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			m, _ := New(Config{}, Deps{Store: st, Backend: firewall.NewFake()})
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := m.Ban(context.Background(), "sshd", ipp(i), time.Hour, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
