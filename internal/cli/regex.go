@@ -1,9 +1,421 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
 
-// newRegexCmd builds `palisade regex` (owned by the filter work).
+	"github.com/spf13/cobra"
+
+	"github.com/palisade-project/palisade/filters"
+	"github.com/palisade-project/palisade/internal/config"
+	"github.com/palisade-project/palisade/internal/config/ini"
+	"github.com/palisade-project/palisade/internal/datetime"
+	"github.com/palisade-project/palisade/internal/filter"
+)
+
+// maxLineBytes bounds one log line; the rest of a longer line is dropped.
+const maxLineBytes = 1 << 20
+
+// maxTopHosts bounds the distinct hosts counted for the summary.
+const maxTopHosts = 100000
+
+type regexFlags struct {
+	json bool
+	opts []string
+	now  string
+	tz   string
+}
+
+// newRegexCmd builds `palisade regex` (fail2ban-regex's equivalent).
 func newRegexCmd(app *App) *cobra.Command {
-	return &cobra.Command{Use: "regex [--json] LOG FILTER", Short: "Test a filter against a log (like fail2ban-regex)", Args: cobra.ExactArgs(2),
-		RunE: func(*cobra.Command, []string) error { return failErr(errNotYet) }}
+	var fl regexFlags
+	cmd := &cobra.Command{
+		Use:   "regex [--json] [--opt NAME=VALUE]... [--now RFC3339] [--tz ZONE] LOG FILTER",
+		Short: "Test a filter against a log (like fail2ban-regex)",
+		Long: "Run FILTER (a built-in filter name or the path of a fail2ban filter .conf) over the\n" +
+			"log file LOG (\"-\" for standard input) and report what it finds: a summary, or with\n" +
+			"--json one object per failure.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRegex(app, fl, args[0], args[1])
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&fl.json, "json", false, "print one JSON object per failure")
+	f.StringArrayVar(&fl.opts, "opt", nil, "filter option NAME=VALUE (like filter = NAME[NAME=VALUE]); repeatable")
+	f.StringVar(&fl.now, "now", "", "current time (RFC3339) for year inference and journal times (default: the real time)")
+	f.StringVar(&fl.tz, "tz", "", "time zone of zone-less log times and of the output (default: local, $TZ)")
+	return cmd
+}
+
+// regexRun is one run's setup.
+type regexRun struct {
+	flt     *filter.Filter
+	def     filter.Definition
+	loc     *time.Location
+	now     func() time.Time
+	journal bool
+}
+
+func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
+	loc := time.Local
+	if fl.tz != "" {
+		l, err := time.LoadLocation(fl.tz)
+		if err != nil {
+			return nil, usageErr("--tz %q: %v", fl.tz, err)
+		}
+		loc = l
+	}
+	now := time.Now
+	if fl.now != "" {
+		t, err := time.Parse(time.RFC3339Nano, fl.now)
+		if err != nil {
+			return nil, usageErr("--now %q: not an RFC3339 time: %v", fl.now, err)
+		}
+		now = func() time.Time { return t }
+	}
+	var opts []ini.Option
+	journal := false
+	for _, o := range fl.opts {
+		name, value, ok := strings.Cut(o, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			return nil, usageErr("--opt %q: want NAME=VALUE", o)
+		}
+		opts = append(opts, ini.Option{Name: name, Value: value})
+		if name == "logtype" {
+			journal = strings.TrimSpace(value) == "journal"
+		}
+	}
+	spec := config.FilterSpec{Name: filterArg, Options: opts}
+	dirs := []string{filepath.Join(app.Root, "/etc/palisade")}
+	builtin := filters.FS()
+	lf, err := config.ReadFilter(spec, dirs, builtin)
+	if err != nil {
+		return nil, usageErr("filter %s: %v", filterArg, err)
+	}
+	def := lf.Definition
+	if def.Name == "" {
+		def.Name = filterArg
+	}
+	o := filter.Options{Location: loc, Now: now, Journal: journal, RequireRE2: onlyBuiltin(lf.Files)}
+	if !journal {
+		d, err := datetime.New(def.DatePattern, loc)
+		if err != nil {
+			return nil, usageErr("filter %s: datepattern: %v", filterArg, err)
+		}
+		o.Dates = dateAdapter{d}
+	}
+	flt, err := filter.New(def, o)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return &regexRun{flt: flt, def: def, loc: loc, now: now, journal: journal}, nil
+}
+
+// onlyBuiltin reports whether every file read is an embedded built-in:
+// those filters must be RE2.
+func onlyBuiltin(files []string) bool {
+	if len(files) == 0 {
+		return false
+	}
+	for _, f := range files {
+		if !strings.HasPrefix(f, config.BuiltinName) {
+			return false
+		}
+	}
+	return true
+}
+
+func runRegex(app *App, fl regexFlags, logArg, filterArg string) error {
+	run, err := setupRegex(app, fl, filterArg)
+	if err != nil {
+		return err
+	}
+	var in io.Reader
+	if logArg == "-" {
+		in = app.Stdin
+	} else {
+		fh, err := os.Open(logArg)
+		if err != nil {
+			return usageErr("log: %v", err)
+		}
+		defer fh.Close()
+		if st, err := fh.Stat(); err == nil && st.IsDir() {
+			return usageErr("log %s: is a directory", logArg)
+		}
+		in = fh
+	}
+	out := bufio.NewWriterSize(app.Stdout, 64<<10)
+	st := newRegexStats(run)
+	start := time.Now()
+	err = scanLines(in, func(n int, line []byte) {
+		var res filter.Result
+		if run.journal {
+			res = run.flt.ProcessAt(string(line), run.now())
+		} else {
+			res = run.flt.ProcessBytes(line)
+		}
+		st.add(res)
+		if fl.json {
+			for i := range res.Failures {
+				writeFailureJSON(out, n, &res.Failures[i], run.loc)
+			}
+		}
+	})
+	st.elapsed = time.Since(start)
+	if err != nil {
+		_ = out.Flush()
+		return failErr(fmt.Errorf("reading %s: %w", logArg, err))
+	}
+	if !fl.json {
+		st.write(out)
+	}
+	if err := out.Flush(); err != nil {
+		return failErr(err)
+	}
+	return nil
+}
+
+// scanLines streams r line by line ("\n"-separated, trailing "\r"
+// stripped, invalid UTF-8 bytes replaced by U+FFFD) and calls fn with the
+// 1-based line number. The slice is only valid during the call.
+func scanLines(r io.Reader, fn func(n int, line []byte)) error {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var long, fixed []byte
+	n := 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line := chunk
+		if err == bufio.ErrBufferFull {
+			long = append(long[:0], chunk...)
+			for err == bufio.ErrBufferFull {
+				chunk, err = br.ReadSlice('\n')
+				if len(long) < maxLineBytes {
+					long = append(long, chunk[:min(len(chunk), maxLineBytes-len(long))]...)
+				}
+			}
+			line = long
+		}
+		if len(line) == 0 && err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		n++
+		line = trimEOL(line)
+		if !utf8.Valid(line) {
+			fixed = replaceInvalid(fixed[:0], line)
+			line = fixed
+		}
+		fn(n, line)
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	if len(b) > 0 && b[len(b)-1] == '\n' {
+		b = b[:len(b)-1]
+	}
+	for len(b) > 0 && b[len(b)-1] == '\r' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// replaceInvalid copies b into dst with every invalid byte replaced by U+FFFD.
+func replaceInvalid(dst, b []byte) []byte {
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		} else {
+			dst = append(dst, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return dst
+}
+
+// reserved keys of the JSON object; fields of these names are not repeated.
+var reservedKeys = map[string]bool{"line": true, "host": true, "time": true, "users": true, "attempts": true, "regex": true}
+
+// writeFailureJSON writes one failure as a JSON object line.
+func writeFailureJSON(w *bufio.Writer, line int, fl *filter.Failure, loc *time.Location) {
+	host := fl.ID
+	if h, ok := fl.Fields["host"]; ok {
+		host = h
+	}
+	w.WriteString(`{"line":`)
+	w.WriteString(strconv.Itoa(line))
+	w.WriteString(`,"host":`)
+	writeJSONString(w, host)
+	w.WriteString(`,"time":`)
+	if fl.Time.IsZero() {
+		w.WriteString("null")
+	} else {
+		writeJSONString(w, formatTime(fl.Time, loc))
+	}
+	keys := make([]string, 0, len(fl.Fields))
+	for k := range fl.Fields {
+		if !reservedKeys[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		w.WriteByte(',')
+		writeJSONString(w, k)
+		w.WriteByte(':')
+		writeJSONString(w, fl.Fields[k])
+	}
+	if fl.Users != nil {
+		w.WriteString(`,"users":[`)
+		for i, u := range fl.Users {
+			if i > 0 {
+				w.WriteByte(',')
+			}
+			writeJSONString(w, u)
+		}
+		w.WriteByte(']')
+	}
+	w.WriteString(`,"attempts":`)
+	w.WriteString(strconv.Itoa(fl.Attempts))
+	w.WriteString(`,"regex":`)
+	w.WriteString(strconv.Itoa(fl.Regex))
+	w.WriteString("}\n")
+}
+
+// formatTime renders t as local wall-clock time in loc, with microseconds
+// when it has a fraction.
+func formatTime(t time.Time, loc *time.Location) string {
+	t = t.In(loc)
+	if t.Nanosecond() != 0 {
+		return t.Format("2006-01-02T15:04:05.000000")
+	}
+	return t.Format("2006-01-02T15:04:05")
+}
+
+func writeJSONString(w *bufio.Writer, s string) {
+	b, err := json.Marshal(s)
+	if err != nil { // cannot happen for a string
+		w.WriteString(`""`)
+		return
+	}
+	w.Write(b)
+}
+
+// regexStats is the summary of a run.
+type regexStats struct {
+	run                     *regexRun
+	lines, matched, ignored int
+	missed, failures        int
+	failHits, ignHits       []int
+	hosts                   map[string]int
+	hostsDropped            int
+	elapsed                 time.Duration
+}
+
+func newRegexStats(run *regexRun) *regexStats {
+	return &regexStats{
+		run:      run,
+		failHits: make([]int, len(run.def.FailRegex)),
+		ignHits:  make([]int, len(run.def.IgnoreRegex)),
+		hosts:    map[string]int{},
+	}
+}
+
+func (s *regexStats) add(res filter.Result) {
+	s.lines++
+	switch res.Status {
+	case filter.Matched:
+		s.matched++
+	case filter.Ignored:
+		s.ignored++
+	default:
+		s.missed++
+	}
+	if res.Regex >= 0 && res.Regex < len(s.failHits) && res.Status == filter.Matched {
+		s.failHits[res.Regex]++
+	}
+	if res.Ignore >= 0 && res.Ignore < len(s.ignHits) {
+		s.ignHits[res.Ignore]++
+	}
+	for _, f := range res.Failures {
+		s.failures++
+		if _, ok := s.hosts[f.ID]; ok || len(s.hosts) < maxTopHosts {
+			s.hosts[f.ID]++
+		} else {
+			s.hostsDropped++
+		}
+	}
+}
+
+func (s *regexStats) write(w io.Writer) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("Filter: %s\n", s.run.def.Name)
+	p("\nFailregex: %d total\n", s.matched)
+	for i, re := range s.run.def.FailRegex {
+		p("  %3d) [%d] %s\n", i+1, s.failHits[i], re)
+	}
+	p("\nIgnoreregex: %d total\n", s.ignored)
+	for i, re := range s.run.def.IgnoreRegex {
+		p("  %3d) [%d] %s\n", i+1, s.ignHits[i], re)
+	}
+	type hc struct {
+		h string
+		n int
+	}
+	var top []hc
+	for h, n := range s.hosts {
+		top = append(top, hc{h, n})
+	}
+	sort.Slice(top, func(a, b int) bool {
+		if top[a].n != top[b].n {
+			return top[a].n > top[b].n
+		}
+		return top[a].h < top[b].h
+	})
+	if len(top) > 10 {
+		top = top[:10]
+	}
+	p("\nFailures: %d from %d hosts\n", s.failures, len(s.hosts))
+	for _, t := range top {
+		p("  %8d  %s\n", t.n, t.h)
+	}
+	if s.hostsDropped > 0 {
+		p("  (%d failures from further hosts not counted)\n", s.hostsDropped)
+	}
+	rate := 0.0
+	if s.elapsed > 0 {
+		rate = float64(s.lines) / s.elapsed.Seconds()
+	}
+	p("\nLines: %d lines, %d ignored, %d matched, %d missed\n", s.lines, s.ignored, s.matched, s.missed)
+	if n := s.run.flt.Timeouts(); n > 0 {
+		p("Regex timeouts: %d (counted as no match)\n", n)
+	}
+	p("[processed in %s: %.0f lines/s]\n", s.elapsed.Round(time.Millisecond), rate)
+}
+
+// dateAdapter lets a datetime.Detector serve as the filter's date detector.
+type dateAdapter struct{ d *datetime.Detector }
+
+func (a dateAdapter) Detect(line string, now time.Time) (filter.DateMatch, bool) {
+	m, ok := a.d.Match(line, now)
+	return filter.DateMatch(m), ok
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"sort"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -279,6 +280,43 @@ func requiredLits(re *syntax.Regexp, out *[]string) {
 	case syntax.OpRepeat:
 		if re.Min >= 1 {
 			requiredLits(re.Sub[0], out)
+		}
+	case syntax.OpAlternate:
+		// a literal every branch requires (as part of one of its own)
+		var per [][]string
+		for _, sub := range re.Sub {
+			var l []string
+			requiredLits(sub, &l)
+			if len(l) == 0 {
+				return
+			}
+			per = append(per, l)
+		}
+		seen := map[string]bool{}
+		for _, lits := range per {
+			for _, c := range lits {
+				if seen[c] {
+					continue
+				}
+				seen[c] = true
+				all := true
+				for _, other := range per {
+					in := false
+					for _, o := range other {
+						if strings.Contains(o, c) {
+							in = true
+							break
+						}
+					}
+					if !in {
+						all = false
+						break
+					}
+				}
+				if all {
+					*out = append(*out, c)
+				}
+			}
 		}
 	case syntax.OpConcat:
 		run := ""

@@ -102,6 +102,7 @@ type Filter struct {
 	failAny  [][][]byte
 	failOpen bool // some failregex has no literal: no line-level filter
 	canSkip  bool
+	lnBeg    bool // datepattern {^LN-BEG}: see New
 
 	lastDate     time.Time
 	hasLast      bool
@@ -182,6 +183,12 @@ func New(def Definition, opts Options) (*Filter, error) {
 		f.ignore = append(f.ignore, r)
 	}
 	f.cache = newMLFIDCache(opts.MLFIDCacheSize, opts.MLFIDCacheAge, opts.Clock)
+	// The line-level pre-filter looks at the line before its date is cut
+	// out; that is sound only when the cut cannot join two pieces of text
+	// into a literal: with {^LN-BEG} the text before the date is at most
+	// two non-word characters, so a line starting with a word character
+	// has nothing before its date.
+	f.lnBeg = strings.TrimSpace(def.DatePattern) == "{^LN-BEG}"
 	f.setupPrefilter()
 	return f, nil
 }
@@ -220,6 +227,15 @@ func (f *Filter) setupPrefilter() {
 
 func containsStr(s string, lit []byte) bool {
 	return strings.Contains(s, unsafe.String(unsafe.SliceData(lit), len(lit)))
+}
+
+// startsWord reports whether line starts with an ASCII word character.
+func startsWord(line string) bool {
+	if line == "" {
+		return false
+	}
+	c := line[0]
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // mayMatch is the line-level pre-filter.
@@ -264,7 +280,7 @@ func (f *Filter) Process(line string) Result {
 	if f.opts.Journal {
 		return f.ProcessAt(line, f.opts.Now())
 	}
-	if f.canSkip && !f.mayMatch(line) {
+	if f.canSkip && f.lnBeg && startsWord(line) && !f.mayMatch(line) {
 		f.skipped = append(f.skipped[:0], line...)
 		f.hasSkipped = true
 		return Result{Regex: -1, Ignore: -1}
@@ -302,6 +318,9 @@ func (f *Filter) Process(line string) Result {
 // looked for in the line.
 func (f *Filter) ProcessAt(line string, t time.Time) Result {
 	f.setLast(t, "")
+	if f.canSkip && !f.mayMatch(line) {
+		return Result{Regex: -1, Ignore: -1}
+	}
 	return f.find(tline{"", "", line}, t, true)
 }
 
@@ -438,6 +457,15 @@ func groups(r *rx, spans []int, buf []byte, skip int, nilNames *[]string) map[st
 		if v := m[r.names[a.group]]; v != "" && m[a.target] == "" {
 			m[a.target] = v
 		}
+	}
+	if nilNames != nil && len(r.alts) > 0 {
+		kept := (*nilNames)[:0]
+		for _, n := range *nilNames {
+			if _, ok := m[n]; !ok {
+				kept = append(kept, n)
+			}
+		}
+		*nilNames = kept
 	}
 	return m
 }

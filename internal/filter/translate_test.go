@@ -155,3 +155,14 @@ func FuzzTranslate(f *testing.F) {
 		}
 	})
 }
+
+func TestLiteralsAlternation(t *testing.T) {
+	tr, err := translate(`^\s*(?:\S+ )?(?:sshd(?:-session)?(?:\[\d+\])?:?|\[sshd\]:?)\s+`, dollarSingle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lits, _ := literals(tr.Ana)
+	if len(lits) != 1 || string(lits[0]) != "sshd" {
+		t.Fatalf("lits = %q, want [sshd]", lits)
+	}
+}
