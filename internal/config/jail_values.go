@@ -53,8 +53,6 @@ func (r *reader) str(key, def string) string {
 	return strings.TrimSpace(s)
 }
 
-func (r *reader) has(key string) bool { return r.c.HasOption(r.section, key, true) }
-
 func (r *reader) boolean(key string, def bool) bool {
 	s := r.str(key, "")
 	if s == "" {

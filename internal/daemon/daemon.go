@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -91,13 +92,14 @@ type Daemon struct {
 	now     func() time.Time
 	started time.Time
 
-	st     *store.Store
-	fw     firewall.Backend
-	bans   *banBook
-	tailer *source.Tailer
-	fj     *failJournal
-	srv    *control.Server
-	dbPath string
+	st      *store.Store
+	fw      firewall.Backend
+	bans    *banBook
+	tailer  *source.Tailer
+	journal *source.Journal
+	fj      *failJournal
+	srv     *control.Server
+	dbPath  string
 
 	mu        sync.Mutex // guards cfg, jails, reloadErr
 	cfg       *config.Config
@@ -201,6 +203,8 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 		Store: positions{d.st}, Logger: d.log,
 		PollInterval: opts.PollInterval, CheckpointEvery: opts.CheckpointEvery,
 	})
+
+	d.journal = source.NewJournal(source.JournalConfig{Store: positions{d.st}, Logger: d.log, CheckpointEvery: opts.CheckpointEvery})
 
 	socket := opts.Socket
 	if socket == "" {
@@ -326,9 +330,21 @@ func (d *Daemon) startJail(cfg *config.Config, j config.Jail, replay []failRecor
 	case source.BackendSystemd:
 		r.journal = true
 		r.sources = []string{"journal"}
-		r.buildErr = "the systemd journal source is not available in this build; set logpath to a file"
-		d.log.Error("jail source unavailable", "jail", j.Name, "err", r.buildErr)
-		return r
+		match := j.JournalMatch
+		if match == "" {
+			match = def.JournalMatch
+		}
+		spec := source.JournalSpec{Match: match, Directory: j.BackendOptions["journalpath"], Lookback: j.FindTime}
+		if f := j.BackendOptions["journalfiles"]; f != "" {
+			spec.Files = strings.Fields(f)
+		}
+		unsub, err := d.journal.Subscribe(spec, r)
+		if err != nil {
+			r.buildErr = "journal: " + err.Error()
+			d.log.Error("jail source", "jail", j.Name, "err", err)
+			return r
+		}
+		r.unsub = append(r.unsub, unsub)
 	default:
 		r.sources = patterns
 		if len(patterns) == 0 {
@@ -529,6 +545,9 @@ func (d *Daemon) close(ctx context.Context) error {
 	}
 	if d.tailer != nil {
 		d.tailer.Close()
+	}
+	if d.journal != nil {
+		d.journal.Close()
 	}
 	if d.fj != nil {
 		d.fj.Close()

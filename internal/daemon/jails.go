@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -210,17 +209,6 @@ func sameJail(a, b config.Jail) bool {
 		return false
 	}
 	return true
-}
-
-// explainJail builds the control reply part for one jail.
-func explainJail(r *jailRT, a netip.Addr, now time.Time) (jailExplain, bool) {
-	ex := r.jail.Explain(a, now)
-	return jailExplain{ex: ex, cfg: r.cfg}, ex.Tracked || ex.Ignore != nil
-}
-
-type jailExplain struct {
-	ex  jail.Explanation
-	cfg config.Jail
 }
 
 var errNoJail = errors.New("no such jail")

@@ -1,0 +1,508 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/palisade-project/palisade/internal/control"
+)
+
+// The tests in this file run the real palisade binary as a child process
+// with its own config dir, socket and database in a temp dir, and the
+// log-only firewall backend.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func palisadeBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "palisade-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "palisade")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/palisade-project/palisade/cmd/palisade")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+type env struct {
+	t      *testing.T
+	dir    string
+	etc    string
+	socket string
+	db     string
+	log    string
+	cmd    *exec.Cmd
+	out    *os.File
+	done   chan error
+}
+
+const guideJailLocal = `[DEFAULT]
+ignoreip = 127.0.0.1/8
+bantime = 1h
+findtime = 10m
+maxretry = 5
+
+[sshd]
+enabled = true
+port = ssh
+filter = sshd
+logpath = %s
+maxretry = 4
+`
+
+func newEnv(t *testing.T, jailLocal string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, etc: filepath.Join(dir, "etc"), socket: filepath.Join(dir, "run", "palisade.sock"),
+		db: filepath.Join(dir, "lib", "palisade.db"), log: filepath.Join(dir, "auth.log")}
+	if err := os.MkdirAll(e.etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.write("palisade.local", "[firewall]\nbackend = log\n")
+	e.write("jail.local", jailLocal)
+	if err := os.WriteFile(e.log, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *env) write(name, text string) {
+	e.t.Helper()
+	if err := os.WriteFile(filepath.Join(e.etc, name), []byte(text), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) client() *control.Client {
+	c := control.NewClient(e.socket)
+	c.Timeout = 10 * time.Second
+	return c
+}
+
+// start runs the daemon and waits until it answers ping.
+func (e *env) start() {
+	e.t.Helper()
+	out, err := os.OpenFile(filepath.Join(e.dir, "daemon.out"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.out = out
+	e.cmd = exec.Command(palisadeBin(e.t), "daemon", "--config-dir", e.etc, "--socket", e.socket, "--db", e.db)
+	e.cmd.Stdout, e.cmd.Stderr = out, out
+	if err := e.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.done = make(chan error, 1)
+	go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(e.cmd, e.done)
+	e.waitFor("daemon ready", 20*time.Second, func() bool {
+		select {
+		case err := <-e.done:
+			e.done <- err
+			e.t.Fatalf("daemon exited early: %v\n%s", err, e.output())
+		default:
+		}
+		_, err := e.client().Ping(context.Background())
+		return err == nil
+	})
+}
+
+func (e *env) output() string {
+	b, _ := os.ReadFile(filepath.Join(e.dir, "daemon.out"))
+	return string(b)
+}
+
+// kill sends sig and waits for the process to end.
+func (e *env) kill(sig syscall.Signal) {
+	if e.cmd == nil {
+		return
+	}
+	_ = e.cmd.Process.Signal(sig)
+	select {
+	case <-e.done:
+	case <-time.After(20 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.done
+		e.t.Errorf("daemon did not stop on %v", sig)
+	}
+	e.cmd = nil
+	e.out.Close()
+}
+
+func (e *env) stop() { e.kill(syscall.SIGTERM) }
+
+func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s\ndaemon output:\n%s", what, e.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var portSeq struct {
+	sync.Mutex
+	n int
+}
+
+// fail appends one sshd failure line for ip to the log.
+func (e *env) fail(ip string) {
+	e.t.Helper()
+	portSeq.Lock()
+	portSeq.n++
+	port := 10000 + portSeq.n
+	portSeq.Unlock()
+	line := fmt.Sprintf("%s server sshd[%d]: Failed password for root from %s port %d ssh2\n",
+		time.Now().Format("Jan _2 15:04:05"), 1000+port%5000, ip, port)
+	f, err := os.OpenFile(e.log, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(line); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) status(jail string) control.JailStatus {
+	e.t.Helper()
+	st, err := e.client().Status(context.Background(), jail)
+	if err != nil || len(st.Jails) != 1 {
+		e.t.Fatalf("status %s: %+v, %v", jail, st, err)
+	}
+	return st.Jails[0]
+}
+
+func (e *env) ban(jail, ip string) (control.BanEntry, bool) {
+	e.t.Helper()
+	r, err := e.client().Banned(context.Background(), jail)
+	if err != nil {
+		e.t.Fatalf("banned: %v", err)
+	}
+	for _, b := range r.Bans {
+		if b.IP == ip {
+			return b, true
+		}
+	}
+	return control.BanEntry{}, false
+}
+
+// explainFailures is the number of failures counted for ip in jail now.
+func (e *env) explainFailures(jail, ip string) int {
+	e.t.Helper()
+	r, err := e.client().Explain(context.Background(), ip)
+	if err != nil {
+		e.t.Fatalf("explain: %v", err)
+	}
+	for _, j := range r.Jails {
+		if j.Jail == jail {
+			return j.Failures
+		}
+	}
+	return -1
+}
+
+// waitProcessed waits until the jail has counted total failures.
+func (e *env) waitCounted(jail string, total uint64) {
+	e.t.Helper()
+	e.waitFor(fmt.Sprintf("%d failures counted in %s", total, jail), 20*time.Second, func() bool {
+		return e.status(jail).TotalFailed >= total
+	})
+}
+
+func banLength(b control.BanEntry) time.Duration {
+	if b.Expires == nil {
+		return -1
+	}
+	return b.Expires.Sub(b.Since).Round(time.Second)
+}
+
+func TestGuideJailBansOnFourthFailure(t *testing.T) {
+	e := newEnv(t, "")
+	e.write("jail.local", fmt.Sprintf(guideJailLocal, e.log))
+	e.start()
+	const ip = "192.0.2.10"
+	for i := 1; i <= 3; i++ {
+		e.fail(ip)
+	}
+	e.waitCounted("sshd", 3)
+	if _, banned := e.ban("sshd", ip); banned {
+		t.Fatal("banned after 3 failures with maxretry = 4")
+	}
+	if n := e.explainFailures("sshd", ip); n != 3 {
+		t.Fatalf("explain counts %d failures, want 3", n)
+	}
+	e.fail(ip)
+	var b control.BanEntry
+	e.waitFor("ban after the 4th failure", 20*time.Second, func() bool {
+		var ok bool
+		b, ok = e.ban("sshd", ip)
+		return ok
+	})
+	if got := banLength(b); got != time.Hour {
+		t.Fatalf("ban length = %v, want 1h", got)
+	}
+	st := e.status("sshd")
+	if st.CurrentlyBanned != 1 || st.TotalBanned != 1 || len(st.Banned) != 1 || st.Banned[0] != ip || st.Error != "" {
+		t.Fatalf("status = %+v", st)
+	}
+	// ignoreip 127.0.0.1/8: loopback is never banned.
+	for i := 0; i < 5; i++ {
+		e.fail("127.0.0.2")
+	}
+	e.fail("192.0.2.99")
+	e.waitFor("later lines processed", 20*time.Second, func() bool { return e.explainFailures("sshd", "192.0.2.99") == 1 })
+	if _, banned := e.ban("sshd", "127.0.0.2"); banned {
+		t.Fatal("an ignoreip address was banned")
+	}
+	// The ban line is in the log, fail2ban style, for recidive.
+	if !strings.Contains(e.output(), "NOTICE  [sshd] Ban 192.0.2.10") {
+		t.Fatalf("no ban log line in:\n%s", e.output())
+	}
+}
+
+func TestIncrementEscalatesAndCaps(t *testing.T) {
+	e := newEnv(t, "")
+	e.write("jail.local", fmt.Sprintf(guideJailLocal, e.log)+
+		"bantime.increment = true\nbantime.factor = 24\nbantime.maxtime = 5w\n")
+	e.start()
+	const ip = "198.51.100.20"
+	ctx := context.Background()
+	const maxTime = 5 * 7 * 24 * time.Hour
+	want := []time.Duration{time.Hour}
+	for n := 1; n < 7; n++ {
+		d := time.Duration(1<<n) * 24 * time.Hour
+		if d > maxTime {
+			d = maxTime
+		}
+		want = append(want, d)
+	}
+	for round, w := range want {
+		// A repeat offender's failures weigh more: write until banned,
+		// never more than maxretry lines.
+		var b control.BanEntry
+		for i := 0; i < 4; i++ {
+			e.fail(ip)
+			ok := false
+			deadline := time.Now().Add(2 * time.Second)
+			for time.Now().Before(deadline) {
+				if b, ok = e.ban("sshd", ip); ok {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if ok {
+				break
+			}
+		}
+		if b.IP == "" {
+			t.Fatalf("round %d: not banned after 4 failures\n%s", round+1, e.output())
+		}
+		if got := banLength(b); got != w {
+			t.Fatalf("round %d: ban length %v, want %v", round+1, got, w)
+		}
+		if b.Offences != round+1 {
+			t.Fatalf("round %d: offences = %d", round+1, b.Offences)
+		}
+		if _, err := e.client().Unban(ctx, "sshd", ip); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestKill9KeepsBansAndCountsEachLineOnce(t *testing.T) {
+	e := newEnv(t, "")
+	e.write("jail.local", fmt.Sprintf(guideJailLocal, e.log))
+	e.start()
+	// 24 addresses fail 4 times (banned), 12 fail 3 times (never banned),
+	// interleaved; the daemon is killed with SIGKILL halfway through.
+	var full, partial []string
+	for i := 1; i <= 24; i++ {
+		full = append(full, fmt.Sprintf("198.51.100.%d", i))
+	}
+	for i := 1; i <= 12; i++ {
+		partial = append(partial, fmt.Sprintf("203.0.113.%d", i))
+	}
+	var lines []string
+	for round := 0; round < 4; round++ {
+		lines = append(lines, full...)
+		if round < 3 {
+			lines = append(lines, partial...)
+		}
+	}
+	half := len(lines) / 2
+	for i, ip := range lines[:half] {
+		e.fail(ip)
+		if i%10 == 9 {
+			// Let the daemon make progress so the kill lands mid-stream
+			// with lines processed after the last position checkpoint.
+			e.waitCounted("sshd", uint64(i+1))
+		}
+	}
+	e.waitCounted("sshd", uint64(half))
+	bansBefore, err := e.client().Banned(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.kill(syscall.SIGKILL)
+	e.start()
+	for _, b := range bansBefore.Bans {
+		if _, ok := e.ban(b.Jail, b.IP); !ok {
+			t.Fatalf("ban of %s lost across kill -9", b.IP)
+		}
+	}
+	for _, ip := range lines[half:] {
+		e.fail(ip)
+	}
+	e.waitFor("every full offender banned", 30*time.Second, func() bool {
+		r, err := e.client().Banned(context.Background(), "sshd")
+		return err == nil && len(r.Bans) >= len(full)
+	})
+	for _, ip := range full {
+		b, ok := e.ban("sshd", ip)
+		if !ok {
+			t.Errorf("%s: 4 failures, not banned (a line was missed)", ip)
+			continue
+		}
+		if b.Offences != 1 {
+			t.Errorf("%s: offences = %d, want 1", ip, b.Offences)
+		}
+	}
+	for _, ip := range partial {
+		if _, ok := e.ban("sshd", ip); ok {
+			t.Errorf("%s: 3 failures, banned (a line was counted twice)", ip)
+		}
+		if n := e.explainFailures("sshd", ip); n != 3 {
+			t.Errorf("%s: %d failures counted, want 3", ip, n)
+		}
+	}
+}
+
+func TestBrokenJailIsolated(t *testing.T) {
+	e := newEnv(t, "")
+	missing := filepath.Join(e.dir, "nowhere", "missing.log")
+	e.write("jail.local", fmt.Sprintf(guideJailLocal, e.log)+fmt.Sprintf(`
+[broken-filter]
+enabled = true
+filter = no-such-filter
+logpath = %s
+
+[missing-log]
+enabled = true
+filter = sshd
+backend = polling
+logpath = %s
+`, e.log, missing))
+	e.start()
+	st, err := e.client().Status(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := map[string]string{}
+	for _, j := range st.Jails {
+		errs[j.Name] = j.Error
+	}
+	if errs["sshd"] != "" {
+		t.Errorf("sshd error = %q", errs["sshd"])
+	}
+	if !strings.Contains(errs["broken-filter"], "no-such-filter") {
+		t.Errorf("broken-filter error = %q", errs["broken-filter"])
+	}
+	e.waitFor("missing log reported", 10*time.Second, func() bool {
+		return strings.Contains(e.status("missing-log").Error, "missing")
+	})
+	for i := 0; i < 4; i++ {
+		e.fail("192.0.2.44")
+	}
+	e.waitFor("sshd still bans", 20*time.Second, func() bool {
+		_, ok := e.ban("sshd", "192.0.2.44")
+		return ok
+	})
+}
+
+func TestReloadKeepsCountersAndRefusesBrokenConfig(t *testing.T) {
+	e := newEnv(t, "")
+	base := fmt.Sprintf(guideJailLocal, e.log)
+	e.write("jail.local", base)
+	e.start()
+	ctx := context.Background()
+	const ip = "192.0.2.55"
+	e.fail(ip)
+	e.fail(ip)
+	e.waitCounted("sshd", 2)
+
+	// A second jail appears; sshd is unchanged and keeps its count.
+	other := filepath.Join(e.dir, "other.log")
+	e.write("jail.local", base+fmt.Sprintf("\n[sshd-other]\nenabled = true\nfilter = sshd\nlogpath = %s\n", other))
+	rep, err := e.client().Reload(ctx)
+	if err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if len(rep.Added) != 1 || rep.Added[0] != "sshd-other" || len(rep.Changed) != 0 {
+		t.Fatalf("reload reply = %+v", rep)
+	}
+	if n := e.explainFailures("sshd", ip); n != 2 {
+		t.Fatalf("after reload sshd counts %d failures for %s, want 2 (counters lost)", n, ip)
+	}
+
+	// A broken configuration is refused; the running one stays.
+	e.write("jail.local", strings.Replace(base, "maxretry = 4", "maxretry = many", 1))
+	_, err = e.client().Reload(ctx)
+	var re *control.RemoteError
+	if !errors.As(err, &re) || !strings.Contains(re.Msg, "maxretry") || !strings.Contains(re.Msg, "jail.local:") {
+		t.Fatalf("broken reload err = %v, want maxretry error with file:line", err)
+	}
+	st, err := e.client().Status(ctx, "")
+	if err != nil || st.ReloadError == "" || len(st.Jails) != 2 {
+		t.Fatalf("status after broken reload = %+v, %v", st, err)
+	}
+	e.fail(ip)
+	e.fail(ip)
+	e.waitFor("ban with counters kept across reloads", 20*time.Second, func() bool {
+		_, ok := e.ban("sshd", ip)
+		return ok
+	})
+
+	// SIGHUP reloads too.
+	e.write("jail.local", base)
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("SIGHUP reload", 20*time.Second, func() bool {
+		st, err := e.client().Status(ctx, "")
+		return err == nil && len(st.Jails) == 1 && st.ReloadError == ""
+	})
+}
