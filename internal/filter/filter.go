@@ -602,6 +602,11 @@ func (f *Filter) failure(idx int, fields map[string]string, matched []string, da
 			return nil
 		}
 	} else {
+		if truthy(fail.fields, "nofail") {
+			// fail2ban reports it with a nofail mark that every consumer
+			// (fail2ban-regex, the sample test) drops: never a failure.
+			return nil
+		}
 		fail.addMatches(matched)
 	}
 	fid, hasFID := fail.fields["fid"]
