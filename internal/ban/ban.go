@@ -573,7 +573,8 @@ func (m *Manager) Restore(ctx context.Context) (RestoreStats, error) {
 		ferr = m.backend.Add(ctx, fw)
 	}
 	m.mu.Lock()
-	if len(m.active) == 0 {
+	fresh := len(m.active) == 0
+	if fresh {
 		m.active = make(map[key]*item, len(entries))
 	}
 	items := make([]item, len(entries))
@@ -581,8 +582,10 @@ func (m *Manager) Restore(ctx context.Context) (RestoreStats, error) {
 		e.Enforced = ferr == nil
 		items[i] = item{Entry: e, index: -1}
 		k := key{e.Jail, e.Prefix}
-		if old := m.active[k]; old != nil && old.index >= 0 {
-			heap.Remove(&m.expiry, old.index)
+		if !fresh {
+			if old := m.active[k]; old != nil && old.index >= 0 {
+				heap.Remove(&m.expiry, old.index)
+			}
 		}
 		m.active[k] = &items[i]
 		if !e.Permanent() {

@@ -708,6 +708,16 @@ func TestKill9(t *testing.T) {
 	}
 }
 
+// noopBackend accepts everything, to measure the manager without the fake.
+type noopBackend struct{}
+
+func (noopBackend) Name() string                                     { return "noop" }
+func (noopBackend) Setup(context.Context, []firewall.JailSpec) error { return nil }
+func (noopBackend) Add(context.Context, []firewall.Ban) error        { return nil }
+func (noopBackend) Remove(context.Context, []firewall.Ban) error     { return nil }
+func (noopBackend) List(context.Context) ([]firewall.Ban, error)     { return nil, firewall.ErrNotListable }
+func (noopBackend) Teardown(context.Context) error                   { return nil }
+
 func ipp(i int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
 }
@@ -725,6 +735,15 @@ func BenchmarkRestore100k(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			fw := firewall.NewFake()
 			m, _ := New(Config{}, Deps{Store: st, Backend: fw, Now: func() time.Time { return t0 }})
+			rs, err := m.Restore(context.Background())
+			if err != nil || rs.Restored != 100000 {
+				b.Fatal(rs, err)
+			}
+		}
+	})
+	b.Run("load+add-noop-backend", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			m, _ := New(Config{}, Deps{Store: st, Backend: noopBackend{}, Now: func() time.Time { return t0 }})
 			rs, err := m.Restore(context.Background())
 			if err != nil || rs.Restored != 100000 {
 				b.Fatal(rs, err)
