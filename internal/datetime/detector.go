@@ -48,6 +48,11 @@ type Detector struct {
 	lastPos   posInfo
 	lastEnd   posInfo
 	firstFree int
+	exyLo     int // %ExY century bounds for the fast paths
+	exyHi     int
+	noFast    bool // tests: force the regex path
+	clock     clock
+	asciiTo   int // bytes of the current line known to be ASCII
 
 	// per-line scratch
 	line    string
@@ -236,8 +241,11 @@ func (d *Detector) runeAt(i int) rune {
 		return d.runes[i]
 	}
 	// ASCII fast case
-	if i < len(d.line) && isASCIIPrefix(d.line, i+1) {
+	if i < d.asciiTo || (i < len(d.line) && isASCIIPrefix(d.line, i+1)) {
 		return rune(d.line[i])
+	}
+	if i >= len(d.line) && d.asciiTo >= len(d.line) {
+		return -1
 	}
 	d.ensureRunes()
 	return d.runeAt(i)
@@ -266,16 +274,21 @@ type tmatch struct {
 	g1s, g1e   int
 	nf         int // fields used (pattern templates)
 	fields     [12]field
+	parts      dateParts // filled directly by the fast paths
+	hasParts   bool
 	epoch      string
 }
 
 // search runs template e at [pos, endpos) of the current line.
 func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
 	t := e.t
-	if t.fast != nil && pos == 0 && endpos < 0 {
-		switch t.fast(d, d.line, m) {
+	if t.fast != fastNone && !d.noFast && pos == 0 && endpos < 0 {
+		switch d.runFast(t.fast, d.line, m) {
 		case fastMatch:
 			e.searchHits++
+			m.hasParts = true
+			// the fast paths read only ASCII up to and including the byte at end
+			d.asciiTo = min(m.g1e+1, len(d.line))
 			return true
 		case fastNoMatch:
 			return false
@@ -304,6 +317,7 @@ func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
 	m.g1s, m.g1e = d.offs[g1.Index], d.offs[g1.Index+g1.Length]
 	m.nf = 0
 	m.epoch = ""
+	m.hasParts = false
 	switch t.kind {
 	case kindPattern:
 		for _, g := range t.groups {
@@ -329,6 +343,7 @@ func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
 func (d *Detector) Match(line string, now time.Time) (Match, bool) {
 	d.line = line
 	d.runesOK = false
+	d.asciiTo = 0
 	var m tmatch
 	found := tmatch{start: noPos}
 	foundIdx := -1
@@ -416,13 +431,21 @@ func (d *Detector) Match(line string, now time.Time) (Match, bool) {
 	}
 	switch e.t.kind {
 	case kindPattern:
-		res.Time, res.Valid = strptimeFields(m.fields[:m.nf], now, d.loc)
+		d.clock.set(now, d.loc)
+		p := m.parts
+		ok := m.hasParts
+		if !ok {
+			p, ok = partsFromFields(m.fields[:m.nf])
+		}
+		if ok {
+			res.Time, res.Valid = d.clock.finish(&p, d.loc)
+		}
 	case kindEpoch:
 		res.Time, res.Valid = epochTime(m.epoch, e.t.long)
 	case kindTAI64N:
 		res.Time, res.Valid = tai64nTime(m.epoch)
 	}
-	if res.Valid {
+	if res.Valid && e.t.kind != kindPattern {
 		res.Time = res.Time.In(d.loc)
 	}
 	return res, true

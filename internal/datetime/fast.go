@@ -17,7 +17,25 @@ const (
 	fastNoMatch
 )
 
-type fastFunc func(d *Detector, line string, m *tmatch) fastResult
+// fastKind selects a hand-written matcher (a switch, not a func value, so the
+// match result stays on the stack).
+type fastKind uint8
+
+const (
+	fastNone fastKind = iota
+	fastKindISO
+	fastKindSyslog
+)
+
+func (d *Detector) runFast(k fastKind, line string, m *tmatch) fastResult {
+	switch k {
+	case fastKindISO:
+		return fastISO(line, d.exyLo, d.exyHi, m)
+	case fastKindSyslog:
+		return fastSyslog(line, d.exyLo, d.exyHi, m)
+	}
+	return fastUnsure
+}
 
 // attachFastPaths installs the fast matchers on templates whose regex is
 // exactly one of the anchored default templates they implement.
@@ -32,13 +50,13 @@ func (d *Detector) attachFastPaths() {
 			syslogRE = t.regex
 		}
 	}
-	lo, hi := yearCenturyRange(d.table)
+	d.exyLo, d.exyHi = yearCenturyRange(d.table)
 	for _, e := range d.tpls {
 		switch {
 		case e.t.regex == isoRE && isoRE != "":
-			e.t.fast = func(d *Detector, line string, m *tmatch) fastResult { return fastISO(line, lo, hi, m) }
+			e.t.fast = fastKindISO
 		case e.t.regex == syslogRE && syslogRE != "":
-			e.t.fast = func(d *Detector, line string, m *tmatch) fastResult { return fastSyslog(line, lo, hi, m) }
+			e.t.fast = fastKindSyslog
 		}
 	}
 }
@@ -146,15 +164,65 @@ func fraction(line string, i int, seps string, m *tmatch) (int, bool) {
 	if j-(i+1) > 6 {
 		return i, false
 	}
-	m.add(fFraction, line[i+1:j])
 	return j, true
 }
 
-func (m *tmatch) add(k fieldKey, v string) {
-	if m.nf < len(m.fields) {
-		m.fields[m.nf] = field{k: k, v: v}
-		m.nf++
+// num parses the ASCII digits of s (a leading space is allowed: " 4").
+func num(s string) int {
+	v := 0
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			v = v*10 + int(s[i]-'0')
+		}
 	}
+	return v
+}
+
+// monthNum returns 1..12 for a case-insensitive English month abbreviation.
+func monthNum(s string) int {
+	if len(s) != 3 {
+		return 0
+	}
+	k := uint32(s[0]|0x20)<<16 | uint32(s[1]|0x20)<<8 | uint32(s[2]|0x20)
+	switch k {
+	case 'j'<<16 | 'a'<<8 | 'n':
+		return 1
+	case 'f'<<16 | 'e'<<8 | 'b':
+		return 2
+	case 'm'<<16 | 'a'<<8 | 'r':
+		return 3
+	case 'a'<<16 | 'p'<<8 | 'r':
+		return 4
+	case 'm'<<16 | 'a'<<8 | 'y':
+		return 5
+	case 'j'<<16 | 'u'<<8 | 'n':
+		return 6
+	case 'j'<<16 | 'u'<<8 | 'l':
+		return 7
+	case 'a'<<16 | 'u'<<8 | 'g':
+		return 8
+	case 's'<<16 | 'e'<<8 | 'p':
+		return 9
+	case 'o'<<16 | 'c'<<8 | 't':
+		return 10
+	case 'n'<<16 | 'o'<<8 | 'v':
+		return 11
+	case 'd'<<16 | 'e'<<8 | 'c':
+		return 12
+	}
+	return 0
+}
+
+// isWeekdayAbbr reports a case-insensitive English weekday abbreviation.
+func isWeekdayAbbr(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	switch string([]byte{s[0] | 0x20, s[1] | 0x20, s[2] | 0x20}) {
+	case "mon", "tue", "wed", "thu", "fri", "sat", "sun":
+		return true
+	}
+	return false
 }
 
 func exYear(line string, i, lo, hi int) bool {
@@ -177,11 +245,12 @@ func fastISO(line string, lo, hi int, m *tmatch) fastResult {
 		return r
 	}
 	m.nf = 0
+	m.parts = newParts()
 	i := k
 	if !exYear(line, i, lo, hi) {
 		return fastUnsure
 	}
-	m.add(fYear, line[i:i+4])
+	m.parts.year = num(line[i : i+4])
 	i += 4
 	sep := byteAt(line, i)
 	if sep != '-' && sep != '/' && sep != '.' {
@@ -202,7 +271,7 @@ func fastISO(line string, lo, hi int, m *tmatch) fastResult {
 	default:
 		return fastUnsure
 	}
-	m.add(fMonth, line[i:i+n])
+	m.parts.month = num(line[i : i+n])
 	i += n + 1
 	// day: [1-2]\d | [0 ]?[1-9] | 3[0-1], followed by 'T' or ' '
 	dayEnd := func(j int) bool { c := byteAt(line, j); return c == 'T' || c == ' ' }
@@ -219,7 +288,7 @@ func fastISO(line string, lo, hi int, m *tmatch) fastResult {
 	default:
 		return fastUnsure
 	}
-	m.add(fDay, line[i:i+n])
+	m.parts.day = num(line[i : i+n])
 	i += n
 	// (?:T|  ?)
 	if line[i] == 'T' {
@@ -242,17 +311,17 @@ func fastISO(line string, lo, hi int, m *tmatch) fastResult {
 	default:
 		return fastUnsure
 	}
-	m.add(fHour, line[i:i+n])
+	m.parts.hour = num(line[i : i+n])
 	i += n + 1
 	if n = twoOrOne(line, i, '5', ':'); n == 0 {
 		return fastUnsure
 	}
-	m.add(fMinute, line[i:i+n])
+	m.parts.minute = num(line[i : i+n])
 	i += n + 1
 	if n = secondsLen(line, i); n == 0 {
 		return fastUnsure
 	}
-	m.add(fSecond, line[i:i+n])
+	m.parts.second = num(line[i : i+n])
 	i += n
 	end, ok := fraction(line, i, ".,", m)
 	if !ok {
@@ -267,7 +336,11 @@ func fastISO(line string, lo, hi int, m *tmatch) fastResult {
 		return fastUnsure
 	}
 	if zl := zoneLen(line, j); zl > 0 {
-		m.add(fZoneOffset, line[j:j+zl])
+		o, ok := zoneOffsetMinutes(line[j : j+zl])
+		if !ok {
+			return fastUnsure
+		}
+		m.parts.tzoff = o
 		end = j + zl
 	}
 	nw, ok := nonWordAt(line, end)
@@ -317,15 +390,18 @@ func fastSyslog(line string, lo, hi int, m *tmatch) fastResult {
 		return r
 	}
 	m.nf = 0
+	m.parts = newParts()
 	i := k
-	if len(line) >= i+4 && line[i+3] == ' ' && foldIndex(weekdayAbbr[:], line[i:i+3]) >= 0 {
-		m.add(fWeekdayAbbr, line[i:i+3])
+	if len(line) >= i+4 && line[i+3] == ' ' && isWeekdayAbbr(line[i:i+3]) {
+		// the weekday only matters without a month: ignored like fail2ban
 		i += 4
 	}
-	if len(line) < i+4 || line[i+3] != ' ' || foldIndex(monthAbbr[:], line[i:i+3]) < 0 {
+	if len(line) < i+4 || line[i+3] != ' ' {
 		return fastUnsure
 	}
-	m.add(fMonthAbbr, line[i:i+3])
+	if m.parts.month = monthNum(line[i : i+3]); m.parts.month == 0 {
+		return fastUnsure
+	}
 	i += 4
 	c0, c1, c2 := byteAt(line, i), byteAt(line, i+1), byteAt(line, i+2)
 	n := 0
@@ -341,7 +417,7 @@ func fastSyslog(line string, lo, hi int, m *tmatch) fastResult {
 	default:
 		return fastUnsure
 	}
-	m.add(fDay, line[i:i+n])
+	m.parts.day = num(line[i : i+n])
 	i += n + 1
 	if byteAt(line, i) == ' ' {
 		i++
@@ -350,24 +426,24 @@ func fastSyslog(line string, lo, hi int, m *tmatch) fastResult {
 	if n = twoOrOne(line, i, '2', ':'); n == 0 {
 		return fastUnsure
 	}
-	m.add(fHour, line[i:i+n])
+	m.parts.hour = num(line[i : i+n])
 	i += n + 1
 	if n = twoOrOne(line, i, '5', ':'); n == 0 {
 		return fastUnsure
 	}
-	m.add(fMinute, line[i:i+n])
+	m.parts.minute = num(line[i : i+n])
 	i += n + 1
 	if n = secondsLen(line, i); n == 0 {
 		return fastUnsure
 	}
-	m.add(fSecond, line[i:i+n])
+	m.parts.second = num(line[i : i+n])
 	i += n
 	end, ok := fraction(line, i, ".", m)
 	if !ok {
 		return fastUnsure
 	}
 	if byteAt(line, end) == ' ' && exYear(line, end+1, lo, hi) {
-		m.add(fYear, line[end+1:end+5])
+		m.parts.year = num(line[end+1 : end+5])
 		end += 5
 	}
 	nw, ok := nonWordAt(line, end)

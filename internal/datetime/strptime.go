@@ -292,53 +292,66 @@ func validDate(y, mo, d, h, mi, s int) bool {
 }
 
 func daysIn(y, mo int) int {
-	return time.Date(y, time.Month(mo)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	switch mo {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
-// naiveMin/naiveMax bound Python's datetime range.
-var (
-	naiveMin = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
-	naiveMax = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
-)
+// dateParts are the numeric fields of a stamp (unset when absent).
+type dateParts struct {
+	year, month, day     int
+	hour, minute, second int
+	tzoff                int // minutes east of UTC
+	weekday, julian      int
+	week, weekStart      int
+}
 
-// strptimeFields computes the time of the captured fields the way fail2ban's
-// reGroupDictStrptime does (fractions dropped; missing year/day from now).
-func strptimeFields(fs []field, now time.Time, loc *time.Location) (time.Time, bool) {
-	year, month, day := unset, unset, unset
-	hour, minute, second := 0, 0, 0
-	tzoff := unset
-	weekday, julian, week, weekStart := unset, unset, unset, 0
+func newParts() dateParts {
+	return dateParts{year: unset, month: unset, day: unset, tzoff: unset, weekday: unset, julian: unset, week: unset}
+}
+
+// partsFromFields reads captured texts like fail2ban's reGroupDictStrptime
+// (Python int() and name lookups; an unknown name or zone is invalid).
+func partsFromFields(fs []field) (dateParts, bool) {
+	p := newParts()
 	for _, f := range fs {
 		switch f.k {
 		case fYear2:
 			v, ok := pyInt(f.v)
 			if !ok {
-				return time.Time{}, false
+				return p, false
 			}
 			if v <= 2000 {
 				v += 2000
 			}
-			year = v
+			p.year = v
 		case fYear, fMonth, fDay, fHour, fMinute, fSecond, fYearday:
 			v, ok := pyInt(f.v)
 			if !ok {
-				return time.Time{}, false
+				return p, false
 			}
 			switch f.k {
 			case fYear:
-				year = v
+				p.year = v
 			case fMonth:
-				month = v
+				p.month = v
 			case fDay:
-				day = v
+				p.day = v
 			case fHour:
-				hour = v
+				p.hour = v
 			case fMinute:
-				minute = v
+				p.minute = v
 			case fSecond:
-				second = v
+				p.second = v
 			case fYearday:
-				julian = v
+				p.julian = v
 			}
 		case fMonthName, fMonthAbbr:
 			list := monthAbbr[:]
@@ -347,13 +360,13 @@ func strptimeFields(fs []field, now time.Time, loc *time.Location) (time.Time, b
 			}
 			i := foldIndex(list, f.v)
 			if i < 0 {
-				return time.Time{}, false
+				return p, false
 			}
-			month = i + 1
+			p.month = i + 1
 		case fHour12:
 			v, ok := pyInt(f.v)
 			if !ok {
-				return time.Time{}, false
+				return p, false
 			}
 			ampm := ""
 			for _, g := range fs {
@@ -361,24 +374,17 @@ func strptimeFields(fs []field, now time.Time, loc *time.Location) (time.Time, b
 					ampm = g.v
 				}
 			}
-			switch foldIndex([]string{"am", "pm"}, ampm) {
-			case 1:
+			switch {
+			case ampm == "" || foldIndex(ampmNames[:], ampm) == 0:
+				if v == 12 {
+					v = 0
+				}
+			case foldIndex(ampmNames[:], ampm) == 1:
 				if v != 12 {
 					v += 12
 				}
-			case 0:
-				if v == 12 {
-					v = 0
-				}
-			default:
-				if ampm != "" {
-					break
-				}
-				if v == 12 {
-					v = 0
-				}
 			}
-			hour = v
+			p.hour = v
 		case fWeekdayName, fWeekdayAbbr:
 			list := weekdayAbbr[:]
 			if f.k == fWeekdayName {
@@ -386,96 +392,196 @@ func strptimeFields(fs []field, now time.Time, loc *time.Location) (time.Time, b
 			}
 			i := foldIndex(list, f.v)
 			if i < 0 {
-				return time.Time{}, false
+				return p, false
 			}
-			weekday = i
+			p.weekday = i
 		case fWeekdayNum:
 			v, ok := pyInt(f.v)
 			if !ok {
-				return time.Time{}, false
+				return p, false
 			}
 			v--
 			if v < 0 {
 				v = 6
 			}
-			weekday = v
+			p.weekday = v
 		case fWeekU, fWeekW:
 			v, ok := pyInt(f.v)
 			if !ok {
-				return time.Time{}, false
+				return p, false
 			}
-			week = v
-			weekStart = 0
+			p.week = v
+			p.weekStart = 0
 			if f.k == fWeekU {
-				weekStart = 6
+				p.weekStart = 6
 			}
 		case fZoneOffset, fZoneName:
 			o, ok := zoneOffsetMinutes(f.v)
 			if !ok {
-				return time.Time{}, false
+				return p, false
 			}
-			tzoff = o
+			p.tzoff = o
 		}
 	}
+	return p, true
+}
+
+var ampmNames = [...]string{"am", "pm"}
+
+// clock caches what a Detector derives from "now" and the local zone.
+// Naive (zone-less, Python datetime-like) times are kept as seconds since
+// 0001-01-01 00:00:00 of the proleptic Gregorian calendar.
+type clock struct {
+	now      time.Time
+	nowYear  int
+	nowMonth int
+	nowDay   int
+	nowNaive int64 // local wall clock of now
+	// last local conversion: naive hour -> unix seconds at its start
+	hourKey  int64
+	hourUnix int64
+	hourOK   bool
+}
+
+func (c *clock) set(now time.Time, loc *time.Location) {
+	if c.now == now && !c.now.IsZero() {
+		return
+	}
+	c.now = now
 	nowL := now.In(loc)
-	nowNaive := time.Date(nowL.Year(), nowL.Month(), nowL.Day(), nowL.Hour(), nowL.Minute(), nowL.Second(), nowL.Nanosecond(), time.UTC)
+	c.nowYear, c.nowMonth, c.nowDay = nowL.Year(), int(nowL.Month()), nowL.Day()
+	c.nowNaive = naiveSeconds(c.nowYear, c.nowMonth, c.nowDay, nowL.Hour(), nowL.Minute(), nowL.Second())
+}
+
+// daysFromCivil returns the days since 0001-01-01 of a proleptic Gregorian date.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	// era*146097 + doe counts from 0000-03-01; 0001-01-01 is day 306
+	return int64(era)*146097 + int64(doe) - 306
+}
+
+// civilFromDays is the inverse of daysFromCivil.
+func civilFromDays(n int64) (int, int, int) {
+	z := n + 306
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	if m <= 2 {
+		y++
+	}
+	return int(y), int(m), int(d)
+}
+
+func naiveSeconds(y, mo, d, h, mi, s int) int64 {
+	return daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s)
+}
+
+const (
+	naiveMinSec = int64(0)
+	naiveMaxSec = int64(3652059)*86400 - 1 // 9999-12-31 23:59:59
+	// unixOfNaiveZero is the Unix time of 0001-01-01T00:00:00Z.
+	unixOfNaiveZero = int64(-62135596800)
+)
+
+// local returns the wall-clock naive time in loc (like mktime), reusing the
+// last hour's conversion when the stamp is in the same hour.
+func (c *clock) local(naive int64, loc *time.Location) time.Time {
+	key := naive / 3600
+	if !c.hourOK || key != c.hourKey {
+		y, mo, d := civilFromDays(naive / 86400)
+		h := int(naive % 86400 / 3600)
+		c.hourKey = key
+		c.hourUnix = time.Date(y, time.Month(mo), d, h, 0, 0, 0, loc).Unix()
+		c.hourOK = true
+	}
+	return time.Unix(c.hourUnix+naive%3600, 0).In(loc)
+}
+
+// finish computes the time of parts the way fail2ban's reGroupDictStrptime
+// does: missing year = now's year (minus one when more than a day ahead),
+// missing day = today (minus one when ahead), explicit zone or loc.
+func (c *clock) finish(p *dateParts, loc *time.Location) (time.Time, bool) {
+	year, month, day := p.year, p.month, p.day
 	assumeYear := false
 	if year == unset {
-		year = nowL.Year()
+		year = c.nowYear
 		assumeYear = true
 	}
 	if month == unset || day == unset {
-		if julian == unset && week != unset && weekday != unset {
+		julian := p.julian
+		if julian == unset && p.week != unset && p.weekday != unset {
 			if year < 1 || year > 9999 {
 				return time.Time{}, false
 			}
-			julian = julianFromWeek(year, week, weekday, weekStart == 0)
+			julian = julianFromWeek(year, p.week, p.weekday, p.weekStart == 0)
 		}
 		if julian != unset {
 			if year < 1 || year > 9999 {
 				return time.Time{}, false
 			}
-			t := time.Date(year, 1, julian, 0, 0, 0, 0, time.UTC)
-			if t.Before(naiveMin) || t.After(naiveMax) {
+			n := daysFromCivil(year, 1, 1) + int64(julian) - 1
+			if n < 0 || n*86400 > naiveMaxSec {
 				return time.Time{}, false
 			}
-			year, month, day = t.Year(), int(t.Month()), t.Day()
+			year, month, day = civilFromDays(n)
 		}
 	}
 	assumeToday := false
 	if month == unset && day == unset {
-		month, day = int(nowL.Month()), nowL.Day()
+		month, day = c.nowMonth, c.nowDay
 		assumeToday = true
 	}
 	if month == unset || day == unset {
 		return time.Time{}, false
 	}
-	if !validDate(year, month, day, hour, minute, second) {
+	if !validDate(year, month, day, p.hour, p.minute, p.second) {
 		return time.Time{}, false
 	}
-	res := time.Date(year, time.Month(month), day, hour, minute, second, 0, time.UTC)
-	if tzoff != unset {
-		res = res.Add(-time.Duration(tzoff) * time.Minute)
-		if res.Before(naiveMin) || res.After(naiveMax) {
+	res := naiveSeconds(year, month, day, p.hour, p.minute, p.second)
+	if p.tzoff != unset {
+		res -= int64(p.tzoff) * 60
+		if res < naiveMinSec || res > naiveMaxSec {
 			return time.Time{}, false
 		}
 	}
-	if assumeToday && res.After(nowNaive) {
-		res = res.AddDate(0, 0, -1)
-		if res.Before(naiveMin) {
+	if assumeToday && res > c.nowNaive {
+		res -= 86400
+		if res < naiveMinSec {
 			return time.Time{}, false
 		}
 	}
-	if assumeYear && res.After(nowNaive.Add(24*time.Hour)) {
-		if !validDate(year-1, month, day, res.Hour(), res.Minute(), res.Second()) {
+	if assumeYear && res > c.nowNaive+86400 {
+		tod := int(res % 86400)
+		if !validDate(year-1, month, day, tod/3600, tod/60%60, tod%60) {
 			return time.Time{}, false
 		}
-		res = time.Date(year-1, time.Month(month), day, res.Hour(), res.Minute(), res.Second(), 0, time.UTC)
+		res = daysFromCivil(year-1, month, day)*86400 + int64(tod)
 	}
-	if tzoff != unset {
-		return res, true
+	if p.tzoff != unset {
+		return time.Unix(res+unixOfNaiveZero, 0).In(loc), true
 	}
-	return time.Date(res.Year(), res.Month(), res.Day(), res.Hour(), res.Minute(), res.Second(), 0, loc), true
+	return c.local(res, loc), true
 }
 
 // julianFromWeek is the day of the year from a week number and a weekday

@@ -50,7 +50,7 @@ type template struct {
 	re     *regexp2.Regexp // compiled lazily
 	reErr  error
 	groups []groupField // named groups that feed strptime, in pattern order
-	fast   fastFunc
+	fast   fastKind
 }
 
 type groupField struct {

@@ -1,0 +1,52 @@
+package datetime
+
+import (
+	"testing"
+	"time"
+)
+
+func benchMatch(b *testing.B, pattern, line string) {
+	d, err := New(pattern, time.UTC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Unix(testNow, 0)
+	if _, ok := d.Match(line, now); !ok {
+		b.Fatalf("no date in %q", line)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d.Match(line, now)
+	}
+}
+
+// BenchmarkMatchSyslog: the common {^LN-BEG} syslog line (fast path).
+func BenchmarkMatchSyslog(b *testing.B) {
+	benchMatch(b, "{^LN-BEG}", "Nov 24 19:40:51 host sshd[123]: Failed password for root from 192.0.2.1 port 22 ssh2")
+}
+
+// BenchmarkMatchISO: an ISO 8601 stamp with fraction and zone (fast path).
+func BenchmarkMatchISO(b *testing.B) {
+	benchMatch(b, "{^LN-BEG}", "2005-08-14T10:00:00.123+02:00 host sshd[123]: Failed password for root from 192.0.2.1")
+}
+
+// BenchmarkMatchSyslogDefault: syslog line with the full default list.
+func BenchmarkMatchSyslogDefault(b *testing.B) {
+	benchMatch(b, "", "Nov 24 19:40:51 host sshd[123]: Failed password for root from 192.0.2.1 port 22 ssh2")
+}
+
+// BenchmarkMatchApache: a {DATE} pattern (regex path).
+func BenchmarkMatchApache(b *testing.B) {
+	benchMatch(b, "^[^\\[]*\\[({DATE})\n{^LN-BEG}", `192.0.2.1 - - [14/Aug/2005:10:00:00 +0200] "GET / HTTP/1.1" 404 100`)
+}
+
+// BenchmarkMatchEpoch: the EPOCH keyword (regex path).
+func BenchmarkMatchEpoch(b *testing.B) {
+	benchMatch(b, "{^LN-BEG}Epoch\n{^LN-BEG}", "1124013600.123 host x")
+}
+
+// BenchmarkMatchCustom: a custom %-pattern (regex path).
+func BenchmarkMatchCustom(b *testing.B) {
+	benchMatch(b, "^%Y-%m-%d %H:%M:%S", "2005-08-14 10:00:00 x y z")
+}
