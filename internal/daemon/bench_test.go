@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	defaults "github.com/palisade-project/palisade/config"
+	"github.com/palisade-project/palisade/filters"
+	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/store"
+)
+
+func benchOptions(b *testing.B, jailLocal string) (Options, string) {
+	dir := b.TempDir()
+	etc := filepath.Join(dir, "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	logf := filepath.Join(dir, "auth.log")
+	if err := os.WriteFile(logf, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "jail.local"), []byte(fmt.Sprintf(jailLocal, logf)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	b.Cleanup(func() { devnull.Close() })
+	return Options{
+		ConfigDir: etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: filepath.Join(dir, "p.db"),
+		Builtin: defaults.FS(), LoadFilter: StandardLoadFilter(filters.FS()), NewFilter: StandardNewFilter,
+		Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {},
+	}, logf
+}
+
+// BenchmarkBanLatency measures the time from a failure line appended to
+// the watched file to the ban decision (maxretry = 1: every line bans a
+// new address). Reports median and p99 over the bans made.
+func BenchmarkBanLatency(b *testing.B) {
+	opts, logf := benchOptions(b, "[sshd]\nenabled = true\nfilter = sshd\nlogpath = %s\nmaxretry = 1\nbantime = 1h\n")
+	banned := make(chan time.Time, 16)
+	opts.OnBan = func(string, netip.Prefix) { banned <- time.Now() }
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := New(ctx, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = d.Serve(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+	f, err := os.OpenFile(logf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	n := b.N
+	if n < 1000 {
+		n = 1000
+	}
+	lat := make([]time.Duration, 0, n)
+	b.ResetTimer()
+	for i := 0; i < n; i++ {
+		ip := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		if i >= 65000 {
+			break
+		}
+		line := fmt.Sprintf("%s host sshd[%d]: Failed password for root from %s port %d ssh2\n",
+			time.Now().Format("Jan _2 15:04:05"), 100+i%900, ip, 1024+i)
+		t0 := time.Now()
+		if _, err := f.WriteString(line); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case t1 := <-banned:
+			lat = append(lat, t1.Sub(t0))
+		case <-time.After(10 * time.Second):
+			b.Fatalf("no ban for line %d", i)
+		}
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(len(lat)), "bans")
+}
+
+// BenchmarkStartup100kBans measures New (configuration, store, bulk
+// restore of 100,000 stored bans into the firewall, sources, socket): the
+// time until the daemon can say READY.
+func BenchmarkStartup100kBans(b *testing.B) {
+	opts, _ := benchOptions(b, "[sshd]\nenabled = true\nfilter = sshd\nlogpath = %s\n")
+	st, err := store.Open(opts.DB, store.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	bans := make([]store.Ban, 100000)
+	for i := range bans {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		bans[i] = store.Ban{Jail: "sshd", Prefix: netip.PrefixFrom(a, 32), Start: now, Expires: now.Add(24 * time.Hour)}
+	}
+	if err := st.AddBans(bans); err != nil {
+		b.Fatal(err)
+	}
+	st.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		opts.Backend = firewall.NewFake()
+		ctx := context.Background()
+		d, err := New(ctx, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := len(d.bans.List("")); n != 100000 {
+			b.Fatalf("restored %d bans", n)
+		}
+		b.StopTimer()
+		d.close(ctx)
+		b.StartTimer()
+	}
+}
