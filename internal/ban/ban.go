@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palisade-project/palisade/internal/firewall"
@@ -155,6 +156,8 @@ type Manager struct {
 	log     *slog.Logger
 	banlog  io.Writer
 	jails   map[string]bool
+	// protected is replaced whole by SetProtected (reload).
+	protected atomic.Pointer[[]netip.Prefix]
 
 	// op serializes every mutation (store, firewall, state) so they stay in
 	// one order; mu guards the in-memory state for quick reads.
@@ -199,13 +202,11 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = 30 * time.Second
 	}
-	cfg.Protected = slices.Clone(cfg.Protected)
-	for i, p := range cfg.Protected {
-		if !p.IsValid() {
-			return nil, fmt.Errorf("ban: invalid protected prefix at position %d", i+1)
-		}
-		cfg.Protected[i] = normPrefix(p)
+	prot, err := normProtected(cfg.Protected)
+	if err != nil {
+		return nil, err
 	}
+	cfg.Protected = nil
 	m := &Manager{
 		cfg:     cfg,
 		store:   deps.Store,
@@ -217,6 +218,7 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 		subs:    map[int]chan Event{},
 		wake:    make(chan struct{}, 1),
 	}
+	m.protected.Store(&prot)
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -230,6 +232,33 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+func normProtected(in []netip.Prefix) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, len(in))
+	for i, p := range in {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("ban: invalid protected prefix at position %d", i+1)
+		}
+		out[i] = normPrefix(p)
+	}
+	return out, nil
+}
+
+// SetProtected replaces the protected prefixes (on reload). Bans already in
+// force are not lifted.
+func (m *Manager) SetProtected(list []netip.Prefix) error {
+	prot, err := normProtected(list)
+	if err != nil {
+		return err
+	}
+	m.protected.Store(&prot)
+	return nil
+}
+
+// Protected returns the protected prefixes in use (loopback excluded).
+func (m *Manager) Protected() []netip.Prefix {
+	return slices.Clone(*m.protected.Load())
 }
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -269,7 +298,7 @@ func (m *Manager) Check(p netip.Prefix) error {
 			return fmt.Errorf("%w: %s is loopback", ErrProtected, p)
 		}
 	}
-	for _, pr := range m.cfg.Protected {
+	for _, pr := range *m.protected.Load() {
 		if pr.Overlaps(p) {
 			return fmt.Errorf("%w: %s overlaps protected %s", ErrProtected, p, pr)
 		}

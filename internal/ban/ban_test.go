@@ -250,6 +250,19 @@ func TestProtected(t *testing.T) {
 	if e.m.Stats().Refused != 13 {
 		t.Fatalf("refused = %d", e.m.Stats().Refused)
 	}
+	// Reload: a new protected set applies to the next ban.
+	if err := e.m.SetProtected([]netip.Prefix{pfx("198.51.100.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Ban(context.Background(), "sshd", pfx("198.51.100.1"), time.Hour, ""); !errors.Is(err, ErrProtected) {
+		t.Fatalf("after SetProtected: %v", err)
+	}
+	if _, err := e.m.Ban(context.Background(), "sshd", pfx("203.0.113.77"), time.Hour, ""); err != nil {
+		t.Fatalf("no longer protected: %v", err)
+	}
+	if err := e.m.SetProtected([]netip.Prefix{{}}); err == nil {
+		t.Fatal("invalid protected prefix accepted")
+	}
 }
 
 func TestAlreadyBannedAndExtend(t *testing.T) {

@@ -533,3 +533,39 @@ func BenchmarkObserve(b *testing.B) {
 		})
 	}
 }
+
+func TestSplitList(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"127.0.0.1/8 ::1", []string{"127.0.0.1/8", "::1"}},
+		{"127.0.0.1/8, 192.0.2.0/24,admin.example.org\n\t2001:db8::1", []string{"127.0.0.1/8", "192.0.2.0/24", "admin.example.org", "2001:db8::1"}},
+		{"  ", nil},
+	}
+	for _, tc := range tests {
+		if got := SplitList(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("SplitList(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestInterfaceAddrsHasLoopback(t *testing.T) {
+	addrs := InterfaceAddrs()
+	if len(addrs) == 0 {
+		t.Skip("no interface addresses visible here")
+	}
+	if !slices.ContainsFunc(addrs, netip.Addr.IsLoopback) {
+		t.Fatalf("no loopback among %v", addrs)
+	}
+}
+
+func TestNetResolverLocalhost(t *testing.T) {
+	addrs, err := NetResolver{Timeout: 2 * time.Second}.LookupHost("localhost")
+	if err != nil {
+		t.Skipf("resolver cannot resolve localhost here: %v", err)
+	}
+	if !slices.ContainsFunc(addrs, netip.Addr.IsLoopback) {
+		t.Fatalf("localhost resolved to %v", addrs)
+	}
+}

@@ -280,6 +280,9 @@ func parsePrefixKey(k []byte) (netip.Prefix, error) {
 	a := netip.AddrFrom16([16]byte(k[1:17]))
 	switch k[0] {
 	case 4:
+		if !a.Is4In6() {
+			return netip.Prefix{}, errors.New("IPv4 key holds an IPv6 address")
+		}
 		a = a.Unmap()
 	case 6:
 	default:

@@ -409,3 +409,23 @@ func BenchmarkOpenAndLoad100k(b *testing.B) {
 		_ = s.Close()
 	}
 }
+
+func FuzzDecodeRecords(f *testing.F) {
+	good := encodeBan(Ban{Start: t0, Expires: t0.Add(time.Hour), Offence: 2, Reason: "x"})
+	f.Add(prefixKey(pfx("192.0.2.1")), good)
+	f.Add(prefixKey(pfx("2001:db8::/64")), good[:10])
+	f.Add([]byte{4, 1, 2}, []byte{})
+	f.Add(append(prefixKey(pfx("192.0.2.1"))[:17], 200), good)
+	f.Fuzz(func(t *testing.T, k, v []byte) {
+		b, err := decodeBan("j", k, v)
+		if err == nil {
+			if !b.Prefix.IsValid() {
+				t.Fatalf("decoded an invalid prefix from %x", k)
+			}
+			if got := prefixKey(b.Prefix); !bytes.Equal(got, k[:18]) {
+				t.Fatalf("key round trip %x -> %x", k[:18], got)
+			}
+		}
+		_ = decodeOffences(v)
+	})
+}
