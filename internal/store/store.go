@@ -152,6 +152,9 @@ func boltOpen(path string, opts Options) (db *bolt.DB, err error) {
 		Timeout:      opts.LockTimeout,
 		NoSync:       opts.NoSync,
 		FreelistType: bolt.FreelistMapType,
+		// Reserve address space up front so bulk writes do not remap
+		// (and copy every dirty node) each time the file grows.
+		InitialMmapSize: 64 << 20,
 	})
 }
 
