@@ -130,6 +130,9 @@ func openChecked(path string, opts Options) (db *bolt.DB, err error) {
 		}
 		return nil, err
 	}
+	// Grow the file in small steps: with a large mmap reserved, bbolt
+	// would otherwise pad the file by its 16 MiB default.
+	db.AllocSize = 1 << 20
 	if err := validate(db); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -169,24 +172,37 @@ func validate(db *bolt.DB) (err error) {
 			err = fmt.Errorf("database structure is damaged: %v", r)
 		}
 	}()
-	err = db.Update(func(tx *bolt.Tx) error {
+	// Read everything before writing anything: a write grows the file,
+	// which would hide a truncation behind zero-filled pages.
+	err = db.View(func(tx *bolt.Tx) error {
+		if err := tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			return walk(b, 0)
+		}); err != nil {
+			return err
+		}
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
-			// A new database (or one with nothing in it yet).
 			if tx.Bucket(bucketBans) != nil {
 				return errors.New("meta bucket missing")
 			}
+			return nil
+		}
+		if v := string(meta.Get(keySchema)); v != strconv.Itoa(SchemaVersion) {
+			return fmt.Errorf("schema version %q, want %d", v, SchemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
 			m, err := tx.CreateBucket(bucketMeta)
 			if err != nil {
 				return err
 			}
 			if err := m.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
 				return err
-			}
-		} else {
-			v := string(meta.Get(keySchema))
-			if v != strconv.Itoa(SchemaVersion) {
-				return fmt.Errorf("schema version %q, want %d", v, SchemaVersion)
 			}
 		}
 		for _, b := range [][]byte{bucketBans, bucketHistory, bucketLogPos, bucketJournal} {
@@ -196,18 +212,9 @@ func validate(db *bolt.DB) (err error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	// Walk every key of every bucket in this goroutine (tx.Check runs in
-	// its own goroutine, where a fault could not be recovered).
-	return db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
-			return walk(b, 0)
-		})
-	})
 }
 
+// walk visits every key of b and its sub-buckets, touching every page.
 func walk(b *bolt.Bucket, depth int) error {
 	if depth > 4 {
 		return errors.New("buckets nested too deep")

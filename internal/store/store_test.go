@@ -182,7 +182,9 @@ func TestLogPositionsAndCursors(t *testing.T) {
 	}
 }
 
-func makeDB(t *testing.T, path string, n int) {
+// makeDB writes n bans and returns the size of the data in use (the file
+// may be longer).
+func makeDB(t *testing.T, path string, n int) int64 {
 	t.Helper()
 	s, err := Open(path, Options{NoSync: true})
 	if err != nil {
@@ -191,9 +193,12 @@ func makeDB(t *testing.T, path string, n int) {
 	if err := s.AddBans(genBans(n, t0)); err != nil {
 		t.Fatal(err)
 	}
+	var used int64
+	_ = s.db.View(func(tx *bolt.Tx) error { used = tx.Size(); return nil })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return used
 }
 
 func genBans(n int, start time.Time) []Ban {
@@ -221,12 +226,14 @@ func TestCorruptMovedAside(t *testing.T) {
 			}
 		}},
 		{"truncated", func(t *testing.T, path string) {
-			makeDB(t, path, 20000)
-			fi, err := os.Stat(path)
-			if err != nil {
+			used := makeDB(t, path, 20000)
+			if err := os.Truncate(path, used/3); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Truncate(path, fi.Size()/3); err != nil {
+		}},
+		{"truncated after the meta pages", func(t *testing.T, path string) {
+			makeDB(t, path, 5000)
+			if err := os.Truncate(path, 2*int64(os.Getpagesize())+100); err != nil {
 				t.Fatal(err)
 			}
 		}},
