@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/palisade-project/palisade/internal/config"
+	"github.com/palisade-project/palisade/internal/datetime"
 	"github.com/palisade-project/palisade/internal/filter"
 )
 
@@ -151,4 +152,37 @@ func TestAuthLogShape(t *testing.T) {
 	if n < 900 || n > 1300 {
 		t.Fatalf("%d failure lines in 10000, want ~11%%", n)
 	}
+}
+
+// dtAdapter serves a datetime.Detector as the filter's detector.
+type dtAdapter struct{ d *datetime.Detector }
+
+func (a dtAdapter) Detect(line string, now time.Time) (filter.DateMatch, bool) {
+	m, ok := a.d.Match(line, now)
+	return filter.DateMatch(m), ok
+}
+
+// BenchmarkProcessBuiltinSSHDRealDates is the full path of `palisade regex
+// LOG sshd` minus reading: palisade's date detector and built-in filter.
+func BenchmarkProcessBuiltinSSHDRealDates(b *testing.B) {
+	dir, _ := filepath.Abs("../../filters")
+	def := loadDef(b, filepath.Join(dir, "filter.d", "sshd.conf"), nil)
+	d, err := datetime.New(def.DatePattern, time.UTC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := authLog(100000, 1)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	f, err := filter.New(def, filter.Options{Location: time.UTC, Now: func() time.Time { return now }, Dates: dtAdapter{d}, RequireRE2: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("datepattern %q", def.DatePattern)
+	fails := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fails += len(f.Process(lines[i%len(lines)]).Failures)
+	}
+	b.ReportMetric(float64(fails)/float64(b.N), "failures/line")
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/dlclark/regexp2"
 )
@@ -37,8 +38,47 @@ type rx struct {
 
 	// Pre-filter: every match contains all lits; prefix is a literal every
 	// match starts with at the start of the buffer.
-	lits   [][]byte
+	lits   []clause
 	prefix []byte
+
+	// head is the pattern without a final `<F-CONTENT>.+</F-CONTENT>$`
+	// (the usual prefregex shape): the content is then the rest of the
+	// line, found without running `.+` through the engine.
+	head *regexp.Regexp
+}
+
+// contentTail is how `(?P<content>.+)$` ends a translated single-line pattern.
+const contentTail = `(?P<content>.+)(?m:$)`
+
+// setupHead prepares head (see rx.head).
+func (r *rx) setupHead(t translation, dm dollarMode) {
+	if r.re == nil || dm != dollarSingle || !strings.HasSuffix(t.Go, contentTail) || r.content != len(r.names)-1 {
+		return
+	}
+	h, err := regexp.Compile(strings.TrimSuffix(t.Go, contentTail))
+	if err != nil || h.NumSubexp() != len(r.names)-2 {
+		return
+	}
+	r.head = h
+}
+
+// matchHead runs head; ok is false when the full pattern must decide.
+func (r *rx) matchHead(buf []byte) (spans []int, ok bool) {
+	n := len(buf)
+	if n == 0 || buf[n-1] != '\n' || bytes.IndexByte(buf[:n-1], '\n') >= 0 {
+		return nil, false
+	}
+	h := r.head.FindSubmatchIndex(buf)
+	if h == nil {
+		return nil, true
+	}
+	end := h[1]
+	if end >= n-1 {
+		return nil, false // empty content: the full pattern may backtrack
+	}
+	spans = append(h, end, n-1)
+	spans[1] = n - 1
+	return spans, true
 }
 
 type altGroup struct {
@@ -119,6 +159,7 @@ func compileRx(src, useDNS string, dm dollarMode, requireRE2 bool, timeout time.
 	}
 	sort.Slice(r.alts, func(a, b int) bool { return r.names[r.alts[a].group] < r.names[r.alts[b].group] })
 	r.lits, r.prefix = literals(t.Ana)
+	r.setupHead(t, dm)
 	return r, nil
 }
 
@@ -152,8 +193,8 @@ func (r *rx) quick(buf []byte) bool {
 	if r.prefix != nil && !bytes.HasPrefix(buf, r.prefix) {
 		return false
 	}
-	for _, l := range r.lits {
-		if !bytes.Contains(buf, l) {
+	for _, c := range r.lits {
+		if !c.in(buf) {
 			return false
 		}
 	}
@@ -166,6 +207,11 @@ func (r *rx) quick(buf []byte) bool {
 func (r *rx) match(buf []byte) (spans []int, timedOut bool) {
 	if !r.quick(buf) {
 		return nil, false
+	}
+	if r.head != nil {
+		if spans, ok := r.matchHead(buf); ok {
+			return spans, false
+		}
 	}
 	if r.re != nil {
 		return r.re.FindSubmatchIndex(buf), false
@@ -222,40 +268,101 @@ func runeOffsets(s string) func(int) int {
 	}
 }
 
-// literals finds substrings every match of expr must contain (at most 3,
-// longest first) and a literal prefix anchored at the start of the text.
-func literals(expr string) ([][]byte, []byte) {
+// clause is a set of literals of which a match contains at least one.
+type clause [][]byte
+
+func (c clause) in(buf []byte) bool {
+	for _, l := range c {
+		if bytes.Contains(buf, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c clause) inString(s string) bool {
+	for _, l := range c {
+		if strings.Contains(s, unsafeString(l)) {
+			return true
+		}
+	}
+	return false
+}
+
+// literals finds clauses every match of expr satisfies (at most 3, the
+// most selective first) and a literal prefix anchored at the start of the
+// text.
+func literals(expr string) ([]clause, []byte) {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
 		return nil, nil
 	}
 	re = re.Simplify()
-	var req []string
-	requiredLits(re, &req)
-	sort.SliceStable(req, func(a, b int) bool { return len(req[a]) > len(req[b]) })
-	var lits [][]byte
-	seen := map[string]bool{}
-	for _, l := range req {
-		if len(lits) == 3 || len(l) < 2 {
-			break
+	req := requiredClauses(re)
+	score := func(c []string) int {
+		m := len(c[0])
+		for _, l := range c[1:] {
+			m = min(m, len(l))
 		}
-		dup := false
-		for s := range seen {
-			if bytes.Contains([]byte(s), []byte(l)) {
-				dup = true
+		return m*8 - len(c) // prefer long literals and few alternatives
+	}
+	// a clause one of whose literals lies inside a required literal says nothing more
+	var all []string
+	for _, c := range req {
+		if len(c) == 1 {
+			all = append(all, c[0])
+		}
+	}
+	kept := req[:0]
+	for _, c := range req {
+		implied := false
+		if len(c) > 1 {
+			for _, a := range c {
+				for _, s := range all {
+					if strings.Contains(s, a) {
+						implied = true
+					}
+				}
 			}
 		}
-		if dup {
-			continue
+		if !implied {
+			kept = append(kept, c)
 		}
-		seen[l] = true
-		lits = append(lits, []byte(l))
+	}
+	req = kept
+	sort.SliceStable(req, func(a, b int) bool { return score(req[a]) > score(req[b]) })
+	var out []clause
+	var singles []string
+	for _, c := range req {
+		if len(out) == 3 {
+			break
+		}
+		if score(c) < 2*8-len(c) {
+			break // a one-byte literal filters nothing
+		}
+		if len(c) == 1 {
+			dup := false
+			for _, s := range singles {
+				if strings.Contains(s, c[0]) {
+					dup = true
+				}
+			}
+			if dup {
+				continue
+			}
+			singles = append(singles, c[0])
+		}
+		cl := make(clause, len(c))
+		for i, l := range c {
+			cl[i] = []byte(l)
+		}
+		out = append(out, cl)
 	}
 	var prefix []byte
 	if p := anchoredPrefix(re); p != "" {
 		prefix = []byte(p)
 	}
-	return lits, prefix
+	return out, prefix
 }
 
 func litString(re *syntax.Regexp) (string, bool) {
@@ -268,42 +375,46 @@ func litString(re *syntax.Regexp) (string, bool) {
 	return "", false
 }
 
-// requiredLits appends literals that every match of re contains.
-func requiredLits(re *syntax.Regexp, out *[]string) {
+// maxAlternatives bounds the literals of one clause.
+const maxAlternatives = 6
+
+// requiredClauses returns clauses (any-of literal sets) every match of re
+// satisfies.
+func requiredClauses(re *syntax.Regexp) [][]string {
 	switch re.Op {
 	case syntax.OpLiteral:
 		if s, ok := litString(re); ok {
-			*out = append(*out, s)
+			return [][]string{{s}}
 		}
 	case syntax.OpCapture, syntax.OpPlus:
-		requiredLits(re.Sub[0], out)
+		return requiredClauses(re.Sub[0])
 	case syntax.OpRepeat:
 		if re.Min >= 1 {
-			requiredLits(re.Sub[0], out)
+			return requiredClauses(re.Sub[0])
 		}
 	case syntax.OpAlternate:
-		// a literal every branch requires (as part of one of its own)
-		var per [][]string
+		var per [][][]string
 		for _, sub := range re.Sub {
-			var l []string
-			requiredLits(sub, &l)
-			if len(l) == 0 {
-				return
+			c := requiredClauses(sub)
+			if len(c) == 0 {
+				return nil
 			}
-			per = append(per, l)
+			per = append(per, c)
 		}
+		var out [][]string
+		// literals every branch requires (inside one of its own literals)
 		seen := map[string]bool{}
-		for _, lits := range per {
-			for _, c := range lits {
-				if seen[c] {
+		for _, cs := range per {
+			for _, c := range cs {
+				if len(c) != 1 || seen[c[0]] {
 					continue
 				}
-				seen[c] = true
+				seen[c[0]] = true
 				all := true
 				for _, other := range per {
 					in := false
-					for _, o := range other {
-						if strings.Contains(o, c) {
+					for _, oc := range other {
+						if len(oc) == 1 && strings.Contains(oc[0], c[0]) {
 							in = true
 							break
 						}
@@ -314,11 +425,27 @@ func requiredLits(re *syntax.Regexp, out *[]string) {
 					}
 				}
 				if all {
-					*out = append(*out, c)
+					out = append(out, c)
 				}
 			}
 		}
+		// one of the branches' best clauses
+		var any []string
+		for _, cs := range per {
+			best := cs[0]
+			for _, c := range cs[1:] {
+				if minLen(c) > minLen(best) || minLen(c) == minLen(best) && len(c) < len(best) {
+					best = c
+				}
+			}
+			any = append(any, best...)
+		}
+		if len(any) <= maxAlternatives {
+			out = append(out, any)
+		}
+		return out
 	case syntax.OpConcat:
+		var out [][]string
 		run := ""
 		for _, sub := range re.Sub {
 			if s, ok := litString(sub); ok {
@@ -326,15 +453,25 @@ func requiredLits(re *syntax.Regexp, out *[]string) {
 				continue
 			}
 			if run != "" {
-				*out = append(*out, run)
+				out = append(out, []string{run})
 				run = ""
 			}
-			requiredLits(sub, out)
+			out = append(out, requiredClauses(sub)...)
 		}
 		if run != "" {
-			*out = append(*out, run)
+			out = append(out, []string{run})
 		}
+		return out
 	}
+	return nil
+}
+
+func minLen(c []string) int {
+	m := len(c[0])
+	for _, l := range c[1:] {
+		m = min(m, len(l))
+	}
+	return m
 }
 
 // anchoredPrefix returns the literal a match must start with when re is
@@ -353,3 +490,5 @@ func anchoredPrefix(re *syntax.Regexp) string {
 	}
 	return p
 }
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -98,8 +98,8 @@ type Filter struct {
 	opts     Options
 
 	// line-level pre-filter (single-line filters only)
-	preLits  [][]byte // all must be present
-	failAny  [][][]byte
+	preLits  []clause // all must be satisfied
+	failAny  [][]clause
 	failOpen bool // some failregex has no literal: no line-level filter
 	canSkip  bool
 	lnBeg    bool // datepattern {^LN-BEG}: see New
@@ -218,15 +218,11 @@ func (f *Filter) setupPrefilter() {
 		}
 		lits := r.lits
 		if len(lits) == 0 && r.prefix != nil {
-			lits = [][]byte{r.prefix}
+			lits = []clause{{r.prefix}}
 		}
 		f.failAny = append(f.failAny, lits)
 	}
 	f.canSkip = len(f.preLits) > 0 || !f.failOpen
-}
-
-func containsStr(s string, lit []byte) bool {
-	return strings.Contains(s, unsafe.String(unsafe.SliceData(lit), len(lit)))
 }
 
 // startsWord reports whether line starts with an ASCII word character.
@@ -240,8 +236,8 @@ func startsWord(line string) bool {
 
 // mayMatch is the line-level pre-filter.
 func (f *Filter) mayMatch(line string) bool {
-	for _, l := range f.preLits {
-		if !containsStr(line, l) {
+	for _, c := range f.preLits {
+		if !c.inString(line) {
 			return false
 		}
 	}
@@ -250,8 +246,8 @@ func (f *Filter) mayMatch(line string) bool {
 	}
 	for _, lits := range f.failAny {
 		ok := true
-		for _, l := range lits {
-			if !containsStr(line, l) {
+		for _, c := range lits {
+			if !c.inString(line) {
 				ok = false
 				break
 			}
@@ -366,15 +362,15 @@ type found struct {
 
 // search runs r on buf (built from lines, matched against org) like
 // fail2ban's Regex.search.
-func (f *Filter) search(r *rx, buf []byte, org []tline) (*found, bool) {
+func (f *Filter) search(r *rx, buf []byte, org []tline) (found, bool) {
 	spans, to := r.match(buf)
 	if to {
 		f.timeouts++
 	}
 	if spans == nil {
-		return nil, false
+		return found{}, false
 	}
-	fd := &found{spans: spans, buf: buf}
+	fd := found{spans: spans, buf: buf}
 	if len(org) <= 1 {
 		fd.matched = org
 		return fd, true
@@ -436,38 +432,28 @@ func (f *Filter) ignored(buf []byte, org []tline, fd *found) int {
 	return -1
 }
 
-// groups turns a match into a field map (None groups absent); nilNames
-// collects the named groups that did not take part.
-func groups(r *rx, spans []int, buf []byte, skip int, nilNames *[]string) map[string]string {
-	m := make(map[string]string, 4)
+// setGroups stores the named groups of a match in m like Python's
+// dict.update(groupdict()): a group that did not take part removes the
+// key (None). alt_NAME groups fill NAME when the match left it empty.
+func setGroups(m map[string]string, r *rx, spans []int, buf []byte, skip int) {
 	for i := 1; i < len(r.names); i++ {
 		n := r.names[i]
 		if n == "" || i == skip {
 			continue
 		}
 		if 2*i+1 >= len(spans) || spans[2*i] < 0 {
-			if nilNames != nil {
-				*nilNames = append(*nilNames, n)
-			}
+			delete(m, n)
 			continue
 		}
 		m[n] = string(buf[spans[2*i]:spans[2*i+1]])
 	}
 	for _, a := range r.alts {
-		if v := m[r.names[a.group]]; v != "" && m[a.target] == "" {
+		// the target is judged within this match only: a value from an
+		// earlier match (the prefregex) is overwritten
+		if v := m[r.names[a.group]]; v != "" && (!r.hasName[a.target] || m[a.target] == "") {
 			m[a.target] = v
 		}
 	}
-	if nilNames != nil && len(r.alts) > 0 {
-		kept := (*nilNames)[:0]
-		for _, n := range *nilNames {
-			if _, ok := m[n]; !ok {
-				kept = append(kept, n)
-			}
-		}
-		*nilNames = kept
-	}
-	return m
 }
 
 func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
@@ -496,12 +482,14 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 	}
 
 	var pre *found
+	var preFound found
 	if f.pref != nil {
 		p, ok := f.search(f.pref, buf, org)
 		if !ok {
 			return res
 		}
-		pre = p
+		preFound = p
+		pre = &preFound
 		if c := f.pref.content; c >= 0 && p.spans[2*c] >= 0 && p.spans[2*c] < p.spans[2*c+1] {
 			content := buf[p.spans[2*c]:p.spans[2*c+1]]
 			f.bufB = append(append(f.bufB[:0], content...), '\n')
@@ -523,7 +511,7 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 		}
 		res.Status, res.Regex = Matched, i
 		if len(f.ignore) > 0 {
-			if k := f.ignored(buf, org, fd); k >= 0 {
+			if k := f.ignored(buf, org, &fd); k >= 0 {
 				res.Status, res.Ignore = Ignored, k
 				return res
 			}
@@ -531,18 +519,11 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 		if f.maxLines > 1 {
 			f.lines = fd.unmatched
 		}
-		var nilNames []string
-		fields := groups(fr, fd.spans, fd.buf, -1, &nilNames)
+		fields := make(map[string]string, 8)
 		if pre != nil {
-			pg := groups(f.pref, pre.spans, pre.buf, f.pref.content, nil)
-			for k, v := range fields {
-				pg[k] = v
-			}
-			for _, n := range nilNames {
-				delete(pg, n)
-			}
-			fields = pg
+			setGroups(fields, f.pref, pre.spans, pre.buf, f.pref.content)
 		}
+		setGroups(fields, fr, fd.spans, fd.buf, -1)
 		matched := make([]string, len(fd.matched))
 		for k, l := range fd.matched {
 			matched[k] = l.text()
@@ -630,9 +611,13 @@ func (f *Filter) failure(idx int, fields map[string]string, matched []string, da
 		return nil
 	}
 	id := ip
-	out := make(map[string]string, len(fail.fields)+1)
-	for k, v := range fail.fields {
-		out[k] = v
+	out := fail.fields
+	if isML {
+		// the cached connection state lives on: copy
+		out = make(map[string]string, len(fail.fields)+1)
+		for k, v := range fail.fields {
+			out[k] = v
+		}
 	}
 	if hasFID && fid != ip {
 		out["ip"] = ip

@@ -118,7 +118,8 @@ func TestLiterals(t *testing.T) {
 		{`^Failed password for (?P<user>\S+) from x`, []string{"Failed password for ", " from x"}, "Failed password for "},
 		{`^[aA]uthentication failure`, []string{"uthentication failure"}, ""},
 		{`(?i)^failed`, nil, ""},
-		{`^(?:foo|bar) baz`, []string{" baz"}, ""},
+		{`^(?:foo|bar) baz`, []string{" baz", "foo/bar"}, ""},
+		{`^(?:Connection (?:closed|reset)|Disconnected) from`, []string{"Connection /Disconnected", " from"}, ""},
 		{`a(?=bcd)`, nil, ""},
 	}
 	for _, tt := range tests {
@@ -128,8 +129,12 @@ func TestLiterals(t *testing.T) {
 		}
 		lits, prefix := literals(tr.Ana)
 		var got []string
-		for _, l := range lits {
-			got = append(got, string(l))
+		for _, c := range lits {
+			var alts []string
+			for _, l := range c {
+				alts = append(alts, string(l))
+			}
+			got = append(got, strings.Join(alts, "/"))
 		}
 		if strings.Join(got, "|") != strings.Join(tt.lits, "|") || string(prefix) != tt.prefix {
 			t.Errorf("literals(%q) = %q, %q; want %q, %q", tt.re, got, prefix, tt.lits, tt.prefix)
@@ -162,7 +167,7 @@ func TestLiteralsAlternation(t *testing.T) {
 		t.Fatal(err)
 	}
 	lits, _ := literals(tr.Ana)
-	if len(lits) != 1 || string(lits[0]) != "sshd" {
+	if len(lits) != 1 || len(lits[0]) != 1 || string(lits[0][0]) != "sshd" {
 		t.Fatalf("lits = %q, want [sshd]", lits)
 	}
 }
