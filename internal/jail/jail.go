@@ -41,6 +41,7 @@ const (
 	maxResolved        = 16
 	maxBanSeconds      = 100 * 366 * 24 * 3600.0
 	purgePerObserve    = 8
+	maxMatchLen        = 1024 // bytes of a matched line kept for Explain and actions
 )
 
 // UseDNS is fail2ban's usedns: what to do with a failure whose id is a host
@@ -624,7 +625,11 @@ func (j *Jail) observeAddr(f filter.Failure, raw netip.Addr, now time.Time) Verd
 	}
 	if j.cfg.MaxMatches > 0 {
 		for _, m := range f.Matches {
-			e.pushMatch(m, j.cfg.MaxMatches)
+			// Copy: a line may share memory with a big read buffer.
+			if len(m) > maxMatchLen {
+				m = m[:maxMatchLen]
+			}
+			e.pushMatch(strings.Clone(m), j.cfg.MaxMatches)
 		}
 	}
 	j.stats.Failures++

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -567,5 +568,32 @@ func TestNetResolverLocalhost(t *testing.T) {
 	}
 	if !slices.ContainsFunc(addrs, netip.Addr.IsLoopback) {
 		t.Fatalf("localhost resolved to %v", addrs)
+	}
+}
+
+// BenchmarkTableMemory reports the heap held per failure-table entry when a
+// flood of unique addresses fills the table (one failure and one 80-byte
+// matched line each).
+func BenchmarkTableMemory(b *testing.B) {
+	const n = 100000
+	line := strings.Repeat("x", 80)
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		cfg := guide()
+		cfg.MaxEntries = n
+		j := mustNew(b, cfg, Deps{})
+		for k := 0; k < n; k++ {
+			a := netip.AddrFrom4([4]byte{10, byte(k >> 16), byte(k >> 8), byte(k)})
+			j.Observe(filter.Failure{Addr: a, Time: t0, Matches: []string{line}}, t0)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if j.Stats().Tracked != n {
+			b.Fatal(j.Stats())
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/entry")
+		runtime.KeepAlive(j)
 	}
 }
