@@ -166,6 +166,7 @@ type Manager struct {
 	active  map[key]*item
 	expiry  expiryHeap
 	stats   Stats
+	perJail map[string]uint64
 	subs    map[int]chan Event
 	nextSub int
 	logMu   sync.Mutex
@@ -216,6 +217,7 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 		banlog:  deps.BanLog,
 		active:  map[key]*item{},
 		subs:    map[int]chan Event{},
+		perJail: map[string]uint64{},
 		wake:    make(chan struct{}, 1),
 	}
 	m.protected.Store(&prot)
@@ -365,6 +367,7 @@ func (m *Manager) Ban(ctx context.Context, jail string, p netip.Prefix, d time.D
 	m.put(e)
 	if old == nil {
 		m.stats.Bans++
+		m.perJail[jail]++
 	}
 	m.mu.Unlock()
 	m.poke()
@@ -489,16 +492,32 @@ func (m *Manager) remove(ctx context.Context, list []Entry, cause string) (int, 
 	return len(list), nil
 }
 
-// List returns every active ban, ordered by jail then prefix.
-func (m *Manager) List() []Entry {
+// List returns the active bans of jail ("" = every jail), ordered by jail
+// then prefix.
+func (m *Manager) List(jail string) []Entry {
 	m.mu.Lock()
 	out := make([]Entry, 0, len(m.active))
-	for _, it := range m.active {
-		out = append(out, it.Entry)
+	for k, it := range m.active {
+		if jail == "" || k.jail == jail {
+			out = append(out, it.Entry)
+		}
 	}
 	m.mu.Unlock()
 	sortEntries(out)
 	return out
+}
+
+// Count returns the number of active bans of jail and how many bans the
+// jail made since the manager started (restored bans not included).
+func (m *Manager) Count(jail string) (active int, total uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.active {
+		if k.jail == jail {
+			active++
+		}
+	}
+	return active, m.perJail[jail]
 }
 
 // Find returns the active bans whose prefix contains a.

@@ -285,7 +285,7 @@ func TestAlreadyBannedAndExtend(t *testing.T) {
 	if _, err := e.m.Ban(ctx, "sshd", ip, 1000*time.Hour, ""); !errors.Is(err, ErrAlreadyBanned) {
 		t.Fatalf("after permanent: %v", err)
 	}
-	if l := e.m.List(); len(l) != 1 || !l[0].Permanent() {
+	if l := e.m.List(""); len(l) != 1 || !l[0].Permanent() {
 		t.Fatalf("List %+v", l)
 	}
 	if bans, _, _ := e.st.Bans(); len(bans) != 1 || !bans[0].Permanent() || bans[0].Offence != 1 {
@@ -338,7 +338,7 @@ func TestExpiry(t *testing.T) {
 			t.Helper()
 			synctest.Wait()
 			var got []string
-			for _, e := range m.List() {
+			for _, e := range m.List("") {
 				got = append(got, e.Prefix.Addr().String())
 			}
 			var fwGot []string
@@ -527,7 +527,7 @@ func TestReconcile(t *testing.T) {
 		if got := fwPrefixes(t, fake); !slices.Equal(got, []string{"sshd 192.0.2.1/32"}) {
 			t.Fatalf("firewall %v", got)
 		}
-		if l := m.List(); !l[0].Enforced {
+		if l := m.List(""); !l[0].Enforced {
 			t.Fatal("still marked unenforced")
 		}
 	})
@@ -575,7 +575,7 @@ func TestStoreFailure(t *testing.T) {
 	if n, err := m.ExpireDue(ctx); n != 0 || err == nil {
 		t.Fatalf("ExpireDue = %d, %v", n, err)
 	}
-	if len(m.List()) != 1 {
+	if len(m.List("")) != 1 {
 		t.Fatal("ban dropped although the store failed")
 	}
 	fs.fail = false
@@ -593,6 +593,12 @@ func TestUnbanAll(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if l := e.m.List("sshd"); len(l) != 2 || l[0].Prefix != pfx("192.0.2.1") {
+		t.Fatalf("List(sshd) = %+v", l)
+	}
+	if a, tot := e.m.Count("sshd"); a != 2 || tot != 2 {
+		t.Fatalf("Count(sshd) = %d, %d", a, tot)
+	}
 	n, err := e.m.UnbanAll(ctx, "sshd")
 	if err != nil || n != 2 {
 		t.Fatalf("UnbanAll(sshd) = %d, %v", n, err)
@@ -600,8 +606,11 @@ func TestUnbanAll(t *testing.T) {
 	if got := fwPrefixes(t, e.fw); !slices.Equal(got, []string{"nginx 192.0.2.3/32", "recidive 192.0.2.4/32"}) {
 		t.Fatalf("firewall %v", got)
 	}
+	if a, tot := e.m.Count("sshd"); a != 0 || tot != 2 {
+		t.Fatalf("Count(sshd) after unban = %d, %d", a, tot)
+	}
 	n, err = e.m.UnbanAll(ctx, "")
-	if err != nil || n != 2 || len(e.m.List()) != 0 || len(storedPrefixes(t, e.st)) != 0 {
+	if err != nil || n != 2 || len(e.m.List("")) != 0 || len(storedPrefixes(t, e.st)) != 0 {
 		t.Fatalf("UnbanAll() = %d, %v", n, err)
 	}
 	calls := e.fw.Calls()
