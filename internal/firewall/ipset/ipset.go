@@ -16,7 +16,8 @@
 // Adding an entry that exists refreshes its timeout (ipset -exist).
 // ipset restore applies lines in order and stops at the first error, so a
 // failing bulk call may be partly applied; the ban manager re-adds on retry.
-// hash:net cannot hold a /0 prefix. ipset names are at most 31 characters:
+// hash:net cannot hold a /0 prefix. Bans longer than MaxTimeout (about 24.8
+// days) are stored without a kernel timeout. ipset names are at most 31 characters:
 // longer jail names are shortened with a hash suffix.
 package ipset
 
@@ -81,6 +82,12 @@ func New(opts Options) (*Backend, error) {
 
 // Name implements firewall.Backend.
 func (b *Backend) Name() string { return "ipset" }
+
+// MaxTimeout is ipset's largest entry timeout in seconds (about 24.8
+// days). Longer bans are stored without a timeout (permanent in the kernel)
+// and lifted by the ban manager's Remove; List then reports them as
+// permanent.
+const MaxTimeout = 2147483
 
 // TopChain is the chain jumped to from INPUT.
 const TopChain = "palisade"
@@ -328,7 +335,11 @@ func (b *Backend) restore(ctx context.Context, verb string, bans []firewall.Ban)
 				continue // already over
 			}
 			secs = int((d + time.Second - 1) / time.Second) // round up; ipset counts seconds
-			secs = min(secs, 2147483)                       // ipset's largest timeout
+			if secs > MaxTimeout {
+				// Longer than ipset can count: enforce it as permanent in
+				// the kernel; the ban manager lifts it when it expires.
+				secs = 0
+			}
 		}
 		buf.WriteString(verb)
 		buf.WriteByte(' ')

@@ -106,7 +106,8 @@ func TestRestoreInput(t *testing.T) {
 	err := b.Add(context.Background(), []firewall.Ban{
 		{Jail: "sshd", Prefix: fwtest.P("192.0.2.1"), Expires: now.Add(90*time.Second + time.Millisecond)},
 		{Jail: "sshd", Prefix: fwtest.P("2001:db8::/32")},
-		{Jail: "sshd", Prefix: fwtest.P("192.0.2.5"), Expires: now.Add(-time.Second)}, // over: skipped
+		{Jail: "sshd", Prefix: fwtest.P("192.0.2.5"), Expires: now.Add(-time.Second)},        // over: skipped
+		{Jail: "sshd", Prefix: fwtest.P("192.0.2.6"), Expires: now.Add(30 * 24 * time.Hour)}, // beyond ipset's limit
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +116,7 @@ func TestRestoreInput(t *testing.T) {
 	if len(calls) != 1 {
 		t.Fatalf("calls: %v", calls)
 	}
-	want := "add pal_sshd_4 192.0.2.1/32 timeout 91\nadd pal_sshd_6 2001:db8::/32 timeout 0\n"
+	want := "add pal_sshd_4 192.0.2.1/32 timeout 91\nadd pal_sshd_6 2001:db8::/32 timeout 0\nadd pal_sshd_4 192.0.2.6/32 timeout 0\n"
 	if string(calls[0].Stdin) != want {
 		t.Errorf("restore input:\n%s\nwant:\n%s", calls[0].Stdin, want)
 	}

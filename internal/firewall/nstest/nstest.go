@@ -179,6 +179,42 @@ func Link(t testing.TB, a, b *NS, addrA, addrB []netip.Prefix) {
 			t.Fatalf("%s up: %v", side.name, err)
 		}
 	}
+	// Packets sent before both ends report carrier are lost, and a lost
+	// SYN costs a one-second retransmission: wait for the link first.
+	Eventually(t, 10*time.Second, "veth link up", func() error {
+		for _, side := range []struct {
+			h    *netlink.Handle
+			name string
+		}{{ha, "veth-a"}, {hb, "veth-b"}} {
+			l, err := side.h.LinkByName(side.name)
+			if err != nil {
+				return err
+			}
+			if st := l.Attrs().OperState; st != netlink.OperUp {
+				return fmt.Errorf("%s is %v", side.name, st)
+			}
+		}
+		return nil
+	})
+	// Then until each side answers a TCP probe to a closed port (an RST
+	// proves the path and neighbour resolution both ways).
+	probe := func(from *NS, to []netip.Prefix) {
+		for _, p := range to {
+			addr := net.JoinHostPort(p.Addr().String(), "9")
+			Eventually(t, 10*time.Second, "reach "+addr, func() error {
+				o, err := Dial(from, addr, 200*time.Millisecond)
+				if err != nil {
+					return err
+				}
+				if o == TimedOut {
+					return fmt.Errorf("no answer from %s", addr)
+				}
+				return nil
+			})
+		}
+	}
+	probe(b, addrA)
+	probe(a, addrB)
 }
 
 // Listen starts a TCP server in the namespace that accepts and closes
