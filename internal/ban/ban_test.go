@@ -808,3 +808,76 @@ func BenchmarkBan(b *testing.B) {
 		})
 	}
 }
+
+// TestConcurrent drives the manager from many goroutines while Run expires
+// bans (run with -race). Everything must end consistent: manager, store
+// and firewall agree.
+func TestConcurrent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		fw := firewall.NewFake()
+		m, err := New(Config{ReconcileInterval: time.Minute}, Deps{Store: st, Backend: fw, BanLog: &syncBuf{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- m.Run(ctx) }()
+		events, stop := m.Subscribe(4)
+		defer stop()
+
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 50; i++ {
+					p := ipp(g*1000 + i%20) // overlapping keys within a goroutine
+					jail := []string{"sshd", "nginx"}[i%2]
+					d := time.Duration(1+i%7) * time.Minute
+					if i%11 == 0 {
+						d = -1
+					}
+					_, _ = m.Ban(ctx, jail, p, d, "")
+					if i%5 == 0 {
+						_, _ = m.Unban(ctx, jail, p)
+					}
+					_ = m.List("")
+					_ = m.Find(p.Addr())
+					time.Sleep(time.Duration(i%3) * time.Second)
+				}
+			}()
+		}
+		wg.Wait()
+		time.Sleep(10 * time.Minute) // every timed ban is due
+		synctest.Wait()
+
+		var want []string
+		for _, e := range m.List("") {
+			if !e.Permanent() {
+				t.Fatalf("timed ban left after expiry: %+v", e)
+			}
+			want = append(want, e.Jail+" "+e.Prefix.String())
+		}
+		slices.Sort(want)
+		fwl := fwPrefixes(t, fw)
+		stl := storedPrefixes(t, st)
+		slices.Sort(fwl)
+		slices.Sort(stl)
+		if !slices.Equal(want, fwl) || !slices.Equal(want, stl) {
+			t.Fatalf("manager %d, firewall %d, store %d bans disagree", len(want), len(fwl), len(stl))
+		}
+		if len(want) == 0 {
+			t.Fatal("no permanent bans left: the test did not exercise anything")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		_ = events
+	})
+}
