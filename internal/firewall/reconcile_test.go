@@ -53,3 +53,29 @@ func TestReconcile(t *testing.T) {
 		t.Error("Reconcile ignored a failing Add")
 	}
 }
+
+func TestRestore(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	f := NewFake()
+	ctx := context.Background()
+	if err := f.Add(ctx, []Ban{{Jail: "sshd", Prefix: p("192.0.2.1/32")}, {Jail: "old", Prefix: p("192.0.2.9/32")}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []Ban{
+		{Jail: "sshd", Prefix: p("192.0.2.1/32"), Expires: now.Add(time.Hour)},
+		{Jail: "sshd", Prefix: p("2001:db8::/64")},
+		{Jail: "sshd", Prefix: p("198.51.100.1/32"), Expires: now.Add(-time.Second)},
+	}
+	enforced, removed, err := Restore(ctx, f, want, now)
+	if err != nil || enforced != 2 || removed != 1 {
+		t.Fatalf("Restore = %d, %d, %v; want 2, 1", enforced, removed, err)
+	}
+	got, _ := f.List(ctx)
+	if len(got) != 2 || got[0].Jail != "sshd" || got[1].Jail != "sshd" {
+		t.Errorf("after Restore: %v", got)
+	}
+	if calls := f.Calls(); calls[len(calls)-2] != "add" {
+		t.Errorf("Restore did not add before removing: %v", calls)
+	}
+}
