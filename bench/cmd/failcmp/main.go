@@ -22,6 +22,9 @@ import (
 	"time"
 )
 
+// minTime marks a failure without a time.
+const minTime = math.MinInt64
+
 type key struct {
 	host string
 	unix int64
@@ -97,7 +100,7 @@ func readPalisade(path string, loc *time.Location) (map[key]int, error) {
 		if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
 		}
-		k := key{host: norm(o.Host), unix: math.MinInt64}
+		k := key{host: norm(o.Host), unix: minTime}
 		if o.Time != nil {
 			t, err := time.ParseInLocation("2006-01-02T15:04:05", strings.SplitN(*o.Time, ".", 2)[0], loc)
 			if err != nil {
@@ -131,7 +134,7 @@ func readFail2ban(path string) (map[key]int, error) {
 		}
 		rest = strings.TrimSpace(rest)
 		num, _, _ := strings.Cut(rest, ",")
-		k := key{host: norm(host), unix: math.MinInt64}
+		k := key{host: norm(host), unix: minTime}
 		if num != "None" {
 			f, err := strconv.ParseFloat(num, 64)
 			if err != nil {
