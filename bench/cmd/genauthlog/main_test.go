@@ -33,7 +33,7 @@ func TestDeterministic(t *testing.T) {
 func TestShape(t *testing.T) {
 	const n = 50000
 	lines := generate(7, n)
-	syslogLine := regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} web1 [\w/.-]+(\[[0-9]+\])?: \S.*\n$`)
+	syslogLine := regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} web1 [\w/.-]+(\[[0-9]+\])?: \s*\S.*\n$`)
 	sshdFail := regexp.MustCompile(`sshd\[[0-9]+\]: (Invalid user|Failed password|pam_unix\(sshd:auth\): authentication failure|error: maximum authentication|Connection closed by invalid user|Disconnected from authenticating user|Unable to negotiate|User root from|Received disconnect from \S+ port [0-9]+:11: Bye Bye)`)
 	v6 := regexp.MustCompile(`from 2001:db8:`)
 	var bytesTotal, fails, six int
