@@ -613,6 +613,10 @@ func (t *template) compile(timeout time.Duration) error {
 	if t.re != nil || t.reErr != nil {
 		return t.reErr
 	}
+	if err := checkGroupNames(t.regex); err != nil {
+		t.reErr = fmt.Errorf("date template %q: %w", t.name, err)
+		return t.reErr
+	}
 	if err := checkGlobalFlags(t.regex); err != nil {
 		t.reErr = fmt.Errorf("date template %q: %w", t.name, err)
 		return t.reErr
@@ -627,6 +631,30 @@ func (t *template) compile(timeout time.Duration) error {
 	for _, n := range re.GetGroupNames() {
 		if k := keyOfGroup(n); k != fNone {
 			t.groups = append(t.groups, groupField{num: re.GroupNumberFromName(n), k: k})
+		}
+	}
+	return nil
+}
+
+// checkGroupNames rejects a group name defined twice (Python does; regexp2
+// would accept it).
+func checkGroupNames(re string) error {
+	seen := map[string]bool{}
+	for i := 0; i < len(re); i++ {
+		if re[i] == '\\' {
+			i++
+			continue
+		}
+		if strings.HasPrefix(re[i:], "(?P<") {
+			end := strings.IndexByte(re[i:], '>')
+			if end < 0 {
+				return nil
+			}
+			name := re[i+4 : i+end]
+			if seen[name] {
+				return fmt.Errorf("redefinition of group name %q", name)
+			}
+			seen[name] = true
 		}
 	}
 	return nil

@@ -1,0 +1,229 @@
+package datetime
+
+import (
+	"bufio"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// corpusLines returns extraLines plus, when installed, every line of
+// fail2ban's sample logs (read at run time, never copied).
+func corpusLines(t testing.TB) []string {
+	lines := append([]string(nil), extraLines...)
+	root := filepath.Join(f2bPackage, "tests/files/logs")
+	_ = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<16), 1<<20)
+		for sc.Scan() {
+			lines = append(lines, strings.TrimRight(sc.Text(), "\r"))
+		}
+		return nil
+	})
+	return lines
+}
+
+// mutate returns a randomly damaged copy of s (deterministic for a given rng).
+func mutate(rng *rand.Rand, s string) string {
+	b := []byte(s)
+	alphabet := []byte("0123456789 :.,-/+TZUTCGMTaAbBpPmMnNoOvVjJuUlL@[]()<>\t\x1c\xc3\xa9_x")
+	for n := rng.Intn(3) + 1; n > 0; n-- {
+		switch op := rng.Intn(4); {
+		case len(b) == 0 || op == 0: // insert
+			i := 0
+			if len(b) > 0 {
+				i = rng.Intn(len(b) + 1)
+			}
+			c := alphabet[rng.Intn(len(alphabet))]
+			b = append(b[:i], append([]byte{c}, b[i:]...)...)
+		case op == 1: // delete
+			i := rng.Intn(len(b))
+			b = append(b[:i], b[i+1:]...)
+		case op == 2: // replace
+			b[rng.Intn(len(b))] = alphabet[rng.Intn(len(alphabet))]
+		default: // truncate
+			b = b[:rng.Intn(len(b)+1)]
+		}
+	}
+	return string(b)
+}
+
+// fastTemplates returns the anchored default templates that have a fast path.
+func fastTemplates(t testing.TB) []*template {
+	d, err := New("{^LN-BEG}", time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*template
+	for _, e := range d.tpls {
+		if e.t.fast != fastNone {
+			out = append(out, e.t)
+		}
+	}
+	if len(out) != 2 {
+		t.Fatalf("expected 2 fast-path templates, got %d", len(out))
+	}
+	return out
+}
+
+// checkFastAgainstRegex runs the fast matcher and the regex of template t on
+// line and reports a disagreement (empty string when they agree).
+func checkFastAgainstRegex(d *Detector, tp *template, line string, now time.Time) string {
+	var fm tmatch
+	fr := d.runFast(tp.fast, line, &fm)
+	if fr == fastUnsure {
+		return ""
+	}
+	d.line, d.runesOK = line, false
+	d.ensureRunes()
+	mm, err := tp.re.FindRunesMatch(d.runes)
+	if err != nil {
+		return "regex error: " + err.Error()
+	}
+	if fr == fastNoMatch {
+		if mm != nil {
+			return "fast: no match, regex: " + mm.String()
+		}
+		return ""
+	}
+	if mm == nil {
+		return "fast: match " + line[fm.g1s:fm.g1e] + ", regex: no match"
+	}
+	var rm tmatch
+	e := &entry{t: tp}
+	if !d.searchRegexOnly(e, &rm) {
+		return "regex search failed"
+	}
+	if rm.start != fm.start || rm.end != fm.end || rm.g1s != fm.g1s || rm.g1e != fm.g1e {
+		return "spans differ: fast " + line[fm.g1s:fm.g1e] + " regex " + line[rm.g1s:rm.g1e]
+	}
+	rp, ok := partsFromFields(rm.fields[:rm.nf])
+	d.clock.set(now, d.loc)
+	ft, fok := d.clock.finish(&fm.parts, d.loc)
+	var rt time.Time
+	var rok bool
+	if ok {
+		rt, rok = d.clock.finish(&rp, d.loc)
+	}
+	if fok != rok || !ft.Equal(rt) {
+		return "times differ: fast " + ft.String() + " regex " + rt.String()
+	}
+	return ""
+}
+
+// searchRegexOnly runs a template's regex on the current line, bypassing the
+// fast path.
+func (d *Detector) searchRegexOnly(e *entry, m *tmatch) bool {
+	saved := d.noFast
+	d.noFast = true
+	defer func() { d.noFast = saved }()
+	return d.search(e, 0, -1, m)
+}
+
+// TestFastPathAgreesWithRegex: whenever a hand-written matcher answers, its
+// answer (span, fields, time) equals the template regex's, on the corpus and
+// on many damaged variants of it.
+func TestFastPathAgreesWithRegex(t *testing.T) {
+	loc, err := time.LoadLocation("Europe/Zurich")
+	if err != nil {
+		t.Skip("no zoneinfo: ", err)
+	}
+	d, _ := New("{^LN-BEG}", loc)
+	now := time.Unix(testNow, 0)
+	tpls := fastTemplates(t)
+	lines := corpusLines(t)
+	rng := rand.New(rand.NewSource(1))
+	n := len(lines)
+	for i := 0; i < 20000; i++ {
+		lines = append(lines, mutate(rng, lines[rng.Intn(n)]))
+	}
+	answered := 0
+	for _, line := range lines {
+		for _, tp := range tpls {
+			var fm tmatch
+			if d.runFast(tp.fast, line, &fm) != fastUnsure {
+				answered++
+			}
+			if msg := checkFastAgainstRegex(d, tp, line, now); msg != "" {
+				t.Errorf("template %s, line %q: %s", tp.name, line, msg)
+			}
+		}
+	}
+	if answered < len(lines) {
+		t.Errorf("fast paths answered only %d of %d checks: they are not being exercised", answered, 2*len(lines))
+	}
+	t.Logf("%d lines, fast paths answered %d of %d checks", len(lines), answered, 2*len(lines))
+}
+
+// TestDetectorSameWithoutFastPath: whole detectors with and without the fast
+// paths give identical results over the corpus (state included).
+func TestDetectorSameWithoutFastPath(t *testing.T) {
+	loc, err := time.LoadLocation("Europe/Zurich")
+	if err != nil {
+		t.Skip("no zoneinfo: ", err)
+	}
+	now := time.Unix(testNow, 0)
+	lines := corpusLines(t)
+	for _, p := range []string{"", "{^LN-BEG}", "^[^\\[]*\\[({DATE})\n{^LN-BEG}"} {
+		a, _ := New(p, loc)
+		b, _ := New(p, loc)
+		b.noFast = true
+		for _, line := range lines {
+			ma, oka := a.Match(line, now)
+			mb, okb := b.Match(line, now)
+			if oka != okb || ma.Start != mb.Start || ma.End != mb.End || ma.Valid != mb.Valid || !ma.Time.Equal(mb.Time) {
+				t.Fatalf("pattern %q line %q: fast %+v %v, regex %+v %v", p, line, ma, oka, mb, okb)
+			}
+		}
+	}
+}
+
+// FuzzMatch: arbitrary input never panics, spans stay inside the line, and
+// the fast paths never change a result.
+func FuzzMatch(f *testing.F) {
+	for _, l := range extraLines {
+		f.Add(l, uint8(0))
+	}
+	f.Add("Nov 24 19:40:51 host sshd[1]: x\n2005-08-14T10:00:00Z y", uint8(1))
+	f.Add("[1124013600] x\n@4000000042fef6c90b5cb2fc", uint8(2))
+	f.Add("\xff\xfe Aug 14 10:00:00", uint8(3))
+	patterns := []string{"", "{^LN-BEG}", "^[^\\[]*\\[({DATE})\n{^LN-BEG}", "EPOCH\nLEPOCH", "{^LN-BEG}TAI64N\n{^LN-BEG}",
+		"%d/%b/%Y:%H:%M:%S %z", "%A %B %d %I:%M:%S %p %j %U %w %Z", "{NONE}"}
+	now := time.Unix(testNow, 0)
+	loc := time.FixedZone("X", 3600)
+	type pair struct{ fast, slow *Detector }
+	dets := make([]pair, len(patterns))
+	for i, p := range patterns {
+		a, err := New(p, loc)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, _ := New(p, loc)
+		b.noFast = true
+		dets[i] = pair{a, b}
+	}
+	f.Fuzz(func(t *testing.T, input string, which uint8) {
+		dp := dets[int(which)%len(dets)]
+		for _, line := range strings.Split(input, "\n") {
+			ma, oka := dp.fast.Match(line, now)
+			mb, okb := dp.slow.Match(line, now)
+			if oka && (ma.Start < 0 || ma.End > len(line) || ma.Start > ma.End) {
+				t.Fatalf("span %d..%d outside line of %d bytes", ma.Start, ma.End, len(line))
+			}
+			if oka != okb || ma.Start != mb.Start || ma.End != mb.End || ma.Valid != mb.Valid || !ma.Time.Equal(mb.Time) {
+				t.Fatalf("line %q: fast %+v %v, regex %+v %v", line, ma, oka, mb, okb)
+			}
+		}
+	})
+}
