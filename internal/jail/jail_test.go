@@ -597,3 +597,51 @@ func BenchmarkTableMemory(b *testing.B) {
 		runtime.KeepAlive(j)
 	}
 }
+
+// FuzzObserve feeds arbitrary failure sequences and checks the jail's
+// invariants: the table stays bounded, an exempt address is never banned
+// nor covered by a ban, and counts never exceed maxretry.
+func FuzzObserve(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0}, true)
+	f.Add([]byte{5, 0, 1, 5, 0, 1, 5, 0, 1, 200, 255, 0}, false)
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, true)
+	f.Fuzz(func(t *testing.T, data []byte, v6agg bool) {
+		cfg := Config{Name: "fz", MaxRetry: 3, FindTime: time.Minute, BanTime: time.Hour, MaxEntries: 16,
+			IgnoreIP: []string{"192.0.2.0/30", "2001:db8::3"}, Increment: Increment{Enabled: true, Factor: 2}}
+		if v6agg {
+			cfg.IPv6Prefix = 64
+		}
+		j, err := New(cfg, Deps{History: &fakeHistory{n: map[netip.Prefix]int{}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exempt := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/30"), netip.MustParsePrefix("2001:db8::3/128")}
+		now := t0
+		for i := 0; i+2 < len(data) && i < 3*500; i += 3 {
+			var a netip.Addr
+			if data[i]&0x80 != 0 {
+				a = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: data[i] & 0x0f})
+			} else {
+				a = netip.AddrFrom4([4]byte{192, 0, 2, data[i] & 0x1f})
+			}
+			now = now.Add(time.Duration(data[i+1]) * time.Second)
+			ft := now.Add(-time.Duration(data[i+2]) * time.Second)
+			v := j.Observe(filter.Failure{Addr: a, Time: ft, Regex: int(data[i+2] & 3)}, now)
+			if v.Failures > cfg.MaxRetry {
+				t.Fatalf("%d failures counted, maxretry %d", v.Failures, cfg.MaxRetry)
+			}
+			for _, e := range exempt {
+				if e.Contains(a) && v.Action != Ignored && v.Action != Skipped {
+					t.Fatalf("exempt %s: %v", a, v.Action)
+				}
+				if v.Action == Banned && e.Overlaps(v.Ban.Prefix) {
+					t.Fatalf("ban %s covers exempt %s", v.Ban.Prefix, e)
+				}
+			}
+			if st := j.Stats(); st.Tracked > cfg.MaxEntries {
+				t.Fatalf("%d entries tracked, max %d", st.Tracked, cfg.MaxEntries)
+			}
+			_ = j.Explain(a, now)
+		}
+	})
+}
