@@ -18,7 +18,6 @@ import (
 	"github.com/palisade-project/palisade/filters"
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/config/ini"
-	"github.com/palisade-project/palisade/internal/datetime"
 	"github.com/palisade-project/palisade/internal/filter"
 )
 
@@ -108,13 +107,6 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 		def.Name = filterArg
 	}
 	o := filter.Options{Location: loc, Now: now, Journal: journal, RequireRE2: onlyBuiltin(lf.Files)}
-	if !journal {
-		d, err := datetime.New(def.DatePattern, loc)
-		if err != nil {
-			return nil, usageErr("filter %s: datepattern: %v", filterArg, err)
-		}
-		o.Dates = dateAdapter{d}
-	}
 	flt, err := filter.New(def, o)
 	if err != nil {
 		return nil, usageErr("%v", err)
@@ -410,12 +402,4 @@ func (s *regexStats) write(w io.Writer) {
 		p("Regex timeouts: %d (counted as no match)\n", n)
 	}
 	p("[processed in %s: %.0f lines/s]\n", s.elapsed.Round(time.Millisecond), rate)
-}
-
-// dateAdapter lets a datetime.Detector serve as the filter's date detector.
-type dateAdapter struct{ d *datetime.Detector }
-
-func (a dateAdapter) Detect(line string, now time.Time) (filter.DateMatch, bool) {
-	m, ok := a.d.Match(line, now)
-	return filter.DateMatch(m), ok
 }

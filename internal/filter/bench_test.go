@@ -6,7 +6,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -89,8 +88,6 @@ func TestWriteAuthLog(t *testing.T) {
 // syslogDetector is a minimal date detector for benchmarks of the engine
 // alone (internal/datetime has its own benchmarks).
 type syslogDetector struct{}
-
-var syslogRe = regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}`)
 
 func (syslogDetector) Detect(line string, now time.Time) (filter.DateMatch, bool) {
 	if len(line) < 15 || line[3] != ' ' || line[9] != ':' {

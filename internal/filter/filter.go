@@ -36,7 +36,8 @@ type Options struct {
 	Clock func() time.Time
 	// Journal: lines carry no date; the caller gives the time (ProcessAt).
 	Journal bool
-	// Dates finds dates in lines (required unless Journal).
+	// Dates finds dates in lines; nil means NewDateDetector(def.DatePattern,
+	// Location). Unused in Journal mode.
 	Dates DateDetector
 	// MatchTimeout bounds one match of a backtracking pattern
 	// (default DefaultMatchTimeout). A timed-out match counts as no match.
@@ -143,7 +144,11 @@ func New(def Definition, opts Options) (*Filter, error) {
 		opts.UseDNS = "warn"
 	}
 	if opts.Dates == nil && !opts.Journal {
-		return nil, fmt.Errorf("filter %s: no date detector", def.Name)
+		d, err := NewDateDetector(def.DatePattern, opts.Location)
+		if err != nil {
+			return nil, fmt.Errorf("filter %s: datepattern: %w", def.Name, err)
+		}
+		opts.Dates = d
 	}
 	f := &Filter{name: def.Name, opts: opts, maxLines: def.MaxLines}
 	if f.maxLines <= 0 {

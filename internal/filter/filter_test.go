@@ -280,3 +280,71 @@ func TestMLFIDCacheBounded(t *testing.T) {
 		t.Fatal("expiry")
 	}
 }
+
+// bracketDates finds "[Mon DD HH:MM:SS]"-style dates after up to two
+// non-word characters, like fail2ban's {^LN-BEG} templates.
+type bracketDates struct{}
+
+func (bracketDates) Detect(line string, now time.Time) (DateMatch, bool) {
+	for start := 0; start <= 2 && start < len(line); start++ {
+		if loc := syslogRe.FindStringIndex(line[start:]); loc != nil {
+			t, _ := time.ParseInLocation("Jan _2 15:04:05", line[start:start+loc[1]], time.UTC)
+			return DateMatch{Start: start, End: start + loc[1], Time: t.AddDate(now.Year(), 0, 0), Valid: true}, true
+		}
+		c := line[start]
+		if c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			break
+		}
+	}
+	return DateMatch{}, false
+}
+
+// TestPrefilterDateJunction: cutting the date out can join text into a
+// literal the raw line does not contain ("[" + date + "]" -> "[]"); the
+// line-level pre-filter must not drop such lines.
+func TestPrefilterDateJunction(t *testing.T) {
+	def := Definition{Name: "t", DatePattern: "{^LN-BEG}",
+		FailRegex: []string{`^\[\] \[error\] \[client <HOST>\] File does not exist`}}
+	f := newTest(t, def, func(o *Options) { o.Dates = bracketDates{} })
+	if !f.canSkip || !f.lnBeg {
+		t.Fatalf("pre-filter not active (canSkip %v, lnBeg %v)", f.canSkip, f.lnBeg)
+	}
+	res := f.Process("[Aug 14 09:00:00] [error] [client 192.0.2.4] File does not exist: /x")
+	if len(res.Failures) != 1 || res.Failures[0].ID != "192.0.2.4" {
+		t.Fatalf("junction literal: %+v", res)
+	}
+	// a line starting with a word character is skipped by the pre-filter
+	// (no failure, and its date is only read if a later line needs it)
+	res = f.Process("Aug 14 09:59:30 unrelated")
+	if res.Status != Missed || !f.hasSkipped {
+		t.Fatalf("skip: %+v hasSkipped=%v", res, f.hasSkipped)
+	}
+}
+
+// TestSkippedLineDate: a dateless line takes the date of the last line
+// even when the pre-filter skipped that line.
+func TestSkippedLineDate(t *testing.T) {
+	f := newTest(t, Definition{Name: "t", DatePattern: "{^LN-BEG}", FailRegex: []string{`^x <HOST>$`}})
+	if !f.canSkip {
+		t.Fatal("pre-filter not active")
+	}
+	f.Process("Aug 14 09:59:30 nothing to see")
+	res := f.Process("x 192.0.2.1")
+	if len(res.Failures) != 1 || !res.Failures[0].Time.Equal(time.Date(2005, 8, 14, 9, 59, 30, 0, time.UTC)) {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestMultilineIgnore(t *testing.T) {
+	// ignoreregex on a multi-line filter sees the matched lines only
+	f := newTest(t, Definition{Name: "t", MaxLines: 3,
+		FailRegex:   []string{`^ a (?P<n>\d+) <HOST>\n^ b (?P=n) bad$`},
+		IgnoreRegex: []string{`192\.0\.2\.9`},
+	})
+	check(t, f, []string{
+		"Aug 14 09:59:01 a 1 192.0.2.9",
+		"Aug 14 09:59:02 b 1 bad",
+		"Aug 14 09:59:03 a 2 192.0.2.8",
+		"Aug 14 09:59:04 b 2 bad",
+	}, map[int]want{3: {id: "192.0.2.8", attempts: 2}})
+}

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the command line and returns exit code, stdout, stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const testFilter = `[Definition]
+failregex = ^\s*\S+ app\[\d+\]: auth failed for <F-USER>\S+</F-USER> from <HOST>$
+            ^\s*\S+ app\[\d+\]: bad token from <HOST>$
+ignoreregex = from 192\.0\.2\.99$
+`
+
+const testLog = "Aug 14 09:00:00 h app[1]: auth failed for root from 192.0.2.1\r\n" +
+	"Aug 14 09:00:01 h app[1]: hello\n" +
+	"Aug 14 09:00:02 h app[1]: bad token from 2001:db8::7\n" +
+	"Aug 14 09:00:03 h app[1]: auth failed for b\xffd from 198.51.100.3\n" +
+	"Aug 14 09:00:04 h app[1]: auth failed for x from 192.0.2.99" // no final newline
+
+func TestRegexJSON(t *testing.T) {
+	dir := t.TempDir()
+	flt := writeFile(t, dir, "app.conf", testFilter)
+	log := writeFile(t, dir, "app.log", testLog)
+	code, out, errs := runCLI(t, "regex", "--json", "--now", "2005-08-14T10:00:00Z", "--tz", "Europe/Zurich", log, flt)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("bad JSON line %q: %v", l, err)
+		}
+		got = append(got, m)
+	}
+	want := []map[string]any{
+		{"line": 1.0, "host": "192.0.2.1", "time": "2005-08-14T09:00:00", "user": "root", "ip4": "192.0.2.1", "attempts": 1.0, "regex": 0.0},
+		{"line": 3.0, "host": "2001:db8::7", "time": "2005-08-14T09:00:02", "ip6": "2001:db8::7", "attempts": 1.0, "regex": 1.0},
+		{"line": 4.0, "host": "198.51.100.3", "time": "2005-08-14T09:00:03", "user": "b\uFFFDd", "ip4": "198.51.100.3", "attempts": 1.0, "regex": 0.0},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d objects, want %d:\n%s", len(got), len(want), out)
+	}
+	for i := range want {
+		for k, v := range want[i] {
+			if got[i][k] != v {
+				t.Errorf("object %d: %s = %v, want %v", i, k, got[i][k], v)
+			}
+		}
+	}
+}
+
+func TestRegexSummary(t *testing.T) {
+	dir := t.TempDir()
+	flt := writeFile(t, dir, "app.conf", testFilter)
+	log := writeFile(t, dir, "app.log", testLog)
+	code, out, errs := runCLI(t, "regex", "--now", "2005-08-14T10:00:00Z", "--tz", "UTC", log, flt)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, s := range []string{"Lines: 5 lines, 1 ignored, 3 matched, 1 missed", "Failures: 3 from 3 hosts", "[2] ^", "[1] ^", "lines/s"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("summary lacks %q:\n%s", s, out)
+		}
+	}
+}
+
+func TestRegexJournalOption(t *testing.T) {
+	dir := t.TempDir()
+	flt := writeFile(t, dir, "j.conf", "[Definition]\nfailregex = ^app\\[\\d+\\]: bad token from <HOST>$\n")
+	log := writeFile(t, dir, "j.log", "app[1]: bad token from 203.0.113.5\n")
+	code, out, errs := runCLI(t, "regex", "--json", "--opt", "logtype=journal", "--now", "2005-08-14T10:00:00Z", "--tz", "UTC", log, flt)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, `"time":"2005-08-14T10:00:00"`) || !strings.Contains(out, `"host":"203.0.113.5"`) {
+		t.Fatalf("journal output: %s", out)
+	}
+}
+
+func TestRegexBuiltinSSHD(t *testing.T) {
+	dir := t.TempDir()
+	log := writeFile(t, dir, "auth.log",
+		"Aug 14 09:00:00 h sshd[7]: Failed password for invalid user admin from 192.0.2.10 port 4242 ssh2\n"+
+			"Aug 14 09:00:01 h CRON[8]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)\n")
+	code, out, errs := runCLI(t, "--root", dir, "regex", "--json", "--now", "2005-08-14T10:00:00Z", "--tz", "UTC", log, "sshd")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if strings.Count(out, "\n") != 1 || !strings.Contains(out, `"host":"192.0.2.10"`) || !strings.Contains(out, `"user":"admin"`) {
+		t.Fatalf("output: %s", out)
+	}
+}
+
+func TestRegexErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.conf", testFilter)
+	badRe := writeFile(t, dir, "bad.conf", "[Definition]\nfailregex = ^(unclosed <HOST>\n")
+	noID := writeFile(t, dir, "noid.conf", "[Definition]\nfailregex = ^no id here$\n")
+	log := writeFile(t, dir, "a.log", "x\n")
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"missing filter", []string{log, filepath.Join(dir, "nope.conf")}, "filter"},
+		{"unknown built-in", []string{log, "no-such-filter"}, "no-such-filter"},
+		{"bad regex", []string{log, badRe}, "failregex 0"},
+		{"no id group", []string{log, noID}, "no failure-id group"},
+		{"missing log", []string{filepath.Join(dir, "none.log"), good}, "none.log"},
+		{"log is a directory", []string{dir, good}, "directory"},
+		{"bad tz", []string{"--tz", "Mars/Olympus", log, good}, "--tz"},
+		{"bad now", []string{"--now", "yesterday", log, good}, "--now"},
+		{"bad opt", []string{"--opt", "novalue", log, good}, "--opt"},
+		{"arg count", []string{log}, "arg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errs := runCLI(t, append([]string{"--root", dir, "regex"}, tt.args...)...)
+			if code != ExitUsage || !strings.Contains(errs, tt.msg) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errs, tt.msg)
+			}
+		})
+	}
+}
+
+func TestScanLinesLong(t *testing.T) {
+	long := strings.Repeat("a", maxLineBytes+1000)
+	var got []int
+	err := scanLines(strings.NewReader("x\n"+long+"\ny"), func(n int, line []byte) { got = append(got, len(line)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0] != 1 || got[1] != maxLineBytes || got[2] != 1 {
+		t.Fatalf("line lengths %v", got)
+	}
+}
