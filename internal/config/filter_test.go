@@ -456,3 +456,30 @@ func TestFilterDiskOverridesBuiltin(t *testing.T) {
 		t.Errorf("bad maxlines: err = %#v", err)
 	}
 }
+
+// FuzzReadFilter: hostile filter files never panic or hang the loader.
+func FuzzReadFilter(f *testing.F) {
+	for _, files := range filterTrees {
+		f.Add(files["filter.d/t.conf"], files["filter.d/common.conf"], "mode=strict")
+	}
+	f.Add("[INCLUDES]\nbefore = common.conf\n[Definition]\nfailregex = <a>\n[Init]\na = <b>\n", "[DEFAULT]\nb = <lt_<a>/x>\n[lt_x]\nx = <b>", "a=x")
+	f.Fuzz(func(t *testing.T, conf, common, arg string) {
+		builtin := treeFS(map[string]string{"filter.d/t.conf": conf, "filter.d/common.conf": common, "filter.d/t.local": common})
+		var opts []ini.Option
+		if k, v, ok := strings.Cut(arg, "="); ok {
+			opts = append(opts, ini.Option{Name: k, Value: v})
+		}
+		def, err := LoadFilter(FilterSpec{Name: "t", Options: opts}, nil, builtin)
+		if err != nil {
+			return
+		}
+		for _, re := range append(def.FailRegex, def.IgnoreRegex...) {
+			if re == "" || strings.Contains(re, "\n") {
+				t.Fatalf("regex %q not split into lines", re)
+			}
+		}
+		if def.MaxLines < 0 {
+			t.Fatalf("maxlines %d", def.MaxLines)
+		}
+	})
+}
