@@ -126,3 +126,45 @@ func BenchmarkStartup100kBans(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkFailureThroughput measures end-to-end processing of failure
+// lines from distinct addresses (each fails once; maxretry 5).
+func BenchmarkFailureThroughput(b *testing.B) {
+	opts, logf := benchOptions(b, "[sshd]\nenabled = true\nfilter = sshd\nlogpath = %s\nmaxretry = 5\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := New(ctx, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = d.Serve(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+	const lines = 100000
+	var buf []byte
+	ts := time.Now().Format("Jan _2 15:04:05")
+	for i := 0; i < lines; i++ {
+		buf = fmt.Appendf(buf, "%s host sshd[%d]: Failed password for root from 10.%d.%d.%d port %d ssh2\n",
+			ts, 100+i%900, byte(i>>16), byte(i>>8), byte(i), 1024+i%60000)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var want uint64
+	for i := 0; i < b.N; i++ {
+		f, err := os.OpenFile(logf, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Write(buf)
+		f.Close()
+		want += lines
+		deadline := time.Now().Add(5 * time.Minute)
+		for d.jails["sshd"].jail.Stats().Failures < want {
+			if time.Now().After(deadline) {
+				b.Fatal("lines not processed")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.ReportMetric(float64(want)/time.Since(start).Seconds(), "lines/s")
+}

@@ -194,17 +194,23 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 	}
 	d.log.Info("bans restored", "count", n, "backend", d.fw.Name(), "took", time.Since(t0).Round(time.Millisecond).String())
 
-	fj, recs, err := openFailJournal(d.dbPath + ".failures")
+	keep, _ := journalBounds(cfg, d.now())
+	fj, all, err := openFailJournal(d.dbPath+".failures", keep)
 	if err != nil {
 		return nil, err
 	}
 	d.fj = fj
+	recs := map[string][]failRecord{}
+	for _, r := range all {
+		recs[r.Jail] = append(recs[r.Jail], r)
+	}
+	all = nil
 	d.tailer = source.NewTailer(source.TailerConfig{
-		Store: positions{d.st}, Logger: d.log,
+		Store: positions{d.st, d.fj}, Logger: d.log,
 		PollInterval: opts.PollInterval, CheckpointEvery: opts.CheckpointEvery,
 	})
 
-	d.journal = source.NewJournal(source.JournalConfig{Store: positions{d.st}, Logger: d.log, CheckpointEvery: opts.CheckpointEvery})
+	d.journal = source.NewJournal(source.JournalConfig{Store: positions{d.st, d.fj}, Logger: d.log, CheckpointEvery: opts.CheckpointEvery})
 
 	socket := opts.Socket
 	if socket == "" {
@@ -216,10 +222,32 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 	}
 
 	for _, j := range cfg.Enabled() {
-		d.jails[j.Name] = d.startJail(cfg, j, recs)
+		d.jails[j.Name] = d.startJail(cfg, j, recs[j.Name])
 	}
+	d.settleSources(3 * time.Second)
 	d.started = d.now()
 	return d, nil
+}
+
+// settleSources waits (bounded) until every file reader has opened its
+// file or found it missing, so that lines written after READY are never
+// skipped by a reader that starts at the end of its file.
+func (d *Daemon) settleSources(max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		pending := false
+		for _, fs := range d.tailer.Stats() {
+			if fs.Status.State == source.StateMissing && fs.Status.Err != nil && fs.Status.Err.Error() == "not opened yet" {
+				pending = true
+				break
+			}
+		}
+		if !pending {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	d.log.Warn("some log files were not opened within the start-up wait", "wait", max.String())
 }
 
 func (d *Daemon) openLog(ds config.Daemon) error {
@@ -462,18 +490,29 @@ func (d *Daemon) maintain(ctx context.Context) {
 
 func (d *Daemon) compactJournal() {
 	d.mu.Lock()
-	find := map[string]int64{}
-	for name, r := range d.jails {
-		find[name] = r.cfg.FindTime.Nanoseconds()
-	}
+	keep, limit := journalBounds(d.cfg, d.now())
 	d.mu.Unlock()
-	now := d.now().UnixNano()
-	if err := d.fj.compact(func(r failRecord) bool {
-		ft, ok := find[r.Jail]
-		return ok && r.T > now-ft
-	}); err != nil {
+	if err := d.fj.compact(keep, limit); err != nil {
 		d.log.Warn("compacting the failure journal", "err", err)
 	}
+}
+
+// journalBounds says which failure records can still matter: those of an
+// enabled jail inside its findtime, at most failtable.size × maxretry per
+// jail (the most its failure table can hold).
+func journalBounds(cfg *config.Config, now time.Time) (func(failRecord) bool, func(string) int) {
+	find := map[string]int64{}
+	lim := map[string]int{}
+	for _, j := range cfg.Enabled() {
+		find[j.Name] = j.FindTime.Nanoseconds()
+		lim[j.Name] = j.FailTableSize * j.MaxRetry
+	}
+	n := now.UnixNano()
+	keep := func(r failRecord) bool {
+		ft, ok := find[r.Jail]
+		return ok && r.T > n-ft
+	}
+	return keep, func(jail string) int { return lim[jail] }
 }
 
 // Reload re-reads the configuration. Unchanged jails keep their counters;

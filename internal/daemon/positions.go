@@ -7,8 +7,20 @@ import (
 	"github.com/palisade-project/palisade/internal/store"
 )
 
-// positions adapts the store to source.PositionStore.
-type positions struct{ st *store.Store }
+// positions adapts the store to source.PositionStore. Before a position
+// or cursor is saved, the failure journal is flushed, so every line before
+// a saved position has its failure record in the journal file.
+type positions struct {
+	st *store.Store
+	fj *failJournal
+}
+
+func (p positions) flush() error {
+	if p.fj == nil {
+		return nil
+	}
+	return p.fj.flush()
+}
 
 func (p positions) LoadPosition(path string) (source.Position, bool, error) {
 	lp, ok, err := p.st.LogPosition(path)
@@ -24,6 +36,9 @@ func (p positions) LoadPosition(path string) (source.Position, bool, error) {
 }
 
 func (p positions) SavePosition(path string, pos source.Position) error {
+	if err := p.flush(); err != nil {
+		return err
+	}
 	h := make([]byte, 16)
 	binary.BigEndian.PutUint64(h[:8], uint64(pos.HeadLen))
 	binary.BigEndian.PutUint64(h[8:], pos.Hash)
@@ -34,4 +49,9 @@ func (p positions) SavePosition(path string, pos source.Position) error {
 
 func (p positions) LoadCursor(key string) (string, bool, error) { return p.st.JournalCursor(key) }
 
-func (p positions) SaveCursor(key, cursor string) error { return p.st.SetJournalCursor(key, cursor) }
+func (p positions) SaveCursor(key, cursor string) error {
+	if err := p.flush(); err != nil {
+		return err
+	}
+	return p.st.SetJournalCursor(key, cursor)
+}
