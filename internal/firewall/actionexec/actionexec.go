@@ -38,24 +38,37 @@ import (
 	"github.com/palisade-project/palisade/internal/sysexec"
 )
 
-// Hooks are the action commands palisade runs.
-var hooks = []string{"actionstart", "actionstop", "actioncheck", "actionban", "actionunban", "actionflush"}
-
-var families = []string{"inet4", "inet6"}
-
-// runtimeTags are filled per ban from validated values.
-var runtimeTags = map[string]bool{"ip": true, "ip-rev": true, "family": true, "bantime": true, "time": true}
-
-// refusedTags carry attacker-controlled text.
-var refusedTags = map[string]bool{
-	"matches": true, "ipmatches": true, "ipjailmatches": true, "fid": true, "user": true,
-	"ip-host": true, "raw-ticket": true, "F-USER": true, "F-ALT_USER": true,
+// hooks are the action commands palisade runs.
+func hooks() [6]string {
+	return [...]string{"actionstart", "actionstop", "actioncheck", "actionban", "actionunban", "actionflush"}
 }
 
-// unavailableTags exist in fail2ban but are not filled by palisade.
-var unavailableTags = map[string]bool{
-	"failures": true, "ipfailures": true, "ipjailfailures": true, "bancount": true,
-	"fq-hostname": true, "sh-hostname": true,
+// families are fail2ban's <family> values.
+func families() [2]string { return [...]string{"inet4", "inet6"} }
+
+// tagClass says how a tag is handled.
+type tagClass int
+
+const (
+	optionTag      tagClass = iota // looked up in the action's options
+	runtimeTag                     // filled per ban from validated values
+	refusedTag                     // carries attacker-controlled text
+	unavailableTag                 // exists in fail2ban, not filled by palisade
+)
+
+func classify(name string) tagClass {
+	switch name {
+	case "ip", "ip-rev", "family", "bantime", "time":
+		return runtimeTag
+	case "matches", "ipmatches", "ipjailmatches", "fid", "user", "ip-host", "raw-ticket":
+		return refusedTag
+	case "failures", "ipfailures", "ipjailfailures", "bancount", "fq-hostname", "sh-hostname":
+		return unavailableTag
+	}
+	if strings.HasPrefix(name, "F-") {
+		return refusedTag
+	}
+	return optionTag
 }
 
 // Action is a compiled action file.
@@ -85,8 +98,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // (for messages and Backend.Name). Errors name the option and line.
 func Compile(name string, opts map[string]string) (*Action, error) {
 	a := &Action{Name: name, cmds: map[string]map[string][]command{}}
-	for _, h := range hooks {
-		for _, fam := range families {
+	for _, h := range hooks() {
+		for _, fam := range families() {
 			text, err := expand(opts, h, fam)
 			if err != nil {
 				return nil, &Error{Action: name, Option: h, Err: err}
@@ -171,15 +184,15 @@ func expandText(opts map[string]string, s, fam string, depth int, stack []string
 		}
 		b.WriteString(s[:i])
 		s = s[i+2+j:]
-		switch {
-		case refusedTags[name] || strings.HasPrefix(name, "F-"):
+		switch classify(name) {
+		case refusedTag:
 			return "", fmt.Errorf("tag <%s> carries attacker-controlled text and is refused", name)
-		case runtimeTags[name]:
+		case runtimeTag:
 			b.WriteRune(tagMark)
 			b.WriteString(name)
 			b.WriteRune(tagMark)
 			continue
-		case unavailableTags[name]:
+		case unavailableTag:
 			return "", fmt.Errorf("tag <%s> is not available in palisade's action runner", name)
 		}
 		if slices.Contains(stack, name) {
@@ -428,7 +441,7 @@ func (b *Backend) Teardown(ctx context.Context) error {
 	defer b.mu.Unlock()
 	var errs []error
 	v4 := b.started["inet4"]
-	for _, fam := range families {
+	for _, fam := range families() {
 		if !b.started[fam] {
 			continue
 		}

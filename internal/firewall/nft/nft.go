@@ -175,7 +175,7 @@ const (
 	kindNet6  = "_n6"
 )
 
-var kinds = []string{kindAddr4, kindNet4, kindAddr6, kindNet6}
+func kinds() [4]string { return [...]string{kindAddr4, kindNet4, kindAddr6, kindNet6} }
 
 // ValidJailName reports whether name can be used in nftables object names.
 func ValidJailName(name string) error {
@@ -274,7 +274,7 @@ func (b *Backend) Setup(ctx context.Context, jails []firewall.JailSpec) error {
 	}
 	for _, j := range jails {
 		sets := map[string]*nftables.Set{}
-		for _, k := range kinds {
+		for _, k := range kinds() {
 			s := b.set(j.Name, k)
 			if err := b.conn.AddSet(s, nil); err != nil {
 				return fmt.Errorf("nftables setup: jail %s: set %s: %w", j.Name, s.Name, err)
@@ -284,7 +284,7 @@ func (b *Backend) Setup(ctx context.Context, jails []firewall.JailSpec) error {
 		jc := b.conn.AddChain(b.jailChain(j.Name))
 		b.conn.FlushChain(jc)
 		proto := normProto(j.Scope.Protocol)
-		for _, k := range kinds {
+		for _, k := range kinds() {
 			for _, v := range verdicts(proto, j.Block) {
 				b.conn.AddRule(&nftables.Rule{Table: b.table, Chain: jc, Exprs: slices.Concat(v.pre, saddrLookup(sets[k]), v.verdict)})
 			}
@@ -319,7 +319,15 @@ func normProto(p string) string {
 	return p
 }
 
-var protoNums = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "sctp": unix.IPPROTO_SCTP}
+func protoNum(p string) byte {
+	switch p {
+	case "udp":
+		return unix.IPPROTO_UDP
+	case "sctp":
+		return unix.IPPROTO_SCTP
+	}
+	return unix.IPPROTO_TCP
+}
 
 // portMatches returns one expression list per port range (or one list for
 // all ports); each list matches the jail's protocol and destination ports.
@@ -329,7 +337,7 @@ func portMatches(proto string, ports []firewall.PortRange) [][]expr.Any {
 	}
 	l4 := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoNums[proto]}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoNum(proto)}},
 	}
 	if len(ports) == 0 {
 		return [][]expr.Any{l4}
@@ -669,7 +677,7 @@ func (b *Backend) List(ctx context.Context) ([]firewall.Ban, error) {
 			return nil, err
 		}
 		var jail, kind string
-		for _, k := range kinds {
+		for _, k := range kinds() {
 			if strings.HasSuffix(s.Name, k) {
 				jail, kind = strings.TrimSuffix(s.Name, k), k
 			}
