@@ -319,78 +319,193 @@ func toFirewall(e Entry) firewall.Ban {
 // Ban bans prefix in jail for d (negative: permanent). The ban is committed
 // to the store first, then enforced. Banning what is already banned for at
 // least as long returns the existing entry and ErrAlreadyBanned; a longer
-// ban extends it (without counting a new offence).
+// ban extends it (without counting a new offence). Errors wrap
+// ErrProtected, ErrAlreadyBanned or ErrNotEnforced where they apply; a
+// store failure still enforces the ban (it is then not persisted).
 func (m *Manager) Ban(ctx context.Context, jail string, p netip.Prefix, d time.Duration, reason string) (Entry, error) {
-	if jail == "" {
-		return Entry{}, errors.New("ban: empty jail name")
+	r := m.BanMany(ctx, []Request{{Jail: jail, Prefix: p, Duration: d, Reason: reason}})
+	return r[0].Entry, r[0].Err
+}
+
+// Request is one ban for BanMany.
+type Request struct {
+	Jail   string
+	Prefix netip.Prefix
+	// Duration is the ban length; negative means permanent.
+	Duration time.Duration
+	Reason   string
+}
+
+// Result is the outcome of one Request.
+type Result struct {
+	Entry Entry
+	Err   error
+}
+
+// BanMany applies several bans with one store transaction (two when some
+// extend existing bans) and one firewall call, as a burst of bans from
+// many addresses needs. Results are in request order; each behaves as Ban.
+func (m *Manager) BanMany(ctx context.Context, reqs []Request) []Result {
+	res := make([]Result, len(reqs))
+	type pending struct {
+		i   int
+		e   Entry
+		old *item
 	}
-	if d == 0 {
-		return Entry{}, errors.New("ban: zero duration")
+	var valid []int
+	for i, r := range reqs {
+		switch {
+		case r.Jail == "":
+			res[i].Err = errors.New("ban: empty jail name")
+			continue
+		case r.Duration == 0:
+			res[i].Err = fmt.Errorf("ban %s in %s: zero duration", r.Prefix, r.Jail)
+			continue
+		}
+		if err := m.Check(r.Prefix); err != nil {
+			m.mu.Lock()
+			m.stats.Refused++
+			m.mu.Unlock()
+			m.log.Warn("ban refused", "jail", r.Jail, "prefix", r.Prefix, "err", err)
+			res[i].Err = fmt.Errorf("ban %s in %s: %w", r.Prefix, r.Jail, err)
+			continue
+		}
+		valid = append(valid, i)
 	}
-	if err := m.Check(p); err != nil {
-		m.mu.Lock()
-		m.stats.Refused++
-		m.mu.Unlock()
-		m.log.Warn("ban refused", "jail", jail, "prefix", p, "err", err)
-		return Entry{}, fmt.Errorf("ban %s in %s: %w", p, jail, err)
+	if len(valid) == 0 {
+		return res
 	}
-	p = normPrefix(p)
+
 	m.op.Lock()
 	defer m.op.Unlock()
 	now := m.now()
-	e := Entry{Jail: jail, Prefix: p, Start: now, Reason: reason}
-	if d > 0 {
-		e.Expires = now.Add(d)
+	var adds, exts []pending
+	inBatch := map[key]int{}          // key -> index into adds/exts (encoded: >=0 adds, <0 exts)
+	longer := func(a, b Entry) bool { // a outlasts b
+		return a.Permanent() || !b.Permanent() && a.Expires.After(b.Expires)
 	}
-	k := key{jail, p}
 	m.mu.Lock()
-	old := m.active[k]
+	for _, i := range valid {
+		r := reqs[i]
+		p := normPrefix(r.Prefix)
+		e := Entry{Jail: r.Jail, Prefix: p, Start: now, Reason: r.Reason}
+		if r.Duration > 0 {
+			e.Expires = now.Add(r.Duration)
+		}
+		k := key{r.Jail, p}
+		if at, dup := inBatch[k]; dup {
+			// The same key twice in one batch: keep the longer one.
+			prev := &adds
+			idx := at
+			if at < 0 {
+				prev, idx = &exts, -at-1
+			}
+			cur := &(*prev)[idx]
+			if longer(e, cur.e) {
+				e.Start, e.Offence = cur.e.Start, cur.e.Offence
+				res[cur.i].Err = fmt.Errorf("ban %s in %s: %w", p, r.Jail, ErrAlreadyBanned)
+				cur.e.Expires, cur.e.Reason, cur.i = e.Expires, e.Reason, i
+			} else {
+				res[i].Err = fmt.Errorf("ban %s in %s: %w", p, r.Jail, ErrAlreadyBanned)
+			}
+			continue
+		}
+		old := m.active[k]
+		if old != nil {
+			if !longer(e, old.Entry) {
+				res[i] = Result{old.Entry, fmt.Errorf("ban %s in %s: %w", p, r.Jail, ErrAlreadyBanned)}
+				continue
+			}
+			e.Start, e.Offence = old.Start, old.Offence
+			inBatch[k] = -len(exts) - 1
+			exts = append(exts, pending{i, e, old})
+			continue
+		}
+		inBatch[k] = len(adds)
+		adds = append(adds, pending{i: i, e: e})
+	}
 	m.mu.Unlock()
-	// The store first: a crash after this line never loses the ban. If
-	// the store fails the attacker is still blocked (not persisted).
-	var serr error
-	if old != nil {
-		if old.Permanent() || !e.Permanent() && !old.Expires.Before(e.Expires) {
-			return old.Entry, fmt.Errorf("ban %s in %s: %w", p, jail, ErrAlreadyBanned)
+	if len(adds)+len(exts) == 0 {
+		return res
+	}
+
+	// The store first: a crash after this never loses the bans. If the
+	// store fails the attacker is still blocked (not persisted).
+	var addErr, extErr error
+	if len(adds) > 0 {
+		sb := make([]store.Ban, len(adds))
+		for n, a := range adds {
+			sb[n] = toStore(a.e)
 		}
-		e.Start, e.Offence = old.Start, old.Offence
-		serr = m.store.UpdateBans([]store.Ban{toStore(e)})
-	} else {
-		sb := []store.Ban{toStore(e)}
-		if serr = m.store.AddBans(sb); serr == nil {
-			e.Offence = sb[0].Offence
+		if addErr = m.store.AddBans(sb); addErr == nil {
+			for n := range adds {
+				adds[n].e.Offence = sb[n].Offence
+			}
 		}
 	}
-	ferr := m.backend.Add(ctx, []firewall.Ban{toFirewall(e)})
-	e.Enforced = ferr == nil
+	if len(exts) > 0 {
+		sb := make([]store.Ban, len(exts))
+		for n, x := range exts {
+			sb[n] = toStore(x.e)
+		}
+		extErr = m.store.UpdateBans(sb)
+	}
+	fw := make([]firewall.Ban, 0, len(adds)+len(exts))
+	for _, a := range adds {
+		fw = append(fw, toFirewall(a.e))
+	}
+	for _, x := range exts {
+		fw = append(fw, toFirewall(x.e))
+	}
+	ferr := m.backend.Add(ctx, fw)
+
 	m.mu.Lock()
-	m.put(e)
-	if old == nil {
+	for n := range adds {
+		adds[n].e.Enforced = ferr == nil
+		m.put(adds[n].e)
 		m.stats.Bans++
-		m.perJail[jail]++
+		m.perJail[adds[n].e.Jail]++
+	}
+	for n := range exts {
+		exts[n].e.Enforced = ferr == nil
+		m.put(exts[n].e)
 	}
 	m.mu.Unlock()
 	m.poke()
-	if old != nil {
-		m.log.Info("ban extended", "jail", jail, "prefix", p, "expires", e.Expires)
-	} else {
-		m.log.Info("ban", "jail", jail, "prefix", p, "expires", e.Expires, "offence", e.Offence, "reason", reason)
-		m.writeLog(now, jail, "Ban", p)
-		m.emit(Event{Kind: EventBan, Entry: e, Time: now})
+
+	if addErr != nil {
+		m.log.Error("bans enforced but NOT stored: they will not survive a restart", "count", len(adds), "err", addErr)
 	}
-	var errs []error
-	if serr != nil {
-		m.log.Error("ban enforced but NOT stored: it will not survive a restart", "jail", jail, "prefix", p, "err", serr)
-		errs = append(errs, serr)
+	if extErr != nil {
+		m.log.Error("ban extensions NOT stored", "count", len(exts), "err", extErr)
 	}
 	if ferr != nil {
-		m.log.Error("firewall refused a ban; it is kept and will be retried", "jail", jail, "prefix", p, "backend", m.backend.Name(), "err", ferr)
-		errs = append(errs, fmt.Errorf("%w: %v", ErrNotEnforced, ferr))
+		m.log.Error("firewall refused bans; they are kept and will be retried", "count", len(fw), "backend", m.backend.Name(), "err", ferr)
 	}
-	if len(errs) > 0 {
-		return e, fmt.Errorf("ban %s in %s: %w", p, jail, errors.Join(errs...))
+	finish := func(pd pending, serr error) {
+		var errs []error
+		if serr != nil {
+			errs = append(errs, serr)
+		}
+		if ferr != nil {
+			errs = append(errs, fmt.Errorf("%w: %v", ErrNotEnforced, ferr))
+		}
+		res[pd.i].Entry = pd.e
+		if len(errs) > 0 {
+			res[pd.i].Err = fmt.Errorf("ban %s in %s: %w", pd.e.Prefix, pd.e.Jail, errors.Join(errs...))
+		}
 	}
-	return e, nil
+	for _, a := range adds {
+		m.log.Info("ban", "jail", a.e.Jail, "prefix", a.e.Prefix, "expires", a.e.Expires, "offence", a.e.Offence, "reason", a.e.Reason)
+		m.writeLog(now, a.e.Jail, "Ban", a.e.Prefix)
+		m.emit(Event{Kind: EventBan, Entry: a.e, Time: now})
+		finish(a, addErr)
+	}
+	for _, x := range exts {
+		m.log.Info("ban extended", "jail", x.e.Jail, "prefix", x.e.Prefix, "expires", x.e.Expires)
+		finish(x, extErr)
+	}
+	return res
 }
 
 // put stores e in the map and heap (mu held).

@@ -881,3 +881,50 @@ func TestConcurrent(t *testing.T) {
 		_ = events
 	})
 }
+
+func TestBanMany(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	if _, err := e.m.Ban(ctx, "sshd", pfx("192.0.2.9"), time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	calls := len(e.fw.Calls())
+	reqs := []Request{
+		{Jail: "sshd", Prefix: pfx("192.0.2.1"), Duration: time.Hour},     // new
+		{Jail: "sshd", Prefix: pfx("127.0.0.1"), Duration: time.Hour},     // protected
+		{Jail: "sshd", Prefix: pfx("192.0.2.2"), Duration: time.Hour},     // new
+		{Jail: "sshd", Prefix: pfx("192.0.2.2"), Duration: 2 * time.Hour}, // same key, longer: wins
+		{Jail: "sshd", Prefix: pfx("192.0.2.9"), Duration: 3 * time.Hour}, // extends an existing ban
+		{Jail: "sshd", Prefix: pfx("192.0.2.9"), Duration: time.Minute},   // shorter than that
+		{Jail: "", Prefix: pfx("192.0.2.3"), Duration: time.Hour},         // bad request
+		{Jail: "nginx", Prefix: pfx("192.0.2.1"), Duration: -1},           // other jail, permanent
+	}
+	res := e.m.BanMany(ctx, reqs)
+	wantErr := []error{nil, ErrProtected, ErrAlreadyBanned, nil, nil, ErrAlreadyBanned, errors.New("any"), nil}
+	for i, r := range res {
+		switch want := wantErr[i]; {
+		case want == nil && r.Err != nil:
+			t.Errorf("%d: unexpected error %v", i, r.Err)
+		case want != nil && r.Err == nil:
+			t.Errorf("%d: no error, want %v", i, want)
+		case want != nil && want.Error() != "any" && !errors.Is(r.Err, want):
+			t.Errorf("%d: error %v, want %v", i, r.Err, want)
+		}
+	}
+	if got := e.fw.Calls()[calls:]; !slices.Equal(got, []string{"add"}) {
+		t.Fatalf("firewall calls for the batch: %v, want one add", got)
+	}
+	if !res[3].Entry.Expires.Equal(t0.Add(2*time.Hour)) || !res[4].Entry.Expires.Equal(t0.Add(3*time.Hour)) || res[4].Entry.Offence != 1 {
+		t.Fatalf("entries %+v / %+v", res[3].Entry, res[4].Entry)
+	}
+	want := []string{"nginx 192.0.2.1/32", "sshd 192.0.2.1/32", "sshd 192.0.2.2/32", "sshd 192.0.2.9/32"}
+	if got := fwPrefixes(t, e.fw); !slices.Equal(got, want) {
+		t.Fatalf("firewall %v", got)
+	}
+	if got := storedPrefixes(t, e.st); !slices.Equal(got, want) {
+		t.Fatalf("store %v", got)
+	}
+	if strings.Count(e.log.String(), " Ban ") != 4 {
+		t.Fatalf("ban log:\n%s", e.log.String())
+	}
+}
