@@ -928,3 +928,27 @@ func TestBanMany(t *testing.T) {
 		t.Fatalf("ban log:\n%s", e.log.String())
 	}
 }
+
+// BenchmarkBanMany100 is the per-ban cost when a burst of 100 bans goes
+// through one store transaction and one firewall call (fsync on).
+func BenchmarkBanMany100(b *testing.B) {
+	st, err := store.Open(filepath.Join(b.TempDir(), "p.db"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	m, _ := New(Config{}, Deps{Store: st, Backend: firewall.NewFake()})
+	reqs := make([]Request, 100)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range reqs {
+			reqs[k] = Request{Jail: "sshd", Prefix: ipp(i*100 + k), Duration: time.Hour}
+		}
+		for _, r := range m.BanMany(context.Background(), reqs) {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/ban")
+}
