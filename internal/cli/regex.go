@@ -334,13 +334,15 @@ func newRegexStats(run *regexRun) *regexStats {
 
 func (s *regexStats) add(res filter.Result) {
 	s.lines++
-	switch res.Status {
-	case filter.Matched:
+	// like fail2ban-regex: a line is "matched" when it gives a failure and
+	// "ignored" when an ignoreregex or a no-failure rule took it
+	switch {
+	case len(res.Failures) > 0:
 		s.matched++
-	case filter.Ignored:
-		s.ignored++
-	default:
+	case res.Status == filter.Missed:
 		s.missed++
+	default:
+		s.ignored++
 	}
 	if res.Regex >= 0 && res.Regex < len(s.failHits) && res.Status == filter.Matched {
 		s.failHits[res.Regex]++
@@ -361,11 +363,11 @@ func (s *regexStats) add(res filter.Result) {
 func (s *regexStats) write(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("Filter: %s\n", s.run.def.Name)
-	p("\nFailregex: %d total\n", s.matched)
+	p("\nFailregex: %d total\n", sum(s.failHits))
 	for i, re := range s.run.def.FailRegex {
 		p("  %3d) [%d] %s\n", i+1, s.failHits[i], re)
 	}
-	p("\nIgnoreregex: %d total\n", s.ignored)
+	p("\nIgnoreregex: %d total\n", sum(s.ignHits))
 	for i, re := range s.run.def.IgnoreRegex {
 		p("  %3d) [%d] %s\n", i+1, s.ignHits[i], re)
 	}
@@ -402,4 +404,12 @@ func (s *regexStats) write(w io.Writer) {
 		p("Regex timeouts: %d (counted as no match)\n", n)
 	}
 	p("[processed in %s: %.0f lines/s]\n", s.elapsed.Round(time.Millisecond), rate)
+}
+
+func sum(v []int) int {
+	n := 0
+	for _, x := range v {
+		n += x
+	}
+	return n
 }
