@@ -1,4 +1,4 @@
-package main
+package authlog
 
 import (
 	"bytes"
@@ -8,10 +8,10 @@ import (
 )
 
 func generate(seed uint64, n int) [][]byte {
-	g := newGen(seed, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC), "web1")
+	g := New(seed, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC), "web1")
 	out := make([][]byte, n)
 	for i := range out {
-		out[i] = append([]byte(nil), g.line()...)
+		out[i] = append([]byte(nil), g.Line()...)
 	}
 	return out
 }
