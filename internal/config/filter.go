@@ -24,16 +24,24 @@ type FilterSpec struct {
 	// They override [Init] values and become visible to %(x)s
 	// interpolation and as <tags>.
 	Options []ini.Option
-	// JailOptions are the jail's own options (fail2ban's pOpts): visible to
-	// %(x)s interpolation of [Definition] below Options; a [Definition]
-	// key set here is left to the jail. nil outside a jail.
+	// JailOptions, when not nil, reads the filter for a jail, as fail2ban's
+	// JailReader does: the jail's options (those fail2ban's jail knows:
+	// failregex, maxlines, logpath, ...) are variables of [Definition]
+	// interpolation below Options and [Init]; a filter key the jail sets
+	// is not read from [Definition], and the jail's own value is applied
+	// as fail2ban's server would (regex and journalmatch lines added after
+	// the filter's, datepattern replaced, maxlines and prefregex only when
+	// the filter has none from [Init] or its arguments). nil outside a jail
+	// (palisade regex, fail2ban-regex).
 	JailOptions ini.Vars
 	// Backend is the jail's backend; when no logtype option is given and
 	// the filter's [Definition] sets none, logtype is "journal" for a
 	// "systemd..." backend and "file" otherwise.
 	Backend string
-	// All also resolves every other [Definition] (and DEFAULT) option into
-	// LoadedFilter.Options, as fail2ban does for a jail's "known/..." view.
+	// All makes LoadedFilter.Options the jail's first reading instead:
+	// every [Definition] option resolved and substituted, which fail2ban
+	// merges into the jail section as "known/NAME" (for %(known/...)s in
+	// jail options). The Definition is unaffected.
 	All bool
 }
 
@@ -42,8 +50,9 @@ type FilterSpec struct {
 type LoadedFilter struct {
 	Definition filter.Definition
 	// Options are fail2ban's combined options after substitution, in
-	// fail2ban's order: the [Definition] keys read, then Options, logtype,
-	// and the [Init] values (also as "known/NAME").
+	// fail2ban's order: the [Definition] keys read (see FilterSpec.All),
+	// then the arguments, logtype, and the [Init] values (each also as
+	// "known/NAME").
 	Options []ini.Option
 	// Files are the files read, in merge order; Warnings are tolerated
 	// problems (include cycles).
@@ -146,39 +155,15 @@ func ReadFilter(spec FilterSpec, dirs []string, builtin fs.FS) (*LoadedFilter, e
 		return nil, fmt.Errorf("filter %s: %w", display, err)
 	}
 	// fail2ban's _initOpts: the arguments, then logtype, then [Init].
-	initOpts := newOptMap(spec.Options)
-	if v, _ := initOpts.get("logtype"); v == "" && !cfg.HasOption("Definition", "logtype", false) {
+	args := newOptMap(spec.Options)
+	if v, _ := args.get("logtype"); v == "" && !cfg.HasOption("Definition", "logtype", false) {
 		lt := "file"
 		if strings.HasPrefix(spec.Backend, "systemd") {
 			lt = "journal"
 		}
-		initOpts.set("logtype", lt)
+		args.set("logtype", lt)
 	}
-	// pOpts: the jail's options overridden by the filter's.
-	pOpts := ini.Vars{}
-	for k, v := range spec.JailOptions {
-		pOpts[k] = v
-	}
-	for _, o := range initOpts.list {
-		pOpts[o.Name] = o.Value
-	}
-	opts := newOptMap(nil)
-	hasDef := cfg.HasSection("Definition")
-	if hasDef {
-		for _, k := range filterConfigOpts {
-			if _, ok := pOpts[k]; ok {
-				continue
-			}
-			v, err := cfg.Get("Definition", k, pOpts)
-			if errors.Is(err, ini.ErrNoOption) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("filter %s: %w", display, err)
-			}
-			opts.set(k, v)
-		}
-	}
+	initOpts := newOptMap(args.list)
 	if cfg.HasSection("Init") {
 		keys, _ := cfg.Options("Init", false)
 		for _, k := range keys {
@@ -197,53 +182,82 @@ func ReadFilter(spec FilterSpec, dirs []string, builtin fs.FS) (*LoadedFilter, e
 			}
 		}
 	}
-	if spec.All && hasDef {
-		keys, _ := cfg.Options("Definition", true)
-		for _, k := range keys {
-			if _, ok := opts.get(k); ok || k == "__name__" {
+	// pOpts, the variables of [Definition] interpolation. fail2ban-regex
+	// reads the filter once, with the arguments only; a jail reads it twice
+	// and keeps the second reading, made with the jail's options and the
+	// [Init] values of the first one.
+	var pOpts ini.Vars
+	if spec.JailOptions == nil {
+		pOpts = args.vars(nil)
+	} else {
+		pOpts = initOpts.vars(jailVars(spec.JailOptions, jailConfigOpts))
+	}
+	res := &LoadedFilter{Files: cfg.Files(), Warnings: cfg.Warnings()}
+	definition := func(pOpts ini.Vars, all bool) (*optMap, error) {
+		opts := newOptMap(nil)
+		if !cfg.HasSection("Definition") {
+			return opts, nil
+		}
+		for _, k := range filterConfigOpts {
+			if _, ok := pOpts[k]; ok {
 				continue
 			}
-			v, err := cfg.Get("Definition", k, nil)
+			v, err := cfg.Get("Definition", k, pOpts)
+			if errors.Is(err, ini.ErrNoOption) {
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("filter %s: %w", display, err)
 			}
 			opts.set(k, v)
 		}
-	}
-	combined := newOptMap(opts.list)
-	for _, o := range initOpts.list {
-		combined.set(o.Name, o.Value)
-	}
-	ignore := map[string]bool{}
-	for _, o := range combined.list {
-		if i := strings.IndexByte(o.Name, '?'); i > 0 && isWord(o.Name[:i]) && i+1 < len(o.Name) {
-			ignore[o.Name[:i]] = true
-		}
-	}
-	cache := map[string]*string{}
-	lookup := func(name string) (string, bool, error) {
-		if v, ok := cache[name]; ok {
-			if v == nil {
-				return "", false, nil
+		if all {
+			keys, _ := cfg.Options("Definition", false)
+			for _, k := range keys {
+				if _, ok := opts.get(k); ok || k == "__name__" {
+					continue
+				}
+				v, err := cfg.Get("Definition", k, nil)
+				if err != nil {
+					return nil, fmt.Errorf("filter %s: %w", display, err)
+				}
+				opts.set(k, v)
 			}
-			return *v, true, nil
 		}
-		v, err := cfg.GetEx("Definition", name, pOpts)
-		if errors.Is(err, ini.ErrNoOption) || errors.Is(err, ini.ErrNoSection) {
-			cache[name] = nil
-			return "", false, nil
+		return opts, nil
+	}
+	combine := func(opts *optMap, pOpts ini.Vars) ([]ini.Option, error) {
+		combined := newOptMap(opts.list)
+		for _, o := range initOpts.list {
+			combined.set(o.Name, o.Value)
 		}
+		subst, err := substituteFilterTags(cfg, combined.list, pOpts)
 		if err != nil {
-			return "", false, err
+			return nil, fmt.Errorf("filter %s: %w", display, err)
 		}
-		cache[name] = &v
-		return v, true, nil
+		return subst, nil
 	}
-	subst, err := ini.SubstituteTags(combined.list, ini.TagOptions{Ignore: ignore, Lookup: lookup})
+	opts, err := definition(pOpts, false)
 	if err != nil {
-		return nil, fmt.Errorf("filter %s: %w", display, err)
+		return nil, err
 	}
-	res := &LoadedFilter{Options: subst, Files: cfg.Files(), Warnings: cfg.Warnings()}
+	subst, err := combine(opts, pOpts)
+	if err != nil {
+		return nil, err
+	}
+	res.Options = subst
+	if spec.All {
+		// The jail's first reading: only enabled, backend and filter are
+		// known, every [Definition] option is resolved.
+		p1 := args.vars(jailVars(spec.JailOptions, jailFirstOpts))
+		all, err := definition(p1, true)
+		if err != nil {
+			return nil, err
+		}
+		if res.Options, err = combine(all, p1); err != nil {
+			return nil, err
+		}
+	}
 	def := filter.Definition{Name: display}
 	for _, o := range subst {
 		switch o.Name {
@@ -269,8 +283,119 @@ func ReadFilter(spec FilterSpec, dirs []string, builtin fs.FS) (*LoadedFilter, e
 			def.MaxLines = n
 		}
 	}
+	if spec.JailOptions != nil {
+		if err := applyJailStream(&def, subst, spec.JailOptions); err != nil {
+			return nil, err
+		}
+	}
 	res.Definition = def
 	return res, nil
+}
+
+// applyJailStream adds what a jail sets itself for the filter keys, the
+// way fail2ban's server receives the filter's commands then the jail's:
+// regex and journalmatch lines accumulate (filter's first), datepattern
+// is the jail's, and maxlines/prefregex stay the filter's when the filter
+// still has them (from [Init] or its arguments; the jail's value is sent
+// first and overwritten).
+func applyJailStream(def *filter.Definition, filterOpts []ini.Option, jail ini.Vars) error {
+	has := map[string]bool{}
+	for _, o := range filterOpts {
+		has[o.Name] = true
+	}
+	for _, k := range filterConfigOpts {
+		v, ok := jail[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "failregex":
+			def.FailRegex = append(def.FailRegex, splitRegexLines(v)...)
+		case "ignoreregex":
+			def.IgnoreRegex = append(def.IgnoreRegex, splitRegexLines(v)...)
+		case "journalmatch":
+			if v != "" {
+				if def.JournalMatch != "" {
+					def.JournalMatch += "\n"
+				}
+				def.JournalMatch += v
+			}
+		case "datepattern":
+			def.DatePattern = v
+		case "prefregex":
+			if !has[k] {
+				def.PrefRegex = v
+			}
+		case "maxlines":
+			if !has[k] {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil || n < 0 {
+					return &Error{Key: "maxlines", Msg: fmt.Sprintf("not a non-negative integer: %q", v)}
+				}
+				def.MaxLines = n
+			}
+		}
+	}
+	return nil
+}
+
+// substituteFilterTags is fail2ban's getCombined: the recursive <tag>
+// substitution over the combined options, other tags resolved from
+// [Definition] (getCombOption), conditional names ("port?family=inet6")
+// neither substituted nor substituted into.
+func substituteFilterTags(cfg *ini.Config, combined []ini.Option, pOpts ini.Vars) ([]ini.Option, error) {
+	ignore := map[string]bool{}
+	for _, o := range combined {
+		if i := strings.IndexByte(o.Name, '?'); i > 0 && isWord(o.Name[:i]) && i+1 < len(o.Name) {
+			ignore[o.Name[:i]] = true
+		}
+	}
+	cache := map[string]*string{}
+	lookup := func(name string) (string, bool, error) {
+		if v, ok := cache[name]; ok {
+			if v == nil {
+				return "", false, nil
+			}
+			return *v, true, nil
+		}
+		v, err := cfg.GetEx("Definition", name, pOpts)
+		if errors.Is(err, ini.ErrNoOption) || errors.Is(err, ini.ErrNoSection) {
+			cache[name] = nil
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		cache[name] = &v
+		return v, true, nil
+	}
+	return ini.SubstituteTags(combined, ini.TagOptions{Ignore: ignore, Lookup: lookup})
+}
+
+// jailConfigOpts are the jail options fail2ban's JailReader reads and
+// passes to the filter; jailFirstOpts those of its first reading.
+var (
+	jailConfigOpts = map[string]bool{
+		"action": true, "backend": true, "bantime": true, "bantime.factor": true, "bantime.formula": true,
+		"bantime.increment": true, "bantime.maxtime": true, "bantime.multipliers": true,
+		"bantime.overalljails": true, "bantime.rndtime": true, "datepattern": true, "enabled": true,
+		"failregex": true, "filter": true, "findtime": true, "ignorecache": true, "ignorecommand": true,
+		"ignoreip": true, "ignoreregex": true, "ignoreself": true, "journalmatch": true,
+		"logencoding": true, "logpath": true, "logtimezone": true, "maxlines": true, "maxmatches": true,
+		"maxretry": true, "prefregex": true, "usedns": true,
+	}
+	jailFirstOpts = map[string]bool{"enabled": true, "backend": true, "filter": true}
+)
+
+// jailVars keeps the jail options fail2ban would pass.
+func jailVars(jail ini.Vars, keep map[string]bool) ini.Vars {
+	out := ini.Vars{}
+	for k, v := range jail {
+		if keep[strings.ToLower(k)] {
+			out[strings.ToLower(k)] = v
+		}
+	}
+	return out
 }
 
 // splitRegexLines splits a multi-line regex option into its non-empty lines.
@@ -312,6 +437,18 @@ func (m *optMap) get(k string) (string, bool) {
 		return m.list[i].Value, true
 	}
 	return "", false
+}
+
+// vars returns base overridden by the map's values.
+func (m *optMap) vars(base ini.Vars) ini.Vars {
+	out := ini.Vars{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for _, o := range m.list {
+		out[o.Name] = o.Value
+	}
+	return out
 }
 
 func (m *optMap) set(k, v string) {

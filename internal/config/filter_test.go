@@ -25,6 +25,9 @@ type refCase struct {
 	Opts    [][2]string `json:"opts"`
 	Backend string      `json:"backend"`
 	Path    bool        `json:"path"`
+	// Jail, when set, reads the filter as fail2ban's JailReader does with
+	// these jail options.
+	Jail map[string]string `json:"jail,omitempty"`
 }
 
 // refResult is what fail2ban produced for a refCase.
@@ -37,6 +40,10 @@ type refResult struct {
 	MaxLines    int         `json:"maxlines,omitempty"`
 	DatePattern string      `json:"datepattern,omitempty"`
 	UseDNS      string      `json:"usedns,omitempty"`
+	// JournalMatch holds each journalmatch line split into words.
+	JournalMatch [][]string `json:"journalmatch,omitempty"`
+	// All is the jail's first reading (every [Definition] option).
+	All [][2]string `json:"all,omitempty"`
 }
 
 func needFail2ban(t testing.TB) {
@@ -81,6 +88,12 @@ func fail2banFilters(t testing.TB, cases []refCase) []refResult {
 // palisadeFilter runs ReadFilter for a refCase in the reference's shape.
 func palisadeFilter(c refCase) refResult {
 	spec := FilterSpec{Name: c.Name, Backend: c.Backend}
+	if c.Jail != nil {
+		spec.JailOptions = ini.Vars{}
+		for k, v := range c.Jail {
+			spec.JailOptions[k] = v
+		}
+	}
 	for _, o := range c.Opts {
 		spec.Options = append(spec.Options, ini.Option{Name: o[0], Value: o[1]})
 	}
@@ -100,8 +113,26 @@ func palisadeFilter(c refCase) refResult {
 		DatePattern: f.Definition.DatePattern,
 	}
 	r.UseDNS, _ = f.Option("usedns")
+	if c.Jail != nil {
+		r.UseDNS = c.Jail["usedns"]
+	}
+	for _, line := range strings.Split(f.Definition.JournalMatch, "\n") {
+		if line != "" {
+			r.JournalMatch = append(r.JournalMatch, strings.Fields(line))
+		}
+	}
 	for _, o := range f.Options {
 		r.Combined = append(r.Combined, [2]string{o.Name, o.Value})
+	}
+	if c.Jail != nil {
+		spec.All = true
+		all, err := ReadFilter(spec, dirs, nil)
+		if err != nil {
+			return refResult{Error: err.Error()}
+		}
+		for _, o := range all.Options {
+			r.All = append(r.All, [2]string{o.Name, o.Value})
+		}
 	}
 	return r
 }
@@ -200,6 +231,10 @@ func TestStockFiltersLikeFail2ban(t *testing.T) {
 		j := base
 		j.Opts = [][2]string{{"logtype", "journal"}}
 		cases = append(cases, j)
+		jl := base
+		jl.Jail = map[string]string{"enabled": "true", "backend": "auto", "filter": name, "port": "ssh",
+			"maxretry": "5", "logpath": "/var/log/x.log", "usedns": "warn", "ignoreregex": "^jail <HOST>$"}
+		cases = append(cases, jl)
 		modes := stockModes(t, name)
 		if len(modes) > 0 {
 			withModes++
@@ -210,6 +245,11 @@ func TestStockFiltersLikeFail2ban(t *testing.T) {
 			cases = append(cases, c)
 			c.Opts = [][2]string{{"mode", m}, {"logtype", "journal"}}
 			cases = append(cases, c)
+			c.Opts = [][2]string{{"mode", m}}
+			c.Jail = map[string]string{"enabled": "true", "backend": "systemd", "filter": name + "[mode=" + m + "]",
+				"maxlines": "4", "datepattern": "{^LN-BEG}%%Y", "journalmatch": "_COMM=x"}
+			c.Backend = "systemd"
+			cases = append(cases, c)
 		}
 	}
 	if filters < 89 || withModes < 9 {
@@ -218,9 +258,9 @@ func TestStockFiltersLikeFail2ban(t *testing.T) {
 	t.Logf("%d stock filters (%d with modes), %d cases", filters, withModes, len(cases))
 	// selinux-common.conf is an include (it uses %(_type)s that only the
 	// including filters define): fail2ban and palisade both refuse it
-	// alone, in its 3 variants. Every real filter must load.
-	if n := compareFilters(t, cases); n != 3 {
-		t.Errorf("fail2ban itself failed on %d stock cases, want 3 (selinux-common)", n)
+	// alone, in its 4 variants. Every real filter must load.
+	if n := compareFilters(t, cases); n != 4 {
+		t.Errorf("fail2ban itself failed on %d stock cases, want 4 (selinux-common)", n)
 	}
 }
 
