@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -77,8 +78,29 @@ type Result struct {
 // MaxMaxLines bounds the multi-line buffer.
 const MaxMaxLines = 1000
 
-// maxKeptMatches bounds the lines remembered per connection.
-const maxKeptMatches = 64
+// maxKeptMatches bounds the lines remembered per failure or connection
+// (Attempts still counts them all).
+const maxKeptMatches = 32
+
+// maxMatchBytes bounds each remembered line.
+const maxMatchBytes = 1 << 10
+
+// MaxLineBytes bounds a log line: the rest of a longer line is ignored.
+const MaxLineBytes = 64 << 10
+
+// maxBufferBytes bounds the multi-line buffer (oldest lines leave first).
+const maxBufferBytes = 1 << 20
+
+// clip cuts s to at most n bytes on a UTF-8 boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
 
 // maxUsers bounds the user set remembered per connection.
 const maxUsers = 64
@@ -278,6 +300,7 @@ func (f *Filter) ProcessBytes(b []byte) Result {
 // Process handles one line of a log file: the date is found in the line
 // and cut out of it before matching. line is not retained.
 func (f *Filter) Process(line string) Result {
+	line = clip(line, MaxLineBytes)
 	if f.opts.Journal {
 		return f.ProcessAt(line, f.opts.Now())
 	}
@@ -318,6 +341,7 @@ func (f *Filter) Process(line string) Result {
 // ProcessAt handles one journal message whose time is t: no date is
 // looked for in the line.
 func (f *Filter) ProcessAt(line string, t time.Time) Result {
+	line = clip(line, MaxLineBytes)
 	f.setLast(t, "")
 	if f.canSkip && !f.mayMatch(line) {
 		return Result{Regex: -1, Ignore: -1}
@@ -467,8 +491,17 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 	if f.maxLines > 1 {
 		tl.pre, tl.date, tl.post = strings.Clone(tl.pre), strings.Clone(tl.date), strings.Clone(tl.post)
 		f.lines = append(f.lines, tl)
-		if len(f.lines) > f.maxLines {
-			f.lines = append([]tline(nil), f.lines[len(f.lines)-f.maxLines:]...)
+		drop := max(0, len(f.lines)-f.maxLines)
+		size := 0
+		for _, l := range f.lines[drop:] {
+			size += len(l.pre) + len(l.post) + 1
+		}
+		for size > maxBufferBytes && drop < len(f.lines)-1 {
+			size -= len(f.lines[drop].pre) + len(f.lines[drop].post) + 1
+			drop++
+		}
+		if drop > 0 {
+			f.lines = append([]tline(nil), f.lines[drop:]...)
 		}
 		org = f.lines
 	} else {
@@ -557,7 +590,9 @@ func truthy(m map[string]string, k string) bool { return m[k] != "" }
 
 func (d *failData) addMatches(ms []string) {
 	d.attempts += len(ms)
-	d.matches = append(d.matches, ms...)
+	for _, m := range ms {
+		d.matches = append(d.matches, clip(m, maxMatchBytes))
+	}
 	if len(d.matches) > maxKeptMatches {
 		d.matches = append([]string(nil), d.matches[len(d.matches)-maxKeptMatches:]...)
 	}
@@ -717,7 +752,9 @@ func (f *Filter) merge(mlfid string, fail *failData, matched []string) *failData
 			fail.matches = fail.matches[len(fail.matches)-maxKeptMatches:]
 		}
 	} else if nf&3 == 1 {
-		fail.nofailMatches = append(fail.nofailMatches, matched...)
+		for _, m := range matched {
+			fail.nofailMatches = append(fail.nofailMatches, clip(m, maxMatchBytes))
+		}
 		fail.nofailCount += len(matched)
 		if len(fail.nofailMatches) > maxKeptMatches {
 			fail.nofailMatches = append([]string(nil), fail.nofailMatches[len(fail.nofailMatches)-maxKeptMatches:]...)

@@ -348,3 +348,40 @@ func TestMultilineIgnore(t *testing.T) {
 		"Aug 14 09:59:04 b 2 bad",
 	}, map[int]want{3: {id: "192.0.2.8", attempts: 2}})
 }
+
+func TestBounds(t *testing.T) {
+	// a huge line is cut; the multi-line buffer keeps at most maxBufferBytes
+	f := newTest(t, Definition{Name: "t", MaxLines: 100, FailRegex: []string{`^ x <HOST>$`}})
+	big := "Aug 14 09:59:01 " + strings.Repeat("é", MaxLineBytes)
+	for i := 0; i < 40; i++ {
+		f.Process(big)
+	}
+	size := 0
+	for _, l := range f.lines {
+		if len(l.post) > MaxLineBytes {
+			t.Fatalf("line of %d bytes kept", len(l.post))
+		}
+		size += len(l.pre) + len(l.post) + 1
+	}
+	if size > maxBufferBytes || len(f.lines) == 0 {
+		t.Fatalf("buffer holds %d bytes in %d lines", size, len(f.lines))
+	}
+	if res := f.Process("Aug 14 09:59:02 x 192.0.2.1"); len(res.Failures) != 1 {
+		t.Fatalf("after big lines: %+v", res)
+	}
+	// a connection remembers a bounded number of bounded lines
+	g := newTest(t, Definition{Name: "t",
+		PrefRegex: `^\s*\S+ <F-MLFID>c\d+</F-MLFID>: <F-CONTENT>.+</F-CONTENT>$`,
+		FailRegex: []string{`^fail <HOST> .*$`}})
+	var last Failure
+	for i := 0; i < 100; i++ {
+		res := g.Process("Aug 14 09:59:01 h c1: fail 192.0.2.1 " + strings.Repeat("z", 5000))
+		if len(res.Failures) != 1 {
+			t.Fatalf("line %d: %+v", i, res)
+		}
+		last = res.Failures[0]
+	}
+	if len(last.Matches) > maxKeptMatches || len(last.Matches[0]) > maxMatchBytes {
+		t.Fatalf("kept %d matches of %d bytes", len(last.Matches), len(last.Matches[0]))
+	}
+}
