@@ -68,3 +68,13 @@ func BenchmarkMatchEpoch(b *testing.B) {
 func BenchmarkMatchCustom(b *testing.B) {
 	benchMatch(b, "^%Y-%m-%d %H:%M:%S", "2005-08-14 10:00:00 x y z")
 }
+
+// BenchmarkNew: building a detector for the full default list.
+func BenchmarkNew(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := New("", time.UTC); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

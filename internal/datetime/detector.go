@@ -52,7 +52,9 @@ type Detector struct {
 	exyHi     int
 	noFast    bool // tests: force the regex path
 	clock     clock
-	asciiTo   int // bytes of the current line known to be ASCII
+	// defaultList caches the default templates while the detector is built
+	defaultList []*template
+	asciiTo     int // bytes of the current line known to be ASCII
 
 	// per-line scratch
 	line    string
@@ -85,7 +87,7 @@ func (e *entry) weight() float64 {
 const noPos = 0x7fffffff
 
 // MatchTimeout bounds one regex search of a non-fast-path template.
-const MatchTimeout = 100 * time.Millisecond
+const MatchTimeout = time.Second
 
 // New builds a detector for a filter's datepattern value: "" for all default
 // templates; otherwise one pattern per line, each "{^LN-BEG}" (default templates
@@ -115,11 +117,15 @@ func New(datepattern string, loc *time.Location) (*Detector, error) {
 		d.addDefaults(nil, "", true)
 	}
 	for _, e := range d.tpls {
+		if e.t.builtin {
+			continue // known good: compiled on first use
+		}
 		if err := e.t.compile(d.timeout); err != nil {
 			return nil, err
 		}
 	}
 	d.attachFastPaths()
+	d.defaultList = nil
 	return d, nil
 }
 
@@ -177,7 +183,7 @@ func (d *Detector) appendPattern(p string) error {
 // markDefaultWeight gives a user template that is one of the anchored default
 // copies the same preference weight fail2ban ends up giving it.
 func (d *Detector) markDefaultWeight(t *template) {
-	for _, dt := range defaultFull(d.table) {
+	for _, dt := range d.defaults() {
 		if dt.weight > 1 && dt.name == t.name {
 			t.weight = dt.weight
 		}
@@ -188,7 +194,7 @@ func (d *Detector) addDefaults(keep func(*template) bool, preMatch string, all b
 	ignoreDup := len(d.tpls) > 0
 	var list []*template
 	if all {
-		list = defaultFull(d.table)
+		list = d.defaults()
 	} else {
 		list = defaultOriginals(d.table)
 	}
@@ -212,6 +218,16 @@ func (d *Detector) addDefaults(keep func(*template) bool, preMatch string, all b
 		}
 		_ = d.add(t, ignoreDup)
 	}
+}
+
+// defaults returns the full default list built for this detector's directive
+// table, building it once. The returned templates are fresh copies only on the
+// first call: callers that keep templates must not share them between lists.
+func (d *Detector) defaults() []*template {
+	if d.defaultList == nil {
+		d.defaultList = defaultFull(d.table)
+	}
+	return d.defaultList
 }
 
 // ensureRunes prepares the rune view of the current line for regex searches.
@@ -294,7 +310,7 @@ func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
 			return false
 		}
 	}
-	if t.re == nil {
+	if t.re == nil && t.compile(d.timeout) != nil {
 		return false
 	}
 	d.ensureRunes()

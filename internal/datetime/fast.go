@@ -40,7 +40,7 @@ func (d *Detector) runFast(k fastKind, line string, m *tmatch) fastResult {
 // attachFastPaths installs the fast matchers on templates whose regex is
 // exactly one of the anchored default templates they implement.
 func (d *Detector) attachFastPaths() {
-	full := defaultFull(d.table)
+	full := d.defaults()
 	var isoRE, syslogRE string
 	for _, t := range full {
 		switch t.name {

@@ -85,6 +85,9 @@ func checkFastAgainstRegex(d *Detector, tp *template, line string, now time.Time
 	if fr == fastUnsure {
 		return ""
 	}
+	if err := tp.compile(d.timeout); err != nil {
+		return "compile: " + err.Error()
+	}
 	d.line, d.runesOK = line, false
 	d.ensureRunes()
 	mm, err := tp.re.FindRunesMatch(d.runes)

@@ -46,6 +46,7 @@ type template struct {
 	grp     int  // group holding the epoch/TAI64N text
 	pattern string
 	hasPat  bool // the template came from a %-pattern (fail2ban's DatePatternRegex)
+	builtin bool // a default template: known to compile, compiled on first use
 
 	re     *regexp2.Regexp // compiled lazily
 	reErr  error
@@ -578,6 +579,7 @@ func defaultOriginals(table map[string]directive) []*template {
 		if err != nil {
 			panic("datetime: bad built-in template " + p + ": " + err.Error())
 		}
+		t.builtin = true
 		out = append(out, t)
 	}
 	return out
@@ -603,6 +605,7 @@ func defaultFull(table map[string]directive) []*template {
 			continue
 		}
 		a.weight = 100
+		a.builtin = true
 		anchored = append(anchored, a)
 	}
 	return append(anchored, orig...)
