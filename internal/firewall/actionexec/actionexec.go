@@ -114,6 +114,9 @@ func Compile(name string, opts map[string]string) (*Action, error) {
 				if err != nil {
 					return nil, &Error{Action: name, Option: h, Line: strings.ReplaceAll(line, string(tagMark), ""), Err: err}
 				}
+				if h != "actionban" && h != "actionunban" && usesIP(c) {
+					return nil, &Error{Action: name, Option: h, Line: strings.ReplaceAll(line, string(tagMark), ""), Err: errors.New("<ip> is only known in actionban and actionunban")}
+				}
 				if len(c) > 0 {
 					cmds = append(cmds, c)
 				}
@@ -128,6 +131,17 @@ func Compile(name string, opts map[string]string) (*Action, error) {
 		return nil, &Error{Action: name, Option: "actionban", Err: errors.New("empty: the action bans nothing")}
 	}
 	return a, nil
+}
+
+func usesIP(c command) bool {
+	for _, w := range c {
+		for _, p := range w {
+			if p.tag == "ip" || p.tag == "ip-rev" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // lookup finds an option, preferring its family-specific variant.

@@ -86,6 +86,7 @@ func TestCompileErrors(t *testing.T) {
 		{base("x <failures>"), "not available"},
 		{base("iptables -I <chain> -s <ip> -j DROP | logger"), `"iptables -I INPUT -s ip -j DROP | logger": shell syntax '|'`},
 		{map[string]string{"actionstart": "true"}, "actionban: empty"},
+		{map[string]string{"actionban": "true", "actionstart": "log <ip>"}, "<ip> is only known in actionban"},
 	}
 	for _, tt := range tests {
 		_, err := Compile("test", tt.opts)
@@ -364,6 +365,33 @@ func FuzzSplit(f *testing.F) {
 			for _, p := range w {
 				if p.tag == "" && strings.ContainsAny(p.lit, "\x00") {
 					t.Fatalf("tag mark leaked into a literal: %q", s)
+				}
+			}
+		}
+	})
+}
+
+func FuzzCompile(f *testing.F) {
+	for _, s := range []string{"ip route add <blocktype> <ip>", "x <name> '<ip>' \"<family>\"", "a <matches>", "<x>", "a\n b <ip-rev>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := Compile("fuzz", map[string]string{"actionban": s, "blocktype": "unreachable", "name": "sshd", "x": "<name>"})
+		if err != nil {
+			return
+		}
+		v := Values{Prefix: netip.MustParsePrefix("192.0.2.1/32"), Family: "inet4", Now: time.Unix(0, 0)}
+		cmds, err := a.Argv("actionban", v)
+		if err != nil {
+			t.Fatalf("compiled %q but Argv failed: %v", s, err)
+		}
+		for _, c := range cmds {
+			if len(c) == 0 {
+				t.Fatalf("empty command from %q", s)
+			}
+			for _, w := range c {
+				if strings.ContainsRune(w, tagMark) {
+					t.Fatalf("tag mark in argv from %q: %q", s, c)
 				}
 			}
 		}
