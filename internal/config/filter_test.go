@@ -523,3 +523,18 @@ func FuzzReadFilter(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkLoadStockSSHD loads /etc/fail2ban's sshd filter in aggressive
+// mode (common.conf include, interpolation, recursive tags).
+func BenchmarkLoadStockSSHD(b *testing.B) {
+	if _, err := os.Stat("/etc/fail2ban/filter.d/sshd.conf"); err != nil {
+		b.Skip("/etc/fail2ban not installed")
+	}
+	spec := FilterSpec{Name: "sshd", Options: []ini.Option{{Name: "mode", Value: "aggressive"}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := LoadFilter(spec, []string{"/etc/fail2ban"}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -267,7 +267,7 @@ type interp struct {
 	c       *Config
 	section string
 	key     string
-	where   string
+	origin  Value
 	vars    map[string]string // lower-cased keys
 	sec     *Section
 	out     strings.Builder
@@ -284,7 +284,7 @@ func (c *Config) Interpolate(section, opt string, v Value, vars Vars) (string, e
 	if !strings.Contains(v.Text, "%") {
 		return v.Text, nil
 	}
-	in := &interp{c: c, section: section, key: opt, where: v.Where(), sec: c.sections[section]}
+	in := &interp{c: c, section: section, key: opt, origin: v, sec: c.sections[section]}
 	if len(vars) > 0 {
 		in.vars = make(map[string]string, len(vars))
 		for k, x := range vars {
@@ -298,7 +298,7 @@ func (c *Config) Interpolate(section, opt string, v Value, vars Vars) (string, e
 }
 
 func (in *interp) fail(format string, args ...any) error {
-	return &InterpolationError{Where: in.where, Section: in.section, Key: in.key, Msg: fmt.Sprintf(format, args...)}
+	return &InterpolationError{Where: in.origin.Where(), Section: in.section, Key: in.key, Msg: fmt.Sprintf(format, args...)}
 }
 
 // chain looks name up in vars (with __name__ and the additions of this
