@@ -385,3 +385,37 @@ func TestBounds(t *testing.T) {
 		t.Fatalf("kept %d matches of %d bytes", len(last.Matches), len(last.Matches[0]))
 	}
 }
+
+func FuzzProcess(f *testing.F) {
+	for _, s := range []string{
+		"Aug 14 09:59:01 h sshd[1]: Connection from 192.0.2.1",
+		"Aug 14 09:59:02 h sshd[1]: Failed password for root",
+		"Aug 14 09:59:03 h sshd[2]: Accepted publickey for u from 2001:db8::1",
+		"x 192.0.2.1", "", "\n\n", "Aug 14 09:59:01 conn 1 from 192.0.2.1",
+	} {
+		f.Add(s)
+	}
+	defs := []Definition{
+		{Name: "ml", PrefRegex: `^\s*\S+ <F-MLFID>sshd\[\d+\]</F-MLFID>: <F-CONTENT>.+</F-CONTENT>$`,
+			FailRegex: []string{`^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>`, `^Failed \S+ for <F-USER>\S+</F-USER>(?: from <HOST>)?`,
+				`^<F-MLFFORGET><F-MLFGAINED>Accepted \w+</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>`}},
+		{Name: "multi", MaxLines: 4, FailRegex: []string{`^ conn (?P<c>\d+) from <HOST><SKIPLINES>^ conn (?P=c) failed$`},
+			IgnoreRegex: []string{`192\.0\.2\.9`}},
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, def := range defs {
+			flt, err := New(def, Options{Location: time.UTC, Now: func() time.Time { return testNow }, Dates: syslogDates{time.UTC}, MatchTimeout: 20 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range strings.Split(s, "\n") {
+				res := flt.Process(l)
+				for _, fl := range res.Failures {
+					if fl.ID == "" && fl.Fields["fid"] == "" {
+						t.Fatalf("failure without id: %+v", fl)
+					}
+				}
+			}
+		}
+	})
+}
