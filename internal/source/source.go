@@ -22,6 +22,7 @@ package source
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -136,6 +137,35 @@ type Position struct {
 	// was replaced (same inode reused, or copytruncate followed by new
 	// writes) from the same file grown.
 	Hash uint64
+}
+
+// Fingerprint packs HeadLen and Hash into 16 bytes (big-endian), for
+// stores that keep one opaque "first-line hash" field (internal/store's
+// LogPosition.FirstLineHash). SetFingerprint reverses it.
+func (p Position) Fingerprint() []byte {
+	if p.HeadLen == 0 {
+		return nil
+	}
+	b := binary.BigEndian.AppendUint64(nil, uint64(p.HeadLen))
+	return binary.BigEndian.AppendUint64(b, p.Hash)
+}
+
+// SetFingerprint sets HeadLen and Hash from Fingerprint's bytes; nil or
+// empty clears them.
+func (p *Position) SetFingerprint(b []byte) error {
+	switch len(b) {
+	case 0:
+		p.HeadLen, p.Hash = 0, 0
+		return nil
+	case 16:
+		hl := binary.BigEndian.Uint64(b)
+		if hl > HeadHashLen {
+			return fmt.Errorf("position fingerprint: head length %d out of range", hl)
+		}
+		p.HeadLen, p.Hash = int64(hl), binary.BigEndian.Uint64(b[8:])
+		return nil
+	}
+	return fmt.Errorf("position fingerprint: %d bytes, want 16", len(b))
 }
 
 // HeadHashLen is the maximum number of bytes at the start of a file hashed
