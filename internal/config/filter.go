@@ -17,7 +17,9 @@ type FilterSpec struct {
 	// Name is a filter name looked up as filter.d/NAME in the
 	// configuration directories and the built-ins ("sshd"; a ".conf" or
 	// ".local" suffix is dropped), or, when it contains a '/', the path of
-	// a filter file on disk ("./my.conf", "/etc/fail2ban/filter.d/sshd.conf").
+	// a filter file on disk ("./my.conf", "/etc/fail2ban/filter.d/sshd.conf"),
+	// read with its NAME.local and NAME.d/ beside it; an include missing
+	// beside it is then looked up in each dir's filter.d and the built-ins.
 	Name string
 	// Options are the filter's arguments in order: what
 	// "filter = sshd[mode=aggressive]" or "palisade regex --opt" give.
@@ -102,8 +104,14 @@ func filterLoader(spec FilterSpec, dirs []string, builtin fs.FS) (l *ini.Loader,
 		}
 		dir, file := filepath.Split(p)
 		layers = append(layers, ini.DirLayer(dir))
+		// An include missing beside the file ("common.conf") is looked up
+		// in the configuration directories' filter.d, then the built-ins.
+		for _, d := range dirs {
+			if fd := filepath.Join(d, "filter.d"); filepath.Clean(fd) != filepath.Clean(dir) {
+				layers = append(layers, ini.DirLayer(fd))
+			}
+		}
 		if builtin != nil {
-			// A missing include ("common.conf") falls back to the built-in one.
 			if sub, err := fs.Sub(builtin, "filter.d"); err == nil {
 				layers = append(layers, ini.Layer{FS: sub, Name: BuiltinName + "/filter.d"})
 			}

@@ -264,6 +264,87 @@ func TestStockFiltersLikeFail2ban(t *testing.T) {
 	}
 }
 
+// TestFail2banTestFiltersLikeFail2ban does the same for the filters of
+// fail2ban's own test suite (a .local override, logtype checks, multi-line).
+func TestFail2banTestFiltersLikeFail2ban(t *testing.T) {
+	const base = "/usr/lib/python3/dist-packages/fail2ban/tests/config"
+	ents, err := os.ReadDir(filepath.Join(base, "filter.d"))
+	if err != nil {
+		t.Skip("fail2ban test configuration not installed")
+	}
+	var cases []refCase
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".conf")
+		if !ok {
+			continue
+		}
+		for _, backend := range []string{"auto", "systemd"} {
+			cases = append(cases, refCase{Basedir: base, Name: name, Backend: backend})
+		}
+		cases = append(cases, refCase{Basedir: base, Name: name, Backend: "auto", Opts: [][2]string{{"logtype", "short"}}})
+		cases = append(cases, refCase{Basedir: base, Name: filepath.Join(base, "filter.d", e.Name()), Backend: "auto", Path: true})
+	}
+	if len(cases) < 20 {
+		t.Fatalf("only %d cases", len(cases))
+	}
+	// The two zzz-* filters include common.conf, which the installed test
+	// tree lacks: fail2ban and palisade (without built-ins) both refuse
+	// them, in their 4 variants each.
+	if n := compareFilters(t, cases); n != 8 {
+		t.Errorf("fail2ban failed on %d cases, want 8", n)
+	}
+}
+
+// TestPathFilterIncludeFallback: a filter given as a path whose include is
+// missing beside it takes it from the configuration directories' filter.d,
+// then from the built-ins. The filter is fail2ban's test filter
+// zzz-generic-example with its include re-pointed at "common.conf" (as
+// upstream has it); the reference is fail2ban reading it with the stock
+// common.conf beside it.
+func TestPathFilterIncludeFallback(t *testing.T) {
+	common, err := os.ReadFile("/etc/fail2ban/filter.d/common.conf")
+	if err != nil {
+		t.Skip("/etc/fail2ban/filter.d/common.conf not installed")
+	}
+	data, err := os.ReadFile("/usr/lib/python3/dist-packages/fail2ban/tests/config/filter.d/zzz-generic-example.conf")
+	if err != nil {
+		t.Skip("fail2ban test filters not installed")
+	}
+	staged := regexp.MustCompile(`(?m)^before = .*$`).ReplaceAllString(string(data), "before = common.conf")
+	if staged == string(data) {
+		t.Fatal("no include to re-point")
+	}
+	withCommon := writeTree(t, map[string]string{"filter.d/zzz.conf": staged, "filter.d/common.conf": string(common)})
+	alone := writeTree(t, map[string]string{"zzz.conf": staged})
+	ref := fail2banFilters(t, []refCase{{Basedir: withCommon, Name: "zzz", Backend: "auto"}})[0]
+	if ref.Error != "" || len(ref.FailRegex) == 0 {
+		t.Fatalf("reference: %q", ref.Error)
+	}
+	builtin := treeFS(map[string]string{"filter.d/common.conf": "[DEFAULT]\n__prefix_line = BUILTIN\n"})
+	path := filepath.Join(alone, "zzz.conf")
+	f, err := ReadFilter(FilterSpec{Name: path}, []string{"/etc/fail2ban"}, builtin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ref.FailRegex, f.Definition.FailRegex); diff != "" {
+		t.Errorf("failregex (-fail2ban +palisade):\n%s", diff)
+	}
+	if diff := cmp.Diff(ref.IgnoreRegex, f.Definition.IgnoreRegex); diff != "" {
+		t.Errorf("ignoreregex (-fail2ban +palisade):\n%s", diff)
+	}
+	if ref.DatePattern != f.Definition.DatePattern {
+		t.Errorf("datepattern: fail2ban %q, palisade %q", ref.DatePattern, f.Definition.DatePattern)
+	}
+	// Without configuration directories the built-in common.conf is used.
+	f, err = ReadFilter(FilterSpec{Name: path}, nil, builtin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(f.Definition.FailRegex, "\n"), "^BUILTINF2B") {
+		t.Errorf("built-in common.conf not used: %q", f.Definition.FailRegex)
+	}
+}
+
 // TestStockFilterKeyPieces checks a few values by hand, so a reader that
 // agreed with a broken reference would still be caught.
 func TestStockFilterKeyPieces(t *testing.T) {
