@@ -303,8 +303,11 @@ func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
 		case fastMatch:
 			e.searchHits++
 			m.hasParts = true
-			// the fast paths read only ASCII up to and including the byte at end
-			d.asciiTo = min(m.g1e+1, len(d.line))
+			// the fast paths read only ASCII up to and including the byte at
+			// the end (before the date: when the rune and byte counts agree)
+			if m.end == m.g1e {
+				d.asciiTo = min(m.g1e+1, len(d.line))
+			}
 			return true
 		case fastNoMatch:
 			return false

@@ -1,6 +1,9 @@
 package datetime
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Hand-written matchers for the two hottest default templates (ISO 8601 and
 // syslog stamps anchored at the line start). Each follows the template regex's
@@ -25,6 +28,7 @@ const (
 	fastNone fastKind = iota
 	fastKindISO
 	fastKindSyslog
+	fastKindCLF
 )
 
 func (d *Detector) runFast(k fastKind, line string, m *tmatch) fastResult {
@@ -33,6 +37,8 @@ func (d *Detector) runFast(k fastKind, line string, m *tmatch) fastResult {
 		return fastISO(line, d.exyLo, d.exyHi, m)
 	case fastKindSyslog:
 		return fastSyslog(line, d.exyLo, d.exyHi, m)
+	case fastKindCLF:
+		return d.fastCLF(line, m)
 	}
 	return fastUnsure
 }
@@ -50,6 +56,17 @@ func (d *Detector) attachFastPaths() {
 			syslogRE = t.regex
 		}
 	}
+	// the Apache/CLF default template inside fail2ban's usual web-log
+	// datepattern ^[^\[]*\[({DATE})
+	clfRE := ""
+	for _, t := range defaultOriginals(d.table) {
+		if t.name == "Day(?P<_sep>[-/])MON(?P=_sep)ExYear[ :]?24hour:Minute:Second(?:\\.Microseconds)?(?: Zone offset)?" {
+			w := replaceDateMarker(clfPreMatch, unboundPattern(t.pattern))
+			if ct, err := newTemplateFor(w, patternKey(w), d.table); err == nil {
+				clfRE = ct.regex
+			}
+		}
+	}
 	d.exyLo, d.exyHi = yearCenturyRange(d.table)
 	for _, e := range d.tpls {
 		switch {
@@ -57,6 +74,8 @@ func (d *Detector) attachFastPaths() {
 			e.t.fast = fastKindISO
 		case e.t.regex == syslogRE && syslogRE != "":
 			e.t.fast = fastKindSyslog
+		case e.t.regex == clfRE && clfRE != "":
+			e.t.fast = fastKindCLF
 		}
 	}
 }
@@ -453,4 +472,112 @@ func fastSyslog(line string, lo, hi int, m *tmatch) fastResult {
 	m.start, m.end = 0, end
 	m.g1s, m.g1e = k, end
 	return fastMatch
+}
+
+// clfPreMatch is the datepattern prefix of fail2ban's web-server filters.
+const clfPreMatch = `^[^\[]*\[({DATE})`
+
+// fastCLF implements the template ^[^\[]*\[(%d<sep>%b<sep>%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?)(?=\b|\W|$)
+// (case-insensitive): the date right after the first '[' of the line.
+func (d *Detector) fastCLF(line string, m *tmatch) fastResult {
+	k := strings.IndexByte(line, '[')
+	if k < 0 {
+		return fastNoMatch
+	}
+	m.nf = 0
+	m.parts = newParts()
+	i := k + 1
+	// day: [1-2]\d | [0 ]?[1-9] | 3[0-1], followed by '-' or '/'
+	isSep := func(c byte) bool { return c == '-' || c == '/' }
+	c0, c1, c2 := byteAt(line, i), byteAt(line, i+1), byteAt(line, i+2)
+	n := 0
+	switch {
+	case (c0 == '1' || c0 == '2') && isDigit(c1) && isSep(c2):
+		n = 2
+	case (c0 == '0' || c0 == ' ') && c1 >= '1' && c1 <= '9' && isSep(c2):
+		n = 2
+	case c0 >= '1' && c0 <= '9' && isSep(c1):
+		n = 1
+	case c0 == '3' && (c1 == '0' || c1 == '1') && isSep(c2):
+		n = 2
+	default:
+		return fastUnsure
+	}
+	m.parts.day = num(line[i : i+n])
+	i += n
+	sep := line[i]
+	i++
+	if len(line) < i+4 || line[i+3] != sep {
+		return fastUnsure
+	}
+	if m.parts.month = monthNum(line[i : i+3]); m.parts.month == 0 {
+		return fastUnsure
+	}
+	i += 4
+	if !exYear(line, i, d.exyLo, d.exyHi) {
+		return fastUnsure
+	}
+	m.parts.year = num(line[i : i+4])
+	i += 4
+	if c := byteAt(line, i); c == ' ' || c == ':' {
+		i++
+	}
+	c0, c1 = byteAt(line, i), byteAt(line, i+1)
+	switch {
+	case (c0 == '0' || c0 == '1') && isDigit(c1) && byteAt(line, i+2) == ':':
+		n = 2
+	case isDigit(c0) && c1 == ':':
+		n = 1
+	case c0 == '2' && c1 >= '0' && c1 <= '3' && byteAt(line, i+2) == ':':
+		n = 2
+	default:
+		return fastUnsure
+	}
+	m.parts.hour = num(line[i : i+n])
+	i += n + 1
+	if n = twoOrOne(line, i, '5', ':'); n == 0 {
+		return fastUnsure
+	}
+	m.parts.minute = num(line[i : i+n])
+	i += n + 1
+	if n = secondsLen(line, i); n == 0 {
+		return fastUnsure
+	}
+	m.parts.second = num(line[i : i+n])
+	i += n
+	end, ok := fraction(line, i, ".", m)
+	if !ok {
+		return fastUnsure
+	}
+	if byteAt(line, end) == ' ' {
+		if zl := zoneLen(line, end+1); zl > 0 {
+			o, ok := zoneOffsetMinutes(line[end+1 : end+1+zl])
+			if !ok {
+				return fastUnsure
+			}
+			m.parts.tzoff = o
+			end += 1 + zl
+		} else if c := byteAt(line, end+1); c == 'z' || c == 'u' || c == 'g' {
+			return fastUnsure // a lower-case zone word: let the regex decide
+		}
+	}
+	nw, ok := nonWordAt(line, end)
+	if !ok || !nw {
+		return fastUnsure
+	}
+	m.start = 0
+	m.end = d.runeIndexOf(line, end)
+	m.g1s, m.g1e = k+1, end
+	return fastMatch
+}
+
+// runeIndexOf converts a byte offset of line to a rune index without
+// allocating.
+func (d *Detector) runeIndexOf(line string, b int) int {
+	for i := 0; i < b; i++ {
+		if line[i] >= utf8.RuneSelf {
+			return utf8.RuneCountInString(line[:b])
+		}
+	}
+	return b
 }
