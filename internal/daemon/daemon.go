@@ -195,10 +195,12 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 	d.log.Info("bans restored", "count", n, "backend", d.fw.Name(), "took", time.Since(t0).Round(time.Millisecond).String())
 
 	keep, _ := journalBounds(cfg, d.now())
+	t1 := time.Now()
 	fj, all, err := openFailJournal(d.dbPath+".failures", keep)
 	if err != nil {
 		return nil, err
 	}
+	d.log.Info("failure journal read", "records", len(all), "took", time.Since(t1).Round(time.Millisecond).String())
 	d.fj = fj
 	recs := map[string][]failRecord{}
 	for _, r := range all {
@@ -342,7 +344,9 @@ func (d *Daemon) startJail(cfg *config.Config, j config.Jail, replay []failRecor
 		return r
 	}
 	if len(replay) > 0 {
+		t0 := time.Now()
 		d.replay(r, replay)
+		d.log.Info("failures restored", "jail", j.Name, "records", len(replay), "took", time.Since(t0).Round(time.Millisecond).String())
 	}
 	b := source.Backend{Kind: source.BackendAuto}
 	if pb, err := source.ParseBackend(j.BackendName); err == nil {
@@ -396,7 +400,6 @@ func (d *Daemon) startJail(cfg *config.Config, j config.Jail, replay []failRecor
 func (d *Daemon) replay(r *jailRT, recs []failRecord) {
 	now := d.now()
 	limit := now.Add(-r.cfg.FindTime).UnixNano()
-	n := 0
 	for _, rec := range recs {
 		if rec.Jail != r.cfg.Name || rec.T <= limit {
 			continue
@@ -408,10 +411,6 @@ func (d *Daemon) replay(r *jailRT, recs []failRecord) {
 		// Bans these failures led to are in the store already.
 		_ = r.jail.Observe(f, time.Unix(0, rec.Now))
 		d.fj.remember(rec.Key, time.Unix(0, rec.T).Add(r.cfg.FindTime))
-		n++
-	}
-	if n > 0 {
-		d.log.Info("failures restored", "jail", r.cfg.Name, "count", n)
 	}
 }
 
@@ -488,13 +487,41 @@ func (d *Daemon) maintain(ctx context.Context) {
 	}
 }
 
+// compactJournal drops the failure records that can no longer matter:
+// outside findtime, of a jail no longer running, or of an address the
+// jail's failure table does not hold any more (evicted, banned, forgotten).
 func (d *Daemon) compactJournal() {
 	d.mu.Lock()
-	keep, limit := journalBounds(d.cfg, d.now())
+	inWindow, limit := journalBounds(d.cfg, d.now())
+	running := map[string]*jail.Jail{}
+	for name, r := range d.jails {
+		if r.jail != nil {
+			running[name] = r.jail
+		}
+	}
 	d.mu.Unlock()
+	now := d.now()
+	keep := func(r failRecord) bool {
+		if !inWindow(r) {
+			return false
+		}
+		j := running[r.Jail]
+		if j == nil {
+			return false
+		}
+		a, err := netip.ParseAddr(r.ID)
+		if err != nil {
+			return true // a host-name id: keep
+		}
+		return j.Explain(a, now).Tracked
+	}
+	t0 := time.Now()
+	before := d.fj.size()
 	if err := d.fj.compact(keep, limit); err != nil {
 		d.log.Warn("compacting the failure journal", "err", err)
+		return
 	}
+	d.log.Debug("failure journal compacted", "before", before, "after", d.fj.size(), "took", time.Since(t0).Round(time.Millisecond).String())
 }
 
 // journalBounds says which failure records can still matter: those of an

@@ -72,7 +72,9 @@ func (r *jailRT) Status(s source.Status) {
 	r.srcState[s.Source] = msg
 	r.mu.Unlock()
 	if msg != prev {
-		if msg != "" {
+		if s.State == source.StateMissing && s.Err != nil && s.Err.Error() == "not opened yet" {
+			// The reader's placeholder before its first look at the file.
+		} else if msg != "" {
 			r.log.Warn("log source problem", "jail", r.cfg.Name, "source", s.Source, "state", s.State.String(), "err", errString(s.Err))
 		} else if prev != "" {
 			r.log.Info("log source ok", "jail", r.cfg.Name, "source", s.Source)

@@ -1,0 +1,141 @@
+// Command daemon measures the palisade daemon as a process: idle RSS with
+// the sshd jail, RSS after N distinct addresses fail once each, and the
+// time a restart takes (kill -9, then until the control socket answers)
+// with that state on disk. It uses the log-only firewall backend.
+//
+//	go build -o /tmp/palisade ./cmd/palisade
+//	go run ./bench/daemon -bin /tmp/palisade -n 1000000
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/palisade-project/palisade/internal/control"
+)
+
+func main() {
+	bin := flag.String("bin", "bin/palisade", "palisade binary")
+	n := flag.Int("n", 1000000, "distinct failing addresses")
+	compact := flag.Duration("settle", 70*time.Second, "wait after the flood (lets the failure journal compact) before the restart")
+	flag.Parse()
+	if err := run(*bin, *n, *compact); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func rss(pid int) (cur, peak int) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "VmRSS:" {
+			cur, _ = strconv.Atoi(f[1])
+		}
+		if len(f) >= 2 && f[0] == "VmHWM:" {
+			peak, _ = strconv.Atoi(f[1])
+		}
+	}
+	return cur / 1024, peak / 1024
+}
+
+func start(bin, dir string) (*exec.Cmd, *control.Client, time.Duration, error) {
+	c := control.NewClient(filepath.Join(dir, "run", "p.sock"))
+	cmd := exec.Command(bin, "daemon", "--config-dir", filepath.Join(dir, "etc"), "--socket", c.Path, "--db", filepath.Join(dir, "db", "p.db"))
+	out, _ := os.OpenFile(filepath.Join(dir, "daemon.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	cmd.Stdout, cmd.Stderr = out, out
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, nil, 0, err
+	}
+	for i := 0; i < 6000; i++ {
+		if _, err := c.Ping(context.Background()); err == nil {
+			return cmd, c, time.Since(t0), nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	return nil, nil, 0, fmt.Errorf("daemon not ready after 30s")
+}
+
+func run(bin string, n int, settle time.Duration) error {
+	dir, err := os.MkdirTemp("", "palisade-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	logf := filepath.Join(dir, "auth.log")
+	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
+	os.WriteFile(logf, nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "etc", "palisade.local"), []byte("[firewall]\nbackend = log\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "etc", "jail.local"), []byte(fmt.Sprintf(
+		"[sshd]\nenabled = true\nfilter = sshd\nlogpath = %s\nmaxretry = 5\nfindtime = 1h\n", logf)), 0o644)
+
+	cmd, c, took, err := start(bin, dir)
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	cur, _ := rss(cmd.Process.Pid)
+	fmt.Printf("start-up (empty db): %v\nidle RSS (sshd jail): %d MB\n", took.Round(time.Millisecond), cur)
+
+	f, err := os.OpenFile(logf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	ts := time.Now().Format("Jan _2 15:04:05")
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(w, "%s host sshd[%d]: Failed password for root from %d.%d.%d.%d port %d ssh2\n",
+			ts, 1000+i%9000, 11+(i>>24), byte(i>>16), byte(i>>8), byte(i), 1024+i%60000)
+	}
+	w.Flush()
+	f.Close()
+	for {
+		st, err := c.Status(context.Background(), "sshd")
+		if err != nil {
+			return err
+		}
+		if st.Jails[0].TotalFailed >= uint64(n) {
+			break
+		}
+		if time.Since(t0) > 10*time.Minute {
+			return fmt.Errorf("flood not processed in 10 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	el := time.Since(t0)
+	cur, peak := rss(cmd.Process.Pid)
+	fmt.Printf("%d distinct addresses failing once: processed in %v (%.0f lines/s incl. writing); RSS %d MB, peak %d MB\n",
+		n, el.Round(time.Millisecond), float64(n)/el.Seconds(), cur, peak)
+	time.Sleep(settle)
+	cur, peak = rss(cmd.Process.Pid)
+	fi, _ := os.Stat(filepath.Join(dir, "db", "p.db.failures"))
+	var js int64
+	if fi != nil {
+		js = fi.Size()
+	}
+	fmt.Printf("after %v: RSS %d MB, peak %d MB, failure journal %d MB\n", settle, cur, peak, js>>20)
+
+	cmd.Process.Kill()
+	cmd.Wait()
+	cmd, _, took, err = start(bin, dir)
+	if err != nil {
+		return err
+	}
+	cur, peak = rss(cmd.Process.Pid)
+	fmt.Printf("restart after kill -9 with that state: ready in %v; RSS %d MB, peak %d MB\n", took.Round(time.Millisecond), cur, peak)
+	cmd.Process.Kill()
+	cmd.Wait()
+	return nil
+}
