@@ -241,6 +241,14 @@ func ReadFilter(spec FilterSpec, dirs []string, builtin fs.FS) (*LoadedFilter, e
 		}
 		subst, err := substituteFilterTags(cfg, combined.list, pOpts)
 		if err != nil {
+			var te *ini.TagError
+			if errors.As(err, &te) && te.Err == nil {
+				for _, sec := range []string{"Definition", "Init"} {
+					if v, ok := cfg.Raw(sec, te.Tag); ok && v.File != "" {
+						return nil, &Error{File: v.File, Line: v.Line, Key: te.Tag, Msg: err.Error()}
+					}
+				}
+			}
 			return nil, fmt.Errorf("filter %s: %w", display, err)
 		}
 		return subst, nil

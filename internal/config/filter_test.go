@@ -486,7 +486,7 @@ func TestFilterTrees(t *testing.T) {
 		{tree: "lt-nesting", opts: []ini.Option{{Name: "logtype", Value: "journal"}}, want: filter.Definition{
 			PrefRegex: "^J: <F-CONTENT>.+</F-CONTENT>$", FailRegex: []string{"^x <HOST>$"}, JournalMatch: "_SYSTEMD_UNIT=t.service",
 		}},
-		{tree: "self-reference", wantErr: "refers to itself"},
+		{tree: "self-reference", wantErr: "t.conf:2: failregex: tag <failregex> refers to itself"},
 		{tree: "missing-interpolation", wantErr: `t.conf:2: key "failregex": %(nothere)s refers to a missing option`},
 		{tree: "bad-maxlines", wantErr: `t.conf:3: [Definition] maxlines: not a non-negative integer`},
 	}

@@ -12,6 +12,22 @@ type Option struct {
 	Value string
 }
 
+// TagError is an error of SubstituteTags about the option Tag.
+type TagError struct {
+	Tag string
+	Msg string
+	Err error // the Lookup error, if any
+}
+
+func (e *TagError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("tag <%s>: %s: %v", e.Tag, e.Msg, e.Err)
+	}
+	return fmt.Sprintf("tag <%s> %s", e.Tag, e.Msg)
+}
+
+func (e *TagError) Unwrap() error { return e.Err }
+
 // MaxTagReplace is fail2ban's MAX_TAG_REPLACE_COUNT: how often one tag may
 // be replaced inside one value before it counts as self-referencing.
 const MaxTagReplace = 25
@@ -104,7 +120,7 @@ func SubstituteTags(tags []Option, o TagOptions) ([]Option, error) {
 					cnt = 1
 				}
 				if rtag == tag || cnt > MaxTagReplace {
-					return nil, fmt.Errorf("tag <%s> refers to itself (found <%s> in %q)", tag, rtag, shorten(value))
+					return nil, &TagError{Tag: tag, Msg: fmt.Sprintf("refers to itself (found <%s> in %q)", rtag, shorten(value))}
 				}
 				repl, found := "", false
 				if o.Conditional != "" {
@@ -116,7 +132,7 @@ func SubstituteTags(tags []Option, o TagOptions) ([]Option, error) {
 						var err error
 						repl, found, err = o.Lookup(rtag)
 						if err != nil {
-							return nil, fmt.Errorf("tag <%s> in <%s>: %w", rtag, tag, err)
+							return nil, &TagError{Tag: tag, Msg: fmt.Sprintf("resolving <%s>", rtag), Err: err}
 						}
 					}
 				}
@@ -126,7 +142,7 @@ func SubstituteTags(tags []Option, o TagOptions) ([]Option, error) {
 				}
 				pat := "<" + rtag + ">"
 				if n := strings.Count(value, pat); len(value)+n*(len(repl)-len(pat)) > MaxValueSize {
-					return nil, fmt.Errorf("tag <%s>: value longer than %d bytes after substitution", tag, MaxValueSize)
+					return nil, &TagError{Tag: tag, Msg: fmt.Sprintf("value longer than %d bytes after substitution", MaxValueSize)}
 				}
 				value = strings.ReplaceAll(value, pat, repl)
 				rplc[rtag]++
