@@ -12,7 +12,6 @@
 package datetime
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -529,7 +528,3 @@ func (d *Detector) Templates() []string {
 	}
 	return out
 }
-
-// ErrNoTemplate is never returned by New today; kept for callers that want to
-// distinguish an empty detector.
-var ErrNoTemplate = errors.New("datetime: no date template")

@@ -239,3 +239,29 @@ func TestMatchAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestParseZone(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int // seconds east, or -1 for an error
+	}{
+		{"UTC", 0}, {"GMT", 0}, {"Z", 0}, {"CET", 3600}, {"CEST", 7200}, {"PDT", -7 * 3600},
+		{"UTC+0200", 7200}, {"+02:00", 7200}, {"-0130", -5400}, {"+01", 3600}, {"CET-01", 0},
+		{"NPT", 5*3600 + 45*60}, {"", -1}, {"XYZ", -1}, {"utc", -1}, {"+2", -1}, {"UTC+02:0", -1}, {"Europe/Zurich", -1},
+	} {
+		loc, err := ParseZone(c.in)
+		if c.want == -1 {
+			if err == nil {
+				t.Errorf("ParseZone(%q): no error", c.in)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseZone(%q): %v", c.in, err)
+			continue
+		}
+		if _, off := time.Date(2005, 8, 14, 0, 0, 0, 0, loc).Zone(); off != c.want {
+			t.Errorf("ParseZone(%q) offset %d, want %d", c.in, off, c.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package datetime
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -177,6 +178,17 @@ func pyInt(s string) (int, bool) {
 		v = -v
 	}
 	return v, true
+}
+
+// ParseZone reads a fail2ban logtimezone value - "UTC", "GMT", "Z", a zone
+// abbreviation from fail2ban's fixed table ("CET" is always +01:00), an
+// offset "[+-]hh[[:]mm]", or both ("UTC+0200", "CET-01") - as a fixed zone.
+func ParseZone(s string) (*time.Location, error) {
+	o, ok := zoneOffsetMinutes(s)
+	if !ok || s == "" {
+		return nil, fmt.Errorf("unknown or unsupported time zone %q", s)
+	}
+	return time.FixedZone(s, o*60), nil
 }
 
 // zoneOffsetMinutes implements fail2ban's fixed-offset zone reading: an optional
