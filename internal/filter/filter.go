@@ -249,7 +249,68 @@ func (f *Filter) setupPrefilter() {
 		}
 		f.failAny = append(f.failAny, lits)
 	}
+	f.failAny = pruneImplied(f.failAny)
 	f.canSkip = len(f.preLits) > 0 || !f.failOpen
+}
+
+// implies reports whether clause b being satisfied means a is: every
+// literal of b contains a literal of a.
+func implies(b, a clause) bool {
+	for _, lb := range b {
+		ok := false
+		for _, la := range a {
+			if bytes.Contains(lb, la) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// impliesAll reports whether all clauses of b holding means all of a's do.
+func impliesAll(b, a []clause) bool {
+	for _, ca := range a {
+		ok := false
+		for _, cb := range b {
+			if implies(cb, ca) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// pruneImplied drops, from a list of alternatives (a line passes if all
+// clauses of any entry hold), entries that imply another kept entry.
+func pruneImplied(alts [][]clause) [][]clause {
+	drop := make([]bool, len(alts))
+	for i, b := range alts {
+		for j, a := range alts {
+			if i == j || drop[j] || len(a) == 0 || !impliesAll(b, a) {
+				continue
+			}
+			if impliesAll(a, b) && j > i {
+				continue // equal: keep the first
+			}
+			drop[i] = true
+			break
+		}
+	}
+	var out [][]clause
+	for i, a := range alts {
+		if !drop[i] {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // startsWord reports whether line starts with an ASCII word character.
