@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -120,6 +121,14 @@ type JournalConfig struct {
 	MaxEntry int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// MachineID restricts the system journal (a spec without Directory or
+	// Files) to this machine's entries (default: the contents of
+	// /etc/machine-id; "" when unreadable means no restriction). It is
+	// needed because journalctl runs with --merge: without it, journalctl
+	// 250+ limits --follow to the current boot and cannot resume from a
+	// cursor of a previous boot; --merge would also take in remote
+	// machines' journals.
+	MachineID string
 }
 
 // JournalSpec says what to read from the journal. Subscriptions with equal
@@ -189,11 +198,43 @@ func NewJournal(cfg JournalConfig) *Journal {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MachineID == "" {
+		if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+			if id := strings.TrimSpace(string(b)); validMachineID(id) {
+				cfg.MachineID = id
+			}
+		}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Journal{cfg: cfg, log: log, streams: map[string]*jstream{}}
+}
+
+func validMachineID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for _, r := range id {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// restrictMatches adds term to every "+"-separated alternative of matches
+// (terms of different fields are ANDed by journalctl).
+func restrictMatches(matches []string, term string) []string {
+	out := make([]string, 0, len(matches)+4)
+	for _, m := range matches {
+		if m == "+" {
+			out = append(out, term)
+		}
+		out = append(out, m)
+	}
+	return append(out, term)
 }
 
 // ParseJournalMatch turns a journalmatch value into journalctl match
@@ -317,7 +358,7 @@ func (sp JournalSpec) key(matches []string) string {
 // journal cursor, or "@UNIX" (seconds) to start at a time, or "" to start
 // with new entries.
 func JournalArgs(spec JournalSpec, matches []string, cursor string) []string {
-	args := []string{"--follow", "--output=json", "--all", "--no-pager", "--quiet"}
+	args := []string{"--follow", "--merge", "--output=json", "--all", "--no-pager", "--quiet"}
 	if spec.Directory != "" {
 		args = append(args, "--directory="+spec.Directory)
 	}
@@ -347,6 +388,9 @@ func (j *Journal) Subscribe(spec JournalSpec, c Consumer) (func(), error) {
 		if strings.HasPrefix(f, "-") {
 			return nil, fmt.Errorf("journal file %q: must not start with -", f)
 		}
+	}
+	if spec.Directory == "" && len(spec.Files) == 0 && j.cfg.MachineID != "" {
+		matches = restrictMatches(matches, "_MACHINE_ID="+j.cfg.MachineID)
 	}
 	key := spec.key(matches)
 	j.mu.Lock()

@@ -121,7 +121,7 @@ func TestParseJournalMatch(t *testing.T) {
 
 func TestJournalArgs(t *testing.T) {
 	m := []string{"_COMM=sshd"}
-	base := []string{"--follow", "--output=json", "--all", "--no-pager", "--quiet"}
+	base := []string{"--follow", "--merge", "--output=json", "--all", "--no-pager", "--quiet"}
 	for _, tc := range []struct {
 		spec   JournalSpec
 		cursor string
@@ -133,6 +133,19 @@ func TestJournalArgs(t *testing.T) {
 	} {
 		if diff := cmp.Diff(tc.want, JournalArgs(tc.spec, m, tc.cursor)); diff != "" {
 			t.Errorf("JournalArgs(%+v, %q) (-want +got):\n%s", tc.spec, tc.cursor, diff)
+		}
+	}
+}
+
+func TestRestrictMatches(t *testing.T) {
+	const m = "_MACHINE_ID=ab"
+	for _, tc := range []struct{ in, want []string }{
+		{nil, []string{m}},
+		{[]string{"A=1"}, []string{"A=1", m}},
+		{[]string{"A=1", "B=2", "+", "C=3"}, []string{"A=1", "B=2", m, "+", "C=3", m}},
+	} {
+		if diff := cmp.Diff(tc.want, restrictMatches(tc.in, m)); diff != "" {
+			t.Errorf("restrictMatches(%q) (-want +got):\n%s", tc.in, diff)
 		}
 	}
 }
@@ -163,7 +176,8 @@ func TestJournalCursorPersistence(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	store := NewMemStore()
 	fake := NewFakeStarter()
-	cfg := JournalConfig{Starter: fake, Store: store, Now: func() time.Time { return now }, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	cfg := JournalConfig{Starter: fake, Store: store, Now: func() time.Time { return now }, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		MachineID: "0123456789abcdef0123456789abcdef"}
 	spec := JournalSpec{Match: "_SYSTEMD_UNIT=sshd.service + _COMM=sshd", Lookback: 10 * time.Minute}
 
 	j1 := NewJournal(cfg)
@@ -172,7 +186,8 @@ func TestJournalCursorPersistence(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := nextProc(t, fake)
-	wantArgs := []string{"--follow", "--output=json", "--all", "--no-pager", "--quiet", "--since=@1699999400", "_SYSTEMD_UNIT=sshd.service", "+", "_COMM=sshd"}
+	wantArgs := []string{"--follow", "--merge", "--output=json", "--all", "--no-pager", "--quiet", "--since=@1699999400",
+		"_SYSTEMD_UNIT=sshd.service", "_MACHINE_ID=0123456789abcdef0123456789abcdef", "+", "_COMM=sshd", "_MACHINE_ID=0123456789abcdef0123456789abcdef"}
 	if p.Cmd().Name != "journalctl" || !cmp.Equal(p.Cmd().Args, wantArgs) {
 		t.Fatalf("first start: %s %q, want journalctl %q", p.Cmd().Name, p.Cmd().Args, wantArgs)
 	}
@@ -321,9 +336,9 @@ func TestJournalSharedStreams(t *testing.T) {
 
 // exportEntry renders one entry in the journal export format; MESSAGE is
 // written in the binary form so it may hold any bytes.
-func exportEntry(realtime time.Time, mono int64, pid int, msg string) []byte {
+func exportEntry(boot string, realtime time.Time, mono int64, pid int, msg string) []byte {
 	var b []byte
-	b = fmt.Appendf(b, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=6c7c6013a8674f52b0a3bef6f6a09f4c\n_HOSTNAME=host1\nSYSLOG_IDENTIFIER=sshd\n_PID=%d\n_SYSTEMD_UNIT=sshd.service\n", realtime.UnixMicro(), mono, pid)
+	b = fmt.Appendf(b, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=%s\n_HOSTNAME=host1\nSYSLOG_IDENTIFIER=sshd\n_PID=%d\n_SYSTEMD_UNIT=sshd.service\n", realtime.UnixMicro(), mono, boot, pid)
 	b = append(b, "MESSAGE\n"...)
 	b = binary.LittleEndian.AppendUint64(b, uint64(len(msg)))
 	b = append(b, msg...)
@@ -349,11 +364,12 @@ func TestJournalSystem(t *testing.T) {
 	if _, err := os.Stat("/lib/systemd/systemd-journal-remote"); err != nil {
 		t.Skip("systemd-journal-remote not installed (Debian package systemd-journal-remote)")
 	}
+	const boot1, boot2 = "6c7c6013a8674f52b0a3bef6f6a09f4c", "7d8d7124b9785f63c1b4cf07f7b1a05d"
 	dir := t.TempDir()
 	base := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 	writeJournal(t, filepath.Join(dir, "a.journal"),
-		exportEntry(base, 1_000_001, 41, "Failed password for root from 192.0.2.1 port 22 ssh2"),
-		exportEntry(base.Add(time.Second), 1_000_002, 42, "bad \xff bytes"),
+		exportEntry(boot1, base, 1_000_001, 41, "Failed password for root from 192.0.2.1 port 22 ssh2"),
+		exportEntry(boot1, base.Add(time.Second), 1_000_002, 42, "bad \xff bytes"),
 	)
 	store := NewMemStore()
 	cfg := JournalConfig{Store: store, MinBackoff: 100 * time.Millisecond, CheckpointEvery: time.Millisecond}
@@ -372,7 +388,7 @@ func TestJournalSystem(t *testing.T) {
 	}
 	c1.mu.Unlock()
 	// followed live: a new journal file in the directory
-	writeJournal(t, filepath.Join(dir, "b.journal"), exportEntry(base.Add(2*time.Second), 1_000_003, 43, "third"))
+	writeJournal(t, filepath.Join(dir, "b.journal"), exportEntry(boot1, base.Add(2*time.Second), 1_000_003, 43, "third"))
 	want = append(want, "host1 sshd[43]: third")
 	waitLines(t, c1, want)
 	if err := j1.Close(); err != nil {
@@ -380,7 +396,8 @@ func TestJournalSystem(t *testing.T) {
 	}
 
 	// written while stopped: read exactly once after the restart
-	writeJournal(t, filepath.Join(dir, "c.journal"), exportEntry(base.Add(3*time.Second), 1_000_004, 44, "fourth"))
+	// ... after a reboot: the stored cursor is from the previous boot
+	writeJournal(t, filepath.Join(dir, "c.journal"), exportEntry(boot2, base.Add(3*time.Second), 1_004, 44, "fourth"))
 	j2 := NewJournal(cfg)
 	defer j2.Close()
 	c2 := &collector{}
@@ -388,7 +405,7 @@ func TestJournalSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLines(t, c2, []string{"host1 sshd[44]: fourth"})
-	writeJournal(t, filepath.Join(dir, "d.journal"), exportEntry(base.Add(4*time.Second), 1_000_005, 45, "fifth"))
+	writeJournal(t, filepath.Join(dir, "d.journal"), exportEntry(boot2, base.Add(4*time.Second), 1_005, 45, "fifth"))
 	waitLines(t, c2, []string{"host1 sshd[44]: fourth", "host1 sshd[45]: fifth"})
 }
 

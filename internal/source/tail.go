@@ -720,13 +720,37 @@ func (r *reader) open() bool {
 		r.stored = nil
 		tf.offset = r.resume(tf, p, size)
 	case first && r.atEnd:
-		tf.offset = size
+		tf.offset = r.lastLineStart(f, size)
 	}
 	tf.lineEnd = tf.offset
 	r.cur = tf
 	r.refreshHead(tf)
 	r.setStatus(StateOK, nil)
 	return true
+}
+
+// lastLineStart is where to start reading "at the end" of a file: its
+// size, or the start of an unterminated last line (a writer caught
+// mid-line), so that line is delivered whole once completed.
+func (r *reader) lastLineStart(f *os.File, size int64) int64 {
+	if size == 0 {
+		return 0
+	}
+	n := min(size, int64(r.t.cfg.MaxLineLen))
+	b := make([]byte, n)
+	if m, err := f.ReadAt(b, size-n); int64(m) != n && err != nil {
+		return size
+	}
+	if b[n-1] == '\n' {
+		return size
+	}
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return size - n + int64(i) + 1
+	}
+	if n == size {
+		return 0
+	}
+	return size
 }
 
 // resume decides where to continue in the newly opened file tf from the

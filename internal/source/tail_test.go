@@ -196,6 +196,24 @@ func TestTailStartsAtEndOrHead(t *testing.T) {
 	}
 }
 
+func TestTailStartAtEndKeepsUnfinishedLine(t *testing.T) {
+	for _, tc := range []struct{ before, after, want string }{
+		{"old1\nold2\npart", "ial\nnext\n", "partial"},
+		{"only-part", "ial\nnext\n", "only-partial"},
+		{"old1\n", "new\nnext\n", "new"},
+		{"", "new\nnext\n", "new"},
+	} {
+		path := filepath.Join(t.TempDir(), "x.log")
+		appendFile(t, path, tc.before)
+		tl := manual(t, nil)
+		c, _ := subscribe(t, tl, TailOptions{}, path)
+		kick(t, tl)
+		appendFile(t, path, tc.after)
+		kick(t, tl)
+		waitLines(t, c, []string{tc.want, "next"})
+	}
+}
+
 // TestTailRotation drives every rotation case with a reader that looks only
 // when told to, so each case asserts one exact sequence.
 func TestTailRotation(t *testing.T) {
