@@ -30,6 +30,7 @@ import (
 
 	sdd "github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/control"
 	"github.com/palisade-project/palisade/internal/filter"
@@ -94,7 +95,8 @@ type Daemon struct {
 
 	st      *store.Store
 	fw      firewall.Backend
-	bans    *banBook
+	bans    *ban.Manager
+	logW    io.Writer
 	tailer  *source.Tailer
 	journal *source.Journal
 	fj      *failJournal
@@ -186,13 +188,23 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 	if err := d.fw.Setup(ctx, d.specs(cfg)); err != nil {
 		return nil, fmt.Errorf("firewall %s setup: %w", d.fw.Name(), err)
 	}
-	d.bans = newBanBook(d.st, d.fw, d.log, d.now)
-	t0 := time.Now()
-	n, err := d.bans.Restore(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("restoring bans: %w", err)
+	var protected []netip.Prefix
+	for _, a := range selfAddrs() {
+		protected = append(protected, netip.PrefixFrom(a, a.BitLen()))
 	}
-	d.log.Info("bans restored", "count", n, "backend", d.fw.Name(), "took", time.Since(t0).Round(time.Millisecond).String())
+	d.bans, err = ban.New(ban.Config{Protected: protected, HistoryMaxAge: cfg.Daemon.DBPurgeAge},
+		ban.Deps{Store: d.st, Backend: d.fw, Now: d.now, Logger: d.log, BanLog: d.logW})
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	rs, err := d.bans.Restore(ctx)
+	if err != nil {
+		// The bans stay stored and marked unenforced; reconcile retries.
+		d.log.Error("restoring bans in the firewall", "err", err)
+	}
+	d.log.Info("bans restored", "count", rs.Restored, "expired", rs.Expired, "backend", d.fw.Name(),
+		"took", time.Since(t0).Round(time.Millisecond).String())
 
 	keep, _ := journalBounds(cfg, d.now())
 	t1 := time.Now()
@@ -272,6 +284,7 @@ func (d *Daemon) openLog(ds config.Daemon) error {
 	}
 	lv := new(slog.LevelVar)
 	lv.Set(ds.LogLevel)
+	d.logW = w
 	d.log = NewLogger(w, lv)
 	return nil
 }
@@ -324,7 +337,7 @@ func (d *Daemon) startJail(cfg *config.Config, j config.Jail, replay []failRecor
 	jc, err := jailConfig(j)
 	if err == nil {
 		r.jail, err = jail.New(jc, jail.Deps{
-			History: history{d.st}, Logger: d.log, SelfAddrs: selfAddrs,
+			History: d.bans, Logger: d.log, SelfAddrs: selfAddrs,
 			Runner: sysexec.NewExec(10 * time.Second), Resolver: resolver{},
 		})
 	}
@@ -431,7 +444,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); d.bans.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := d.bans.Run(ctx); err != nil {
+			d.log.Error("ban manager", "err", err)
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		if err := d.srv.Serve(ctx, handler{d}); err != nil {
@@ -462,7 +480,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 }
 
-// maintain compacts the failure journal and prunes offence history.
+// maintain compacts the failure journal.
 func (d *Daemon) maintain(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -478,12 +496,6 @@ func (d *Daemon) maintain(ctx context.Context) {
 		}
 		last = time.Now()
 		d.compactJournal()
-		d.mu.Lock()
-		age := d.cfg.Daemon.DBPurgeAge
-		d.mu.Unlock()
-		if _, err := d.st.PruneHistory(d.now(), age); err != nil {
-			d.log.Warn("pruning offence history", "err", err)
-		}
 	}
 }
 

@@ -2,14 +2,15 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"sort"
 
+	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/control"
 	"github.com/palisade-project/palisade/internal/jail"
-	"github.com/palisade-project/palisade/internal/store"
 )
 
 // handler answers the control socket.
@@ -51,7 +52,7 @@ func (d *Daemon) jail(name string) (*jailRT, error) {
 	return r, nil
 }
 
-func entry(b store.Ban) control.BanEntry {
+func entry(b ban.Entry) control.BanEntry {
 	e := control.BanEntry{Jail: b.Jail, IP: banAddr(b.Prefix), Since: b.Start, Permanent: b.Permanent(), Offences: b.Offence}
 	if !b.Permanent() {
 		t := b.Expires
@@ -60,7 +61,7 @@ func entry(b store.Ban) control.BanEntry {
 	return e
 }
 
-func entries(bs []store.Ban) []control.BanEntry {
+func entries(bs []ban.Entry) []control.BanEntry {
 	out := make([]control.BanEntry, len(bs))
 	for i, b := range bs {
 		out[i] = entry(b)
@@ -125,8 +126,8 @@ func (d *Daemon) manualBan(ctx context.Context, req control.Request) (control.Ba
 		}
 	}
 	p := netip.PrefixFrom(a, a.BitLen())
-	b, _, err := d.bans.Ban(ctx, req.Jail, p, dur, "manual")
-	if err != nil {
+	b, err := d.bans.Ban(ctx, req.Jail, p, dur, "manual")
+	if err != nil && !errors.Is(err, ban.ErrAlreadyBanned) && !errors.Is(err, ban.ErrNotEnforced) {
 		return control.BanReply{}, err
 	}
 	return control.BanReply{Ban: entry(b)}, nil
@@ -149,17 +150,18 @@ func (d *Daemon) unban(ctx context.Context, req control.Request) (control.UnbanR
 	a := req.Addr()
 	n := 0
 	// The ban may be of the address or of its aggregate prefix.
-	for _, b := range d.bans.Lookup(a) {
+	for _, b := range d.bans.Find(a) {
 		if b.Jail != req.Jail {
 			continue
 		}
-		ok, err := d.bans.Unban(ctx, req.Jail, b.Prefix)
+		_, err := d.bans.Unban(ctx, req.Jail, b.Prefix)
+		if errors.Is(err, ban.ErrNotBanned) {
+			continue
+		}
 		if err != nil {
 			return control.UnbanReply{Removed: n}, err
 		}
-		if ok {
-			n++
-		}
+		n++
 		if r.jail != nil {
 			r.jail.Forget(b.Prefix)
 		}
@@ -168,7 +170,7 @@ func (d *Daemon) unban(ctx context.Context, req control.Request) (control.UnbanR
 }
 
 func (d *Daemon) explain(a netip.Addr) control.ExplainReply {
-	rep := control.ExplainReply{IP: a.String(), Banned: entries(d.bans.Lookup(a)), Jails: []control.JailExplain{}}
+	rep := control.ExplainReply{IP: a.String(), Banned: entries(d.bans.Find(a)), Jails: []control.JailExplain{}}
 	d.mu.Lock()
 	var list []*jailRT
 	for _, r := range d.jails {
@@ -189,7 +191,7 @@ func (d *Daemon) explain(a netip.Addr) control.ExplainReply {
 		if ex.Ignore != nil {
 			je.Ignored, je.IgnoreRule = true, ex.Ignore.Rule+" "+ex.Ignore.Entry
 		}
-		if n, _, err := (history{d.st}).Offences(r.cfg.Name, netip.PrefixFrom(a, a.BitLen()), false); err == nil {
+		if n, _, err := d.bans.Offences(r.cfg.Name, netip.PrefixFrom(a, a.BitLen()), false); err == nil {
 			je.Offences = n
 		}
 		// Pair the kept matched lines with the counted failures (both

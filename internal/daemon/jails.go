@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/filter"
 	"github.com/palisade-project/palisade/internal/jail"
@@ -138,11 +140,16 @@ func (d *Daemon) act(r *jailRT, v jail.Verdict) {
 	case jail.Banned:
 		dec := v.Ban
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, isNew, err := d.bans.Ban(ctx, r.cfg.Name, dec.Prefix, dec.Duration, dec.Reason)
+		_, err := d.bans.Ban(ctx, r.cfg.Name, dec.Prefix, dec.Duration, dec.Reason)
 		cancel()
-		if err != nil {
+		switch {
+		case errors.Is(err, ban.ErrAlreadyBanned):
+		case err != nil && !errors.Is(err, ban.ErrNotEnforced):
 			d.log.Error("ban failed", "jail", r.cfg.Name, "ip", banAddr(dec.Prefix), "err", err)
-		} else if isNew {
+		default:
+			if err != nil {
+				d.log.Error("ban recorded, firewall refused it (retried by reconcile)", "jail", r.cfg.Name, "ip", banAddr(dec.Prefix), "err", err)
+			}
 			d.log.Info("ban decided", "jail", r.cfg.Name, "ip", banAddr(dec.Prefix), "failures", dec.Failures,
 				"bantime", durText(dec.Duration), "offence", dec.Offence)
 			if d.opts.OnBan != nil {
@@ -159,6 +166,13 @@ func (d *Daemon) act(r *jailRT, v jail.Verdict) {
 	for _, m := range v.More {
 		d.act(r, m)
 	}
+}
+
+func banAddr(p netip.Prefix) string {
+	if p.Bits() == p.Addr().BitLen() {
+		return p.Addr().String()
+	}
+	return p.String()
 }
 
 func durText(d time.Duration) string {
