@@ -110,6 +110,15 @@ type tline struct{ pre, date, post string }
 
 func (t tline) text() string { return t.pre + t.post }
 
+// ownText is text() in memory of its own (a line given to ProcessBytes
+// lives in the caller's buffer).
+func (t tline) ownText() string {
+	if t.pre == "" {
+		return strings.Clone(t.post)
+	}
+	return t.pre + t.post
+}
+
 // Filter applies one filter definition to a stream of lines, keeping
 // fail2ban's state between lines. It is not safe for concurrent use.
 type Filter struct {
@@ -525,7 +534,7 @@ func (f *Filter) ignored(buf []byte, org []tline, fd *found) int {
 // setGroups stores the named groups of a match in m like Python's
 // dict.update(groupdict()): a group that did not take part removes the
 // key (None). alt_NAME groups fill NAME when the match left it empty.
-func setGroups(m map[string]string, r *rx, spans []int, buf []byte, skip int) {
+func setGroups(m map[string]string, r *rx, spans []int, buf string, skip int) {
 	for i := 1; i < len(r.names); i++ {
 		n := r.names[i]
 		if n == "" || i == skip {
@@ -535,7 +544,7 @@ func setGroups(m map[string]string, r *rx, spans []int, buf []byte, skip int) {
 			delete(m, n)
 			continue
 		}
-		m[n] = string(buf[spans[2*i]:spans[2*i+1]])
+		m[n] = buf[spans[2*i]:spans[2*i+1]]
 	}
 	for _, a := range r.alts {
 		// the target is judged within this match only: a value from an
@@ -618,14 +627,21 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 		if f.maxLines > 1 {
 			f.lines = fd.unmatched
 		}
+		// one copy of each buffer; the fields are substrings of it
 		fields := make(map[string]string, 8)
+		var sPre string
 		if pre != nil {
-			setGroups(fields, f.pref, pre.spans, pre.buf, f.pref.content)
+			sPre = string(pre.buf)
+			setGroups(fields, f.pref, pre.spans, sPre, f.pref.content)
 		}
-		setGroups(fields, fr, fd.spans, fd.buf, -1)
+		sFail := sPre
+		if pre == nil || unsafe.SliceData(fd.buf) != unsafe.SliceData(pre.buf) || len(fd.buf) != len(pre.buf) {
+			sFail = string(fd.buf)
+		}
+		setGroups(fields, fr, fd.spans, sFail, -1)
 		matched := make([]string, len(fd.matched))
 		for k, l := range fd.matched {
-			matched[k] = l.text()
+			matched[k] = l.ownText()
 		}
 		if fl := f.failure(i, fields, matched, date, hasDate); fl != nil {
 			res.Failures = append(res.Failures, *fl)

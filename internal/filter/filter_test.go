@@ -419,3 +419,29 @@ func FuzzProcess(f *testing.F) {
 		}
 	})
 }
+
+// TestProcessBytesNoAlias: nothing a failure holds may point into the
+// caller's buffer, which the caller reuses for the next line.
+func TestProcessBytesNoAlias(t *testing.T) {
+	f := newTest(t, Definition{Name: "t", DatePattern: "{^LN-BEG}",
+		PrefRegex: `^\s*\S+ <F-MLFID>sshd\[\d+\]</F-MLFID>: <F-CONTENT>.+</F-CONTENT>$`,
+		FailRegex: []string{`^Failed \S+ for <F-USER>\S+</F-USER> from <HOST>$`}})
+	buf := []byte("Aug 14 09:59:01 h sshd[1]: Failed password for root from 192.0.2.1")
+	res := f.ProcessBytes(buf)
+	for i := range buf {
+		buf[i] = 'X'
+	}
+	if len(res.Failures) != 1 {
+		t.Fatalf("%+v", res)
+	}
+	fl := res.Failures[0]
+	if fl.ID != "192.0.2.1" || fl.Fields["user"] != "root" || fl.Fields["mlfid"] != "sshd[1]" ||
+		len(fl.Matches) != 1 || !strings.HasSuffix(fl.Matches[0], "from 192.0.2.1") {
+		t.Fatalf("failure changed with the caller's buffer: %+v", fl)
+	}
+	// the connection cache must not alias it either
+	res = f.Process("Aug 14 09:59:02 h sshd[1]: Failed password for admin from 192.0.2.1")
+	if len(res.Failures) != 1 || !strings.HasSuffix(res.Failures[0].Matches[0], "from 192.0.2.1") || strings.Contains(strings.Join(res.Failures[0].Users, ","), "X") {
+		t.Fatalf("%+v", res)
+	}
+}
