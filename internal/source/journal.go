@@ -490,9 +490,28 @@ func (j *Journal) newStream(key string, spec JournalSpec, matches []string) *jst
 		j: j, key: key, source: "journal:" + key, spec: spec, matches: matches,
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
-	st.st = Status{Source: st.source, State: StateMissing, Err: errors.New("journalctl not started yet"), Since: j.cfg.Now()}
+	st.st = Status{Source: st.source, State: StateMissing, Err: ErrNotOpened, Since: j.cfg.Now()}
 	st.counts = JournalStats{Key: key, Status: st.st}
+	st.initCursor()
 	return st
+}
+
+// initCursor loads the stored cursor, or pins the start time (now minus
+// Lookback) at subscription and stores it, so entries written before the
+// first delivered one are not skipped after a restart.
+func (st *jstream) initCursor() {
+	cfg := st.j.cfg
+	if cfg.Store != nil {
+		c, ok, err := cfg.Store.LoadCursor(st.source)
+		if err != nil {
+			st.j.log.Warn("load journal cursor", "key", st.key, "err", err)
+		} else if ok && c != "" {
+			st.cursor, st.saved = c, c
+			return
+		}
+	}
+	st.cursor = "@" + strconv.FormatInt(cfg.Now().Add(-st.spec.Lookback).Unix(), 10)
+	st.checkpoint(true)
 }
 
 func (st *jstream) attach(s *subscription, fresh bool) {
@@ -559,21 +578,6 @@ func (st *jstream) run() {
 	defer st.j.wg.Done()
 	defer close(st.done)
 	cfg := st.j.cfg
-	if cfg.Store != nil {
-		c, ok, err := cfg.Store.LoadCursor(st.source)
-		if err != nil {
-			st.j.log.Warn("load journal cursor", "key", st.key, "err", err)
-		} else if ok {
-			st.cursor, st.saved = c, c
-		}
-	}
-	if st.cursor == "" {
-		// Start at now (or now-Lookback) and remember it, so entries
-		// written before the first delivered one are not skipped after a
-		// restart.
-		st.cursor = "@" + strconv.FormatInt(cfg.Now().Add(-st.spec.Lookback).Unix(), 10)
-		st.checkpoint(true)
-	}
 	backoff := cfg.MinBackoff
 	for {
 		st.consumers()

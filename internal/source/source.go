@@ -23,6 +23,7 @@ package source
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -102,6 +103,11 @@ func (s State) String() string {
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }
+
+// ErrNotOpened is the Err of the placeholder Status (StateMissing) a
+// source has before its first look at its file or its first journalctl
+// start; consumers may ignore it.
+var ErrNotOpened = errors.New("not opened yet")
 
 // Status is a source's health as reported to its consumers whenever it
 // changes (and once when a consumer subscribes).

@@ -445,6 +445,12 @@ type tfile struct {
 	deadline time.Time
 }
 
+// pin is the file and offset "the end" meant when the reader was created.
+type pin struct {
+	dev, ino uint64
+	offset   int64
+}
+
 // reader follows one path.
 type reader struct {
 	t       *Tailer
@@ -456,6 +462,7 @@ type reader struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
+	pinned  *pin        // start-at-end offset fixed at subscription
 	gone    atomic.Bool // no open file and the path is missing
 	steps   atomic.Uint64
 	buf     []byte
@@ -480,7 +487,7 @@ func (t *Tailer) newReader(path string, atEnd bool) *reader {
 		t: t, path: path, atEnd: atEnd,
 		wakeC: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		buf: make([]byte, 64<<10),
-		st:  Status{Source: path, State: StateMissing, Err: errors.New("not opened yet"), Since: time.Now()},
+		st:  Status{Source: path, State: StateMissing, Err: ErrNotOpened, Since: time.Now()},
 	}
 	if t.cfg.Store != nil {
 		p, ok, err := t.cfg.Store.LoadPosition(path)
@@ -489,6 +496,18 @@ func (t *Tailer) newReader(path string, atEnd bool) *reader {
 		} else if ok {
 			r.stored = &p
 			r.saved, r.hasSave = p, true
+		}
+	}
+	if atEnd && r.stored == nil {
+		// Fix "the end" now, so lines written after Subscribe returns are
+		// delivered even if the reader goroutine looks later.
+		if f, err := os.Open(path); err == nil {
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				p := &pin{offset: r.lastLineStart(f, fi.Size())}
+				p.dev, p.ino = fileID(fi)
+				r.pinned = p
+			}
+			_ = f.Close()
 		}
 	}
 	return r
@@ -719,9 +738,14 @@ func (r *reader) open() bool {
 		p := *r.stored
 		r.stored = nil
 		tf.offset = r.resume(tf, p, size)
-	case first && r.atEnd:
-		tf.offset = r.lastLineStart(f, size)
+	case first && r.pinned != nil:
+		// The file that was there at subscription, unless it was
+		// replaced or truncated since (then it is read from its start).
+		if p := r.pinned; p.dev == tf.dev && p.ino == tf.ino && p.offset <= size {
+			tf.offset = p.offset
+		}
 	}
+	r.pinned = nil
 	tf.lineEnd = tf.offset
 	r.cur = tf
 	r.refreshHead(tf)

@@ -196,6 +196,21 @@ func TestTailStartsAtEndOrHead(t *testing.T) {
 	}
 }
 
+// TestTailEndIsFixedAtSubscribe: "start at the end" means the end when
+// Subscribe returned, however late the reader goroutine first looks.
+func TestTailEndIsFixedAtSubscribe(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		path := filepath.Join(t.TempDir(), "x.log")
+		appendFile(t, path, "old\n")
+		tl := manual(t, nil)
+		c, _ := subscribe(t, tl, TailOptions{}, path)
+		appendFile(t, path, "new\n")
+		kick(t, tl)
+		waitLines(t, c, []string{"new"})
+		_ = tl.Close()
+	}
+}
+
 func TestTailStartAtEndKeepsUnfinishedLine(t *testing.T) {
 	for _, tc := range []struct{ before, after, want string }{
 		{"old1\nold2\npart", "ial\nnext\n", "partial"},
