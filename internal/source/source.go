@@ -4,20 +4,30 @@
 // files per jail, one reader per file shared by every subscriber, safe
 // across rename-and-create rotation, copytruncate, truncation, deletion and
 // restarts), the Journal reader follows the systemd journal through
-// `journalctl --follow -o json`, and ReadLines splits any io.Reader (stdin,
-// a file given to `palisade regex`) with the same line rules.
+// `journalctl --follow --merge -o json` (one process per distinct match,
+// shared), and ReaderSource splits any io.Reader (stdin, a file given to
+// `palisade regex`) with the same line rules.
 //
 // Every source hands Line values to a Consumer from its own goroutine, in
 // order, and reports problems (missing file, permission denied, journalctl
 // failing) as a Status instead of stopping: it keeps retrying, and one
 // failing source never stops another.
 //
-// Read positions (file device, inode, offset and a hash of the file's head;
-// journal cursors) are persisted through the small PositionStore interface,
-// which internal/store implements on bbolt; MemStore is an in-memory
-// implementation for tests. A position is saved only after every subscriber
-// has returned from Line for all lines before it, so after a clean restart
-// no line is lost or read twice.
+// Where a file is first read: a file present at Subscribe with no stored
+// position starts at its end as of Subscribe (or at its start with
+// TailOptions.Head, fail2ban's `logpath = FILE head`, leaving the consumer
+// to skip lines older than findtime by their dates); a file that appears
+// later is read from its start; a stored position always wins. The journal
+// starts at the stored cursor, else at now minus JournalSpec.Lookback.
+//
+// Read positions (file device, inode, offset and a hash of the file's
+// first bytes; journal cursors) are persisted through the small
+// PositionStore interface, which internal/store implements on bbolt;
+// MemStore is an in-memory implementation for tests. A position is saved
+// only after every subscriber has returned from Line for all lines before
+// it: at most every CheckpointEvery while lines flow, and always when a
+// reader stops. After a clean stop no line is lost or read twice; after a
+// crash, lines delivered since the last save are delivered again.
 package source
 
 import (

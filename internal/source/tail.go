@@ -173,8 +173,11 @@ func (s *subscription) status(st Status) {
 // paths or filepath.Match globs). A literal path that does not exist yet is
 // watched until it appears; globs are re-expanded at every poll and on
 // directory events. c receives a Status for each file (and for each glob
-// that matches nothing). The returned function detaches c; a reader whose
-// last consumer leaves saves its position and stops.
+// that matches nothing). Calls to c are serialised, also across the
+// files of one subscription. The returned function detaches c (never call
+// it from inside c); a reader whose last consumer leaves saves its
+// position and stops. On reload, subscribe the new consumer before
+// detaching the old one to keep the reader (and its position) running.
 func (t *Tailer) Subscribe(patterns []string, opts TailOptions, c Consumer) (func(), error) {
 	if len(patterns) == 0 {
 		return nil, errors.New("tail: no log path")
