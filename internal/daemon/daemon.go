@@ -118,9 +118,12 @@ func (o *Options) rooted(p string) string {
 
 // LoadConfig loads the configuration the daemon would use.
 func LoadConfig(opts Options) (*config.Config, error) {
-	var services firewall.Services
-	if s, err := firewall.LoadServices(opts.rooted("/etc/services")); err == nil {
-		services = s
+	services := wellKnownServices()
+	for _, p := range []string{opts.rooted("/etc/services"), "/etc/services"} {
+		if s, err := firewall.LoadServices(p); err == nil {
+			services = s
+			break
+		}
 	}
 	cfg, err := config.Load(opts.ConfigDir, config.LoadOptions{Builtin: opts.Builtin, Services: services})
 	if err != nil {
@@ -668,4 +671,19 @@ func (resolver) LookupHost(host string) ([]netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+// wellKnownServices names the ports of the usual jails, for hosts (or
+// --root trees) without /etc/services.
+func wellKnownServices() firewall.Services {
+	s := firewall.Services{}
+	for name, port := range map[string]uint16{
+		"ssh": 22, "ftp": 21, "ftp-data": 20, "ftps": 990, "ftps-data": 989, "smtp": 25, "submission": 587,
+		"submissions": 465, "smtps": 465, "pop3": 110, "pop3s": 995, "imap": 143, "imap2": 143, "imaps": 993,
+		"http": 80, "https": 443, "domain": 53, "sieve": 4190,
+	} {
+		s[name+"/tcp"] = port
+		s[name+"/udp"] = port
+	}
+	return s
 }

@@ -57,6 +57,7 @@ func TestMain(m *testing.M) {
 
 type env struct {
 	t      *testing.T
+	extra  []string // more daemon arguments
 	dir    string
 	etc    string
 	socket string
@@ -119,7 +120,8 @@ func (e *env) start() {
 		e.t.Fatal(err)
 	}
 	e.out = out
-	e.cmd = exec.Command(palisadeBin(e.t), "daemon", "--config-dir", e.etc, "--socket", e.socket, "--db", e.db)
+	args := append([]string{"daemon", "--config-dir", e.etc, "--socket", e.socket, "--db", e.db}, e.extra...)
+	e.cmd = exec.Command(palisadeBin(e.t), args...)
 	e.cmd.Stdout, e.cmd.Stderr = out, out
 	if err := e.cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -505,4 +507,53 @@ func TestReloadKeepsCountersAndRefusesBrokenConfig(t *testing.T) {
 		st, err := e.client().Status(ctx, "")
 		return err == nil && len(st.Jails) == 1 && st.ReloadError == ""
 	})
+}
+
+func TestNoJailConfigProtectsSSHD(t *testing.T) {
+	// Only the firewall choice is configured (log-only, for the test); the
+	// jails come from the built-in jail.conf. --root prefixes the log path.
+	e := newEnv(t, "")
+	if err := os.Remove(filepath.Join(e.etc, "jail.local")); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(e.dir, "root")
+	if err := os.MkdirAll(filepath.Join(root, "var", "log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.log = filepath.Join(root, "var", "log", "auth.log")
+	if err := os.WriteFile(e.log, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	e.extra = []string{"--root", root}
+	e.start()
+	st := e.status("sshd")
+	if len(st.Sources) != 1 || st.Sources[0] != e.log || st.Error != "" {
+		t.Fatalf("sshd status = %+v, want it reading %s", st, e.log)
+	}
+	for i := 0; i < 5; i++ {
+		e.fail("203.0.113.77")
+	}
+	var b control.BanEntry
+	e.waitFor("default sshd jail bans after 5 failures", 20*time.Second, func() bool {
+		var ok bool
+		b, ok = e.ban("sshd", "203.0.113.77")
+		return ok
+	})
+	if got := banLength(b); got != 10*time.Minute {
+		t.Fatalf("default ban length %v, want 10m", got)
+	}
+	e.stop()
+
+	// Without auth.log the journal is used.
+	if _, err := exec.LookPath("journalctl"); err != nil {
+		t.Skip("journalctl not installed")
+	}
+	if err := os.Remove(e.log); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	st = e.status("sshd")
+	if len(st.Sources) != 1 || st.Sources[0] != "journal" {
+		t.Fatalf("sshd sources without auth.log = %+v, want journal", st.Sources)
+	}
 }
