@@ -460,6 +460,7 @@ type reader struct {
 	path    string
 	atEnd   bool // first open, no stored position: start at the end
 	tried   bool // an open was attempted
+	opened  bool // a file was opened before
 	stored  *Position
 	wakeC   chan struct{}
 	ctx     context.Context
@@ -504,7 +505,7 @@ func (t *Tailer) newReader(path string, atEnd bool) *reader {
 	if atEnd && r.stored == nil {
 		// Fix "the end" now, so lines written after Subscribe returns are
 		// delivered even if the reader goroutine looks later.
-		if f, err := os.Open(path); err == nil {
+		if f, err := openLog(path); err == nil {
 			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 				p := &pin{offset: r.lastLineStart(f, fi.Size())}
 				p.dev, p.ino = fileID(fi)
@@ -680,7 +681,6 @@ func (r *reader) step() (more bool) {
 			// Replaced (rename and create, delete and re-create): the old
 			// file was drained above; keep draining it for a grace period
 			// and read the new one from its start.
-			r.countRotation()
 			r.retire(r.cur)
 			r.cur = nil
 			continue
@@ -713,7 +713,7 @@ func (r *reader) retire(tf *tfile) {
 func (r *reader) open() bool {
 	first := !r.tried
 	r.tried = true
-	f, err := os.Open(r.path)
+	f, err := openLog(r.path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			r.setStatus(StateMissing, fmt.Errorf("%s: file not found", r.path))
@@ -750,6 +750,10 @@ func (r *reader) open() bool {
 	}
 	r.pinned = nil
 	tf.lineEnd = tf.offset
+	if r.opened {
+		r.countRotation() // a new file under the path: rotation, re-creation
+	}
+	r.opened = true
 	r.cur = tf
 	r.refreshHead(tf)
 	r.setStatus(StateOK, nil)
@@ -833,7 +837,7 @@ func findRotated(path string, p Position) *os.File {
 		if dev, ino := fileID(info); dev != p.Device || ino != p.Inode || info.Size() < p.Offset {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, n))
+		f, err := openLog(filepath.Join(dir, n))
 		if err != nil {
 			continue
 		}
@@ -1057,4 +1061,11 @@ func (r *reader) stats() FileStats {
 	s := r.counts
 	s.Path = r.path
 	return s
+}
+
+// openLog opens a log file for reading without blocking: a FIFO or device
+// put where a log file belongs must not hang the reader (it is then
+// refused as not a regular file).
+func openLog(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 }

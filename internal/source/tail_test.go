@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,6 +242,8 @@ func TestTailRotation(t *testing.T) {
 		name string
 		run  func(e env)
 		want []string
+		// expected counters
+		rotations, truncations uint64
 	}{
 		{
 			name: "rename and create with unread lines left in the old file",
@@ -255,7 +258,8 @@ func TestTailRotation(t *testing.T) {
 				appendFile(e.t, e.path+".1", lines("a", 7, 7)) // late write before the writer reopens
 				appendFile(e.t, e.path, lines("b", 3, 3))
 			},
-			want: append(append(names("a", 1, 6), names("b", 1, 2)...), "a7", "b3"),
+			want:      append(append(names("a", 1, 6), names("b", 1, 2)...), "a7", "b3"),
+			rotations: 1,
 		},
 		{
 			name: "copytruncate",
@@ -272,7 +276,8 @@ func TestTailRotation(t *testing.T) {
 				}
 				appendFile(e.t, e.path, lines("b", 1, 2))
 			},
-			want: append(names("a", 1, 3), names("b", 1, 2)...),
+			want:        append(names("a", 1, 3), names("b", 1, 2)...),
+			truncations: 1,
 		},
 		{
 			name: "truncate then refill past the old offset before the reader looks",
@@ -282,7 +287,8 @@ func TestTailRotation(t *testing.T) {
 				}
 				appendFile(e.t, e.path, lines("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1, 2))
 			},
-			want: append(names("a", 1, 3), names("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1, 2)...),
+			want:        append(names("a", 1, 3), names("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1, 2)...),
+			truncations: 1,
 		},
 		{
 			name: "truncate to zero",
@@ -293,7 +299,8 @@ func TestTailRotation(t *testing.T) {
 				kick(e.t, e.tl)
 				appendFile(e.t, e.path, lines("b", 1, 1))
 			},
-			want: append(names("a", 1, 3), "b1"),
+			want:        append(names("a", 1, 3), "b1"),
+			truncations: 1,
 		},
 		{
 			name: "delete and re-create",
@@ -305,7 +312,8 @@ func TestTailRotation(t *testing.T) {
 				kick(e.t, e.tl)
 				appendFile(e.t, e.path, lines("b", 1, 2))
 			},
-			want: append(names("a", 1, 4), names("b", 1, 2)...),
+			want:      append(names("a", 1, 4), names("b", 1, 2)...),
+			rotations: 1,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,6 +328,10 @@ func TestTailRotation(t *testing.T) {
 			tc.run(env{t, path, tl})
 			kick(t, tl)
 			waitLines(t, c, tc.want)
+			st := tl.Stats()
+			if len(st) != 1 || st[0].Rotations != tc.rotations || st[0].Truncation != tc.truncations || st[0].Lines != uint64(len(tc.want)) {
+				t.Errorf("stats = %+v, want %d rotations, %d truncations, %d lines", st, tc.rotations, tc.truncations, len(tc.want))
+			}
 		})
 	}
 }
@@ -616,17 +628,31 @@ func TestTailGlobNoMatchAndErrors(t *testing.T) {
 	if err := os.Mkdir(notFile, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filepath.Join(dir, "fifo.log")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	glob := filepath.Join(dir, "none-*.log")
 	tl := live(t, nil)
-	c, _ := subscribe(t, tl, TailOptions{}, glob, notFile, good)
+	c, _ := subscribe(t, tl, TailOptions{}, glob, notFile, fifo, good)
 	waitFor(t, "statuses", func() bool {
 		g, ok1 := c.lastStatus(glob)
 		n, ok2 := c.lastStatus(notFile)
 		o, ok3 := c.lastStatus(good)
-		return ok1 && ok2 && ok3 && g.State == StateMissing && n.State == StateError && o.State == StateOK
+		f, ok4 := c.lastStatus(fifo)
+		return ok1 && ok2 && ok3 && ok4 && g.State == StateMissing && n.State == StateError && o.State == StateOK && f.State == StateError
 	})
 	appendFile(t, good, "still works\n")
 	waitLines(t, c, []string{"still works"})
+	// errors are retried: the directory gives way to a log file
+	if err := os.Remove(notFile); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, notFile, "recovered\n")
+	waitLines(t, c, []string{"still works", "recovered"})
+	if st, _ := c.lastStatus(notFile); st.State != StateOK {
+		t.Errorf("status after recovery = %v", st)
+	}
 	if _, err := tl.Subscribe([]string{"[bad"}, TailOptions{}, c); err == nil {
 		t.Error("bad glob accepted")
 	}
