@@ -78,3 +78,20 @@ func BenchmarkNew(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatchNoDate: a line without any date (every template is tried).
+func BenchmarkMatchNoDate(b *testing.B) {
+	for _, p := range []string{"{^LN-BEG}", ""} {
+		b.Run(fmt.Sprintf("%q", p), func(b *testing.B) {
+			d, _ := New(p, time.UTC)
+			now := time.Unix(testNow, 0)
+			line := "    at org.example.Handler.process(Handler.java:42) caused by something"
+			d.Match("Nov 24 10:00:00 host x", now)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				d.Match(line, now)
+			}
+		})
+	}
+}

@@ -312,6 +312,9 @@ func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
 			return false
 		}
 	}
+	if t.first != "" && !d.noFast && t.flags&flagLineBegin != 0 && pos == 0 && !canStart(d.line, t.first, t.lnPrefix) {
+		return false
+	}
 	if t.re == nil && t.compile(d.timeout) != nil {
 		return false
 	}
@@ -354,6 +357,29 @@ func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
 	}
 	e.searchHits++
 	return true
+}
+
+// canStart is a cheap necessary condition for a line-anchored built-in
+// template: the date text starts at 0 (or after up to two ASCII non-word
+// chars when prefix) with a byte allowed by first. Non-ASCII bytes there are
+// always possible (Unicode digits, case folding, non-word chars).
+func canStart(line, first string, prefix bool) bool {
+	for p := 0; p < 3 && p < len(line); p++ {
+		c := line[p]
+		if c >= utf8.RuneSelf {
+			return true
+		}
+		for i := 0; i < len(first); i++ {
+			switch f := first[i]; {
+			case f == 'd' && isDigit(c), f == 'a' && isLetter(c), f == c:
+				return true
+			}
+		}
+		if !prefix || isASCIIWord(c) {
+			return false
+		}
+	}
+	return false
 }
 
 // Match finds the date in line (see Match). now is the current time: it

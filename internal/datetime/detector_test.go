@@ -265,3 +265,9 @@ func TestParseZone(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultTablesAligned(t *testing.T) {
+	if len(defaultFirst) != len(defaultPatterns) {
+		t.Fatalf("defaultFirst has %d entries for %d patterns", len(defaultFirst), len(defaultPatterns))
+	}
+}

@@ -47,6 +47,11 @@ type template struct {
 	pattern string
 	hasPat  bool // the template came from a %-pattern (fail2ban's DatePatternRegex)
 	builtin bool // a default template: known to compile, compiled on first use
+	// first lists what the date text of a line-anchored built-in template can
+	// start with ('d' ASCII digit, 'a' ASCII letter, else the byte itself);
+	// lnPrefix: up to two leading non-word chars may precede it.
+	first    string
+	lnPrefix bool
 
 	re     *regexp2.Regexp // compiled lazily
 	reErr  error
@@ -345,6 +350,7 @@ func (t *template) setRegex(regex string, begin beginMode, wordEnd bool) {
 	if boundBegin {
 		if begin == beginLine {
 			t.flags |= flagLineBegin
+			t.lnPrefix = true
 			regex = `^(?:\W{0,2})?` + regex
 			if !strings.HasPrefix(t.name, "{^LN-BEG}") {
 				t.name = "{^LN-BEG}" + t.name
@@ -571,15 +577,20 @@ var defaultPatterns = [...]string{
 	`TAI64N`,
 }
 
+// defaultFirst gives, for each default pattern, the possible first bytes of
+// its date text (see template.first).
+var defaultFirst = [...]string{"d", "a", "a", "d ", "d ", "d", "d", "d", "d", "<", "d", "a", "a", "d", "a", "a+-", "@"}
+
 // defaultOriginals builds the default templates as listed.
 func defaultOriginals(table map[string]directive) []*template {
 	out := make([]*template, 0, len(defaultPatterns))
-	for _, p := range defaultPatterns {
+	for i, p := range defaultPatterns {
 		t, err := newTemplateFor(p, patternKey(p), table)
 		if err != nil {
 			panic("datetime: bad built-in template " + p + ": " + err.Error())
 		}
 		t.builtin = true
+		t.first = defaultFirst[i]
 		out = append(out, t)
 	}
 	return out
@@ -606,6 +617,7 @@ func defaultFull(table map[string]directive) []*template {
 		}
 		a.weight = 100
 		a.builtin = true
+		a.first = t.first
 		anchored = append(anchored, a)
 	}
 	return append(anchored, orig...)
