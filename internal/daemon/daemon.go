@@ -35,8 +35,7 @@ import (
 	"github.com/palisade-project/palisade/internal/control"
 	"github.com/palisade-project/palisade/internal/filter"
 	"github.com/palisade-project/palisade/internal/firewall"
-	"github.com/palisade-project/palisade/internal/firewall/ipset"
-	"github.com/palisade-project/palisade/internal/firewall/nft"
+	"github.com/palisade-project/palisade/internal/firewall/detect"
 	"github.com/palisade-project/palisade/internal/jail"
 	"github.com/palisade-project/palisade/internal/source"
 	"github.com/palisade-project/palisade/internal/store"
@@ -143,7 +142,7 @@ func Run(ctx context.Context, opts Options) error {
 
 // New builds everything and restores the stored bans; the daemon is ready
 // to Serve.
-func New(ctx context.Context, opts Options) (d *Daemon, err error) {
+func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if opts.LoadFilter == nil || opts.NewFilter == nil {
 		return nil, errors.New("daemon: LoadFilter and NewFilter are required")
 	}
@@ -160,7 +159,7 @@ func New(ctx context.Context, opts Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{opts: opts, now: opts.Now, cfg: cfg, jails: map[string]*jailRT{}}
+	d := &Daemon{opts: opts, now: opts.Now, cfg: cfg, jails: map[string]*jailRT{}}
 	defer func() {
 		if err != nil {
 			d.close(context.Background())
@@ -292,30 +291,26 @@ func (d *Daemon) openLog(ds config.Daemon) error {
 	return nil
 }
 
-// backend picks the firewall backend.
+// backend picks the firewall backend: the configured one, or the first
+// usable of nftables, iptables+ipset and ufw (internal/firewall/detect).
 func (d *Daemon) backend(fs config.FirewallSettings) (firewall.Backend, error) {
 	if d.opts.Backend != nil {
 		return d.opts.Backend, nil
 	}
-	switch fs.Backend {
-	case "log":
-		return &logBackend{Fake: firewall.NewFake()}, nil
-	case "nftables":
-		return nft.New(nft.Options{Logger: d.log})
-	case "iptables":
-		return ipset.New(ipset.Options{Runner: sysexec.NewExec(30 * time.Second), Logger: d.log})
-	case "ufw":
-		return nil, errors.New("firewall backend ufw is not available in this build; use nftables, iptables or log")
-	default: // auto
-		if err := nft.Available(0); err == nil {
-			return nft.New(nft.Options{Logger: d.log})
-		}
-		if _, err := os.Stat("/usr/sbin/ipset"); err == nil {
-			return ipset.New(ipset.Options{Runner: sysexec.NewExec(30 * time.Second), Logger: d.log})
-		}
-		d.log.Warn("no usable firewall found (nftables, iptables+ipset): bans are only logged")
+	if fs.Backend == "log" {
 		return &logBackend{Fake: firewall.NewFake()}, nil
 	}
+	deps := detect.Deps{Runner: sysexec.NewExec(30 * time.Second), Logger: d.log}
+	kind, reason, err := detect.Choose(fs.Backend, deps)
+	if err != nil {
+		return nil, err
+	}
+	b, err := detect.New(kind, deps)
+	if err != nil {
+		return nil, err
+	}
+	d.log.Info("firewall backend chosen", "backend", kind, "why", reason)
+	return b, nil
 }
 
 // logBackend records bans in memory only: bans are logged by the ban
@@ -636,6 +631,9 @@ func (d *Daemon) close(ctx context.Context) error {
 	var err error
 	if d.fw != nil && d.cfg != nil && d.cfg.Daemon.Firewall.RemoveOnStop {
 		err = d.fw.Teardown(ctx)
+	}
+	if c, ok := d.fw.(interface{ Close() error }); ok && d.fw != d.opts.Backend {
+		c.Close()
 	}
 	if d.st != nil {
 		if e := d.st.Close(); err == nil {

@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"encoding/binary"
-
 	"github.com/palisade-project/palisade/internal/source"
 	"github.com/palisade-project/palisade/internal/store"
 )
@@ -28,9 +26,9 @@ func (p positions) LoadPosition(path string) (source.Position, bool, error) {
 		return source.Position{}, ok, err
 	}
 	pos := source.Position{Device: lp.Device, Inode: lp.Inode, Offset: lp.Offset}
-	if len(lp.FirstLineHash) == 16 {
-		pos.HeadLen = int64(binary.BigEndian.Uint64(lp.FirstLineHash[:8]))
-		pos.Hash = binary.BigEndian.Uint64(lp.FirstLineHash[8:])
+	if err := pos.SetFingerprint(lp.FirstLineHash); err != nil {
+		// An unusable fingerprint: treat the file as new rather than fail.
+		return source.Position{}, false, nil
 	}
 	return pos, true, nil
 }
@@ -39,11 +37,8 @@ func (p positions) SavePosition(path string, pos source.Position) error {
 	if err := p.flush(); err != nil {
 		return err
 	}
-	h := make([]byte, 16)
-	binary.BigEndian.PutUint64(h[:8], uint64(pos.HeadLen))
-	binary.BigEndian.PutUint64(h[8:], pos.Hash)
 	return p.st.SetLogPositions(map[string]store.LogPosition{path: {
-		Device: pos.Device, Inode: pos.Inode, Offset: pos.Offset, FirstLineHash: h,
+		Device: pos.Device, Inode: pos.Inode, Offset: pos.Offset, FirstLineHash: pos.Fingerprint(),
 	}})
 }
 
