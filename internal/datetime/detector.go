@@ -90,7 +90,8 @@ const MatchTimeout = time.Second
 
 // New builds a detector for a filter's datepattern value: "" for all default
 // templates; otherwise one pattern per line, each "{^LN-BEG}" (default templates
-// anchored at the line start), "{DEFAULT}", "{NONE}", "EPOCH", "LEPOCH",
+// anchored at the line start), "{DEFAULT}" (all defaults, but only when it is
+// the only pattern: fail2ban quirk), "{NONE}" (an empty date at the line start), "EPOCH", "LEPOCH",
 // "TAI64N" (optionally "{^LN-BEG}"/"^"-prefixed), a regex containing {DATE}
 // (the default templates inside it) or a %-directive pattern. Zone-less
 // stamps are read in loc (nil: time.Local).
@@ -159,7 +160,8 @@ func (d *Detector) appendPattern(p string) error {
 		d.addDefaults(func(t *template) bool { return t.flags&flagLineBegin != 0 }, "", true)
 		return nil
 	case key == "{DEFAULT}":
-		d.addDefaults(nil, "", true)
+		// fail2ban's filter for {DEFAULT} rejects every template, so it adds
+		// nothing; alone it leaves the list empty, which means all defaults.
 		return nil
 	case strings.Contains(key, "{DATE}"):
 		d.addDefaults(nil, p, false)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,7 +22,8 @@ const (
 // extraPatterns are datepatterns beyond the stock filters' ones, covering the
 // keyword and directive forms.
 var extraPatterns = []string{
-	"EPOCH", "LEPOCH", "{^LN-BEG}LEPOCH", "^EPOCH", "TAI64N", "^TAI64N", "{NONE}", "{DEFAULT}",
+	"EPOCH", "LEPOCH", "{^LN-BEG}LEPOCH", "^EPOCH", "TAI64N", "^TAI64N", "{NONE}", "{DEFAULT}", "%H:%M:%S\n{DEFAULT}",
+	"{NONE}\n{^LN-BEG}", "{UNB}^\n%Y-%m-%d",
 	"%Y-%m-%d %H:%M:%S", "^%Y-%m-%d %H:%M:%S", "{UNB}%Y-%m-%d", "**%Y-%m-%d**",
 	"%d/%b/%Y:%H:%M:%S %z", "%ExY%Exm%Exd %ExH:%ExM:%ExS", "%a %b %d %H:%M:%S %Y",
 	"%A, %B %d, %Y %I:%M:%S %p", "%m/%d/%y %l:%M:%S %p", "%j %Y %H:%M", "%U %w %Y %H:%M",
@@ -79,7 +81,8 @@ type f2bOut struct {
 		Name  string   `json:"name"`
 		Lines []string `json:"lines"`
 	} `json:"files"`
-	Cases []f2bCase `json:"cases"`
+	Cases     []f2bCase                       `json:"cases"`
+	Templates map[string][][3]json.RawMessage `json:"templates"`
 }
 
 // TestAgainstFail2ban runs fail2ban's own DateDetector and this package over
@@ -113,6 +116,7 @@ func TestAgainstFail2ban(t *testing.T) {
 	if err != nil {
 		t.Skip("no zoneinfo: ", err)
 	}
+	compareTemplates(t, &out, loc)
 	now := time.Unix(testNow, 0)
 	total, same := 0, 0
 	var diffs []string
@@ -243,4 +247,40 @@ func findPython(t *testing.T) string {
 	}
 	t.Skip("no python3 that can import fail2ban")
 	return ""
+}
+
+// compareTemplates checks that every detector starts with the same template
+// list as fail2ban's: same names, same regexes (text), same anchoring flags.
+func compareTemplates(t *testing.T, out *f2bOut, loc *time.Location) {
+	checked := 0
+	for key, list := range out.Templates {
+		var pi int
+		fmt.Sscan(key, &pi)
+		p := out.Patterns[pi]
+		d, err := New(p, loc)
+		if err != nil {
+			t.Errorf("pattern %q: %v", p, err)
+			continue
+		}
+		if len(list) != len(d.tpls) {
+			t.Errorf("pattern %q: %d templates, fail2ban has %d", p, len(d.tpls), len(list))
+			continue
+		}
+		for i, raw := range list {
+			var name, regex string
+			var flags uint8
+			_ = json.Unmarshal(raw[0], &name)
+			_ = json.Unmarshal(raw[1], &regex)
+			_ = json.Unmarshal(raw[2], &flags)
+			regex = strings.ReplaceAll(regex, "20[012]", "20[0-2]") // same %ExY class
+			// fail2ban names %Exk/%Exl "Ex%k"/"%Exk" depending on set order
+			name = strings.NewReplacer("Ex%k", "%Exk", "Ex%l", "%Exl").Replace(name)
+			got := d.tpls[i].t
+			if got.name != name || got.regex != regex || got.flags != flags {
+				t.Errorf("pattern %q template %d:\n got  %q %q %d\n want %q %q %d", p, i, got.name, got.regex, got.flags, name, regex, flags)
+			}
+			checked++
+		}
+	}
+	t.Logf("template lists identical to fail2ban's: %d templates in %d detectors", checked, len(out.Templates))
 }

@@ -325,9 +325,6 @@ func deleteStarBounds(regex string) string {
 			regex = regex[:j] + regex[j+2:]
 			break
 		}
-		if j == k {
-			continue
-		}
 	}
 	t := strings.TrimRight(regex, ")")
 	if strings.HasSuffix(t, "**") && !escapedAt(t, len(t)-2) {

@@ -57,6 +57,8 @@ def detector(p):
         for x in [x.strip() for x in re.split("\n+", p)]:
             if x:
                 dd.appendTemplate(x)
+    if not dd.templates:
+        dd.addDefaultTemplate()  # what matchTime does on its first call
     for t in dd.templates:
         t.template.hits = 0
         t.template._compileRegex()  # a broken pattern is a configuration error
@@ -64,12 +66,14 @@ def detector(p):
 
 
 cases = []
+templates = {}
 for pi, p in enumerate(patterns):
     try:
-        detector(p)
+        dd = detector(p)
     except Exception as e:
         cases.append({"p": pi, "error": str(e)})
         continue
+    templates[pi] = [[t.name, t.regex, t.template.flags] for t in dd.templates]
     for fi, f in enumerate(files):
         dd = detector(p)
         res = []
@@ -94,4 +98,4 @@ for pi, p in enumerate(patterns):
                 res.append([text, None])
         cases.append({"p": pi, "f": fi, "r": res})
 
-json.dump({"patterns": patterns, "files": files, "cases": cases}, sys.stdout)
+json.dump({"patterns": patterns, "files": files, "cases": cases, "templates": templates}, sys.stdout)
