@@ -205,8 +205,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		// The bans stay stored and marked unenforced; reconcile retries.
 		d.log.Error("restoring bans in the firewall", "err", err)
 	}
-	d.log.Info("bans restored", "count", rs.Restored, "expired", rs.Expired, "backend", d.fw.Name(),
-		"took", time.Since(t0).Round(time.Millisecond).String())
+	d.log.Debug("ban restore took", "took", time.Since(t0).Round(time.Millisecond).String(), "restored", rs.Restored)
 
 	keep, _ := journalBounds(cfg, d.now())
 	t1 := time.Now()

@@ -90,7 +90,7 @@ func newEnv(t *testing.T, jailLocal string) *env {
 	if err := os.MkdirAll(e.etc, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e.write("palisade.local", "[firewall]\nbackend = log\n")
+	e.write("palisade.local", "[Definition]\nloglevel = DEBUG\n[firewall]\nbackend = log\n")
 	e.write("jail.local", jailLocal)
 	if err := os.WriteFile(e.log, nil, 0o640); err != nil {
 		t.Fatal(err)
@@ -365,14 +365,29 @@ func TestKill9KeepsBansAndCountsEachLineOnce(t *testing.T) {
 			lines = append(lines, partial...)
 		}
 	}
-	half := len(lines) / 2
-	for i, ip := range lines[:half] {
-		e.fail(ip)
-		if i%10 == 9 {
-			// Let the daemon make progress so the kill lands mid-stream
-			// with lines processed after the last position checkpoint.
-			e.waitCounted("sshd", uint64(i+1))
+	// Phase 1: stream lines until the daemon has saved a read position
+	// (which flushes the failure journal first), so that the restart must
+	// restore counted failures from the journal.
+	journal := e.db + ".failures"
+	next := 0
+	e.waitFor("a position checkpoint", 30*time.Second, func() bool {
+		if fi, err := os.Stat(journal); err == nil && fi.Size() > 0 {
+			return true
 		}
+		if next < len(lines)/2 {
+			e.fail(lines[next])
+			next++
+			e.waitCounted("sshd", uint64(next))
+		}
+		return false
+	})
+	// Phase 2: more lines processed after that checkpoint, then kill -9.
+	half := len(lines) / 2
+	if next > half {
+		half = next
+	}
+	for _, ip := range lines[next:half] {
+		e.fail(ip)
 	}
 	e.waitCounted("sshd", uint64(half))
 	bansBefore, err := e.client().Banned(context.Background(), "")
@@ -381,6 +396,9 @@ func TestKill9KeepsBansAndCountsEachLineOnce(t *testing.T) {
 	}
 	e.kill(syscall.SIGKILL)
 	e.start()
+	if !strings.Contains(e.output(), "failures restored") {
+		t.Fatalf("no failures restored from the journal after kill -9:\n%s", e.output())
+	}
 	for _, b := range bansBefore.Bans {
 		if _, ok := e.ban(b.Jail, b.IP); !ok {
 			t.Fatalf("ban of %s lost across kill -9", b.IP)

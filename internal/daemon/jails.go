@@ -116,6 +116,7 @@ func (r *jailRT) Line(l source.Line) {
 	}
 	key := lineKey(r.cfg.Name, l.Source, l.Text)
 	if r.d.fj != nil && r.d.fj.replayed(key) {
+		r.log.Debug("line already counted before the restart; not counted again", "jail", r.cfg.Name, "source", l.Source)
 		return
 	}
 	now := r.d.now()
@@ -150,7 +151,7 @@ func (d *Daemon) act(r *jailRT, v jail.Verdict) {
 			if err != nil {
 				d.log.Error("ban recorded, firewall refused it (retried by reconcile)", "jail", r.cfg.Name, "ip", banAddr(dec.Prefix), "err", err)
 			}
-			d.log.Info("ban decided", "jail", r.cfg.Name, "ip", banAddr(dec.Prefix), "failures", dec.Failures,
+			d.log.Debug("ban decided", "jail", r.cfg.Name, "ip", banAddr(dec.Prefix), "failures", dec.Failures,
 				"bantime", durText(dec.Duration), "offence", dec.Offence)
 			if d.opts.OnBan != nil {
 				d.opts.OnBan(r.cfg.Name, dec.Prefix)
