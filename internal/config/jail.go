@@ -270,9 +270,11 @@ type Jail struct {
 	// included) after interpolation, including those palisade does not
 	// know (kept, as fail2ban keeps them, for filters and actions).
 	Options map[string]string
-	// Where is the file:line of the jail's enabled option (or of the
-	// section when unknown), for messages.
+	// Where is the file:line of the jail's enabled option, for messages;
+	// File and Line are its parts.
 	Where string
+	File  string
+	Line  int
 }
 
 // Spec is the jail's firewall scope for the backends.

@@ -289,7 +289,7 @@ func buildJail(c *ini.Config, name string, services firewall.Services) (Jail, Er
 		r.errs = append(r.errs, e)
 	}
 	if v, ok := c.Raw(name, "enabled"); ok {
-		j.Where = v.Where()
+		j.Where, j.File, j.Line = v.Where(), v.File, v.Line
 	}
 	j.Enabled = r.boolean("enabled", false)
 	if !j.Enabled {

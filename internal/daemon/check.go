@@ -50,7 +50,7 @@ func Check(opts Options) CheckReport {
 		}
 		if err != nil {
 			cj.Error = err.Error()
-			rep.Errors = append(rep.Errors, &config.Error{File: j.Where, Section: j.Name, Key: "filter", Msg: err.Error()})
+			rep.Errors = append(rep.Errors, &config.Error{File: j.File, Line: j.Line, Section: j.Name, Key: "filter", Msg: err.Error()})
 		}
 		rep.Jails = append(rep.Jails, cj)
 	}
