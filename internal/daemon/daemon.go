@@ -96,6 +96,7 @@ type Daemon struct {
 	fw      firewall.Backend
 	bans    *ban.Manager
 	logW    io.Writer
+	level   *slog.LevelVar
 	tailer  *source.Tailer
 	journal *source.Journal
 	fj      *failJournal
@@ -283,10 +284,10 @@ func (d *Daemon) openLog(ds config.Daemon) error {
 		d.logFile = f
 		w = f
 	}
-	lv := new(slog.LevelVar)
-	lv.Set(ds.LogLevel)
+	d.level = new(slog.LevelVar)
+	d.level.Set(ds.LogLevel)
 	d.logW = w
-	d.log = NewLogger(w, lv)
+	d.log = NewLogger(w, d.level)
 	return nil
 }
 
@@ -569,7 +570,7 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 	next := map[string]*jailRT{}
 	for _, j := range cfg.Enabled() {
 		if r, ok := d.jails[j.Name]; ok && sameJail(r.cfg, j) && r.buildErr == "" {
-			r.cfg = j
+			// Unchanged: the running jail (and its counters) stays.
 			next[j.Name] = r
 			continue
 		}
@@ -595,8 +596,10 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 	}
 	d.mu.Unlock()
 	sort.Strings(rep.Jails)
-	if old.Daemon.Socket != cfg.Daemon.Socket || old.Daemon.DBFile != cfg.Daemon.DBFile {
-		d.log.Warn("socket and dbfile changes take effect at the next restart")
+	d.level.Set(cfg.Daemon.LogLevel)
+	if old.Daemon.Socket != cfg.Daemon.Socket || old.Daemon.DBFile != cfg.Daemon.DBFile ||
+		old.Daemon.LogTarget != cfg.Daemon.LogTarget || old.Daemon.Firewall != cfg.Daemon.Firewall {
+		d.log.Warn("socket, dbfile, logtarget and [firewall] changes take effect at the next restart")
 	}
 	if err := d.fw.Setup(context.Background(), d.specs(cfg)); err != nil {
 		d.log.Error("firewall setup after reload", "err", err)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -137,5 +138,87 @@ func TestLifecycleNotifiesAndRestoresBeforeReady(t *testing.T) {
 	// Stopping keeps the bans in the firewall (remove-on-stop is off).
 	if l, _ := fw.List(context.Background()); len(l) != 50 {
 		t.Fatalf("firewall holds %d bans after stop, want 50", len(l))
+	}
+}
+
+// TestConcurrentLinesReloadStatus runs lines, reloads and control
+// requests at once (meant for -race).
+func TestConcurrentLinesReloadStatus(t *testing.T) {
+	dir := t.TempDir()
+	etc := filepath.Join(dir, "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logf := filepath.Join(dir, "auth.log")
+	if err := os.WriteFile(logf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "jail.local"), []byte("[sshd]\nenabled = true\nlogpath = "+logf+"\nmaxretry = 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	defer devnull.Close()
+	opts := Options{
+		ConfigDir: etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: filepath.Join(dir, "p.db"),
+		Builtin: defaults.FS(), LoadFilter: StandardLoadFilter(filters.FS()), NewFilter: StandardNewFilter,
+		Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	c := control.NewClient(opts.Socket)
+
+	const n = 60
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		f, err := os.OpenFile(logf, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(f, "%s host sshd[%d]: Failed password for root from 198.51.100.%d port %d ssh2\n",
+				time.Now().Format("Jan _2 15:04:05"), 100+i, 1+i%20, 2000+i)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 10; i++ {
+			if _, err := c.Reload(ctx); err != nil {
+				t.Error(err)
+			}
+			if _, err := c.Status(ctx, ""); err != nil {
+				t.Error(err)
+			}
+			if _, err := c.Explain(ctx, "198.51.100.1"); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
+	// 20 addresses fail 3 times each: all are banned, the counters kept
+	// across the reloads.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := c.Banned(ctx, "sshd")
+		if err == nil && len(r.Bans) == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("banned = %+v, %v; want 20 bans", r, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
