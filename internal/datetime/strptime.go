@@ -221,22 +221,35 @@ func zoneOffsetMinutes(z string) (int, bool) {
 	if rest == "" {
 		return base, true
 	}
-	// [+-][01]\d(?::?\d{2})?
-	if len(rest) < 3 || (rest[0] != '+' && rest[0] != '-') || (rest[1] != '0' && rest[1] != '1') || !isDigit(rest[2]) {
+	// [+-][01]\d(?::?\d{2})? where \d is any Unicode decimal digit
+	if len(rest) < 3 || (rest[0] != '+' && rest[0] != '-') || (rest[1] != '0' && rest[1] != '1') {
 		return 0, false
 	}
 	sign := 1
 	if rest[0] == '-' {
 		sign = -1
 	}
-	hh := int(rest[1]-'0')*10 + int(rest[2]-'0')
+	var rs [5]rune
+	n := 0
+	for _, r := range rest[2:] {
+		if n == len(rs) {
+			return 0, false
+		}
+		rs[n] = r
+		n++
+	}
+	dv := func(i int) int { return digitValue(rs[i]) }
+	if n == 0 || dv(0) < 0 {
+		return 0, false
+	}
+	hh := int(rest[1]-'0')*10 + dv(0)
 	switch {
-	case len(rest) == 3:
+	case n == 1:
 		return base + sign*hh*60, true
-	case len(rest) == 5 && isDigit(rest[3]) && isDigit(rest[4]):
-		return base + sign*(hh*60+int(rest[3]-'0')*10+int(rest[4]-'0')), true
-	case len(rest) == 6 && rest[3] == ':' && isDigit(rest[4]) && isDigit(rest[5]):
-		return base + sign*(hh*60+int(rest[4]-'0')*10+int(rest[5]-'0')), true
+	case n == 3 && dv(1) >= 0 && dv(2) >= 0:
+		return base + sign*(hh*60+dv(1)*10+dv(2)), true
+	case n == 4 && rs[1] == ':' && dv(2) >= 0 && dv(3) >= 0:
+		return base + sign*(hh*60+dv(2)*10+dv(3)), true
 	}
 	return 0, false
 }

@@ -710,52 +710,76 @@ func checkGlobalFlags(re string) error {
 
 // pyToNet translates the Python regex constructs used in date patterns to the
 // dialect of regexp2: (?P<n>..) -> (?<n>..), (?P=n) -> \k<n>, flags a/u/L
-// dropped, \Z -> \z, {,n} -> {0,n}.
+// dropped, \Z -> \z, {,n} -> {0,n}, \s also matching \x1c-\x1f, and - under a
+// global (?i) - the letters i and s also matching U+0131 and U+017F, which
+// Python's case-insensitive matching folds onto them and regexp2's does not.
 func pyToNet(re string) string {
+	fold := false
+	if n := flagGroupLen(re, false); n > 0 && strings.ContainsRune(re[2:n-1], 'i') {
+		fold = true
+	}
 	var b strings.Builder
-	inClass := false
+	classStart := -1 // output offset of the current class's content
 	for i := 0; i < len(re); i++ {
 		c := re[i]
+		inClass := classStart >= 0
 		if c == '\\' && i+1 < len(re) {
-			switch {
-			case !inClass && re[i+1] == 'Z':
+			switch e := re[i+1]; {
+			case !inClass && e == 'Z':
 				b.WriteString(`\z`)
-			case !inClass && re[i+1] == 's':
-				// Python's \s also matches the separators \x1c-\x1f
+			case !inClass && e == 's':
 				b.WriteString(`[\s\x1c-\x1f]`)
-			case !inClass && re[i+1] == 'S':
+			case !inClass && e == 'S':
 				b.WriteString(`[^\s\x1c-\x1f]`)
-			case inClass && re[i+1] == 's':
+			case inClass && e == 's':
 				b.WriteString(`\s\x1c-\x1f`)
 			default:
 				b.WriteByte(c)
-				b.WriteByte(re[i+1])
+				b.WriteByte(e)
 			}
 			i++
 			continue
 		}
 		if inClass {
 			if c == ']' {
-				inClass = false
+				if fold {
+					b.WriteString(foldExtras(b.String()[classStart:]))
+				}
+				classStart = -1
 			}
 			b.WriteByte(c)
 			continue
 		}
 		switch {
 		case c == '[':
-			inClass = true
 			b.WriteByte(c)
 			if i+1 < len(re) && re[i+1] == '^' {
 				b.WriteByte('^')
 				i++
 			}
+			classStart = b.Len()
 			if i+1 < len(re) && re[i+1] == ']' {
 				b.WriteByte(']')
 				i++
 			}
-		case strings.HasPrefix(re[i:], "(?P<"):
-			b.WriteString("(?<")
-			i += 3
+		case strings.HasPrefix(re[i:], "(?P<"), strings.HasPrefix(re[i:], "(?("):
+			// group name or condition name: copied verbatim
+			closer := byte('>')
+			if re[i+2] == '(' {
+				closer = ')'
+			}
+			end := strings.IndexByte(re[i:], closer)
+			if end < 0 {
+				b.WriteString(re[i:])
+				i = len(re)
+				continue
+			}
+			if re[i+2] == 'P' {
+				b.WriteString("(?<" + re[i+4:i+end+1])
+			} else {
+				b.WriteString(re[i : i+end+1])
+			}
+			i += end
 		case strings.HasPrefix(re[i:], "(?P="):
 			end := strings.IndexByte(re[i:], ')')
 			if end < 0 {
@@ -780,9 +804,47 @@ func pyToNet(re string) string {
 		case c == '{' && strings.HasPrefix(re[i:], "{,"):
 			b.WriteString("{0,")
 			i++
+		case fold && (c == 'i' || c == 'I'):
+			b.WriteString("[i\u0131]")
+		case fold && (c == 's' || c == 'S'):
+			b.WriteString("[s\u017f]")
 		default:
 			b.WriteByte(c)
 		}
 	}
 	return b.String()
+}
+
+// foldExtras returns the extra class members for a character class (its
+// content as written) that covers i or s: U+0131 and U+017F.
+func foldExtras(class string) string {
+	covers := func(lo, hi byte) bool {
+		return lo <= 'i' && 'i' <= hi || lo <= 'I' && 'I' <= hi
+	}
+	coversS := func(lo, hi byte) bool {
+		return lo <= 's' && 's' <= hi || lo <= 'S' && 'S' <= hi
+	}
+	hasI, hasS := false, false
+	for j := 0; j < len(class); j++ {
+		lo := class[j]
+		if lo == '\\' {
+			j++
+			continue
+		}
+		hi := lo
+		if j+2 < len(class) && class[j+1] == '-' && class[j+2] != '\\' {
+			hi = class[j+2]
+			j += 2
+		}
+		hasI = hasI || covers(lo, hi)
+		hasS = hasS || coversS(lo, hi)
+	}
+	extra := ""
+	if hasI {
+		extra += "\u0131"
+	}
+	if hasS {
+		extra += "\u017f"
+	}
+	return extra
 }
