@@ -90,8 +90,9 @@ type Server struct {
 }
 
 // Listen creates the control socket at path. The parent directory is
-// created with mode 0700 when missing (and tightened to 0700 when it is
-// not a shared sticky directory such as /tmp); the socket gets mode 0600.
+// created with mode 0700 when missing (systemd's RuntimeDirectory creates
+// /run/palisade 0700); an existing directory is left as it is. The socket
+// gets mode 0600 and every peer's uid is checked.
 // A socket file left by a crashed daemon (nobody accepts on it) is removed
 // and replaced; a live daemon's socket is left alone and ErrAlreadyRunning
 // returned. A path that exists and is not a socket is an error.
@@ -140,16 +141,9 @@ func prepareDir(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("control socket directory %s is not a directory", dir)
 	}
-	if fi.Mode()&os.ModeSticky != 0 {
-		// A shared directory such as /tmp: leave it alone; the socket's
-		// own mode and the peer check protect it.
-		return nil
-	}
-	if fi.Mode().Perm() != 0o700 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("control socket directory: %w", err)
-		}
-	}
+	// An existing directory is not ours to change (it may be /tmp or a
+	// project directory); the socket's own mode and the peer check keep
+	// other users out.
 	return nil
 }
 
