@@ -14,6 +14,8 @@ import (
 	defaults "github.com/palisade-project/palisade/config"
 	"github.com/palisade-project/palisade/filters"
 	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/firewall/nft"
+	"github.com/palisade-project/palisade/internal/firewall/nstest"
 	"github.com/palisade-project/palisade/internal/store"
 )
 
@@ -167,4 +169,49 @@ func BenchmarkFailureThroughput(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(want)/time.Since(start).Seconds(), "lines/s")
+}
+
+// BenchmarkStartup100kBansNftables is BenchmarkStartup100kBans with the
+// real nftables backend in a fresh network namespace: the 100,000 bans go
+// into the kernel in one batch before READY.
+func BenchmarkStartup100kBansNftables(b *testing.B) {
+	nstest.RequireRoot(b)
+	ns := nstest.New(b)
+	opts, _ := benchOptions(b, "[sshd]\nenabled = true\nfilter = sshd\nlogpath = %s\n")
+	st, err := store.Open(opts.DB, store.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	bans := make([]store.Ban, 100000)
+	for i := range bans {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		bans[i] = store.Ban{Jail: "sshd", Prefix: netip.PrefixFrom(a, 32), Start: now, Expires: now.Add(24 * time.Hour)}
+	}
+	if err := st.AddBans(bans); err != nil {
+		b.Fatal(err)
+	}
+	st.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		be, err := nft.New(nft.Options{NetNSFd: ns.Fd()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts.Backend = be
+		ctx := context.Background()
+		d, err := New(ctx, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		got, err := be.List(ctx)
+		if err != nil || len(got) != 100000 {
+			b.Fatalf("kernel holds %d bans, %v", len(got), err)
+		}
+		d.close(ctx)
+		be.Teardown(ctx)
+		be.Close()
+		b.StartTimer()
+	}
 }
