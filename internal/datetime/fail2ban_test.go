@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,9 +100,16 @@ func TestAgainstFail2ban(t *testing.T) {
 		t.Skip("fail2ban python package not installed")
 	}
 	py := findPython(t)
+	// extraLines plus damaged variants of the corpus (deterministic)
+	lines := append([]string(nil), extraLines...)
+	corpus := corpusLines(t)
+	rng := rand.New(rand.NewSource(2))
+	for i := 0; i < 4000; i++ {
+		lines = append(lines, strings.ToValidUTF8(mutate(rng, corpus[rng.Intn(len(corpus))]), "\uFFFD"))
+	}
 	in, _ := json.Marshal(map[string]any{
 		"now": testNow, "config_dir": f2bConfig, "logs_dir": filepath.Join(f2bPackage, "tests/files/logs"),
-		"extra_patterns": extraPatterns, "extra_lines": extraLines,
+		"extra_patterns": extraPatterns, "extra_lines": lines,
 	})
 	cmd := exec.Command(py, "testdata/f2b_dates.py")
 	cmd.Stdin = bytes.NewReader(in)
@@ -186,7 +194,7 @@ func (d desc) String() string {
 		return "no match"
 	}
 	if d.kind == "time" {
-		return fmt.Sprintf("%q at %.6f (%s)", d.text, d.epoch, time.Unix(0, int64(d.epoch*1e9)).UTC().Format(time.RFC3339Nano))
+		return fmt.Sprintf("%q at %.6f (%s)", d.text, d.epoch, time.Unix(int64(math.Floor(d.epoch)), int64((d.epoch-math.Floor(d.epoch))*1e9)).UTC().Format(time.RFC3339Nano))
 	}
 	return fmt.Sprintf("%q %s", d.text, d.kind)
 }
@@ -224,7 +232,7 @@ func describeOurs(line string, m Match, ok bool) desc {
 		d.kind = "none"
 	default:
 		d.kind = "time"
-		d.epoch = float64(m.Time.UnixNano()) / 1e9
+		d.epoch = float64(m.Time.Unix()) + float64(m.Time.Nanosecond())/1e9
 	}
 	return d
 }

@@ -4,7 +4,9 @@
 #                       "extra_patterns": [...], "extra_lines": [...]}
 import json, os, re, sys, time
 
-os.environ['TZ'] = 'CET-01CEST-02,M3.5.0,M10.5.0'
+# the same IANA zone the Go side uses (fail2ban's own tests use the POSIX
+# string CET-01CEST-02,M3.5.0,M10.5.0, identical for the sample years)
+os.environ['TZ'] = 'Europe/Zurich'
 time.tzset()
 
 from fail2ban.server.mytime import MyTime
