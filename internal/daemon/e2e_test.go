@@ -575,3 +575,45 @@ func TestNoJailConfigProtectsSSHD(t *testing.T) {
 		t.Fatalf("sshd sources without auth.log = %+v, want journal", st.Sources)
 	}
 }
+
+func TestBrokenConfigAtStartExits2(t *testing.T) {
+	e := newEnv(t, "")
+	e.write("jail.local", strings.Replace(fmt.Sprintf(guideJailLocal, e.log), "bantime = 1h", "bantime = forever", 1))
+	cmd := exec.Command(palisadeBin(t), "daemon", "--config-dir", e.etc, "--socket", e.socket, "--db", e.db)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit = %v, want status 2\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "jail.local:3") || !strings.Contains(string(out), "bantime") {
+		t.Fatalf("error does not name file:line and key:\n%s", out)
+	}
+	if _, err := os.Stat(e.socket); err == nil {
+		t.Fatal("a socket was created for a refused configuration")
+	}
+}
+
+func TestUnknownJailIsBadInput(t *testing.T) {
+	e := newEnv(t, "")
+	e.write("jail.local", fmt.Sprintf(guideJailLocal, e.log))
+	e.start()
+	cmd := exec.Command(palisadeBin(t), "ban", "nosuchjail", "192.0.2.9", "--socket", e.socket)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "no such jail") {
+		t.Fatalf("ban in unknown jail: %v\n%s", err, out)
+	}
+	// Loopback is protected: the ban is refused (operation failed, 1).
+	cmd = exec.Command(palisadeBin(t), "ban", "sshd", "127.0.0.1", "--socket", e.socket)
+	out, err = cmd.CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("ban of loopback: %v\n%s", err, out)
+	}
+	cmd = exec.Command(palisadeBin(t), "ban", "sshd", "198.51.100.200", "--for", "-1", "--socket", e.socket)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "permanently") {
+		t.Fatalf("permanent manual ban: %v\n%s", err, out)
+	}
+	if b, ok := e.ban("sshd", "198.51.100.200"); !ok || !b.Permanent || b.Expires != nil {
+		t.Fatalf("manual permanent ban = %+v, %v", b, ok)
+	}
+}

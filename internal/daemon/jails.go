@@ -13,6 +13,7 @@ import (
 
 	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/config"
+	"github.com/palisade-project/palisade/internal/control"
 	"github.com/palisade-project/palisade/internal/filter"
 	"github.com/palisade-project/palisade/internal/jail"
 	"github.com/palisade-project/palisade/internal/source"
@@ -228,4 +229,5 @@ func sameJail(a, b config.Jail) bool {
 	return true
 }
 
-var errNoJail = errors.New("no such jail")
+// errNoJail is bad input from the client (exit status 2 in the CLI).
+var errNoJail = fmt.Errorf("%w: no such jail", control.ErrBadRequest)
