@@ -95,3 +95,10 @@ func BenchmarkMatchNoDate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMatchDefaultMidLine: the full default list on access-log lines
+// whose date is not at the line start (traefik-auth and other filters
+// without a datepattern): the last template is retried at its last position.
+func BenchmarkMatchDefaultMidLine(b *testing.B) {
+	benchMatch(b, "", `192.0.2.1 - - [14/Aug/2005:10:00:00 +0200] "GET / HTTP/1.1" 401 100`)
+}

@@ -5,15 +5,27 @@
 // and the same time semantics (fractions dropped, year/day inferred from "now",
 // fixed zone-abbreviation table).
 //
-// The common templates (ISO 8601 and syslog stamps at the start of a line) are
-// parsed by hand-written code without allocating; every other template uses a
-// backtracking regex (regexp2, with a match timeout) built from the same
-// pattern fail2ban would build.
+// The common templates (ISO 8601 and syslog stamps at the start of a line, the
+// Apache/CLF stamp after the first '[') are parsed by hand-written code without
+// allocating; every other template uses a backtracking regex (regexp2, with a
+// match timeout) built from the same pattern fail2ban would build. The fast
+// paths answer only when their answer provably equals the regex's.
+//
+// A filter uses a Match like fail2ban's Filter.processLine: when ok, cut
+// line[Start:End] out of the line; a non-empty text with Valid gives the time;
+// an empty text (Start == End, from "{NONE}" or an optional group) means "the
+// last date if it is less than 60 s old, else now"; a non-empty text without
+// Valid means no time for the line (again: the last date if recent). When !ok
+// the whole line is kept and the last recent date applies.
+//
+// Differences from fail2ban that remain by design: a template's success
+// counter (used by one search-order heuristic) is per detector, where
+// fail2ban shares it between all jails of a process; a broken custom pattern
+// is an error of New, where fail2ban fails on every line.
 package datetime
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -89,12 +101,20 @@ const noPos = 0x7fffffff
 const MatchTimeout = time.Second
 
 // New builds a detector for a filter's datepattern value: "" for all default
-// templates; otherwise one pattern per line, each "{^LN-BEG}" (default templates
-// anchored at the line start), "{DEFAULT}" (all defaults, but only when it is
-// the only pattern: fail2ban quirk), "{NONE}" (an empty date at the line start), "EPOCH", "LEPOCH",
-// "TAI64N" (optionally "{^LN-BEG}"/"^"-prefixed), a regex containing {DATE}
-// (the default templates inside it) or a %-directive pattern. Zone-less
-// stamps are read in loc (nil: time.Local).
+// templates; otherwise one pattern per line, each of
+//   - "{^LN-BEG}": the default templates anchored at the line start;
+//   - "{DEFAULT}": all defaults, but only as the only pattern (fail2ban quirk);
+//   - "{NONE}": an empty date at the line start;
+//   - "EPOCH", "LEPOCH", "TAI64N", optionally "{^LN-BEG}"- or "^"-prefixed;
+//   - a regex containing {DATE}: each default template inside it;
+//   - a regex with %-directives (%Y %m %d %H %M %S %f %z %Z %a %A %b %B %p
+//     %I %j %U %W %w %y %c %x %X %k %l and the exact %Ex* forms), optionally
+//     prefixed by {^LN-BEG} or {UNB} or wrapped in ** to drop the word
+//     boundaries; {EPOCH}/{LEPOCH} inside a regex mark an epoch value.
+//
+// Zone-less stamps are read in loc (nil: time.Local). %ExY accepts the years
+// 2000 to three years after the current one (real clock), like fail2ban.
+// A pattern fail2ban cannot use (unknown directive, invalid regex) is an error.
 func New(datepattern string, loc *time.Location) (*Detector, error) {
 	if loc == nil {
 		loc = time.Local
@@ -129,11 +149,10 @@ func New(datepattern string, loc *time.Location) (*Detector, error) {
 	return d, nil
 }
 
-var lineSplit = regexp.MustCompile(`\n+`)
-
+// splitPatterns splits a datepattern value into its non-empty trimmed lines.
 func splitPatterns(v string) []string {
 	var out []string
-	for _, p := range lineSplit.Split(v, -1) {
+	for _, p := range strings.Split(v, "\n") {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
