@@ -440,6 +440,9 @@ func (r *jailRT) stop() {
 func (d *Daemon) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	d.mu.Lock()
+	njails := len(d.jails)
+	d.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
@@ -460,7 +463,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	d.log.Info("palisade ready", "version", Version, "jails", len(d.jails), "socket", d.srv.Path(), "db", d.dbPath)
+	d.log.Info("palisade ready", "version", Version, "jails", njails, "socket", d.srv.Path(), "db", d.dbPath)
 	d.opts.Notify(sdd.SdNotifyReady)
 	for {
 		select {
