@@ -70,6 +70,10 @@ var extraLines = []string{
 	// Unicode digits: \d matches them and Python's int() reads them
 	"2005-08-1٤ 10:00:00 x", "112401360٠ x", "Aug 14 1١:00:00 x", "𝟐𝟎𝟎𝟓-08-14 10:00:00",
 	"Aug 14 10:00:00 ２００５ x", "ſep 14 10:00:00 x", "Kaug 14 10:00:00 x",
+	// CLF zone words in other cases (the regex is case-insensitive)
+	`192.0.2.1 - - [14/Aug/2005:10:00:00 Utc] "GET /"`, `192.0.2.1 - - [14/aug/2005:10:00:00 utc] "GET /"`,
+	`192.0.2.1 - - [14/Aug/2005:10:00:00 Z] "GET /"`, `192.0.2.1 - - [14-Aug-2005 10:00:00.123 +02:00] x`,
+	`192.0.2.1 - - [14/Aug/2005:10:00:00 +0200`, `[14/Aug/2005:10:00:00 gMT] x`,
 }
 
 type f2bCase struct {

@@ -557,8 +557,8 @@ func (d *Detector) fastCLF(line string, m *tmatch) fastResult {
 			}
 			m.parts.tzoff = o
 			end += 1 + zl
-		} else if c := byteAt(line, end+1); c == 'z' || c == 'u' || c == 'g' {
-			return fastUnsure // a lower-case zone word: let the regex decide
+		} else if c := byteAt(line, end+1) | 0x20; c == 'z' || c == 'u' || c == 'g' {
+			return fastUnsure // maybe a zone word in another case: let the regex decide
 		}
 	}
 	nw, ok := nonWordAt(line, end)

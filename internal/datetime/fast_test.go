@@ -232,3 +232,65 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+// TestFastPathGrammar builds many near-miss stamps from token lists (case
+// variants, odd widths, separators, zone words, trailing text) and checks the
+// fast matchers against the regexes on each.
+func TestFastPathGrammar(t *testing.T) {
+	d, _ := New(clfPreMatch+"\n{^LN-BEG}", time.FixedZone("X", 3600))
+	now := time.Unix(testNow, 0)
+	tpls := fastTemplates(t)
+	// pick returns the first (valid) token most of the time, else any token
+	pick := func(rng *rand.Rand, s []string) string {
+		if rng.Intn(10) < 7 {
+			return s[0]
+		}
+		return s[rng.Intn(len(s))]
+	}
+	prefix := []string{"", "[", "<", "((", "- ", "x ", "192.0.2.1 - - [", "é", " ", "\t", "@"}
+	year := []string{"2005", "2019", "2031", "1999", "205", "20055", "٢٠٠٥"}
+	num2 := []string{"08", "8", " 8", "00", "13", "31", "32", "29", "1", "10", "60", "61", "99", "0", "١٤"}
+	month := []string{"Aug", "aug", "AUG", "aUg", "Sep", "ſep", "Kug", "Foo", "Au", "Augu"}
+	wday := []string{"", "Sun ", "sun ", "SUN ", "Sunday ", "Xyz "}
+	dsep := []string{"-", "/", ".", ":", " ", ""}
+	csep := []string{"/", "-", ".", " "}
+	tsep := []string{"T", " ", "  ", "t", "   ", ""}
+	ssep := []string{" ", "  ", "", "-", "/"}
+	ysep := []string{":", " ", "", "  ", "T"}
+	frac := []string{"", ".1", ".123456", ".1234567", ",5", ".", ".x"}
+	zone := []string{"", "Z", "z", "UTC", "Utc", "utc", "GMT", "gmt", "+0200", "+02:00", "+02", "-1", "+2", "+02:0", "CEST", " Z", " +0200", "  UTC", " utc", " Utc", " gMT", "\x1cZ"}
+	czone := []string{" +0200", "", " Z", " z", " UTC", " Utc", " utc", " gMT", " +02:00", " +02", " -1", "+0200", " CEST"}
+	trail := []string{" x", "", "x", "1", "_", ".", "]", "é", " 2005", " 20051", " 2005x", ":", "\u00a0"}
+	rng := rand.New(rand.NewSource(3))
+	matched, rejected := 0, 0
+	for i := 0; i < 60000; i++ {
+		var line string
+		switch i % 3 {
+		case 0: // ISO-like
+			line = pick(rng, prefix) + pick(rng, year) + pick(rng, dsep) + pick(rng, num2) + pick(rng, dsep) + pick(rng, num2) +
+				pick(rng, tsep) + pick(rng, num2) + ":" + pick(rng, num2) + ":" + pick(rng, num2) + pick(rng, frac) + pick(rng, zone) + pick(rng, trail)
+		case 1: // syslog-like
+			line = pick(rng, prefix) + pick(rng, wday) + pick(rng, month) + pick(rng, ssep) + pick(rng, num2) + pick(rng, ssep) +
+				pick(rng, num2) + ":" + pick(rng, num2) + ":" + pick(rng, num2) + pick(rng, frac) + pick(rng, trail) + pick(rng, trail)
+		default: // CLF-like
+			line = pick(rng, prefix) + "[" + pick(rng, num2) + pick(rng, csep) + pick(rng, month) + pick(rng, csep) + pick(rng, year) +
+				pick(rng, ysep) + pick(rng, num2) + ":" + pick(rng, num2) + ":" + pick(rng, num2) + pick(rng, frac) + pick(rng, czone) + pick(rng, trail)
+		}
+		for _, tp := range tpls {
+			var fm tmatch
+			switch d.runFast(tp.fast, line, &fm) {
+			case fastMatch:
+				matched++
+			case fastNoMatch:
+				rejected++
+			}
+			if msg := checkFastAgainstRegex(d, tp, line, now); msg != "" {
+				t.Errorf("template %s, line %q: %s", tp.name, line, msg)
+			}
+		}
+	}
+	t.Logf("fast paths: %d matches, %d rejections", matched, rejected)
+	if matched < 5000 || rejected < 5000 {
+		t.Errorf("grammar exercises the fast paths too little: %d matches, %d rejections", matched, rejected)
+	}
+}
