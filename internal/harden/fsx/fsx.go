@@ -1,0 +1,167 @@
+// Package fsx holds the file helpers the hardening packages share:
+// root-prefixed paths, atomic writes that keep a file's mode, and a
+// line diff for showing a change before it is made.
+package fsx
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// MaxConfigSize bounds how much of a configuration file is read.
+const MaxConfigSize = 4 << 20
+
+// Path prefixes the system path p with root (the global --root). A path
+// that already lies under root (as Include lines and other paths written in
+// a configuration under --root do) is returned unchanged.
+func Path(root, p string) string {
+	if root == "" || root == "/" {
+		return p
+	}
+	root = filepath.Clean(root)
+	c := filepath.Clean(p)
+	if c == root || strings.HasPrefix(c, root+"/") {
+		return c
+	}
+	return filepath.Join(root, p)
+}
+
+// ReadFile reads a configuration file, refusing files larger than
+// MaxConfigSize.
+func ReadFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > MaxConfigSize {
+		return nil, fmt.Errorf("%s: file too large (%d bytes)", path, fi.Size())
+	}
+	return os.ReadFile(path)
+}
+
+// WriteAtomic replaces path with data through a temporary file in the same
+// directory and a rename, keeping the mode of the file it replaces (or
+// using mode for a new file). Parent directories are created 0755.
+func WriteAtomic(path string, data []byte, mode os.FileMode) error {
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".palisade-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Chmod(mode)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, werr)
+	}
+	return nil
+}
+
+// SplitLines splits text into lines, each keeping its line ending, so that
+// joining them gives the text back byte for byte.
+func SplitLines(b []byte) []string {
+	var out []string
+	s := string(b)
+	for s != "" {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			out = append(out, s)
+			break
+		}
+		out = append(out, s[:i+1])
+		s = s[i+1:]
+	}
+	return out
+}
+
+// Diff renders a unified-style diff of old and new for display. It is a
+// plain longest-common-subsequence diff over lines with three lines of
+// context; files are small configuration files.
+func Diff(name string, oldText, newText []byte) string {
+	a, b := SplitLines(oldText), SplitLines(newText)
+	if len(a)*len(b) > 4_000_000 {
+		return fmt.Sprintf("--- %s\n+++ %s\n(file too large to diff)\n", name, name)
+	}
+	// LCS table.
+	n, m := len(a), len(b)
+	lcs := make([][]int32, n+1)
+	for i := range lcs {
+		lcs[i] = make([]int32, m+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if a[i] == b[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	type op struct {
+		kind byte
+		text string
+	}
+	var ops []op
+	i, j := 0, 0
+	for i < n || j < m {
+		switch {
+		case i < n && j < m && a[i] == b[j]:
+			ops = append(ops, op{' ', a[i]})
+			i++
+			j++
+		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
+			ops = append(ops, op{'+', b[j]})
+			j++
+		default:
+			ops = append(ops, op{'-', a[i]})
+			i++
+		}
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "--- %s\n+++ %s\n", name, name)
+	const ctx = 3
+	lastPrinted := -1
+	for k, o := range ops {
+		if o.kind == ' ' {
+			near := false
+			for d := max(0, k-ctx); d <= min(len(ops)-1, k+ctx); d++ {
+				if ops[d].kind != ' ' {
+					near = true
+					break
+				}
+			}
+			if !near {
+				continue
+			}
+		}
+		if lastPrinted >= 0 && k > lastPrinted+1 {
+			sb.WriteString("@@\n")
+		}
+		line := strings.TrimSuffix(o.text, "\n")
+		sb.WriteByte(o.kind)
+		sb.WriteString(line)
+		sb.WriteByte('\n')
+		lastPrinted = k
+	}
+	return sb.String()
+}
