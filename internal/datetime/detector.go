@@ -380,6 +380,34 @@ func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
 	return true
 }
 
+// timeOf computes the time of a template match (m.hasParts: fields already
+// parsed by a fast path).
+func (d *Detector) timeOf(t *template, m *tmatch, now time.Time) (time.Time, bool) {
+	var tm time.Time
+	var ok bool
+	switch t.kind {
+	case kindPattern:
+		d.clock.set(now, d.loc)
+		p := m.parts
+		ok = m.hasParts
+		if !ok {
+			p, ok = partsFromFields(m.fields[:m.nf])
+		}
+		if ok {
+			return d.clock.finish(&p, d.loc)
+		}
+		return tm, false
+	case kindEpoch:
+		tm, ok = epochTime(m.epoch, t.long)
+	case kindTAI64N:
+		tm, ok = tai64nTime(m.epoch)
+	}
+	if ok {
+		tm = tm.In(d.loc)
+	}
+	return tm, ok
+}
+
 // canStart is a cheap necessary condition for a line-anchored built-in
 // template: the date text starts at 0 (or after up to two ASCII non-word
 // chars when prefix) with a byte allowed by first. Non-ASCII bytes there are
@@ -494,25 +522,7 @@ func (d *Detector) Match(line string, now time.Time) (Match, bool) {
 	if m.g1s == m.g1e {
 		return res, true
 	}
-	switch e.t.kind {
-	case kindPattern:
-		d.clock.set(now, d.loc)
-		p := m.parts
-		ok := m.hasParts
-		if !ok {
-			p, ok = partsFromFields(m.fields[:m.nf])
-		}
-		if ok {
-			res.Time, res.Valid = d.clock.finish(&p, d.loc)
-		}
-	case kindEpoch:
-		res.Time, res.Valid = epochTime(m.epoch, e.t.long)
-	case kindTAI64N:
-		res.Time, res.Valid = tai64nTime(m.epoch)
-	}
-	if res.Valid && e.t.kind != kindPattern {
-		res.Time = res.Time.In(d.loc)
-	}
+	res.Time, res.Valid = d.timeOf(e.t, &m, now)
 	return res, true
 }
 

@@ -230,6 +230,8 @@ func TestMatchAllocs(t *testing.T) {
 		{"{^LN-BEG}", "Nov 24 19:40:51 host sshd[123]: Failed password for root from 192.0.2.1 port 22 ssh2"},
 		{"{^LN-BEG}", "2005-08-14T10:00:00.123+02:00 host sshd[123]: x"},
 		{"", "Nov 24 19:40:51 host sshd[123]: x"},
+		{"^[^\\[]*\\[({DATE})\n{^LN-BEG}", `192.0.2.1 - - [14/Aug/2005:10:00:00 +0200] "GET / HTTP/1.1" 404 100`},
+		{"{^LN-BEG}Epoch\n{^LN-BEG}", "1124013600.123    100 192.0.2.1 TCP_DENIED/403 3702 GET http://example.com/"},
 	} {
 		d, _ := New(c.pattern, loc)
 		now := time.Unix(testNow, 0)

@@ -29,6 +29,7 @@ const (
 	fastKindISO
 	fastKindSyslog
 	fastKindCLF
+	fastKindEpoch
 )
 
 func (d *Detector) runFast(k fastKind, line string, m *tmatch) fastResult {
@@ -39,6 +40,8 @@ func (d *Detector) runFast(k fastKind, line string, m *tmatch) fastResult {
 		return fastSyslog(line, d.exyLo, d.exyHi, m)
 	case fastKindCLF:
 		return d.fastCLF(line, m)
+	case fastKindEpoch:
+		return fastEpoch(line, m)
 	}
 	return fastUnsure
 }
@@ -47,9 +50,11 @@ func (d *Detector) runFast(k fastKind, line string, m *tmatch) fastResult {
 // exactly one of the anchored default templates they implement.
 func (d *Detector) attachFastPaths() {
 	full := d.defaults()
-	var isoRE, syslogRE string
+	var isoRE, syslogRE, epochRE string
 	for _, t := range full {
 		switch t.name {
+		case "{^LN-BEG}Epoch":
+			epochRE = t.regex
 		case "{^LN-BEG}ExYear(?P<_sep>[-/.])Month(?P=_sep)Day(?:T|  ?)24hour:Minute:Second(?:[.,]Microseconds)?(?:\\s*Zone offset)?":
 			isoRE = t.regex
 		case "{^LN-BEG}(?:DAY )?MON Day %k:Minute:Second(?:\\.Microseconds)?(?: ExYear)?":
@@ -76,6 +81,8 @@ func (d *Detector) attachFastPaths() {
 			e.t.fast = fastKindSyslog
 		case e.t.regex == clfRE && clfRE != "":
 			e.t.fast = fastKindCLF
+		case e.t.regex == epochRE && epochRE != "" && e.t.kind == kindEpoch && !e.t.long:
+			e.t.fast = fastKindEpoch
 		}
 	}
 }
@@ -580,4 +587,46 @@ func (d *Detector) runeIndexOf(line string, b int) int {
 		}
 	}
 	return b
+}
+
+// fastEpoch implements the line-anchored EPOCH template
+// ^(?:\W{0,2})?((?P<square>(?<=^\[))?\d{10,11}\b(?:\.\d{3,6})?)(?(square)(?=\]))(?=\b|\W|$)
+func fastEpoch(line string, m *tmatch) fastResult {
+	k, r := linePrefix(line, isDigit)
+	if r != fastMatch {
+		return r
+	}
+	square := k == 1 && line[0] == '['
+	i := k
+	for i < len(line) && isDigit(line[i]) {
+		i++
+	}
+	if n := i - k; n != 10 && n != 11 {
+		return fastUnsure
+	}
+	end := i
+	if byteAt(line, i) == '.' {
+		j := i + 1
+		for j < len(line) && isDigit(line[j]) {
+			j++
+		}
+		switch f := j - (i + 1); {
+		case f > 6:
+			return fastUnsure
+		case f >= 3:
+			end = j
+		}
+	}
+	if square && byteAt(line, end) != ']' {
+		return fastUnsure // the regex would retry without the bracket
+	}
+	nw, ok := nonWordAt(line, end)
+	if !ok || !nw {
+		return fastUnsure
+	}
+	m.nf = 0
+	m.epoch = line[k:end]
+	m.start, m.end = 0, end
+	m.g1s, m.g1e = k, end
+	return fastMatch
 }

@@ -73,8 +73,8 @@ func fastTemplates(t testing.TB) []*template {
 			kinds[e.t.fast] = true
 		}
 	}
-	if len(out) != 3 || len(kinds) != 3 {
-		t.Fatalf("expected 3 fast-path templates, got %d", len(out))
+	if len(out) != 4 || len(kinds) != 4 {
+		t.Fatalf("expected 4 fast-path templates, got %d", len(out))
 	}
 	return out
 }
@@ -113,14 +113,9 @@ func checkFastAgainstRegex(d *Detector, tp *template, line string, now time.Time
 	if rm.start != fm.start || rm.end != fm.end || rm.g1s != fm.g1s || rm.g1e != fm.g1e {
 		return "spans differ: fast " + line[fm.g1s:fm.g1e] + " regex " + line[rm.g1s:rm.g1e]
 	}
-	rp, ok := partsFromFields(rm.fields[:rm.nf])
-	d.clock.set(now, d.loc)
-	ft, fok := d.clock.finish(&fm.parts, d.loc)
-	var rt time.Time
-	var rok bool
-	if ok {
-		rt, rok = d.clock.finish(&rp, d.loc)
-	}
+	fm.hasParts = true
+	ft, fok := d.timeOf(tp, &fm, now)
+	rt, rok := d.timeOf(tp, &rm, now)
 	if fok != rok || !ft.Equal(rt) {
 		return "times differ: fast " + ft.String() + " regex " + rt.String()
 	}
@@ -165,10 +160,10 @@ func TestFastPathAgreesWithRegex(t *testing.T) {
 			}
 		}
 	}
-	if answered < 3*len(lines)/2 {
-		t.Errorf("fast paths answered only %d of %d checks: they are not being exercised", answered, 3*len(lines))
+	if answered < 2*len(lines) {
+		t.Errorf("fast paths answered only %d of %d checks: they are not being exercised", answered, 4*len(lines))
 	}
-	t.Logf("%d lines, fast paths answered %d of %d checks", len(lines), answered, 3*len(lines))
+	t.Logf("%d lines, fast paths answered %d of %d checks", len(lines), answered, 4*len(lines))
 }
 
 // TestDetectorSameWithoutFastPath: whole detectors with and without the fast
@@ -261,11 +256,15 @@ func TestFastPathGrammar(t *testing.T) {
 	zone := []string{"", "Z", "z", "UTC", "Utc", "utc", "GMT", "gmt", "+0200", "+02:00", "+02", "-1", "+2", "+02:0", "CEST", " Z", " +0200", "  UTC", " utc", " Utc", " gMT", "\x1cZ"}
 	czone := []string{" +0200", "", " Z", " z", " UTC", " Utc", " utc", " gMT", " +02:00", " +02", " -1", "+0200", " CEST"}
 	trail := []string{" x", "", "x", "1", "_", ".", "]", "é", " 2005", " 20051", " 2005x", ":", "\u00a0"}
+	epochs := []string{"1124013600", "11240136001", "112401360", "112401360012", "1124013600123", "١١٢٤٠١٣٦٠٠"}
+	efrac := []string{"", ".123", ".1", ".12", ".123456", ".1234567", "]", ".123]", ":42)", "x", "_"}
 	rng := rand.New(rand.NewSource(3))
 	matched, rejected := 0, 0
-	for i := 0; i < 60000; i++ {
+	for i := 0; i < 80000; i++ {
 		var line string
-		switch i % 3 {
+		switch i % 4 {
+		case 3: // epoch-like
+			line = pick(rng, prefix) + pick(rng, epochs) + pick(rng, efrac) + pick(rng, trail)
 		case 0: // ISO-like
 			line = pick(rng, prefix) + pick(rng, year) + pick(rng, dsep) + pick(rng, num2) + pick(rng, dsep) + pick(rng, num2) +
 				pick(rng, tsep) + pick(rng, num2) + ":" + pick(rng, num2) + ":" + pick(rng, num2) + pick(rng, frac) + pick(rng, zone) + pick(rng, trail)

@@ -626,47 +626,63 @@ func julianFromWeek(year, week, weekday int, weekStartsMon bool) int {
 
 // epochTime converts an EPOCH/LEPOCH capture to a time, keeping fractions.
 func epochTime(v string, long bool) (time.Time, bool) {
-	// Normalise Unicode digits to ASCII (the pattern uses \d).
+	// Normalise Unicode digits to ASCII (the pattern uses \d); no allocation.
 	var buf [64]byte
-	b := buf[:0]
+	n, dot := 0, -1
 	for _, r := range v {
+		if n == len(buf) {
+			return time.Time{}, false
+		}
 		if r == '.' {
-			b = append(b, '.')
+			if dot >= 0 {
+				return time.Time{}, false
+			}
+			dot = n
+			buf[n] = '.'
+			n++
 			continue
 		}
 		d := digitValue(r)
 		if d < 0 {
 			return time.Time{}, false
 		}
-		b = append(b, byte('0'+d))
+		buf[n] = byte('0' + d)
+		n++
 	}
-	s := string(b)
-	intPart, frac, hasDot := strings.Cut(s, ".")
-	div := 0 // number of decimal digits to shift right
-	if long && len(s) >= 13 {
-		if len(s) >= 16 && !hasDot {
+	intEnd, fracStart := n, n
+	if dot >= 0 {
+		intEnd, fracStart = dot, dot+1
+	}
+	// LEPOCH: 13+ chars are milliseconds, 16+ without a dot microseconds
+	div := 0
+	if long && n >= 13 {
+		if n >= 16 && dot < 0 {
 			div = 6
 		} else {
 			div = 3
 		}
 	}
-	if div > 0 {
-		if len(intPart) <= div {
-			return time.Time{}, false
-		}
-		frac = intPart[len(intPart)-div:] + frac
-		intPart = intPart[:len(intPart)-div]
-	}
-	sec, err := strconv.ParseInt(intPart, 10, 64)
-	if err != nil {
+	if intEnd <= div || intEnd-div > 18 {
 		return time.Time{}, false
 	}
-	ns := int64(0)
-	for i := 0; i < 9; i++ {
-		ns *= 10
-		if i < len(frac) {
-			ns += int64(frac[i] - '0')
+	var sec int64
+	for _, c := range buf[:intEnd-div] {
+		sec = sec*10 + int64(c-'0')
+	}
+	// fraction digits: the shifted integer digits, then those after the dot
+	ns, k := int64(0), 0
+	for _, c := range buf[intEnd-div : intEnd] {
+		if k < 9 {
+			ns, k = ns*10+int64(c-'0'), k+1
 		}
+	}
+	for _, c := range buf[fracStart:n] {
+		if k < 9 {
+			ns, k = ns*10+int64(c-'0'), k+1
+		}
+	}
+	for ; k < 9; k++ {
+		ns *= 10
 	}
 	return time.Unix(sec, ns), true
 }
