@@ -42,6 +42,7 @@ func (app *App) hardener(r sysexec.Runner, fw ports.Opener) *sshd.Hardener {
 	store := rollback.New(app.Root)
 	return &sshd.Hardener{
 		Daemon:   sshd.NewDaemon(r, app.Root),
+		Runner:   r,
 		Reloader: &sshd.Reloader{Runner: r, Root: app.Root},
 		Store:    store,
 		Root:     app.Root,

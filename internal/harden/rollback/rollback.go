@@ -42,6 +42,9 @@ type File struct {
 	Existed bool   `json:"existed"`
 	Mode    uint32 `json:"mode,omitempty"`
 	Backup  string `json:"backup,omitempty"` // the saved copy; "" when the file did not exist
+	// NewDir is the outermost directory of a new file's path that did not
+	// exist either; Restore removes it again when it is empty.
+	NewDir string `json:"new_dir,omitempty"`
 }
 
 // PortOp is a firewall opening made or planned by a transaction.
@@ -157,6 +160,12 @@ func (s *Store) Begin(kind, root string, paths []string, within time.Duration, n
 		fi, err := os.Stat(p)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
+			for d := filepath.Dir(p); d != filepath.Dir(d); d = filepath.Dir(d) {
+				if _, err := os.Lstat(d); err == nil {
+					break
+				}
+				f.NewDir = d
+			}
 		case err != nil:
 			return nil, fmt.Errorf("backup %s: %w", p, err)
 		default:
@@ -208,6 +217,15 @@ func Restore(st *State) error {
 		if !f.Existed {
 			if err := os.Remove(f.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
+			}
+			if f.NewDir != "" {
+				// Remove the directories made for the file, innermost
+				// first, as long as they are empty.
+				for d := filepath.Dir(f.Path); d == f.NewDir || strings.HasPrefix(d, f.NewDir+"/"); d = filepath.Dir(d) {
+					if os.Remove(d) != nil {
+						break
+					}
+				}
 			}
 			continue
 		}

@@ -186,6 +186,9 @@ func splitLine(raw string) (string, []string, error) {
 	if len(toks) == 0 {
 		return "", nil, nil
 	}
+	if len(toks) > 1 && toks[1] == "=" { // "Keyword = value"
+		toks = append(toks[:1], toks[2:]...)
+	}
 	return toks[0], toks[1:], nil
 }
 

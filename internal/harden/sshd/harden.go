@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/palisade-project/palisade/internal/harden/fsx"
 	"github.com/palisade-project/palisade/internal/harden/ports"
 	"github.com/palisade-project/palisade/internal/harden/rollback"
+	"github.com/palisade-project/palisade/internal/sysexec"
 )
 
 // DefaultConfirmWithin is how long a change waits for "palisade ssh confirm".
@@ -36,8 +38,10 @@ func refuse(usage bool, format string, args ...any) error {
 
 // Hardener applies Settings safely.
 type Hardener struct {
-	Daemon   *Daemon
-	Reloader *Reloader
+	Daemon *Daemon
+	// Runner runs the firewall tools (ufw) for openings recorded in a state.
+	Runner   sysexec.Runner
+	Reloader ServiceReloader
 	Store    *rollback.Store
 	Root     string
 	// Firewall opens the new port; nil means no firewall to follow.
@@ -234,6 +238,9 @@ func (h *Hardener) checkKeys(eff Effective, force bool, res *Result) error {
 }
 
 func (h *Hardener) apply(ctx context.Context, opts Options, changes []Change, portChange, socket bool, eff Effective, res *Result) error {
+	// A change that fails leaves no trace: not even the state directory
+	// when this run created it.
+	created := firstMissing(h.Store.Dir)
 	unlock, err := h.Store.Lock(ctx)
 	if err != nil {
 		return err
@@ -254,6 +261,9 @@ func (h *Hardener) apply(ctx context.Context, opts Options, changes []Change, po
 	undo := func(cause error) error {
 		rerr := rollback.Restore(st)
 		h.Store.Discard(st)
+		if created != "" {
+			os.RemoveAll(created)
+		}
 		if rerr != nil {
 			return fmt.Errorf("%w; restoring the files also failed: %v", cause, rerr)
 		}
@@ -378,7 +388,7 @@ func (h *Hardener) verify(ctx context.Context, opts Options) error {
 
 func (h *Hardener) closeOpened(ctx context.Context, st *rollback.State) {
 	for _, op := range st.Opened {
-		if o, err := ports.NewOpener(op.Via, h.Reloader.Runner); err == nil {
+		if o, err := ports.NewOpener(op.Via, h.Runner); err == nil {
 			if err := o.Close(ctx, op.Port, op.Proto); err != nil {
 				h.log().Warn("close port after rollback", "port", op.Port, "err", err)
 			}
@@ -411,7 +421,7 @@ func (h *Hardener) Confirm(ctx context.Context) (*rollback.State, error) {
 	h.Store.StopWatcher(st)
 	var errs []error
 	for _, op := range st.CloseOnConfirm {
-		o, err := ports.NewOpener(op.Via, h.Reloader.Runner)
+		o, err := ports.NewOpener(op.Via, h.Runner)
 		if err == nil {
 			err = o.Close(ctx, op.Port, op.Proto)
 		}
@@ -462,7 +472,7 @@ func (h *Hardener) rollbackLocked(ctx context.Context, st *rollback.State) error
 	if st.Confirmed {
 		// The old ports were closed at confirmation: open them again first.
 		for _, op := range st.CloseOnConfirm {
-			o, err := ports.NewOpener(op.Via, h.Reloader.Runner)
+			o, err := ports.NewOpener(op.Via, h.Runner)
 			if err == nil {
 				err = o.Open(ctx, op.Port, op.Proto)
 			}
@@ -484,4 +494,19 @@ func (h *Hardener) rollbackLocked(ctx context.Context, st *rollback.State) error
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// firstMissing returns the outermost directory of path that does not
+// exist yet ("" when path exists).
+func firstMissing(path string) string {
+	missing := ""
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			return missing
+		}
+		missing = p
+		if p == filepath.Dir(p) {
+			return missing
+		}
+	}
 }

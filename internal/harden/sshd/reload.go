@@ -21,6 +21,16 @@ const (
 // SocketUnitDropIn is the drop-in that moves ssh.socket's ListenStream.
 const SocketUnitDropIn = "/etc/systemd/system/ssh.socket.d/palisade-port.conf"
 
+// ServiceReloader finds out how sshd is managed and reloads it.
+type ServiceReloader interface {
+	// Detect returns the reload method for the running configuration.
+	Detect(ctx context.Context, eff Effective) string
+	// SocketActive reports whether ssh.socket starts sshd.
+	SocketActive(ctx context.Context) bool
+	// Reload reloads sshd by method, restarting ssh.socket first if socket.
+	Reload(ctx context.Context, method string, socket bool) error
+}
+
 // Reloader reloads sshd the way it is managed on this host.
 type Reloader struct {
 	Runner sysexec.Runner
