@@ -273,3 +273,28 @@ func TestDefaultTablesAligned(t *testing.T) {
 		t.Fatalf("defaultFirst has %d entries for %d patterns", len(defaultFirst), len(defaultPatterns))
 	}
 }
+
+// TestRepeatedHour: a wall time that exists twice (end of DST) keeps the
+// offset of the previous conversion, like glibc's mktime.
+func TestRepeatedHour(t *testing.T) {
+	loc := zurich(t)
+	now := time.Unix(testNow, 0)
+	for _, c := range []struct {
+		before, line, want string
+	}{
+		{"2005-10-30 01:59:59 x", "2005-10-30 02:30:00 x", "2005-10-30T00:30:00Z"}, // still summer time
+		{"2005-12-01 00:00:00 x", "2005-10-30 02:30:00 x", "2005-10-30T01:30:00Z"}, // winter time
+		{"", "2005-10-30 02:30:00 x", "2005-10-30T01:30:00Z"},                      // no history
+		{"2005-03-27 01:59:59 x", "2005-03-27 03:00:00 x", "2005-03-27T01:00:00Z"}, // after the skipped hour
+	} {
+		d, _ := New("{^LN-BEG}", loc)
+		if c.before != "" {
+			d.Match(c.before, now)
+		}
+		m, ok := d.Match(c.line, now)
+		want, _ := time.Parse(time.RFC3339, c.want)
+		if !ok || !m.Valid || !m.Time.Equal(want) {
+			t.Errorf("after %q: %q -> %v (ok %v), want %v", c.before, c.line, m.Time.UTC(), ok, want)
+		}
+	}
+}

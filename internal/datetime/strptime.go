@@ -465,7 +465,11 @@ type clock struct {
 	// last local conversion: naive hour -> unix seconds at its start
 	hourKey  int64
 	hourUnix int64
+	hourOff  int
 	hourOK   bool
+	// offset of the previous local conversion (mktime's memory)
+	lastOff   int
+	lastOffOK bool
 }
 
 func (c *clock) set(now time.Time, loc *time.Location) {
@@ -530,16 +534,28 @@ const (
 )
 
 // local returns the wall-clock naive time in loc (like mktime), reusing the
-// last hour's conversion when the stamp is in the same hour.
+// last hour's conversion when the stamp is in the same hour. A wall time that
+// exists twice (the hour repeated when DST ends) gets the offset of the
+// previous conversion when that offset fits, as glibc's mktime does - so a
+// chronological log keeps summer time until it leaves the repeated hour.
 func (c *clock) local(naive int64, loc *time.Location) time.Time {
 	key := naive / 3600
 	if !c.hourOK || key != c.hourKey {
 		y, mo, d := civilFromDays(naive / 86400)
 		h := int(naive % 86400 / 3600)
-		c.hourKey = key
-		c.hourUnix = time.Date(y, time.Month(mo), d, h, 0, 0, 0, loc).Unix()
+		t := time.Date(y, time.Month(mo), d, h, 0, 0, 0, loc)
+		u := t.Unix()
+		_, off := t.Zone()
+		if c.lastOffOK && off != c.lastOff {
+			alt := key*3600 + unixOfNaiveZero - int64(c.lastOff)
+			if _, o := time.Unix(alt, 0).In(loc).Zone(); o == c.lastOff {
+				u, off = alt, o
+			}
+		}
+		c.hourKey, c.hourUnix, c.hourOff = key, u, off
 		c.hourOK = true
 	}
+	c.lastOff, c.lastOffOK = c.hourOff, true
 	return time.Unix(c.hourUnix+naive%3600, 0).In(loc)
 }
 
