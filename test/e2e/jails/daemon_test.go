@@ -194,13 +194,21 @@ func (d *daemon) banned(jail string) []string {
 // failures is the number of failures counted for ip in jail.
 func (d *daemon) failures(jail, ip string) int {
 	d.t.Helper()
+	n, _ := d.explain(jail, ip)
+	return n
+}
+
+// explain reports the failures counted for ip in jail and whether the
+// jail ignores ip.
+func (d *daemon) explain(jail, ip string) (failures int, ignored bool) {
+	d.t.Helper()
 	var r explainReply
 	d.json(&r, "explain", ip)
 	for _, j := range r.Jails {
 		if j.Jail == jail {
-			return j.Failures
+			return j.Failures, j.Ignored
 		}
 	}
 	d.t.Fatalf("explain %s: no jail %s: %+v", ip, jail, r)
-	return 0
+	return 0, false
 }

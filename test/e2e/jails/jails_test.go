@@ -133,6 +133,9 @@ func scenario(t *testing.T, u *testUser, bc backendCase) {
 	if got := d.banned("sshd"); !slices.Equal(got, []string{att4IP}) {
 		t.Fatalf("banned after the IPv4 attack: %v", got)
 	}
+	if n, ignored := d.explain("sshd", adminIP); !ignored || n != 0 {
+		t.Fatalf("explain %s: ignored %v, %d failures; want ignored (ignoreip), none counted", adminIP, ignored, n)
+	}
 	if err := l.loginKey(u, adminIP); err != nil {
 		t.Fatalf("admin key login while %s is banned: %v", att4IP, err)
 	}
