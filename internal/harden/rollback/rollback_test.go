@@ -1,0 +1,127 @@
+package rollback
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestBeginRestore(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "etc/ssh/sshd_config")
+	newFile := filepath.Join(dir, "etc/palisade/jail.local")
+	if err := os.MkdirAll(filepath.Dir(existing), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(existing, []byte("Port 22\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := New(dir)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	st, err := s.Begin("ssh", dir, []string{existing, newFile}, time.Minute, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Deadline.Equal(now.Add(time.Minute)) || !st.Pending() {
+		t.Errorf("state %+v", st)
+	}
+	if err := s.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	// The change.
+	if err := os.WriteFile(existing, []byte("Port 2222\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(newFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(newFile, []byte("[sshd]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := s.Load()
+	if err != nil || loaded.ID != st.ID || len(loaded.Files) != 2 {
+		t.Fatalf("load: %+v %v", loaded, err)
+	}
+	if err := Restore(loaded); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(existing)
+	fi, _ := os.Stat(existing)
+	if string(got) != "Port 22\n" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("restored %q mode %v", got, fi.Mode())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "etc/palisade")); !os.IsNotExist(err) {
+		t.Errorf("the new file's directory was not removed: %v", err)
+	}
+}
+
+func TestWaitUnconfirmed(t *testing.T) {
+	s := New(t.TempDir())
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	st, err := s.Begin("ssh", "", nil, time.Second, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	past := func() time.Time { return clock.Add(2 * time.Second) }
+	if due, err := s.WaitUnconfirmed(ctx, st.ID, time.Millisecond, past); !due || err != nil {
+		t.Errorf("past deadline: %v %v", due, err)
+	}
+	if due, _ := s.WaitUnconfirmed(ctx, "other", time.Millisecond, past); due {
+		t.Error("another change's watcher rolls back")
+	}
+	st.Confirmed = true
+	if err := s.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.WaitUnconfirmed(ctx, st.ID, time.Millisecond, past); due {
+		t.Error("confirmed change due")
+	}
+	// Before the deadline it waits; cancellation ends the wait.
+	st.Confirmed = false
+	if err := s.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if due, err := s.WaitUnconfirmed(cctx, st.ID, 10*time.Millisecond, func() time.Time { return clock }); due || err == nil {
+		t.Errorf("before deadline: %v %v", due, err)
+	}
+}
+
+func TestLockExcludes(t *testing.T) {
+	s := New(t.TempDir())
+	unlock, err := s.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.Lock(ctx); err == nil {
+		t.Fatal("second lock acquired")
+	}
+	unlock()
+	u2, err := s.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2()
+}
+
+func TestPrune(t *testing.T) {
+	s := New(t.TempDir())
+	for i := range keepBackups + 5 {
+		if _, err := s.Begin("ssh", "", nil, time.Minute, time.Unix(int64(i), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(s.Dir, "backups"))
+	if len(ents) != keepBackups {
+		t.Errorf("%d backups kept, want %d", len(ents), keepBackups)
+	}
+}
