@@ -54,6 +54,9 @@ func (app *App) hardener(r sysexec.Runner, fw ports.Opener) *sshd.Hardener {
 			if err != nil {
 				return 0, err
 			}
+			if strings.HasSuffix(filepath.Base(exe), ".test") {
+				return 0, errors.New("cannot start the rollback watcher from a Go test binary")
+			}
 			args := []string{"ssh", "rollback", "--if-unconfirmed", "--id", st.ID, "--state", store.StatePath()}
 			if app.Root != "" {
 				args = append([]string{"--root", app.Root}, args...)
