@@ -588,13 +588,13 @@ func measureLatency(bin, backend, dir string, bans int) (lat []time.Duration, er
 // ---- (b) restore ----
 
 // restoreAddrs are n distinct documentation addresses: first the IPv4
-// ones but restoreServer, then IPv6 addresses in 2001:db8::/32.
+// ones but the restore server's, then IPv6 addresses in 2001:db8::/32.
 func restoreAddrs(n int) []netip.Prefix {
 	var out []netip.Prefix
 	for _, net3 := range [][3]byte{{198, 51, 100}, {203, 0, 113}, {192, 0, 2}} {
 		for h := 1; h <= 254 && len(out) < n; h++ {
 			a := netip.AddrFrom4([4]byte{net3[0], net3[1], net3[2], byte(h)})
-			if a != restoreServer {
+			if a != restoreServer() {
 				out = append(out, netip.PrefixFrom(a, 32))
 			}
 		}
@@ -611,10 +611,8 @@ func restoreAddrs(n int) []netip.Prefix {
 
 // The restore measurement's server address, and the stored (banned)
 // address its probe connects from.
-var (
-	restoreServer = netip.MustParseAddr("198.51.100.254")
-	restoreProbe  = netip.MustParseAddr("198.51.100.1")
-)
+func restoreServer() netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, 254}) }
+func restoreProbe() netip.Addr  { return netip.AddrFrom4([4]byte{198, 51, 100, 1}) }
 
 func measureRestore(bin, backend, dir string, n int) (r restoreResult) {
 	r = restoreResult{backend: backend, n: n}
@@ -656,7 +654,7 @@ func measureRestore(bin, backend, dir string, n int) (r restoreResult) {
 		return fail(err)
 	}
 	defer cli.close()
-	if err := link(srv, cli, []netip.Prefix{netip.PrefixFrom(restoreServer, 24)}, []netip.Prefix{netip.PrefixFrom(restoreProbe, 24)}); err != nil {
+	if err := link(srv, cli, []netip.Prefix{netip.PrefixFrom(restoreServer(), 24)}, []netip.Prefix{netip.PrefixFrom(restoreProbe(), 24)}); err != nil {
 		return fail(err)
 	}
 	ln, err := listen(srv, ":22")
@@ -664,14 +662,14 @@ func measureRestore(bin, backend, dir string, n int) (r restoreResult) {
 		return fail(err)
 	}
 	defer ln.Close()
-	dl, err := newDialer(cli, netip.AddrPortFrom(restoreServer, 22))
+	dl, err := newDialer(cli, netip.AddrPortFrom(restoreServer(), 22))
 	if err != nil {
 		return fail(err)
 	}
 	defer close(dl.req)
 	ok := false
 	for range 100 {
-		if dl.dial(restoreProbe) == connected {
+		if dl.dial(restoreProbe()) == connected {
 			ok = true
 			break
 		}
@@ -723,7 +721,7 @@ func measureRestore(bin, backend, dir string, n int) (r restoreResult) {
 			return fail(fmt.Errorf("daemon exited:\n%s", d.output()))
 		default:
 		}
-		if refusedAt.IsZero() && dl.dial(restoreProbe) == refused {
+		if refusedAt.IsZero() && dl.dial(restoreProbe()) == refused {
 			refusedAt = time.Now()
 		}
 		time.Sleep(time.Millisecond)
@@ -754,7 +752,7 @@ func measureRestore(bin, backend, dir string, n int) (r restoreResult) {
 				default:
 				}
 				probes++
-				if dl.dial(restoreProbe) != refused {
+				if dl.dial(restoreProbe()) != refused {
 					leaks++
 				}
 				time.Sleep(time.Millisecond)

@@ -18,14 +18,18 @@ import (
 
 const maxRetry = 3
 
-// crafted are logins whose user name carries another address: the address
-// must never be banned, the real source must be.
-var crafted = []struct{ from, user, spoofed string }{
-	{"198.51.100.20", "x 198.51.100.78 on", "198.51.100.78"},
-	{"198.51.100.21", "root from 198.51.100.77 port 22 ssh2", "198.51.100.77"},
-	{"198.51.100.22", "from 198.51.100.76 port 22", "198.51.100.76"},
-	{"198.51.100.23", "198.51.100.75", "198.51.100.75"},
-	{"2001:db8::20", "x from 2001:db8::77 port 22 ssh2", "2001:db8::77"},
+// craftedLogin is a login whose user name carries another address: that
+// address must never be banned, the real source must be.
+type craftedLogin struct{ from, user, spoofed string }
+
+func craftedLogins() []craftedLogin {
+	return []craftedLogin{
+		{"198.51.100.20", "x 198.51.100.78 on", "198.51.100.78"},
+		{"198.51.100.21", "root from 198.51.100.77 port 22 ssh2", "198.51.100.77"},
+		{"198.51.100.22", "from 198.51.100.76 port 22", "198.51.100.76"},
+		{"198.51.100.23", "198.51.100.75", "198.51.100.75"},
+		{"2001:db8::20", "x from 2001:db8::77 port 22 ssh2", "2001:db8::77"},
+	}
 }
 
 func jailLocal(logpath, banaction string) string {
@@ -67,6 +71,7 @@ func TestSSHJail(t *testing.T) {
 }
 
 func scenario(t *testing.T, u *testUser, bc backendCase) {
+	crafted := craftedLogins()
 	var extra4, extra6 []string
 	for _, c := range crafted {
 		if netip.MustParseAddr(c.from).Is6() {
