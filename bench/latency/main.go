@@ -53,6 +53,7 @@ func main() {
 	backends := flag.String("backends", "nftables,iptables", "comma-separated firewall backends: nftables, iptables, ufw")
 	bans := flag.Int("bans", 30, "bans measured for the latency (distinct attacker addresses, at most 200)")
 	restore := flag.Int("restore", 100000, "stored bans for the restore measurement (0 = skip)")
+	verbose := flag.Bool("v", false, "print the daemon's log of each restore start (timing breakdown)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "latency: needs root (network namespaces, firewall)")
@@ -62,7 +63,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "latency: -bans must be within 1..200")
 		os.Exit(2)
 	}
-	if err := run(*bin, strings.Split(*backends, ","), *bans, *restore); err != nil {
+	if err := run(*bin, strings.Split(*backends, ","), *bans, *restore, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "latency:", err)
 		os.Exit(1)
 	}
@@ -80,11 +81,12 @@ type restoreResult struct {
 	ready, enforced time.Duration
 	fullAtReady     bool
 	restarts        []restartResult
+	firstLog        string
 	daemonSays      string
 	err             error
 }
 
-func run(bin string, backends []string, bans, restore int) error {
+func run(bin string, backends []string, bans, restore int, verbose bool) error {
 	work, err := os.MkdirTemp("", "palisade-latency-")
 	if err != nil {
 		return err
@@ -112,6 +114,9 @@ func run(bin string, backends []string, bans, restore int) error {
 		if restore > 0 && b != "ufw" {
 			fmt.Fprintf(os.Stderr, "%s: restore of %d bans...\n", b, restore)
 			r := measureRestore(bin, b, filepath.Join(dir, "restore"), restore)
+			if verbose {
+				fmt.Fprintf(os.Stderr, "%s: daemon log of the restore start:\n%s", b, r.firstLog)
+			}
 			rests = append(rests, r)
 		}
 	}
@@ -334,6 +339,9 @@ func inNamespace(n *namespace, fn func() error) error {
 type dialer struct {
 	req chan netip.Addr
 	res chan outcome
+	// lastErr is the error of the last probe that failed otherwise
+	// (read only after dial returned).
+	lastErr error
 }
 
 type outcome int
@@ -363,11 +371,14 @@ func newDialer(n *namespace, to netip.AddrPort) (*dialer, error) {
 			case err == nil:
 				c.Close()
 				d.res <- connected
-			case errors.Is(err, syscall.ECONNREFUSED):
+			case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+				// A reset during connect: the reject rule arrived between
+				// the SYN and the handshake's ACK; the address is blocked.
 				d.res <- refused
 			case errors.As(err, &ne) && ne.Timeout():
 				d.res <- timedOut
 			default:
+				d.lastErr = err
 				d.res <- failed
 			}
 		}
@@ -578,7 +589,7 @@ func measureLatency(bin, backend, dir string, bans int) (lat []time.Duration, er
 			time.Sleep(500 * time.Microsecond)
 		}
 		if got != refused {
-			return lat, fmt.Errorf("attacker %s: outcome %d after %v (want refused)\n%s", a, got, time.Since(t0), d.output())
+			return lat, fmt.Errorf("attacker %s: outcome %d (%v) after %v (want refused)\n%s", a, got, dl.lastErr, time.Since(t0), d.output())
 		}
 		lat = append(lat, time.Since(t0))
 	}
@@ -730,6 +741,7 @@ func measureRestore(bin, backend, dir string, n int) (r restoreResult) {
 		return fail(fmt.Errorf("not ready or probe not refused within 60s:\n%s", d.output()))
 	}
 	r.ready, r.enforced = readyAt.Sub(t0), refusedAt.Sub(t0)
+	r.firstLog = fmt.Sprintf("(exec at %s)\n%s", t0.Format("15:04:05.000"), d.output())
 	sc := bufio.NewScanner(strings.NewReader(d.output()))
 	for sc.Scan() {
 		if i := strings.Index(sc.Text(), "bans restored"); i >= 0 {
