@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,25 @@ func (app *App) hardener(r sysexec.Runner, fw ports.Opener) *sshd.Hardener {
 			return sysexec.StartDetached(sysexec.Cmd{Name: exe, Args: args}, store.LogPath())
 		},
 	}
+}
+
+// reloadDaemon asks a running palisade daemon to re-read its jails after a
+// jail's port moved. It is best effort: without a daemon there is nothing
+// to do. Under --root only an explicitly given --socket is used.
+func (app *App) reloadDaemon(ctx context.Context) {
+	if app.Root != "" && app.Socket == DefaultSocket {
+		return
+	}
+	if _, err := os.Stat(app.Socket); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := app.client().Reload(ctx); err != nil {
+		fmt.Fprintf(app.Stderr, "warning: the jail's port changed but the daemon did not reload: %v (run palisade reload)\n", err)
+		return
+	}
+	fmt.Fprintln(app.Stderr, "palisade daemon reloaded (jail port)")
 }
 
 // opener resolves --firewall.
@@ -199,6 +219,9 @@ func newSSHHardenCmd(app *App) *cobra.Command {
 				fmt.Fprintln(app.Stdout, "dry run: nothing written")
 			default:
 				fmt.Fprintf(app.Stdout, "sshd reloaded (ports %v -> %v).\n", res.OldPorts, res.NewPorts)
+				if !slices.Equal(res.OldPorts, res.NewPorts) {
+					app.reloadDaemon(ctx)
+				}
 				fmt.Fprintf(app.Stdout, "Open a NEW session now and log in. If it works, run: palisade ssh confirm\n")
 				fmt.Fprintf(app.Stdout, "Without confirmation everything is rolled back at %s.\n", res.Deadline)
 			}
@@ -265,6 +288,7 @@ func newSSHRollbackCmd(app *App) *cobra.Command {
 				return failErr(err)
 			}
 			if done {
+				app.reloadDaemon(ctx)
 				fmt.Fprintf(app.Stdout, "%s rolled back change %s: files restored, sshd reloaded\n", time.Now().UTC().Format(time.RFC3339), st.ID)
 			}
 			return nil
@@ -360,6 +384,7 @@ func newFTPPortCmd(app *App) *cobra.Command {
 			case res.DryRun:
 				fmt.Fprintln(app.Stdout, "dry run: nothing written")
 			default:
+				app.reloadDaemon(ctx)
 				fmt.Fprintf(app.Stdout, "%s moved from port %d to %d (validated: %v, restarted: %v)\n", res.Server, res.OldPort, res.NewPort, res.Validated, res.Restarted)
 			}
 			return nil

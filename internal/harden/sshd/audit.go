@@ -87,15 +87,27 @@ func (a *Auditor) Audit(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{Config: a.Daemon.Config, Ports: Ports(eff)}
-	where := func(kw string) string {
-		if d, ok := cfg.First(kw); ok {
+	// where names the line that sets kw to value: the first global
+	// directive, unless a Match block that applies to every connection
+	// (such as "Match all") overrides it.
+	where := func(kw, value string) string {
+		d, ok := firstOf(cfg, strings.ToLower(kw))
+		if ok && (value == "" || len(d.Args) == 0 || strings.EqualFold(d.Args[0], value)) {
+			return d.Where()
+		}
+		for _, md := range cfg.Directives {
+			if md.Match != nil && slices.Contains(spellings(strings.ToLower(kw)), md.Key()) && len(md.Args) > 0 && strings.EqualFold(md.Args[0], value) {
+				return md.Where()
+			}
+		}
+		if ok {
 			return d.Where()
 		}
 		return ""
 	}
 	add := func(f Finding) {
 		if f.Where == "" && f.Setting != "" {
-			f.Where = where(f.Setting)
+			f.Where = where(f.Setting, f.Value)
 		}
 		r.Findings = append(r.Findings, f)
 	}

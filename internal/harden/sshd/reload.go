@@ -96,7 +96,7 @@ func (r *Reloader) Reload(ctx context.Context, method string, socket bool) error
 		if err != nil || pid <= 1 {
 			return fmt.Errorf("reload sshd: bad pid in %s", arg)
 		}
-		if comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); err != nil || !strings.HasPrefix(strings.TrimSpace(string(comm)), "sshd") {
+		if comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); err != nil || strings.TrimSpace(string(comm)) != "sshd" {
 			return fmt.Errorf("reload sshd: pid %d from %s is not sshd", pid, arg)
 		}
 		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {

@@ -391,3 +391,103 @@ func TestHardenMatchBlockVerified(t *testing.T) {
 		t.Errorf("config:\n%s", r.Read("/etc/ssh/sshd_config"))
 	}
 }
+
+func TestAuditFindingsTable(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		setup  func(r *hardentest.Root)
+		want   map[string]Severity // finding id -> severity
+		where  map[string]string   // finding id -> system path:line
+		absent []string
+	}{
+		{name: "root with password, empty passwords, no pubkey",
+			config: "PermitRootLogin yes\nPermitEmptyPasswords yes\nPubkeyAuthentication no\nUsePAM no\n",
+			want:   map[string]Severity{"root-login": High, "empty-passwords": Critical, "pubkey-auth": High, "password-auth": High}},
+		{name: "keyboard-interactive through PAM",
+			config: "PasswordAuthentication no\nKbdInteractiveAuthentication yes\nUsePAM yes\n",
+			want:   map[string]Severity{"kbd-interactive": High, "password-auth": OK}},
+		{name: "hardened",
+			config: "Port 2222\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\nMaxAuthTries 3\nLoginGraceTime 30\nX11Forwarding no\nAllowUsers admin\nUsePAM no\n",
+			want:   map[string]Severity{"root-login": OK, "allow-users": OK, "password-auth": OK},
+			absent: []string{"default-port", "max-auth-tries", "login-grace-time", "x11-forwarding", "kbd-interactive", "no-keys", "socket-activation"}},
+		{name: "login grace time 0 and socket activation",
+			config: "LoginGraceTime 0\nUsePAM no\n",
+			setup: func(r *hardentest.Root) {
+				if err := os.MkdirAll(r.Path("/etc/systemd/system/sockets.target.wants"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink("/lib/systemd/system/ssh.socket", r.Path("/etc/systemd/system/sockets.target.wants/ssh.socket")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: map[string]Severity{"login-grace-time": Low, "socket-activation": Info}},
+		{name: "nobody has a key",
+			config: "UsePAM no\nAllowUsers bob\n",
+			want:   map[string]Severity{"no-keys": High}},
+		{name: "match all re-enables passwords",
+			config: "PasswordAuthentication no\nUsePAM no\nMatch all\n  PasswordAuthentication yes\n",
+			want:   map[string]Severity{"password-auth": High}, where: map[string]string{"password-auth": "/etc/ssh/sshd_config:4"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRoot(t, tc.config)
+			r.User("admin", "1000", "/bin/bash", r.Keygen("/keys/admin"))
+			r.User("bob", "1001", "/bin/bash", "")
+			if tc.setup != nil {
+				tc.setup(r)
+			}
+			a := &Auditor{Daemon: NewDaemon(sysexec.NewExec(30*time.Second), r.Dir), Root: r.Dir}
+			rep, err := a.Audit(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := findings(rep)
+			for id, sev := range tc.want {
+				if got, ok := f[id]; !ok || got.Severity != sev {
+					t.Errorf("%s = %+v (present %v), want %s", id, got, ok, sev)
+				}
+			}
+			for id, w := range tc.where {
+				if got := f[id].Where; got != r.Path(w) {
+					t.Errorf("%s where = %q, want %q", id, got, r.Path(w))
+				}
+			}
+			for _, id := range tc.absent {
+				if got, ok := f[id]; ok {
+					t.Errorf("unexpected %+v", got)
+				}
+			}
+		})
+	}
+}
+
+// socketReloader reports ssh.socket active.
+type socketReloader struct{ fakeReloader }
+
+func (*socketReloader) SocketActive(context.Context) bool { return true }
+
+func TestHardenSocketActivation(t *testing.T) {
+	r := newRoot(t, baseConfig())
+	r.User("admin", "1000", "/bin/bash", r.Keygen("/keys/admin"))
+	h, _ := newHardener(r, sysexec.NewExec(30*time.Second), map[string]string{"SUDO_USER": "admin"})
+	sr := &socketReloader{}
+	h.Reloader = sr
+	before := r.Hash(stateDir)
+	if _, err := h.Harden(context.Background(), Options{Settings: Settings{Port: 2222}, ConfirmWithin: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Read(SocketUnitDropIn); got != "# Written by palisade ssh harden.\n[Socket]\nListenStream=\nListenStream=2222\n" {
+		t.Errorf("socket drop-in:\n%s", got)
+	}
+	st, _ := h.Store.Load()
+	if !strings.HasSuffix(st.Reload, "+socket") {
+		t.Errorf("reload method %q", st.Reload)
+	}
+	if _, _, err := h.Rollback(context.Background(), false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if r.Hash(stateDir) != before {
+		t.Error("rollback left the socket drop-in")
+	}
+}
