@@ -131,6 +131,9 @@ func link(t *testing.T, srv, cli *nstest.NS, srvIf, srvAddr string, cliAddrs []s
 	}
 }
 
+// reset is the outcome of a connection reset during the handshake.
+const reset nstest.Outcome = "reset"
+
 // dialFrom tries one TCP connection from local (an address of ns) to
 // remote and classifies the result.
 func dialFrom(ns *nstest.NS, local netip.Addr, remote netip.AddrPort, timeout time.Duration) (nstest.Outcome, error) {
@@ -145,6 +148,11 @@ func dialFrom(ns *nstest.NS, local netip.Addr, remote netip.AddrPort, timeout ti
 			return nil
 		case errors.Is(err, syscall.ECONNREFUSED):
 			out = nstest.Refused
+			return nil
+		case errors.Is(err, syscall.ECONNRESET):
+			// The handshake was cut: a reject rule arrived between the
+			// SYN and the ACK.
+			out = reset
 			return nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			out = nstest.TimedOut
