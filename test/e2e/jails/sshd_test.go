@@ -25,7 +25,8 @@ type testUser struct {
 	authorized     string // authorized_keys file given to sshd
 }
 
-const userName = "palisade-e2e"
+// userName differs from test/e2e's user: the packages may run in parallel.
+const userName = "palisade-jails"
 
 // newUser creates the local account (useradd, chpasswd) and a key pair;
 // the account is removed when the test ends.
