@@ -246,6 +246,11 @@ func (h *Hardener) apply(ctx context.Context, opts Options, changes []Change, po
 		return err
 	}
 	defer unlock()
+	if cur, err := h.Store.Load(); err != nil {
+		return err
+	} else if cur != nil && cur.Pending() {
+		return refuse(false, "another change (%s) started meanwhile and waits for confirmation", cur.ID)
+	}
 	paths := make([]string, len(changes))
 	for i, c := range changes {
 		paths[i] = c.Path
