@@ -113,7 +113,9 @@ func Plan(cfg *Config, s Settings) ([]Change, error) {
 		if d, ok := cfg.First("permitrootlogin"); ok && len(d.Args) > 0 {
 			cur = strings.ToLower(d.Args[0])
 		}
-		if cur != "no" {
+		switch cur {
+		case "no", "prohibit-password", "without-password", "forced-commands-only":
+		default:
 			global = append(global, kv{"PermitRootLogin", "prohibit-password"})
 		}
 		for _, d := range cfg.All("permitrootlogin") {

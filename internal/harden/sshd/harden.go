@@ -360,6 +360,9 @@ func (h *Hardener) verify(ctx context.Context, opts Options) error {
 			if e.Get("pubkeyauthentication") != "yes" {
 				return fmt.Errorf("verify with sshd -T%s: pubkeyauthentication is %q", ctxName, e.Get("pubkeyauthentication"))
 			}
+			if am := e.Get("authenticationmethods"); !KeyLoginPossible(am) {
+				return fmt.Errorf("verify with sshd -T%s: AuthenticationMethods %q needs a password, which --keys-only switches off: nobody could log in", ctxName, am)
+			}
 		}
 		if opts.NoRootPassword && e.Get("permitrootlogin") == "yes" {
 			return fmt.Errorf("verify with sshd -T%s: permitrootlogin is still yes", ctxName)
@@ -514,4 +517,26 @@ func firstMissing(path string) string {
 			return missing
 		}
 	}
+}
+
+// KeyLoginPossible reports whether an AuthenticationMethods value lets a
+// user in with keys alone: "any" (or unset), or one method list made of
+// publickey steps only.
+func KeyLoginPossible(methods string) bool {
+	if methods == "" || methods == "any" {
+		return true
+	}
+	for _, list := range strings.Fields(methods) {
+		ok := true
+		for _, m := range strings.Split(list, ",") {
+			if m != "publickey" {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }

@@ -491,3 +491,28 @@ func TestHardenSocketActivation(t *testing.T) {
 		t.Error("rollback left the socket drop-in")
 	}
 }
+
+func TestHardenRefusesPasswordOnlyAuthenticationMethods(t *testing.T) {
+	r := newRoot(t, baseConfig()+"AuthenticationMethods password publickey,password\n")
+	r.User("admin", "1000", "/bin/bash", r.Keygen("/keys/admin"))
+	before := r.Hash()
+	h, rl := newHardener(r, sysexec.NewExec(30*time.Second), map[string]string{"SUDO_USER": "admin"})
+	_, err := h.Harden(context.Background(), Options{Settings: Settings{KeysOnly: true}, ConfirmWithin: time.Hour})
+	if err == nil || !strings.Contains(err.Error(), "AuthenticationMethods") {
+		t.Fatalf("err = %v", err)
+	}
+	if r.Hash() != before || rl.count() != 0 {
+		t.Error("files changed or sshd reloaded")
+	}
+}
+
+func TestKeyLoginPossible(t *testing.T) {
+	for in, want := range map[string]bool{
+		"": true, "any": true, "publickey": true, "password publickey,publickey": true,
+		"password": false, "publickey,password": false, "keyboard-interactive publickey,keyboard-interactive": false,
+	} {
+		if got := KeyLoginPossible(in); got != want {
+			t.Errorf("KeyLoginPossible(%q) = %v", in, got)
+		}
+	}
+}
