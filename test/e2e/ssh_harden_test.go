@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,15 +22,21 @@ import (
 	"github.com/palisade-project/palisade/internal/firewall/nstest"
 )
 
-const (
-	e2eUser     = "palisade-e2e"
-	e2ePassword = "Corr3ct-Horse-e2e"
-)
+const e2ePassword = "Corr3ct-Horse-e2e"
+
+// e2eUserName is a per-run account name, so concurrent runs of the
+// package (several developers' or helpers' test runs) never share a user.
+func e2eUserName() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "pal-e2e-" + hex.EncodeToString(b[:])
+}
 
 // sshLab is a real sshd in the server namespace with a test user who has
 // both a password and a key.
 type sshLab struct {
 	t    *testing.T
+	user string
 	net  *pair
 	root string // the --root tree holding sshd's configuration
 	key  string // the client's private key
@@ -40,7 +47,8 @@ func newSSHLab(t *testing.T) *sshLab {
 	t.Helper()
 	palisadeBin(t)
 	requirePrograms(t, "sshd", "ssh", "sshpass", "ssh-keygen", "useradd", "userdel", "chpasswd", "ip", "nft")
-	lab := &sshLab{t: t, net: newPair(t)}
+	lab := &sshLab{t: t, user: e2eUserName(), net: newPair(t)}
+	e2eUser := lab.user
 
 	// The root must be traversable by the test user (sshd reads
 	// authorized_keys with the user's privileges), so not t.TempDir (0700).
@@ -58,7 +66,6 @@ func newSSHLab(t *testing.T) *sshLab {
 	}
 
 	// The test user, removed again even when the test fails.
-	runIn(nil, 10*time.Second, nil, "userdel", e2eUser) // a leftover of a killed run
 	home := filepath.Join(root, "home", e2eUser)
 	if r := runIn(nil, 10*time.Second, nil, "useradd", "-M", "-d", home, "-s", "/bin/sh", e2eUser); r.Code != 0 {
 		t.Fatalf("useradd: %s", r.Out)
@@ -182,7 +189,7 @@ var sshOpts = []string{"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFi
 
 // keyLogin logs in with the key and runs "echo ok".
 func (l *sshLab) keyLogin(port int) error {
-	args := append(append([]string{}, sshOpts...), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", l.key, "-p", strconv.Itoa(port), e2eUser+"@"+l.net.ServerAddr.String(), "echo", "ok")
+	args := append(append([]string{}, sshOpts...), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", l.key, "-p", strconv.Itoa(port), l.user+"@"+l.net.ServerAddr.String(), "echo", "ok")
 	r := runIn(l.net.Client, 15*time.Second, nil, "ssh", args...)
 	if r.Code != 0 || !strings.Contains(r.Out, "ok") {
 		return fmt.Errorf("key login on %d: exit %d: %s", port, r.Code, r.Out)
@@ -194,7 +201,7 @@ func (l *sshLab) keyLogin(port int) error {
 func (l *sshLab) passwordLogin(port int) result {
 	args := append([]string{"-p", e2ePassword, "ssh"}, sshOpts...)
 	args = append(args, "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "NumberOfPasswordPrompts=1",
-		"-p", strconv.Itoa(port), e2eUser+"@"+l.net.ServerAddr.String(), "echo", "ok")
+		"-p", strconv.Itoa(port), l.user+"@"+l.net.ServerAddr.String(), "echo", "ok")
 	return runIn(l.net.Client, 15*time.Second, nil, "sshpass", args...)
 }
 
@@ -202,7 +209,7 @@ func (l *sshLab) passwordLogin(port int) result {
 // as the admin would with sudo.
 func (l *sshLab) palisade(args ...string) result {
 	args = append([]string{"--root", l.root}, args...)
-	return runIn(l.net.Server, 30*time.Second, []string{"SUDO_USER=" + e2eUser}, binary, args...)
+	return runIn(l.net.Server, 30*time.Second, []string{"SUDO_USER=" + l.user}, binary, args...)
 }
 
 func (l *sshLab) state() map[string]any {
