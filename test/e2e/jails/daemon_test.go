@@ -191,6 +191,20 @@ func (d *daemon) banned(jail string) []string {
 	return out
 }
 
+// waitBanned waits until exactly want (sorted) is banned in jail. The
+// kernel may refuse an attacker a moment before the daemon lists the ban
+// (the ban manager lists a ban once the firewall call has returned, and a
+// ufw run outlives the moment its rule takes effect).
+func (d *daemon) waitBanned(jail string, want ...string) {
+	d.t.Helper()
+	nstest.Eventually(d.t, 10*time.Second, fmt.Sprintf("banned in %s: %v", jail, want), func() error {
+		if got := d.banned(jail); !slices.Equal(got, want) {
+			return fmt.Errorf("banned: %v", got)
+		}
+		return nil
+	})
+}
+
 // failures is the number of failures counted for ip in jail.
 func (d *daemon) failures(jail, ip string) int {
 	d.t.Helper()
