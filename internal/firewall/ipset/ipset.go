@@ -153,6 +153,31 @@ func (b *Backend) iptOK(ctx context.Context, f family, args ...string) (bool, er
 	return err == nil, err
 }
 
+// chainHolds reports whether chain ch holds exactly rules (each present,
+// and no other rule).
+func (b *Backend) chainHolds(ctx context.Context, f family, ch string, rules [][]string) (bool, error) {
+	res, err := b.run(ctx, f.iptable, "-w", "5", "-S", ch)
+	if err != nil {
+		return false, err
+	}
+	n := 0
+	for _, l := range strings.Split(string(res.Stdout), "\n") {
+		if strings.HasPrefix(l, "-A ") {
+			n++
+		}
+	}
+	if n != len(rules) {
+		return false, nil
+	}
+	for _, r := range rules {
+		ok, err := b.iptOK(ctx, f, append([]string{"-C", ch}, r...)...)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
 // Setup implements firewall.Backend.
 func (b *Backend) Setup(ctx context.Context, jails []firewall.JailSpec) error {
 	for _, j := range jails {
@@ -194,15 +219,28 @@ func (b *Backend) Setup(ctx context.Context, jails []firewall.JailSpec) error {
 			if err != nil {
 				return fmt.Errorf("ipset setup: %w", err)
 			}
+			rules := Rules(j, f.v)
 			if ok {
-				err = b.ipt(ctx, f, "-F", ch)
+				// A restart finds the chain as it left it: rewriting it
+				// would open a window in which the jail's bans are not
+				// enforced, so it is kept when it already holds exactly
+				// the wanted rules.
+				same, err := b.chainHolds(ctx, f, ch, rules)
+				if err != nil {
+					return fmt.Errorf("ipset setup: jail %s: %w", j.Name, err)
+				}
+				if same {
+					rules = nil
+				} else {
+					err = b.ipt(ctx, f, "-F", ch)
+				}
 			} else {
 				err = b.ipt(ctx, f, "-N", ch)
 			}
 			if err != nil {
 				return fmt.Errorf("ipset setup: jail %s: %w", j.Name, err)
 			}
-			for _, rule := range Rules(j, f.v) {
+			for _, rule := range rules {
 				if err := b.ipt(ctx, f, append([]string{"-A", ch}, rule...)...); err != nil {
 					return fmt.Errorf("ipset setup: jail %s: %w", j.Name, err)
 				}
