@@ -23,12 +23,18 @@ type CheckedJail struct {
 	MaxRetry int      `json:"maxretry"`
 	FindTime string   `json:"findtime"`
 	BanTime  string   `json:"bantime"`
-	// Error is set when the jail's filter cannot be loaded or compiled.
+	// Firewall is how the jail's bans are enforced: a native backend kind
+	// its banaction maps to, "exec:ACTION" for an action.d file, or
+	// "default" (the [firewall] backend or auto detection).
+	Firewall string `json:"firewall"`
+	// Error is set when the jail's filter or action cannot be loaded or
+	// compiled.
 	Error string `json:"error,omitempty"`
 }
 
-// Check loads the configuration as the daemon would and compiles every
-// enabled jail's filter. Nothing is started.
+// Check loads the configuration as the daemon would, compiles every
+// enabled jail's filter and chooses (compiling action.d files) how its
+// bans are enforced. Nothing is started.
 func Check(opts Options) CheckReport {
 	rep := CheckReport{ConfigDir: opts.ConfigDir, Errors: config.ErrorList{}, Warnings: []string{}, Jails: []CheckedJail{}}
 	cfg, err := LoadConfig(opts)
@@ -51,6 +57,19 @@ func Check(opts Options) CheckReport {
 		if err != nil {
 			cj.Error = err.Error()
 			rep.Errors = append(rep.Errors, &config.Error{File: j.File, Line: j.Line, Section: j.Name, Key: "filter", Msg: err.Error()})
+		}
+		rt, err := ChooseRoute(cfg, j)
+		if err != nil {
+			if cj.Error != "" {
+				cj.Error += "; "
+			}
+			cj.Error += err.Error()
+			rep.Errors = append(rep.Errors, config.AsErrorList(err)...)
+		} else {
+			cj.Firewall = rt.String()
+			for _, ig := range rt.Ignored {
+				rep.Warnings = append(rep.Warnings, "jail "+j.Name+": action "+ig+" is not run (palisade runs one ban action per jail)")
+			}
 		}
 		rep.Jails = append(rep.Jails, cj)
 	}

@@ -93,7 +93,11 @@ type Daemon struct {
 	started time.Time
 
 	st      *store.Store
-	fw      firewall.Backend
+	fw      firewall.Backend // the router
+	router  *router
+	defKind string // the default backend's kind ("" when given or log)
+	native  map[string]firewall.Backend
+
 	bans    *ban.Manager
 	logW    io.Writer
 	level   *slog.LevelVar
@@ -102,6 +106,10 @@ type Daemon struct {
 	fj      *failJournal
 	srv     *control.Server
 	dbPath  string
+
+	rmu      sync.Mutex // guards routes, routeErr
+	routes   map[string]Route
+	routeErr map[string]string
 
 	mu        sync.Mutex // guards cfg, jails, reloadErr
 	cfg       *config.Config
@@ -160,7 +168,8 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: opts, now: opts.Now, cfg: cfg, jails: map[string]*jailRT{}}
+	d := &Daemon{opts: opts, now: opts.Now, cfg: cfg, jails: map[string]*jailRT{},
+		native: map[string]firewall.Backend{}, routes: map[string]Route{}, routeErr: map[string]string{}}
 	defer func() {
 		if err != nil {
 			d.close(context.Background())
@@ -184,10 +193,13 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.fw, err = d.backend(cfg.Daemon.Firewall)
+	def, err := d.backend(cfg.Daemon.Firewall)
 	if err != nil {
 		return nil, err
 	}
+	d.router = newRouter(ctx, def)
+	d.fw = d.router
+	d.routeJails(ctx, cfg)
 	if err := d.fw.Setup(ctx, d.specs(cfg)); err != nil {
 		return nil, fmt.Errorf("firewall %s setup: %w", d.fw.Name(), err)
 	}
@@ -300,15 +312,16 @@ func (d *Daemon) backend(fs config.FirewallSettings) (firewall.Backend, error) {
 	if fs.Backend == "log" {
 		return &logBackend{Fake: firewall.NewFake()}, nil
 	}
-	deps := detect.Deps{Runner: sysexec.NewExec(30 * time.Second), Logger: d.log}
-	kind, reason, err := detect.Choose(fs.Backend, deps)
+	kind, reason, err := detect.Choose(fs.Backend, d.detectDeps())
 	if err != nil {
 		return nil, err
 	}
-	b, err := detect.New(kind, deps)
+	b, err := detect.New(kind, d.detectDeps())
 	if err != nil {
 		return nil, err
 	}
+	d.defKind = kind
+	d.native[kind] = b
 	d.log.Info("firewall backend chosen", "backend", kind, "why", reason)
 	return b, nil
 }
@@ -322,8 +335,17 @@ func (logBackend) Name() string { return "log" }
 
 func (d *Daemon) specs(cfg *config.Config) []firewall.JailSpec {
 	var out []firewall.JailSpec
+	d.rmu.Lock()
+	defer d.rmu.Unlock()
 	for _, j := range cfg.Enabled() {
-		out = append(out, j.Spec(cfg.Daemon.Firewall.BlockType))
+		if _, bad := d.routeErr[j.Name]; bad {
+			continue
+		}
+		s := j.Spec(cfg.Daemon.Firewall.BlockType)
+		if d.routes[j.Name].AllPorts {
+			s.Scope.Ports = nil
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -332,6 +354,13 @@ func (d *Daemon) specs(cfg *config.Config) []firewall.JailSpec {
 // returned: the other jails keep working.
 func (d *Daemon) startJail(cfg *config.Config, j config.Jail, replay []failRecord) *jailRT {
 	r := &jailRT{cfg: j, d: d, log: d.log, srcState: map[string]string{}}
+	d.rmu.Lock()
+	rerr := d.routeErr[j.Name]
+	d.rmu.Unlock()
+	if rerr != "" {
+		r.buildErr = rerr
+		return r
+	}
 	jc, err := jailConfig(j)
 	if err == nil {
 		r.jail, err = jail.New(jc, jail.Deps{
@@ -567,12 +596,13 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 		d.mu.Unlock()
 		return control.ReloadReply{}, err
 	}
+	d.routeJails(context.Background(), cfg)
 	var rep control.ReloadReply
 	d.mu.Lock()
 	old := d.cfg
 	next := map[string]*jailRT{}
 	for _, j := range cfg.Enabled() {
-		if r, ok := d.jails[j.Name]; ok && sameJail(r.cfg, j) && r.buildErr == "" {
+		if r, ok := d.jails[j.Name]; ok && sameJail(r.cfg, j) && r.buildErr == "" && !d.routeFailed(j.Name) {
 			// Unchanged: the running jail (and its counters) stays.
 			next[j.Name] = r
 			continue
@@ -637,8 +667,8 @@ func (d *Daemon) close(ctx context.Context) error {
 	if d.fw != nil && d.cfg != nil && d.cfg.Daemon.Firewall.RemoveOnStop {
 		err = d.fw.Teardown(ctx)
 	}
-	if c, ok := d.fw.(interface{ Close() error }); ok && d.fw != d.opts.Backend {
-		c.Close()
+	if d.router != nil {
+		d.router.close(d.opts.Backend)
 	}
 	if d.st != nil {
 		if e := d.st.Close(); err == nil {
