@@ -248,9 +248,9 @@ type Jail struct {
 	MaxMatches    int
 	// UseDNS is yes, warn, no or raw.
 	UseDNS string
-	// BanAction and Actions are recorded for the firewall backends (the
-	// native backends map banaction names; action.d execution uses
-	// Actions).
+	// BanAction and Actions choose how the jail's bans are enforced
+	// (internal/daemon.ChooseRoute): a fail2ban ban action name maps to a
+	// native backend, another action.d file runs through actionexec.
 	BanAction         string
 	BanActionAllPorts string
 	Actions           []string

@@ -124,8 +124,8 @@ func ChooseRoute(cfg *config.Config, j config.Jail) (Route, error) {
 
 // loadAction reads action.d/NAME from the configuration directory (actions
 // are not built in) and compiles it with its [Definition] and [Init]
-// options, the jail's name, port and protocol, and the action's arguments
-// (which win).
+// options, the jail's name, port and protocol and the action's name
+// (actname), and the action's arguments (which win).
 func loadAction(dir, name string, args map[string]string, j config.Jail) (*actionexec.Action, error) {
 	jailErr := func(format string, a ...any) error {
 		return &config.Error{File: j.File, Line: j.Line, Section: j.Name, Key: "action", Msg: fmt.Sprintf(format, a...)}
@@ -166,7 +166,7 @@ func loadAction(dir, name string, args map[string]string, j config.Jail) (*actio
 	if _, ok := args["name"]; !ok {
 		opts["name"] = j.Name
 	}
-	for k, v := range map[string]string{"port": j.PortSpec, "protocol": j.Protocol} {
+	for k, v := range map[string]string{"actname": base, "port": j.PortSpec, "protocol": j.Protocol} {
 		if _, ok := opts[k]; !ok && v != "" {
 			opts[k] = v
 		}

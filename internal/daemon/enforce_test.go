@@ -54,6 +54,7 @@ func TestChooseRoute(t *testing.T) {
 		{name: "builtin default", jail: "", want: "nftables"},
 		{name: "action lines, native first", jail: "banaction = ufw\naction = %(banaction)s[port=\"%(port)s\"]\n         mytouch[x=1]\n", want: "ufw", ignored: 1},
 		{name: "action.d file", jail: "action = mytouch\n", want: "exec:mytouch"},
+		{name: "jail-provided tags", jail: "action = named\n", want: "exec:named"},
 		{name: "action.d then native", jail: "action = mytouch\n         nftables[port=22]\n", want: "nftables", ignored: 1},
 		{name: "forced backend wins", jail: "banaction = ufw\n", palisade: "[firewall]\nbackend = iptables\n", want: "default"},
 		{name: "forced backend keeps allports", jail: "banaction = nftables-allports\n", palisade: "[firewall]\nbackend = ufw\n", want: "default", allPorts: true},
@@ -64,6 +65,7 @@ func TestChooseRoute(t *testing.T) {
 			files := map[string]string{
 				"jail.local":            "[sshd]\nenabled = true\nlogpath = /dev/null\n" + tc.jail,
 				"action.d/mytouch.conf": touchAction,
+				"action.d/named.conf":   "[Definition]\nactionban = touch /tmp/none/<actname>-<name>-<port>-<protocol>-<ip>\n",
 			}
 			if tc.palisade != "" {
 				files["palisade.local"] = tc.palisade
