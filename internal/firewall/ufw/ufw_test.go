@@ -18,7 +18,7 @@ import (
 // privateUFW gives the namespace its own copy of /etc/ufw: "ip netns exec"
 // bind-mounts /etc/netns/NAME/* over /etc, so ufw run there never touches
 // the host's configuration. ufw is then enabled with incoming allowed.
-func privateUFW(t *testing.T, ns *nstest.NS) sysexec.Runner {
+func privateUFW(t testing.TB, ns *nstest.NS) sysexec.Runner {
 	t.Helper()
 	nstest.RequireProgram(t, "ip", "ufw", "iptables")
 	if _, err := os.Stat("/etc/ufw"); err != nil {
