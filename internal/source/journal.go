@@ -245,7 +245,7 @@ func restrictMatches(matches []string, term string) []string {
 func ParseJournalMatch(s string) ([]string, error) {
 	var out []string
 	for ln := range strings.SplitSeq(s, "\n") {
-		words, err := splitWords(ln)
+		words, err := sysexec.SplitArgs(ln)
 		if err != nil {
 			return nil, fmt.Errorf("journalmatch %q: %w", ln, err)
 		}
@@ -279,60 +279,6 @@ func checkMatchWord(w string) error {
 		}
 	}
 	return nil
-}
-
-// splitWords splits s into words the way shlex.split (POSIX mode) does:
-// whitespace separates, '...' is literal, "..." allows \" and \\, a
-// backslash outside quotes escapes the next character.
-func splitWords(s string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		case c == '\'':
-			end := strings.IndexByte(s[i+1:], '\'')
-			if end < 0 {
-				return nil, errors.New("unterminated '")
-			}
-			cur.WriteString(s[i+1 : i+1+end])
-			i += end + 1
-			inWord = true
-		case c == '"':
-			i++
-			for ; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\\') {
-					i++
-				}
-				cur.WriteByte(s[i])
-			}
-			if i >= len(s) {
-				return nil, errors.New(`unterminated "`)
-			}
-			inWord = true
-		case c == '\\':
-			if i+1 >= len(s) {
-				return nil, errors.New("trailing backslash")
-			}
-			i++
-			cur.WriteByte(s[i])
-			inWord = true
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words, nil
 }
 
 // key identifies a spec's journalctl stream (and its stored cursor).
