@@ -224,3 +224,28 @@ func FormatPorts(rs []PortRange) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// GroupPorts splits merged ranges into groups that fit a limit of max
+// ports per rule, a range counting as two (iptables multiport and ufw both
+// take at most 15).
+func GroupPorts(rs []PortRange, max int) [][]PortRange {
+	var out [][]PortRange
+	var cur []PortRange
+	used := 0
+	for _, r := range rs {
+		cost := 1
+		if r.From != r.To {
+			cost = 2
+		}
+		if used+cost > max && len(cur) > 0 {
+			out = append(out, cur)
+			cur, used = nil, 0
+		}
+		cur = append(cur, r)
+		used += cost
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}

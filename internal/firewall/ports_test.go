@@ -3,6 +3,7 @@ package firewall
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -141,4 +142,37 @@ func FuzzParsePorts(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestGroupPorts(t *testing.T) {
+	r := func(a, b uint16) PortRange { return PortRange{From: a, To: b} }
+	single := make([]PortRange, 16)
+	for i := range single {
+		single[i] = r(uint16(1000+i), uint16(1000+i))
+	}
+	tests := []struct {
+		name string
+		in   []PortRange
+		want []int // sizes of the groups
+	}{
+		{"empty", nil, nil},
+		{"one", []PortRange{r(22, 22)}, []int{1}},
+		{"fifteen singles fit", single[:15], []int{15}},
+		{"sixteen singles split", single, []int{15, 1}},
+		{"ranges count two", []PortRange{r(1, 2), r(3, 4), r(5, 6), r(7, 8), r(9, 10), r(11, 12), r(13, 14), r(15, 15), r(16, 17)}, []int{8, 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := GroupPorts(tc.in, 15)
+			var sizes []int
+			n := 0
+			for _, g := range got {
+				sizes = append(sizes, len(g))
+				n += len(g)
+			}
+			if !slices.Equal(sizes, tc.want) || n != len(tc.in) {
+				t.Fatalf("GroupPorts sizes %v, want %v", sizes, tc.want)
+			}
+		})
+	}
 }

@@ -225,7 +225,8 @@ func (b *Backend) Setup(ctx context.Context, jails []firewall.JailSpec) error {
 				// would open a window in which the jail's bans are not
 				// enforced, so it is kept when it already holds exactly
 				// the wanted rules.
-				same, err := b.chainHolds(ctx, f, ch, rules)
+				var same bool
+				same, err = b.chainHolds(ctx, f, ch, rules)
 				if err != nil {
 					return fmt.Errorf("ipset setup: jail %s: %w", j.Name, err)
 				}
@@ -301,32 +302,8 @@ func Rules(j firewall.JailSpec, v int) [][]string {
 		return [][]string{slices.Concat(p, set, verdict(proto == "tcp"))}
 	}
 	var out [][]string
-	for _, group := range multiportGroups(firewall.MergePorts(j.Scope.Ports)) {
+	for _, group := range firewall.GroupPorts(firewall.MergePorts(j.Scope.Ports), 15) {
 		out = append(out, slices.Concat(p, []string{"-m", "multiport", "--dports", firewall.FormatPorts(group)}, set, verdict(proto == "tcp")))
-	}
-	return out
-}
-
-// multiportGroups splits ranges into groups that fit multiport's limit of
-// 15 ports, a range counting as two.
-func multiportGroups(rs []firewall.PortRange) [][]firewall.PortRange {
-	var out [][]firewall.PortRange
-	var cur []firewall.PortRange
-	used := 0
-	for _, r := range rs {
-		cost := 1
-		if r.From != r.To {
-			cost = 2
-		}
-		if used+cost > 15 {
-			out = append(out, cur)
-			cur, used = nil, 0
-		}
-		cur = append(cur, r)
-		used += cost
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
 	}
 	return out
 }

@@ -139,30 +139,8 @@ func RuleArgs(j firewall.JailSpec, p netip.Prefix) [][]string {
 		return [][]string{slices.Concat(base, []string{"to", "any", "proto", proto})}
 	}
 	var out [][]string
-	for _, g := range portGroups(firewall.MergePorts(j.Scope.Ports)) {
+	for _, g := range firewall.GroupPorts(firewall.MergePorts(j.Scope.Ports), 15) {
 		out = append(out, slices.Concat(base, []string{"to", "any", "port", firewall.FormatPorts(g), "proto", proto}))
-	}
-	return out
-}
-
-func portGroups(rs []firewall.PortRange) [][]firewall.PortRange {
-	var out [][]firewall.PortRange
-	var cur []firewall.PortRange
-	used := 0
-	for _, r := range rs {
-		cost := 1
-		if r.From != r.To {
-			cost = 2
-		}
-		if used+cost > 15 {
-			out = append(out, cur)
-			cur, used = nil, 0
-		}
-		cur = append(cur, r)
-		used += cost
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
 	}
 	return out
 }
