@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palisade-project/palisade/internal/testbin"
+
 	"github.com/palisade-project/palisade/internal/control"
 )
 
@@ -23,24 +25,13 @@ import (
 var (
 	buildOnce sync.Once
 	binPath   string
+	binClean  func()
 	buildErr  error
 )
 
 func palisadeBin(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "palisade-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "palisade")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/palisade-project/palisade/cmd/palisade")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
+	buildOnce.Do(func() { binPath, binClean, buildErr = testbin.Build() })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
@@ -49,8 +40,8 @@ func palisadeBin(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
+	if binClean != nil {
+		binClean()
 	}
 	os.Exit(code)
 }

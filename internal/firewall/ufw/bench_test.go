@@ -16,7 +16,7 @@ import (
 func BenchmarkUFWAdd20(b *testing.B) {
 	nstest.RequireRoot(b)
 	ns := nstest.New(b)
-	be, err := New(Options{Runner: privateUFW(b, ns)})
+	be, err := New(Options{Runner: nstest.PrivateUFW(b, ns)})
 	if err != nil {
 		b.Fatal(err)
 	}

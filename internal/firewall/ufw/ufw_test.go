@@ -2,9 +2,6 @@ package ufw
 
 import (
 	"context"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,58 +12,6 @@ import (
 	"github.com/palisade-project/palisade/internal/sysexec"
 )
 
-// privateUFW gives the namespace its own copy of /etc/ufw: "ip netns exec"
-// bind-mounts /etc/netns/NAME/* over /etc, so ufw run there never touches
-// the host's configuration. ufw is then enabled with incoming allowed.
-func privateUFW(t testing.TB, ns *nstest.NS) sysexec.Runner {
-	t.Helper()
-	nstest.RequireProgram(t, "ip", "ufw", "iptables")
-	if _, err := os.Stat("/etc/ufw"); err != nil {
-		t.Skip("kernel test: /etc/ufw missing")
-	}
-	dir := filepath.Join("/etc/netns", ns.Name)
-	t.Cleanup(func() {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("remove %s: %v", dir, err)
-		}
-	})
-	if err := copyTree("/etc/ufw", filepath.Join(dir, "ufw")); err != nil {
-		t.Fatal(err)
-	}
-	r := nstest.Runner{NS: ns, Inner: sysexec.NewExec(time.Minute)}
-	for _, args := range [][]string{{"default", "allow", "incoming"}, {"--force", "enable"}} {
-		if _, err := r.Run(context.Background(), sysexec.Cmd{Name: "ufw", Args: args}); err != nil {
-			t.Fatalf("ufw %v: %v", args, err)
-		}
-	}
-	return r
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, info.Mode().Perm())
-		case info.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, data, info.Mode().Perm())
-		}
-		return nil // symlinks and others are not needed
-	})
-}
-
 func TestKernel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("ufw kernel suite is slow (one ufw run per rule)")
@@ -74,7 +19,7 @@ func TestKernel(t *testing.T) {
 	ufw := func(args ...string) sysexec.Cmd { return sysexec.Cmd{Name: "ufw", Args: args} }
 	fwtest.Run(t, fwtest.Suite{
 		New: func(t *testing.T, ns *nstest.NS) firewall.Backend {
-			b, err := New(Options{Runner: privateUFW(t, ns)})
+			b, err := New(Options{Runner: nstest.PrivateUFW(t, ns)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,10 +2,7 @@ package jails
 
 import (
 	"encoding/json"
-	"io/fs"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -198,48 +195,6 @@ func ufwInventory(t *testing.T, srv *nstest.NS) inventory {
 	return iv
 }
 
-// privateUFW gives the namespace its own copy of /etc/ufw ("ip netns exec"
-// bind-mounts /etc/netns/NAME/* over /etc, for ufw run by the test and by
-// the daemon alike), then enables ufw there with incoming allowed.
-func privateUFW(t *testing.T, srv *nstest.NS) {
-	t.Helper()
-	if _, err := os.Stat("/etc/ufw"); err != nil {
-		t.Skip("e2e test: /etc/ufw missing")
-	}
-	dir := filepath.Join("/etc/netns", srv.Name)
-	t.Cleanup(func() {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("remove %s: %v", dir, err)
-		}
-	})
-	if err := copyTree("/etc/ufw", filepath.Join(dir, "ufw")); err != nil {
-		t.Fatal(err)
-	}
-	inNS(t, srv, "ufw", "default", "allow", "incoming")
-	inNS(t, srv, "ufw", "--force", "enable")
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, info.Mode().Perm())
-		case info.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, data, info.Mode().Perm())
-		}
-		return nil
-	})
-}
+// privateUFW gives the server namespace its own enabled ufw (for the test
+// and for the daemon started there).
+func privateUFW(t *testing.T, srv *nstest.NS) { nstest.PrivateUFW(t, srv) }

@@ -3,9 +3,9 @@ package jails
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/palisade-project/palisade/internal/testbin"
 )
 
 // binary is the palisade binary built once by TestMain; empty when the
@@ -18,23 +18,12 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	if os.Geteuid() == 0 {
-		dir, err := os.MkdirTemp("", "palisade-e2e-bin-")
+		bin, cleanup, err := testbin.Build()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
-		bin := filepath.Join(dir, "palisade")
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = "/usr/local/go/bin/go"
-		}
-		cmd := exec.Command(goTool, "build", "-o", bin, "github.com/palisade-project/palisade/cmd/palisade")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: build palisade: %v\n%s", err, out)
-			return 1
-		}
+		defer cleanup()
 		binary = bin
 	}
 	return m.Run()
