@@ -480,20 +480,37 @@ func minLen(c []string) int {
 }
 
 // anchoredPrefix returns the literal a match must start with when re is
-// anchored at the start of the text.
+// anchored at the start of the text (looking through capture groups, so
+// `^(?P<nofail>Received (?P<x>disconnect))` gives "Received disconnect").
 func anchoredPrefix(re *syntax.Regexp) string {
 	if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpBeginText {
 		return ""
 	}
+	p, _ := leadingLiteral(re.Sub[1:])
+	return p
+}
+
+// leadingLiteral returns the literal text every match of the concatenation
+// subs starts with, and whether the whole of subs is that literal.
+func leadingLiteral(subs []*syntax.Regexp) (string, bool) {
 	p := ""
-	for _, sub := range re.Sub[1:] {
-		s, ok := litString(sub)
-		if !ok {
-			break
+	for _, sub := range subs {
+		var s string
+		var whole bool
+		switch {
+		case sub.Op == syntax.OpLiteral && sub.Flags&syntax.FoldCase == 0:
+			s, whole = string(sub.Rune), true
+		case sub.Op == syntax.OpCapture && len(sub.Sub) == 1:
+			s, whole = leadingLiteral(sub.Sub)
+		case sub.Op == syntax.OpConcat:
+			s, whole = leadingLiteral(sub.Sub)
 		}
 		p += s
+		if !whole {
+			return p, false
+		}
 	}
-	return p
+	return p, true
 }
 
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -13,7 +13,7 @@ import (
 // repetition before it ends in ':', so the look-behind is always true and the
 // two are the same language, but this one is RE2.
 const (
-	reIP4  = `(?:\d{1,3}\.){3}\d{1,3}`
+	reIP4  = `(?:[0-9]{1,3}\.){3}[0-9]{1,3}`
 	reIP6  = `(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)`
 	reDNS  = `[\w\-.^_]*\w`
 	reTIP4 = `(?:::f{4,6}:)?(?P<ip4>` + reIP4 + `)`

@@ -121,6 +121,8 @@ func TestLiterals(t *testing.T) {
 		{`^(?:foo|bar) baz`, []string{" baz", "foo/bar"}, ""},
 		{`^(?:Connection (?:closed|reset)|Disconnected) from`, []string{"Connection /Disconnected", " from"}, ""},
 		{`a(?=bcd)`, nil, ""},
+		{`^(?P<nofail>Received (?P<x>disconnect)) from y`, []string{"Received disconnect", " from y"}, "Received disconnect from y"},
+		{`^(?P<a>(?P<b>Accepted \w+)) for`, []string{"Accepted ", " for"}, "Accepted "},
 	}
 	for _, tt := range tests {
 		tr, err := translate(tt.re, dollarSingle)
