@@ -261,7 +261,7 @@ func newSSHConfirmCmd(app *App) *cobra.Command {
 }
 
 func newSSHRollbackCmd(app *App) *cobra.Command {
-	var ifUnconfirmed bool
+	var ifUnconfirmed, pending bool
 	var id, state string
 	cmd := &cobra.Command{
 		Use:   "rollback",
@@ -277,13 +277,23 @@ func newSSHRollbackCmd(app *App) *cobra.Command {
 				return usageErr("--if-unconfirmed needs --id")
 			}
 			ctx := cmd.Context()
-			if ifUnconfirmed {
+			if ifUnconfirmed || pending {
 				// The watcher outlives the terminal; bound it by the deadline.
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(context.Background(), 24*time.Hour)
 				defer cancel()
 			}
-			st, done, err := h.Rollback(ctx, ifUnconfirmed, id)
+			var st *rollback.State
+			var done bool
+			var err error
+			if pending {
+				st, done, err = h.RecoverPending(ctx)
+				if err == nil && !done {
+					fmt.Fprintln(app.Stdout, "no unconfirmed change pending")
+				}
+			} else {
+				st, done, err = h.Rollback(ctx, ifUnconfirmed, id)
+			}
 			if err != nil {
 				return failErr(err)
 			}
@@ -295,6 +305,7 @@ func newSSHRollbackCmd(app *App) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&ifUnconfirmed, "if-unconfirmed", false, "wait for the change's deadline and roll back only if it was not confirmed (the watcher)")
+	cmd.Flags().BoolVar(&pending, "pending", false, "roll back an unconfirmed change at its deadline, if one is pending (run at boot by dist/palisade-ssh-recover.service)")
 	cmd.Flags().StringVar(&id, "id", "", "change id (with --if-unconfirmed)")
 	cmd.Flags().StringVar(&state, "state", "", "state file (default /var/lib/palisade/harden/state.json)")
 	_ = cmd.Flags().MarkHidden("id")

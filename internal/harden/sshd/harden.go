@@ -474,6 +474,18 @@ func (h *Hardener) Rollback(ctx context.Context, ifUnconfirmed bool, id string) 
 	return st, true, h.rollbackLocked(ctx, st)
 }
 
+// RecoverPending finishes a change whose watcher is gone (the host
+// rebooted inside the confirmation window): when the recorded change is
+// still unconfirmed, it waits for its deadline and rolls it back, exactly as
+// the watcher would have. It reports false when nothing was pending.
+func (h *Hardener) RecoverPending(ctx context.Context) (*rollback.State, bool, error) {
+	st, err := h.Store.Load()
+	if err != nil || st == nil || !st.Pending() {
+		return st, false, err
+	}
+	return h.Rollback(ctx, true, st.ID)
+}
+
 // rollbackLocked undoes st; the store lock is held.
 func (h *Hardener) rollbackLocked(ctx context.Context, st *rollback.State) error {
 	var errs []error

@@ -516,3 +516,32 @@ func TestKeyLoginPossible(t *testing.T) {
 		}
 	}
 }
+
+func TestRecoverPendingAfterReboot(t *testing.T) {
+	r := newRoot(t, baseConfig())
+	r.User("admin", "1000", "/bin/bash", r.Keygen("/keys/admin"))
+	before := r.Hash(stateDir)
+	h, _ := newHardener(r, sysexec.NewExec(30*time.Second), map[string]string{"SUDO_USER": "admin"})
+	ctx := context.Background()
+	if _, done, err := h.RecoverPending(ctx); err != nil || done {
+		t.Fatalf("nothing recorded: RecoverPending = %v, %v; want nothing done", done, err)
+	}
+	// The watcher "dies with the reboot": it is never started.
+	h.StartWatcher = func(*rollback.State) (int, error) { return 0, nil }
+	if _, err := h.Harden(ctx, Options{Settings: Settings{KeysOnly: true, Port: 2222}, ConfirmWithin: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if r.Hash(stateDir) == before {
+		t.Fatal("harden changed nothing")
+	}
+	st, done, err := h.RecoverPending(ctx)
+	if err != nil || !done {
+		t.Fatalf("RecoverPending = %v, %v; want a rollback", done, err)
+	}
+	if !st.RolledBack || r.Hash(stateDir) != before {
+		t.Errorf("tree not restored (rolled back %v)", st.RolledBack)
+	}
+	if _, done, err := h.RecoverPending(ctx); err != nil || done {
+		t.Errorf("second RecoverPending = %v, %v; want nothing to do", done, err)
+	}
+}
