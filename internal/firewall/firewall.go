@@ -8,6 +8,7 @@ package firewall
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -70,4 +71,21 @@ type Backend interface {
 	List(ctx context.Context) ([]Ban, error)
 	// Teardown removes everything palisade installed.
 	Teardown(ctx context.Context) error
+}
+
+// Canonical validates and normalises a ban prefix for the kernel: an
+// IPv4-mapped IPv6 prefix becomes IPv4, the zone is dropped and host bits
+// are cleared.
+func Canonical(p netip.Prefix) (netip.Prefix, error) {
+	if !p.IsValid() {
+		return netip.Prefix{}, fmt.Errorf("invalid prefix %v", p)
+	}
+	a, bits := p.Addr(), p.Bits()
+	if a.Is4In6() {
+		if bits < 96 {
+			return netip.Prefix{}, fmt.Errorf("prefix %v: IPv4-mapped prefix shorter than /96", p)
+		}
+		a, bits = a.Unmap(), bits-96
+	}
+	return netip.PrefixFrom(a.WithZone(""), bits).Masked(), nil
 }

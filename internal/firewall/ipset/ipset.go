@@ -377,21 +377,14 @@ func (b *Backend) restore(ctx context.Context, verb string, bans []firewall.Ban)
 	return nil
 }
 
+// canonical is firewall.Canonical plus ipset's own limit: hash:net cannot
+// hold a /0.
 func canonical(p netip.Prefix) (netip.Prefix, error) {
-	if !p.IsValid() {
-		return netip.Prefix{}, fmt.Errorf("invalid prefix %v", p)
-	}
-	a, bits := p.Addr(), p.Bits()
-	if a.Is4In6() {
-		if bits < 96 {
-			return netip.Prefix{}, fmt.Errorf("prefix %v: IPv4-mapped prefix shorter than /96", p)
-		}
-		a, bits = a.Unmap(), bits-96
-	}
-	if bits == 0 {
+	c, err := firewall.Canonical(p)
+	if err == nil && c.Bits() == 0 {
 		return netip.Prefix{}, fmt.Errorf("prefix %v: ipset hash:net cannot hold a /0", p)
 	}
-	return netip.PrefixFrom(a.WithZone(""), bits).Masked(), nil
+	return c, err
 }
 
 // List implements firewall.Backend by parsing "ipset save" of palisade's

@@ -410,26 +410,6 @@ func kindOf(p netip.Prefix) string {
 	}
 }
 
-// Canonical validates and normalises a ban prefix: IPv4-mapped IPv6 is
-// unmapped and host bits are cleared.
-func Canonical(p netip.Prefix) (netip.Prefix, error) {
-	if !p.IsValid() {
-		return netip.Prefix{}, fmt.Errorf("invalid prefix %v", p)
-	}
-	a := p.Addr()
-	bits := p.Bits()
-	if a.Is4In6() {
-		if bits < 96 {
-			return netip.Prefix{}, fmt.Errorf("prefix %v: IPv4-mapped prefix shorter than /96", p)
-		}
-		a, bits = a.Unmap(), bits-96
-	}
-	if a.Zone() != "" {
-		a = a.WithZone("")
-	}
-	return netip.PrefixFrom(a, bits).Masked(), nil
-}
-
 // elems returns the set elements for a prefix: one key for an address, a
 // start and (unless the range reaches the top of the address space) an
 // interval-end element for a network.
@@ -477,7 +457,7 @@ func (b *Backend) group(op string, bans []firewall.Ban, skipExpired bool) (map[s
 		if _, ok := b.jails[ban.Jail]; !ok {
 			return nil, 0, fmt.Errorf("nftables %s: jail %q is not set up", op, ban.Jail)
 		}
-		p, err := Canonical(ban.Prefix)
+		p, err := firewall.Canonical(ban.Prefix)
 		if err != nil {
 			return nil, 0, fmt.Errorf("nftables %s: jail %s: %w", op, ban.Jail, err)
 		}

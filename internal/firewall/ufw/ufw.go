@@ -145,20 +145,6 @@ func RuleArgs(j firewall.JailSpec, p netip.Prefix) [][]string {
 	return out
 }
 
-func canonical(p netip.Prefix) (netip.Prefix, error) {
-	if !p.IsValid() {
-		return netip.Prefix{}, fmt.Errorf("invalid prefix %v", p)
-	}
-	a, bits := p.Addr(), p.Bits()
-	if a.Is4In6() {
-		if bits < 96 {
-			return netip.Prefix{}, fmt.Errorf("prefix %v: IPv4-mapped prefix shorter than /96", p)
-		}
-		a, bits = a.Unmap(), bits-96
-	}
-	return netip.PrefixFrom(a.WithZone(""), bits).Masked(), nil
-}
-
 // Add implements firewall.Backend.
 func (b *Backend) Add(ctx context.Context, bans []firewall.Ban) error {
 	return b.change(ctx, "prepend", bans)
@@ -177,7 +163,7 @@ func (b *Backend) change(ctx context.Context, verb string, bans []firewall.Ban) 
 		if !ok {
 			return fmt.Errorf("ufw %s: jail %q is not set up", verb, ban.Jail)
 		}
-		p, err := canonical(ban.Prefix)
+		p, err := firewall.Canonical(ban.Prefix)
 		if err != nil {
 			return fmt.Errorf("ufw %s: jail %s: %w", verb, ban.Jail, err)
 		}
