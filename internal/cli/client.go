@@ -55,6 +55,14 @@ func parseJailArg(s string) error {
 	return nil
 }
 
+// optionalJail returns the optional JAIL argument ("" when absent), validated.
+func optionalJail(args []string) (string, error) {
+	if len(args) == 0 {
+		return "", nil
+	}
+	return args[0], parseJailArg(args[0])
+}
+
 func newStatusCmd(app *App) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -62,12 +70,9 @@ func newStatusCmd(app *App) *cobra.Command {
 		Short: "Show jails, their counters and banned addresses",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			jail := ""
-			if len(args) == 1 {
-				jail = args[0]
-				if err := parseJailArg(jail); err != nil {
-					return err
-				}
+			jail, err := optionalJail(args)
+			if err != nil {
+				return err
 			}
 			st, err := app.client().Status(cmd.Context(), jail)
 			if err != nil {
@@ -226,12 +231,9 @@ func newBannedCmd(app *App) *cobra.Command {
 		Short: "List every active ban with its expiry",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			jail := ""
-			if len(args) == 1 {
-				jail = args[0]
-				if err := parseJailArg(jail); err != nil {
-					return err
-				}
+			jail, err := optionalJail(args)
+			if err != nil {
+				return err
 			}
 			r, err := app.client().Banned(cmd.Context(), jail)
 			if err != nil {
