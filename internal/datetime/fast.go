@@ -163,6 +163,36 @@ func twoOrOne(line string, i int, maxFirst byte, sep byte) int {
 
 // secondsTail parses the seconds and what may follow them up to the fraction:
 // S is "[0-5]?\d" first choice. Returns the end of S or 0.
+// clock24 parses `HH:MM:SS` at i with the hour as `[0-1]?\d|2[0-3]`, the
+// minute as `[0-5]?\d` and the seconds as secondsLen allows, storing them in
+// m; it returns the index after the seconds.
+func clock24(line string, i int, m *tmatch) (int, bool) {
+	var n int
+	c0, c1 := byteAt(line, i), byteAt(line, i+1)
+	switch {
+	case (c0 == '0' || c0 == '1') && isDigit(c1) && byteAt(line, i+2) == ':':
+		n = 2
+	case isDigit(c0) && c1 == ':':
+		n = 1
+	case c0 == '2' && c1 >= '0' && c1 <= '3' && byteAt(line, i+2) == ':':
+		n = 2
+	default:
+		return i, false
+	}
+	m.parts.hour = num(line[i : i+n])
+	i += n + 1
+	if n = twoOrOne(line, i, '5', ':'); n == 0 {
+		return i, false
+	}
+	m.parts.minute = num(line[i : i+n])
+	i += n + 1
+	if n = secondsLen(line, i); n == 0 {
+		return i, false
+	}
+	m.parts.second = num(line[i : i+n])
+	return i + n, true
+}
+
 func secondsLen(line string, i int) int {
 	if !digitAt(line, i) {
 		return 0
@@ -325,30 +355,10 @@ func fastISO(line string, lo, hi int, m *tmatch) fastResult {
 			i++
 		}
 	}
-	// hour: [0-1]?\d | 2[0-3], followed by ':'
-	c0, c1 = byteAt(line, i), byteAt(line, i+1)
-	switch {
-	case (c0 == '0' || c0 == '1') && isDigit(c1) && byteAt(line, i+2) == ':':
-		n = 2
-	case isDigit(c0) && c1 == ':':
-		n = 1
-	case c0 == '2' && c1 >= '0' && c1 <= '3' && byteAt(line, i+2) == ':':
-		n = 2
-	default:
+	i, ok := clock24(line, i, m)
+	if !ok {
 		return fastUnsure
 	}
-	m.parts.hour = num(line[i : i+n])
-	i += n + 1
-	if n = twoOrOne(line, i, '5', ':'); n == 0 {
-		return fastUnsure
-	}
-	m.parts.minute = num(line[i : i+n])
-	i += n + 1
-	if n = secondsLen(line, i); n == 0 {
-		return fastUnsure
-	}
-	m.parts.second = num(line[i : i+n])
-	i += n
 	end, ok := fraction(line, i, ".,", m)
 	if !ok {
 		return fastUnsure
@@ -529,29 +539,10 @@ func (d *Detector) fastCLF(line string, m *tmatch) fastResult {
 	if c := byteAt(line, i); c == ' ' || c == ':' {
 		i++
 	}
-	c0, c1 = byteAt(line, i), byteAt(line, i+1)
-	switch {
-	case (c0 == '0' || c0 == '1') && isDigit(c1) && byteAt(line, i+2) == ':':
-		n = 2
-	case isDigit(c0) && c1 == ':':
-		n = 1
-	case c0 == '2' && c1 >= '0' && c1 <= '3' && byteAt(line, i+2) == ':':
-		n = 2
-	default:
+	i, ok := clock24(line, i, m)
+	if !ok {
 		return fastUnsure
 	}
-	m.parts.hour = num(line[i : i+n])
-	i += n + 1
-	if n = twoOrOne(line, i, '5', ':'); n == 0 {
-		return fastUnsure
-	}
-	m.parts.minute = num(line[i : i+n])
-	i += n + 1
-	if n = secondsLen(line, i); n == 0 {
-		return fastUnsure
-	}
-	m.parts.second = num(line[i : i+n])
-	i += n
 	end, ok := fraction(line, i, ".", m)
 	if !ok {
 		return fastUnsure
