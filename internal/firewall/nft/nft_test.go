@@ -44,19 +44,6 @@ func pfx(s string) netip.Prefix {
 
 var sshd = firewall.JailSpec{Name: "sshd", Scope: firewall.Scope{Ports: []firewall.PortRange{{From: 22, To: 22}}, Protocol: "tcp"}}
 
-func listed(t *testing.T, b *Backend) map[string]firewall.Ban {
-	t.Helper()
-	bans, err := b.List(context.Background())
-	if err != nil {
-		t.Fatalf("List: %v", err)
-	}
-	out := map[string]firewall.Ban{}
-	for _, x := range bans {
-		out[x.Jail+" "+x.Prefix.String()] = x
-	}
-	return out
-}
-
 func TestSetsPrefixesIPv6ListTeardown(t *testing.T) {
 	ns := nstest.New(t)
 	b := newBackend(t, ns)
@@ -80,7 +67,7 @@ func TestSetsPrefixesIPv6ListTeardown(t *testing.T) {
 	if err := b.Add(ctx, bans); err != nil {
 		t.Fatalf("Add: %v", err)
 	}
-	got := listed(t, b)
+	got := fwtest.Listed(t, b)
 	want := map[string]bool{ // key -> permanent
 		"sshd 192.0.2.7/32": false, "sshd 192.0.2.8/32": true, "sshd 198.51.100.0/24": false,
 		"sshd 203.0.113.128/25": true, "sshd 2001:db8::5/128": false, "sshd 2001:db8:1::/48": true,
@@ -118,7 +105,7 @@ func TestSetsPrefixesIPv6ListTeardown(t *testing.T) {
 	if err := b.Teardown(ctx); err != nil {
 		t.Errorf("second Teardown: %v", err)
 	}
-	if got := listed(t, b); len(got) != 0 {
+	if got := fwtest.Listed(t, b); len(got) != 0 {
 		t.Errorf("List after teardown: %v", got)
 	}
 }
@@ -137,11 +124,11 @@ func TestTimeoutExpiresAndRefresh(t *testing.T) {
 	if err := b.Add(ctx, short); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(listed(t, b)); n != 2 {
+	if n := len(fwtest.Listed(t, b)); n != 2 {
 		t.Fatalf("after Add: %d bans, want 2", n)
 	}
 	nstest.Eventually(t, 10*time.Second, "timed bans expire in the kernel", func() error {
-		if got := listed(t, b); len(got) != 0 {
+		if got := fwtest.Listed(t, b); len(got) != 0 {
 			return errString("still listed: " + keys(got))
 		}
 		return nil
@@ -157,14 +144,14 @@ func TestTimeoutExpiresAndRefresh(t *testing.T) {
 	if err := b.Add(ctx, []firewall.Ban{ban}); err != nil {
 		t.Fatal(err)
 	}
-	if g := listed(t, b)["sshd 192.0.2.2/32"]; !g.Expires.IsZero() || !g.Prefix.IsValid() {
+	if g := fwtest.Listed(t, b)["sshd 192.0.2.2/32"]; !g.Expires.IsZero() || !g.Prefix.IsValid() {
 		t.Fatalf("refresh to permanent: got %+v", g)
 	}
 	ban.Expires = time.Now().Add(time.Hour)
 	if err := b.Add(ctx, []firewall.Ban{ban}); err != nil {
 		t.Fatal(err)
 	}
-	if g := listed(t, b)["sshd 192.0.2.2/32"]; g.Expires.Sub(ban.Expires).Abs() > 5*time.Second {
+	if g := fwtest.Listed(t, b)["sshd 192.0.2.2/32"]; g.Expires.Sub(ban.Expires).Abs() > 5*time.Second {
 		t.Fatalf("refresh to 1h: got expiry %v, want %v", g.Expires, ban.Expires)
 	}
 }
@@ -199,7 +186,7 @@ func TestIdempotent(t *testing.T) {
 			t.Fatalf("Add #%d: %v", i, err)
 		}
 	}
-	if n := len(listed(t, b)); n != 2 {
+	if n := len(fwtest.Listed(t, b)); n != 2 {
 		t.Errorf("after double add: %d bans", n)
 	}
 	missing := []firewall.Ban{{Jail: "sshd", Prefix: pfx("203.0.113.9")}, {Jail: "sshd", Prefix: pfx("2001:db8:9::/48")}}
@@ -208,7 +195,7 @@ func TestIdempotent(t *testing.T) {
 			t.Fatalf("Remove #%d: %v", i, err)
 		}
 	}
-	if n := len(listed(t, b)); n != 0 {
+	if n := len(fwtest.Listed(t, b)); n != 0 {
 		t.Errorf("after remove: %d bans", n)
 	}
 	if err := b.Add(ctx, []firewall.Ban{{Jail: "nosuch", Prefix: pfx("192.0.2.1")}}); err == nil || !strings.Contains(err.Error(), "not set up") {
@@ -336,7 +323,7 @@ func TestReconcileAfterExternalFlush(t *testing.T) {
 		if o := dial(); o != nstest.Refused {
 			t.Errorf("after %v and Setup+Reconcile: client %s, want refused", step, o)
 		}
-		if got := listed(t, b); len(got) != 2 {
+		if got := fwtest.Listed(t, b); len(got) != 2 {
 			t.Errorf("after %v: listed %v", step, keys(got))
 		}
 	}
