@@ -98,20 +98,7 @@ func BenchmarkBanLatency(b *testing.B) {
 // time until the daemon can say READY.
 func BenchmarkStartup100kBans(b *testing.B) {
 	opts, _ := benchOptions(b, "[sshd]\nenabled = true\nfilter = sshd\nlogpath = %s\n")
-	st, err := store.Open(opts.DB, store.Options{NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	now := time.Now()
-	bans := make([]store.Ban, 100000)
-	for i := range bans {
-		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		bans[i] = store.Ban{Jail: "sshd", Prefix: netip.PrefixFrom(a, 32), Start: now, Expires: now.Add(24 * time.Hour)}
-	}
-	if err := st.AddBans(bans); err != nil {
-		b.Fatal(err)
-	}
-	st.Close()
+	storeBans(b, opts.DB, 100000)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		opts.Backend = firewall.NewFake()
@@ -178,20 +165,7 @@ func BenchmarkStartup100kBansNftables(b *testing.B) {
 	nstest.RequireRoot(b)
 	ns := nstest.New(b)
 	opts, _ := benchOptions(b, "[sshd]\nenabled = true\nfilter = sshd\nlogpath = %s\n")
-	st, err := store.Open(opts.DB, store.Options{NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	now := time.Now()
-	bans := make([]store.Ban, 100000)
-	for i := range bans {
-		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		bans[i] = store.Ban{Jail: "sshd", Prefix: netip.PrefixFrom(a, 32), Start: now, Expires: now.Add(24 * time.Hour)}
-	}
-	if err := st.AddBans(bans); err != nil {
-		b.Fatal(err)
-	}
-	st.Close()
+	storeBans(b, opts.DB, 100000)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		be, err := nft.New(nft.Options{NetNSFd: ns.Fd()})
@@ -213,5 +187,25 @@ func BenchmarkStartup100kBansNftables(b *testing.B) {
 		be.Teardown(ctx)
 		be.Close()
 		b.StartTimer()
+	}
+}
+
+// storeBans writes n day-long sshd bans of distinct addresses into the
+// database at path (set elements only: no traffic is ever sent to them).
+func storeBans(b *testing.B, path string, n int) {
+	b.Helper()
+	st, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	bans := make([]store.Ban, n)
+	for i := range bans {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		bans[i] = store.Ban{Jail: "sshd", Prefix: netip.PrefixFrom(a, 32), Start: now, Expires: now.Add(24 * time.Hour)}
+	}
+	if err := st.AddBans(bans); err != nil {
+		b.Fatal(err)
 	}
 }
