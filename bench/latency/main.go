@@ -22,8 +22,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +37,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/palisade-project/palisade/internal/firewall/nstest"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -169,48 +169,11 @@ type namespace struct {
 }
 
 func newNamespace() (*namespace, error) {
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	name := "palisade-b-" + hex.EncodeToString(rnd[:])
-	type result struct {
-		h   netns.NsHandle
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{err: err}
-			return // the locked thread ends with the goroutine
-		}
-		defer orig.Close()
-		h, err := netns.NewNamed(name)
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{h, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		return nil, fmt.Errorf("create namespace %s: %w", name, r.err)
-	}
-	n := &namespace{name: name, h: r.h}
-	h, err := netlink.NewHandleAt(r.h)
+	name, h, err := nstest.Create("palisade-b-")
 	if err != nil {
-		n.close()
 		return nil, err
 	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err == nil {
-		err = h.LinkSetUp(lo)
-	}
-	if err != nil {
-		n.close()
-		return nil, err
-	}
-	return n, nil
+	return &namespace{name: name, h: h}, nil
 }
 
 func (n *namespace) close() {

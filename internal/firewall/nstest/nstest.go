@@ -58,9 +58,27 @@ func (n *NS) Fd() int { return int(n.Handle) }
 func New(t testing.TB) *NS {
 	t.Helper()
 	RequireRoot(t)
+	name, h, err := Create("palisade-t-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := &NS{Name: name, Handle: h}
+	t.Cleanup(func() {
+		ns.Handle.Close()
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("delete network namespace %s: %v", name, err)
+		}
+	})
+	return ns
+}
+
+// Create makes a new named network namespace (prefix plus a random suffix)
+// with loopback up, for callers without a testing.TB (benchmark programs).
+// The caller closes the handle and deletes the namespace by name.
+func Create(prefix string) (string, netns.NsHandle, error) {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	name := "palisade-t-" + hex.EncodeToString(rnd[:])
+	name := prefix + hex.EncodeToString(rnd[:])
 	type result struct {
 		h   netns.NsHandle
 		err error
@@ -83,18 +101,16 @@ func New(t testing.TB) *NS {
 	}()
 	r := <-ch
 	if r.err != nil {
-		t.Fatalf("create network namespace %s: %v", name, r.err)
+		return "", 0, fmt.Errorf("create network namespace %s: %w", name, r.err)
 	}
-	ns := &NS{Name: name, Handle: r.h}
-	t.Cleanup(func() {
-		ns.Handle.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete network namespace %s: %v", name, err)
-		}
-	})
+	fail := func(err error) (string, netns.NsHandle, error) {
+		r.h.Close()
+		_ = netns.DeleteNamed(name)
+		return "", 0, fmt.Errorf("loopback up in %s: %w", name, err)
+	}
 	h, err := netlink.NewHandleAt(r.h)
 	if err != nil {
-		t.Fatalf("netlink in %s: %v", name, err)
+		return fail(err)
 	}
 	defer h.Close()
 	lo, err := h.LinkByName("lo")
@@ -102,9 +118,9 @@ func New(t testing.TB) *NS {
 		err = h.LinkSetUp(lo)
 	}
 	if err != nil {
-		t.Fatalf("loopback up in %s: %v", name, err)
+		return fail(err)
 	}
-	return ns
+	return name, r.h, nil
 }
 
 // Do runs fn on an OS thread switched into the namespace. Sockets created
