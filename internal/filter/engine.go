@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"github.com/dlclark/regexp2"
+
+	"github.com/palisade-project/palisade/internal/filter/dfa"
 )
 
 // ErrNotRE2 is returned (wrapped) when RequireRE2 is set and a pattern needs
@@ -24,9 +26,12 @@ type rx struct {
 	src  string // as written (before tag expansion)
 	expr string // after tag expansion (Python syntax)
 
-	re     *regexp.Regexp  // Go engine, or
+	re     *regexp.Regexp  // Go engine (its DFA in d), or
 	bt     *regexp2.Regexp // backtracking engine
 	btNums []int
+	d      *dfa.Regexp
+	goExpr string // the RE2 pattern (for sets)
+	spans  []int  // scratch for head matches
 
 	// names[i] is the name of group i ("" for unnamed groups).
 	names []string
@@ -44,7 +49,7 @@ type rx struct {
 	// head is the pattern without a final `<F-CONTENT>.+</F-CONTENT>$`
 	// (the usual prefregex shape): the content is then the rest of the
 	// line, found without running `.+` through the engine.
-	head *regexp.Regexp
+	head *dfa.Regexp
 }
 
 // contentTail is how `(?P<content>.+)$` ends a translated single-line pattern.
@@ -55,7 +60,7 @@ func (r *rx) setupHead(t translation, dm dollarMode) {
 	if r.re == nil || dm != dollarSingle || !strings.HasSuffix(t.Go, contentTail) || r.content != len(r.names)-1 {
 		return
 	}
-	h, err := regexp.Compile(strings.TrimSuffix(t.Go, contentTail))
+	h, err := dfa.Compile(strings.TrimSuffix(t.Go, contentTail), 0)
 	if err != nil || h.NumSubexp() != len(r.names)-2 {
 		return
 	}
@@ -76,7 +81,8 @@ func (r *rx) matchHead(buf []byte) (spans []int, ok bool) {
 	if end >= n-1 {
 		return nil, false // empty content: the full pattern may backtrack
 	}
-	spans = append(h, end, n-1)
+	spans = append(append(r.spans[:0], h...), end, n-1)
+	r.spans = spans
 	spans[1] = n - 1
 	return spans, true
 }
@@ -100,6 +106,13 @@ func compileRx(src, useDNS string, dm dollarMode, requireRE2 bool, timeout time.
 	var goErr error
 	if t.Go != "" {
 		r.re, goErr = regexp.Compile(t.Go)
+		if goErr == nil {
+			r.d, goErr = dfa.Compile(t.Go, 0)
+			r.goExpr = t.Go
+			if goErr != nil {
+				r.re = nil
+			}
+		}
 	} else {
 		goErr = errors.New(t.Reason)
 	}
@@ -213,8 +226,8 @@ func (r *rx) match(buf []byte) (spans []int, timedOut bool) {
 			return spans, false
 		}
 	}
-	if r.re != nil {
-		return r.re.FindSubmatchIndex(buf), false
+	if r.d != nil {
+		return r.d.FindSubmatchIndex(buf), false
 	}
 	s := string(buf)
 	m, err := r.bt.FindStringMatch(s)

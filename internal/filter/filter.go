@@ -126,6 +126,8 @@ type Filter struct {
 	pref     *rx
 	fail     []*rx
 	ignore   []*rx
+	failL    rxList
+	ignoreL  rxList
 	maxLines int
 	opts     Options
 
@@ -218,6 +220,8 @@ func New(def Definition, opts Options) (*Filter, error) {
 		}
 		f.ignore = append(f.ignore, r)
 	}
+	f.failL = newRxList(f.fail)
+	f.ignoreL = newRxList(f.ignore)
 	f.cache = newMLFIDCache(opts.MLFIDCacheSize, opts.MLFIDCacheAge, opts.Clock)
 	// The line-level pre-filter looks at the line before its date is cut
 	// out; that is sound only when the cut cannot join two pieces of text
@@ -359,6 +363,26 @@ func (f *Filter) mayMatch(line string) bool {
 // Timeouts is the number of backtracking matches that hit MatchTimeout.
 func (f *Filter) Timeouts() uint64 { return f.timeouts }
 
+// Stats are a filter's engine counters.
+type Stats struct {
+	// Timeouts counts backtracking matches that hit MatchTimeout.
+	Timeouts uint64
+	// DFAStates is the number of automaton states cached now; DFAResets
+	// counts the times a full state cache was dropped.
+	DFAStates, DFAResets int
+}
+
+// Stats returns the filter's engine counters.
+func (f *Filter) Stats() Stats {
+	st := Stats{Timeouts: f.timeouts}
+	if f.pref != nil {
+		f.pref.dfaStats(&st.DFAStates, &st.DFAResets)
+	}
+	f.failL.dfaStats(&st.DFAStates, &st.DFAResets)
+	f.ignoreL.dfaStats(&st.DFAStates, &st.DFAResets)
+	return st
+}
+
 // Name is the filter's name.
 func (f *Filter) Name() string { return f.name }
 
@@ -469,10 +493,15 @@ func (f *Filter) search(r *rx, buf []byte, org []tline) (found, bool) {
 	if spans == nil {
 		return found{}, false
 	}
+	return f.locate(r, spans, buf, org), true
+}
+
+// locate finds the lines a match of r (spans) on buf covers.
+func (f *Filter) locate(r *rx, spans []int, buf []byte, org []tline) found {
 	fd := found{spans: spans, buf: buf}
 	if len(org) <= 1 {
 		fd.matched = org
-		return fd, true
+		return fd
 	}
 	start, end := spans[0], spans[1]
 	ls := bytes.LastIndexByte(buf[:min(start+1, len(buf))], '\n') + 1
@@ -510,7 +539,7 @@ func (f *Filter) search(r *rx, buf []byte, org []tline) (found, bool) {
 	}
 	fd.matched = matched
 	fd.unmatched = append(unmatched, org[c2:]...)
-	return fd, true
+	return fd
 }
 
 // ignored runs the ignoreregexes; it returns the index that matched or -1.
@@ -520,15 +549,11 @@ func (f *Filter) ignored(buf []byte, org []tline, fd *found) int {
 		f.bufC = join(f.bufC, org)
 		buf = f.bufC
 	}
-	for i, ir := range f.ignore {
-		if _, ok := f.search(ir, buf, org); ok {
-			if fd != nil {
-				f.lines = fd.unmatched
-			}
-			return i
-		}
+	i, _ := f.ignoreL.first(buf, &f.timeouts)
+	if i >= 0 && fd != nil {
+		f.lines = fd.unmatched
 	}
-	return -1
+	return i
 }
 
 // setGroups stores the named groups of a match in m like Python's
@@ -608,15 +633,13 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 		}
 	}
 
-	for i, fr := range f.fail {
-		if buf == nil {
-			f.bufB = join(f.bufB, f.lines)
-			buf = f.bufB
-		}
-		fd, ok := f.search(fr, buf, org)
-		if !ok {
-			continue
-		}
+	if buf == nil {
+		f.bufB = join(f.bufB, f.lines)
+		buf = f.bufB
+	}
+	if i, spans := f.failL.first(buf, &f.timeouts); i >= 0 {
+		fr := f.fail[i]
+		fd := f.locate(fr, spans, buf, org)
 		res.Status, res.Regex = Matched, i
 		if len(f.ignore) > 0 {
 			if k := f.ignored(buf, org, &fd); k >= 0 {
