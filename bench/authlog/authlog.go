@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,11 @@ type Gen struct {
 	clients []string // addresses of legitimate users
 	pid     int
 	session int
+
+	// profiles other than mixed (see NewProfile)
+	next  func() (prog, msg string)
+	conns []conn
+	conn  int
 }
 
 // New returns a generator whose first line is at t0 (syslog time stamps
@@ -85,13 +91,30 @@ func (g *Gen) port() int    { return 1024 + g.r.IntN(64511) }
 // the next call.
 func (g *Gen) Line() []byte {
 	g.t = g.t.Add(time.Duration(g.r.Int64N(int64(2 * g.step))))
-	b := g.t.AppendFormat(g.buf[:0], time.Stamp)
-	b = append(b, ' ')
-	b = append(b, g.host...)
-	b = append(b, ' ')
-	prog, msg := g.event()
-	b = append(b, prog...)
-	b = append(b, ": "...)
+	var prog, msg string
+	if g.next != nil {
+		prog, msg = g.next()
+	} else {
+		prog, msg = g.event()
+	}
+	if len(msg) > 0 && msg[0] == 0 {
+		// "\x00PROG\x00MSG": another program's line within a connection
+		prog, msg, _ = strings.Cut(msg[1:], "\x00")
+	}
+	var b []byte
+	switch prog {
+	case "\x00nginx":
+		b = g.t.AppendFormat(g.buf[:0], "2006/01/02 15:04:05 ")
+	case "\x00apache":
+		b = g.t.AppendFormat(append(g.buf[:0], '['), "Mon Jan 02 15:04:05.000000 2006] ")
+	default:
+		b = g.t.AppendFormat(g.buf[:0], time.Stamp)
+		b = append(b, ' ')
+		b = append(b, g.host...)
+		b = append(b, ' ')
+		b = append(b, prog...)
+		b = append(b, ": "...)
+	}
 	b = append(b, msg...)
 	b = append(b, '\n')
 	g.buf = b

@@ -1,7 +1,7 @@
 // Command genauthlog writes a deterministic, realistic auth.log for
 // benchmarks (see package bench/authlog for what is in it).
 //
-//	genauthlog [-lines N] [-seed S] [-start RFC3339] [-host NAME] [-o FILE]
+//	genauthlog [-profile mixed|attack|mail|web] [-lines N] [-seed S] [-start RFC3339] [-host NAME] [-o FILE]
 //
 // The same flags always give the same file.
 package main
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/palisade-project/palisade/bench/authlog"
@@ -19,6 +20,7 @@ import (
 
 func main() {
 	lines := flag.Int("lines", 1_000_000, "number of lines")
+	profile := flag.String("profile", "mixed", "kind of log: "+strings.Join(authlog.Profiles, ", "))
 	seed := flag.Uint64("seed", 1, "random seed")
 	start := flag.String("start", "2026-11-24T00:00:00Z", "time of the first line (RFC 3339)")
 	host := flag.String("host", "web1", "host name in the syslog header")
@@ -40,7 +42,11 @@ func main() {
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	g := authlog.New(*seed, t0, *host)
+	g, err := authlog.NewProfile(*profile, *seed, t0, *host)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "genauthlog:", err)
+		os.Exit(2)
+	}
 	for i := 0; i < *lines; i++ {
 		bw.Write(g.Line())
 	}
