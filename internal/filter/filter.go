@@ -3,6 +3,7 @@ package filter
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"strings"
@@ -137,6 +138,10 @@ type Filter struct {
 	failOpen bool // some failregex has no literal: no line-level filter
 	canSkip  bool
 	lnBeg    bool // datepattern {^LN-BEG}: see New
+	// The pre-filter pays only when most lines fail it: it is switched
+	// off for a while when most lines of a sample pass (see prefilter).
+	pfTried, pfPassed int
+	pfOff             int // lines left with the pre-filter off
 
 	lastDate     time.Time
 	hasLast      bool
@@ -154,6 +159,10 @@ type Filter struct {
 
 	cache    *mlfidCache
 	timeouts uint64
+
+	// per-line scratch: failure() copies what it keeps
+	fieldsBuf  map[string]string
+	matchedBuf []string
 }
 
 // New compiles def.
@@ -220,6 +229,7 @@ func New(def Definition, opts Options) (*Filter, error) {
 		}
 		f.ignore = append(f.ignore, r)
 	}
+	f.fieldsBuf = make(map[string]string, 8)
 	f.failL = newRxList(f.fail)
 	f.ignoreL = newRxList(f.ignore)
 	f.cache = newMLFIDCache(opts.MLFIDCacheSize, opts.MLFIDCacheAge, opts.Clock)
@@ -360,6 +370,36 @@ func (f *Filter) mayMatch(line string) bool {
 	return false
 }
 
+// Pre-filter adaptation: after pfSample lines, if more than pfKeep of them
+// passed, the pre-filter is off for pfPause lines. Skipping a line the
+// pre-filter would have skipped or processing it gives the same result, so
+// this changes only the cost.
+const (
+	pfSample = 4096
+	pfKeep   = 0.6
+	pfPause  = 64 << 10
+)
+
+// prefilter reports whether line can be skipped.
+func (f *Filter) prefilter(line string) bool {
+	if f.pfOff > 0 {
+		f.pfOff--
+		return false
+	}
+	ok := f.mayMatch(line)
+	f.pfTried++
+	if ok {
+		f.pfPassed++
+	}
+	if f.pfTried == pfSample {
+		if float64(f.pfPassed) > pfKeep*pfSample {
+			f.pfOff = pfPause
+		}
+		f.pfTried, f.pfPassed = 0, 0
+	}
+	return !ok
+}
+
 // Timeouts is the number of backtracking matches that hit MatchTimeout.
 func (f *Filter) Timeouts() uint64 { return f.timeouts }
 
@@ -398,7 +438,7 @@ func (f *Filter) Process(line string) Result {
 	if f.opts.Journal {
 		return f.ProcessAt(line, f.opts.Now())
 	}
-	if f.canSkip && f.lnBeg && startsWord(line) && !f.mayMatch(line) {
+	if f.canSkip && f.lnBeg && startsWord(line) && f.prefilter(line) {
 		f.skipped = append(f.skipped[:0], line...)
 		f.hasSkipped = true
 		return Result{Regex: -1, Ignore: -1}
@@ -437,7 +477,7 @@ func (f *Filter) Process(line string) Result {
 func (f *Filter) ProcessAt(line string, t time.Time) Result {
 	line = clip(line, MaxLineBytes)
 	f.setLast(t, "")
-	if f.canSkip && !f.mayMatch(line) {
+	if f.canSkip && f.prefilter(line) {
 		return Result{Regex: -1, Ignore: -1}
 	}
 	return f.find(tline{"", "", line}, t, true)
@@ -651,7 +691,8 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 			f.lines = fd.unmatched
 		}
 		// one copy of each buffer; the fields are substrings of it
-		fields := make(map[string]string, 8)
+		fields := f.fieldsBuf
+		clear(fields)
 		var sPre string
 		if pre != nil {
 			sPre = string(pre.buf)
@@ -662,10 +703,25 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 			sFail = string(fd.buf)
 		}
 		setGroups(fields, fr, fd.spans, sFail, -1)
-		matched := make([]string, len(fd.matched))
-		for k, l := range fd.matched {
-			matched[k] = l.ownText()
+		matched := f.matchedBuf[:0]
+		if len(fd.matched) == 1 && len(org) == 1 {
+			// the line's text is its buffer without the final newline
+			whole := sFail
+			if pre != nil {
+				whole = sPre
+			}
+			if pre != nil || unsafe.SliceData(fd.buf) == unsafe.SliceData(f.bufA) {
+				if t := fd.matched[0]; len(whole) == len(t.pre)+len(t.post)+1 {
+					matched = append(matched, whole[:len(whole)-1])
+				}
+			}
 		}
+		if len(matched) == 0 {
+			for _, l := range fd.matched {
+				matched = append(matched, l.ownText())
+			}
+		}
+		f.matchedBuf = matched[:0]
 		if fl := f.failure(i, fields, matched, date, hasDate); fl != nil {
 			res.Failures = append(res.Failures, *fl)
 		}
@@ -715,19 +771,21 @@ func (d *failData) addUser(u string) []string {
 // failure turns a failregex match into a Failure (or nil when pending or
 // no-failure).
 func (f *Filter) failure(idx int, fields map[string]string, matched []string, date time.Time, hasDate bool) *Failure {
-	fail := &failData{fields: fields}
+	var fail *failData
 	mlfid, isML := fields["mlfid"]
 	if isML {
-		fail = f.merge(mlfid, fail, matched)
+		fail = f.merge(mlfid, fields, matched)
 		if truthy(fail.fields, "nofail") {
 			return nil
 		}
 	} else {
-		if truthy(fail.fields, "nofail") {
+		if truthy(fields, "nofail") {
 			// fail2ban reports it with a nofail mark that every consumer
 			// (fail2ban-regex, the sample test) drops: never a failure.
 			return nil
 		}
+		// fields is the caller's scratch map
+		fail = &failData{fields: maps.Clone(fields)}
 		fail.addMatches(matched)
 	}
 	fid, hasFID := fail.fields["fid"]
@@ -778,28 +836,30 @@ func (f *Filter) failure(idx int, fields map[string]string, matched []string, da
 	return fl
 }
 
-// merge is fail2ban's Filter._mergeFailure.
-func (f *Filter) merge(mlfid string, fail *failData, matched []string) *failData {
+// merge is fail2ban's Filter._mergeFailure. fields (the line's groups) is
+// scratch: a copy is kept when the connection is new.
+func (f *Filter) merge(mlfid string, fields map[string]string, matched []string) *failData {
+	var fail *failData
 	cached := f.cache.get(mlfid)
 	var users []string
 	nf := 0
-	if truthy(fail.fields, "mlfgained") {
+	if truthy(fields, "mlfgained") {
 		nf |= 8 | 1
-		if !truthy(fail.fields, "nofail") {
-			fail.fields["nofail"] = fail.fields["mlfgained"]
+		if !truthy(fields, "nofail") {
+			fields["nofail"] = fields["mlfgained"]
 		}
-	} else if truthy(fail.fields, "nofail") {
+	} else if truthy(fields, "nofail") {
 		nf |= 1
 	}
-	if v, ok := fail.fields["mlfforget"]; ok {
-		delete(fail.fields, "mlfforget")
+	if v, ok := fields["mlfforget"]; ok {
+		delete(fields, "mlfforget")
 		if v != "" {
 			nf |= 2
 		}
 	}
 	if cached != nil {
 		g := cached
-		users = g.addUser(fail.fields["user"])
+		users = g.addUser(fields["user"])
 		if v, ok := g.fields["nofail"]; ok {
 			delete(g.fields, "nofail")
 			if v != "" {
@@ -818,7 +878,7 @@ func (f *Filter) merge(mlfid string, fail *failData, matched []string) *failData
 		if nf&4 == 0 && !g.pending {
 			g.matches, g.attempts = nil, 0
 		}
-		for k, v := range fail.fields {
+		for k, v := range fields {
 			g.fields[k] = v
 		}
 		fail = g
@@ -826,8 +886,11 @@ func (f *Filter) merge(mlfid string, fail *failData, matched []string) *failData
 			f.cache.unset(mlfid)
 		}
 	} else if nf&2 == 0 {
+		fail = &failData{fields: maps.Clone(fields)}
 		users = fail.addUser(fail.fields["user"])
 		f.cache.set(mlfid, fail)
+	} else {
+		fail = &failData{fields: maps.Clone(fields)}
 	}
 	pending := fail.pending
 	fail.pending = false

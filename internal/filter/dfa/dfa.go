@@ -77,9 +77,13 @@ type trans struct {
 }
 
 // table entries: 0 = not computed yet, else (target id + 1) | matchBit.
+// They are 16 bits wide (states are bounded well below 1<<15), which keeps
+// the table small enough for the caches: a DFA step is one dependent load.
 const (
-	matchBit = 1 << 30
+	matchBit = 1 << 15
 	idMask   = matchBit - 1
+	// maxStatesLimit bounds maxStates so that ids fit an entry.
+	maxStatesLimit = 1<<15 - 2
 )
 
 // trail entries: position << 32 | transition index; extBit marks an
@@ -100,7 +104,7 @@ type machine struct {
 
 	ids    map[string]int32
 	states []*state
-	table  []int32  // states x stride
+	table  []uint16 // states x stride
 	trans  []*trans // states x stride
 
 	// scratch
@@ -126,6 +130,7 @@ func newMachine(re *syntax.Regexp, nslot, maxStates int) (*machine, error) {
 	if maxStates <= 0 {
 		maxStates = DefaultMaxStates
 	}
+	maxStates = min(maxStates, maxStatesLimit)
 	m := &machine{prog: prog, nslot: nslot, maxStates: maxStates}
 	for i := range prog.Inst {
 		if prog.Inst[i].Op == syntax.InstEmptyWidth {
@@ -318,7 +323,7 @@ func (m *machine) cached(trail []uint64, id int32, cl int, r rune, nk uint8, end
 		if t.match {
 			e |= matchBit
 		}
-		m.table[int(id)*m.stride+cl] = e
+		m.table[int(id)*m.stride+cl] = uint16(e)
 		m.trans[int(id)*m.stride+cl] = t
 		return e
 	}
@@ -358,6 +363,9 @@ func (m *machine) run(b []byte, dst []int) bool {
 		m.reset()
 		m.resets++
 	}
+	if cap(m.trail) < len(b) {
+		m.trail = make([]uint64, 0, len(b)+len(b)/4)
+	}
 	trail := m.trail[:0]
 	m.ext = m.ext[:0]
 	stride := m.stride
@@ -374,7 +382,7 @@ func (m *machine) run(b []byte, dst []int) bool {
 		if c < utf8.RuneSelf {
 			cl := int(m.classes[c])
 			idx := int(id)*stride + cl
-			e = m.table[idx]
+			e = int32(m.table[idx])
 			if e == 0 {
 				e = m.cached(trail, id, cl, m.repr[cl], runeKind(rune(c)), false)
 			}
