@@ -22,9 +22,13 @@ type hostileCase struct {
 	v     variant
 	lines []string
 	// want is the address the last line must report ("" = no failure on
-	// any line is required, the filter may simply not match).
+	// any line is required, the filter may simply not match; noFailure =
+	// no line may produce a failure at all).
 	want string
 }
+
+// noFailure as a hostileCase's want: no failure at all.
+const noFailure = "-"
 
 func sshd(mode string) variant {
 	return variant{name: "sshd", opts: map[string]string{"mode": mode}}
@@ -182,6 +186,33 @@ func hostileCases() []hostileCase {
 
 	rec := func(msg string) string { return "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  " + msg }
 	add("recidive counts palisade bans", variant{name: "recidive"}, real4, rec("[sshd] Ban "+real4))
+	// Dovecot with auth_verbose_passwords = plain writes the password after
+	// the address: it must not supply another one.
+	dcv := func(msg string) string { return syslog("dovecot", msg) }
+	for _, mode := range []string{"normal", "aggressive"} {
+		v := modeOf("dovecot", mode)
+		add("dovecot password repeats the message with a fake address", v, "",
+			dcv("auth: passwd-file(bob,"+real4+",<Sx1>): Password mismatch (given password: a),"+fake1+"): Password mismatch (b)"))
+		add("dovecot unknown user, password repeats the message", v, "",
+			dcv("auth: passwd-file(bob,"+real4+",<Sx1>): unknown user (given password: x),"+fake1+",<y>): unknown user (z)"))
+		add("dovecot plain password without spaces", v, real4,
+			dcv("auth: passwd-file(bob,"+real4+",<Sx1>): Password mismatch (given password: hunter2)"))
+		add("dovecot sha1 of the password", v, real4,
+			dcv("auth: passwd-file(bob,"+real4+",<Sx1>): unknown user (SHA1 of given password: f638ff)"))
+		add("dovecot user name holds a fake address", v, real4,
+			dcv("auth: passwd-file(x,"+fake1+",<a>): unknown user,"+real4+",<Sx1>): unknown user"))
+	}
+	// Where the service writes an address, a host name is never taken.
+	for _, mode := range []string{"normal", "aggressive"} {
+		add("sshd failed password from a host name", sshd(mode), noFailure,
+			ssh("Failed password for root from evil.example port 22 ssh2"))
+		add("sshd invalid user from a host name", sshd(mode), noFailure,
+			ssh("Invalid user x from evil.example port 22"))
+	}
+	add("postfix client with a host name in brackets", modeOf("postfix", "aggressive"), noFailure,
+		syslog("postfix/smtpd[1]", "warning: unknown[evil.example]: SASL LOGIN authentication failed: x"))
+	add("nginx client host name", variant{name: "nginx-http-auth"}, noFailure,
+		`2026/11/24 19:40:51 [error] 1#1: *1 user "a": password mismatch, client: evil.example, server: s, request: "GET / HTTP/1.1", host: "h"`)
 	add("recidive ignores unbans", variant{name: "recidive"}, "", rec("[sshd] Unban "+fake1))
 	add("recidive ignores its own bans", variant{name: "recidive"}, "", rec("[recidive] Ban "+fake1))
 	add("recidive jail name with an address", variant{name: "recidive"}, "", rec("[sshd] Ban "+fake1+" [x] Ban "+real4+" x"))
@@ -213,9 +244,12 @@ func TestHostileFields(t *testing.T) {
 						}
 					}
 					last = append(last, fl.ID)
+					if tc.want == noFailure {
+						t.Errorf("line %d %q: failure %s, want none", i+1, line, fl.ID)
+					}
 				}
 			}
-			if tc.want == "" {
+			if tc.want == "" || tc.want == noFailure {
 				return
 			}
 			found := false

@@ -256,10 +256,11 @@ func (g *Gen) queueID() string {
 	return string(b[:])
 }
 
-// peer is a legitimate mail server: a verified name and its address.
+// peer is a legitimate mail server: a verified name and its address
+// (192.0.2.220-239, where no attacker is).
 func (g *Gen) peer() (string, string) {
 	i := g.r.IntN(20)
-	return fmt.Sprintf("mail%d.%s", i, mailDomains[i%3]), fmt.Sprintf("198.51.100.%d", 200+i)
+	return fmt.Sprintf("mail%d.%s", i, mailDomains[i%3]), fmt.Sprintf("192.0.2.%d", 220+i)
 }
 
 // mailLine is one line of the mail profile.
@@ -327,7 +328,9 @@ func (g *Gen) mailConn() conn {
 		}
 	case k < 82: // relay attempts and rejected clients
 		add("connect from unknown[%s]", a)
-		switch g.r.IntN(3) {
+		switch g.r.IntN(4) {
+		case 3:
+			add("NOQUEUE: reject: RCPT from unknown[%s]: 554 5.7.1 Service unavailable; Client host [%s] blocked using zen.example.org; from=<x@example.com> to=<bob@example.org> proto=ESMTP helo=<x>", a, a)
 		case 0:
 			add("NOQUEUE: reject: RCPT from unknown[%s]: 554 5.7.1 <spam@example.net>: Relay access denied; from=<x@example.com> to=<spam@example.net> proto=ESMTP helo=<WIN-%d>", a, g.r.IntN(9999))
 		case 1:
