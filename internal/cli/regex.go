@@ -106,7 +106,8 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 	if def.Name == "" {
 		def.Name = filterArg
 	}
-	o := filter.Options{Location: loc, Now: now, Journal: journal, RequireRE2: onlyBuiltin(lf.Files)}
+	// a test run over a file gives every answer: no backtracking budget
+	o := filter.Options{Location: loc, Now: now, Journal: journal, RequireRE2: onlyBuiltin(lf.Files), BacktrackBudget: -1}
 	flt, err := filter.New(def, o)
 	if err != nil {
 		return nil, usageErr("%v", err)

@@ -30,7 +30,8 @@ type rx struct {
 	bt     *regexp2.Regexp // backtracking engine
 	btNums []int
 	d      *dfa.Regexp
-	goExpr string // the RE2 pattern (for sets)
+	goExpr string    // the RE2 pattern (for sets)
+	budget *btBudget // shared by the filter's backtracking regexes
 	spans  []int  // scratch for head matches
 
 	// names[i] is the name of group i ("" for unnamed groups).
@@ -198,8 +199,10 @@ func lastIndexByte(s string, c byte) int {
 	return -1
 }
 
-// DefaultMatchTimeout bounds one backtracking match.
-const DefaultMatchTimeout = 100 * time.Millisecond
+// DefaultMatchTimeout bounds one backtracking match. It is wall-clock
+// time: one retry keeps a descheduled process on a busy host from missing
+// a failure, so a pathological line costs at most twice this.
+const DefaultMatchTimeout = 25 * time.Millisecond
 
 // quick reports whether buf can match (pre-filter).
 func (r *rx) quick(buf []byte) bool {
@@ -228,6 +231,13 @@ func (r *rx) match(buf []byte) (spans []int, timedOut bool) {
 	}
 	if r.d != nil {
 		return r.d.FindSubmatchIndex(buf), false
+	}
+	if r.budget != nil {
+		t0, ok := r.budget.start()
+		if !ok {
+			return nil, false
+		}
+		defer r.budget.done(t0)
 	}
 	s := string(buf)
 	m, err := r.bt.FindStringMatch(s)

@@ -44,6 +44,12 @@ type Options struct {
 	// MatchTimeout bounds one match of a backtracking pattern
 	// (default DefaultMatchTimeout). A timed-out match counts as no match.
 	MatchTimeout time.Duration
+	// BacktrackBudget is the time per second (by Clock) the filter may
+	// spend in backtracking matches, all its regexes together (default
+	// DefaultBacktrackBudget; negative: unlimited). While it is spent,
+	// backtracking regexes are skipped (counted in Stats); RE2 regexes
+	// always run.
+	BacktrackBudget time.Duration
 	// RequireRE2 makes a pattern that Go's regexp cannot run a load error.
 	RequireRE2 bool
 	// UseDNS is the jail's usedns: "no" drops the host-name alternative of
@@ -159,6 +165,7 @@ type Filter struct {
 
 	cache    *mlfidCache
 	timeouts uint64
+	budget   *btBudget // nil: no backtracking regex, or no budget
 
 	// per-line scratch: failure() copies what it keeps
 	fieldsBuf  map[string]string
@@ -229,6 +236,19 @@ func New(def Definition, opts Options) (*Filter, error) {
 		}
 		f.ignore = append(f.ignore, r)
 	}
+	if opts.BacktrackBudget == 0 {
+		opts.BacktrackBudget = DefaultBacktrackBudget
+	}
+	if opts.BacktrackBudget > 0 {
+		b := newBTBudget(opts.BacktrackBudget, opts.Clock)
+		for _, r := range append(append([]*rx{f.pref}, f.fail...), f.ignore...) {
+			if r != nil && r.bt != nil {
+				r.budget = b
+				f.budget = b
+			}
+		}
+	}
+	f.opts = opts
 	f.fieldsBuf = make(map[string]string, 8)
 	f.failL = newRxList(f.fail)
 	f.ignoreL = newRxList(f.ignore)
@@ -410,11 +430,31 @@ type Stats struct {
 	// DFAStates is the number of automaton states cached now; DFAResets
 	// counts the times a full state cache was dropped.
 	DFAStates, DFAResets int
+	// BacktrackTime is the time spent in backtracking matches;
+	// BacktrackSkipped counts matches not run because the filter's
+	// BacktrackBudget was spent.
+	BacktrackTime    time.Duration
+	BacktrackSkipped uint64
+	// RE2Regexes and BacktrackRegexes count the filter's regexes
+	// (prefregex, failregex, ignoreregex) by engine.
+	RE2Regexes, BacktrackRegexes int
 }
 
 // Stats returns the filter's engine counters.
 func (f *Filter) Stats() Stats {
 	st := Stats{Timeouts: f.timeouts}
+	if f.budget != nil {
+		st.BacktrackTime, st.BacktrackSkipped = f.budget.used, f.budget.skipped
+	}
+	for _, r := range append(append([]*rx{f.pref}, f.fail...), f.ignore...) {
+		switch {
+		case r == nil:
+		case r.bt != nil:
+			st.BacktrackRegexes++
+		default:
+			st.RE2Regexes++
+		}
+	}
 	if f.pref != nil {
 		f.pref.dfaStats(&st.DFAStates, &st.DFAResets)
 	}

@@ -445,3 +445,54 @@ func TestProcessBytesNoAlias(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+// TestBacktrackBudget: once a filter's backtracking time per second is
+// spent, its backtracking regexes are skipped (and counted) while the RE2
+// ones still find failures; the budget refills with time.
+func TestBacktrackBudget(t *testing.T) {
+	// a clock that moves 10 ms per reading: every backtracking match costs 10 ms
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { now = now.Add(10 * time.Millisecond); return now }
+	f := newTest(t, Definition{Name: "t", FailRegex: []string{
+		`^slow (?P<x>a+)+(?=b)b<HOST>`, // needs the backtracking engine
+		`^fast from <HOST>$`,
+	}}, func(o *Options) {
+		o.BacktrackBudget = 50 * time.Millisecond
+		o.Clock = clock
+	})
+	hostile := "slow " + strings.Repeat("a", 12) + "c"
+	for i := 0; i < 100; i++ {
+		f.Process(hostile)
+	}
+	st := f.Stats()
+	// 10 ms per match and 50 ms (+ 0.5 ms refill per 10 ms) per second:
+	// only the first few run
+	if st.BacktrackSkipped < 80 || st.BacktrackTime > 200*time.Millisecond {
+		t.Fatalf("100 hostile lines: %d skipped, %v spent; want the budget to stop them", st.BacktrackSkipped, st.BacktrackTime)
+	}
+	if res := f.Process("fast from 192.0.2.9"); len(res.Failures) != 1 || res.Failures[0].ID != "192.0.2.9" {
+		t.Fatalf("RE2 regex while the budget is spent: %+v", res)
+	}
+	now = now.Add(2 * time.Second) // refilled
+	res := f.Process("slow aab192.0.2.10")
+	if len(res.Failures) != 1 || res.Failures[0].ID != "192.0.2.10" {
+		t.Fatalf("after the refill: %+v (stats %+v)", res, f.Stats())
+	}
+}
+
+// TestBacktrackBudgetOff: a negative budget never skips.
+func TestBacktrackBudgetOff(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	f := newTest(t, Definition{Name: "t", FailRegex: []string{`^slow (?P<x>a+)+(?=b)b<HOST>`}}, func(o *Options) {
+		o.BacktrackBudget = -1
+		o.Clock = func() time.Time { now = now.Add(time.Second); return now }
+	})
+	for i := 0; i < 20; i++ {
+		if res := f.Process("slow aab192.0.2.10"); len(res.Failures) != 1 {
+			t.Fatalf("line %d: %+v", i, res)
+		}
+	}
+	if st := f.Stats(); st.BacktrackSkipped != 0 || st.BacktrackTime != 0 {
+		t.Fatalf("stats %+v: want no budget kept", st)
+	}
+}
