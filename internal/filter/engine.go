@@ -32,7 +32,7 @@ type rx struct {
 	d      *dfa.Regexp
 	goExpr string    // the RE2 pattern (for sets)
 	budget *btBudget // shared by the filter's backtracking regexes
-	spans  []int  // scratch for head matches
+	spans  []int     // scratch for head matches
 
 	// names[i] is the name of group i ("" for unnamed groups).
 	names []string
