@@ -622,11 +622,11 @@ func (f *Filter) locate(r *rx, spans []int, buf []byte, org []tline) found {
 	return fd
 }
 
-// ignored runs the ignoreregexes; it returns the index that matched or -1.
-func (f *Filter) ignored(buf []byte, org []tline, fd *found) int {
+// ignored runs the ignoreregexes on buf, or for a multi-line match fd on
+// the lines it covers; it returns the index that matched or -1.
+func (f *Filter) ignored(buf []byte, fd *found) int {
 	if fd != nil && f.maxLines > 1 {
-		org = fd.matched
-		f.bufC = join(f.bufC, org)
+		f.bufC = join(f.bufC, fd.matched)
 		buf = f.bufC
 	}
 	i, _ := f.ignoreL.first(buf, &f.timeouts)
@@ -688,7 +688,7 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 	buf := f.bufA
 
 	if len(f.ignore) > 0 && len(f.ignore) < len(f.fail)-2 {
-		if i := f.ignored(buf, org, nil); i >= 0 {
+		if i := f.ignored(buf, nil); i >= 0 {
 			res.Status, res.Ignore = Ignored, i
 			return res
 		}
@@ -722,7 +722,7 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 		fd := f.locate(fr, spans, buf, org)
 		res.Status, res.Regex = Matched, i
 		if len(f.ignore) > 0 {
-			if k := f.ignored(buf, org, &fd); k >= 0 {
+			if k := f.ignored(buf, &fd); k >= 0 {
 				res.Status, res.Ignore = Ignored, k
 				return res
 			}

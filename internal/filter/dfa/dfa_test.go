@@ -1,7 +1,6 @@
 package dfa
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -228,7 +227,7 @@ func BenchmarkFailedPassword(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				if find(in) == nil {
-					b.Fatal(fmt.Sprint("no match"))
+					b.Fatal("no match")
 				}
 			}
 		})
