@@ -298,9 +298,9 @@ func (r *edgeRig) stored(t *testing.T) map[string]string {
 func TestEdgeBanLifecycle(t *testing.T) {
 	r := newEdgeRig(t)
 	r.ban(t, "nginx", "198.51.100.4/32")
-	r.ban(t, "sshd", "198.51.100.5/32")        // not a web jail
-	r.ban(t, "nginx", "2001:db8:7::/48")       // an IPv6 range
-	r.ban(t, "nginx", "203.0.113.0/25")        // not expressible as an access rule
+	r.ban(t, "sshd", "198.51.100.5/32")  // not a web jail
+	r.ban(t, "nginx", "2001:db8:7::/48") // an IPv6 range
+	r.ban(t, "nginx", "203.0.113.0/25")  // not expressible as an access rule
 	waitFor(t, "two rules created", func() bool { return r.m.Status().Created == 2 })
 	rules, calls := r.api.snapshot()
 	if len(calls) != 2 {
