@@ -274,9 +274,18 @@ const (
 
 // Dial tries a TCP connection from the namespace and classifies the result.
 func Dial(n *NS, addr string, timeout time.Duration) (Outcome, error) {
+	return DialFrom(n, netip.Addr{}, addr, timeout)
+}
+
+// DialFrom is Dial from the source address src (any when invalid).
+func DialFrom(n *NS, src netip.Addr, addr string, timeout time.Duration) (Outcome, error) {
 	var out Outcome
+	d := net.Dialer{Timeout: timeout}
+	if src.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+	}
 	err := n.Do(func() error {
-		c, err := net.DialTimeout("tcp", addr, timeout)
+		c, err := d.Dial("tcp", addr)
 		switch {
 		case err == nil:
 			c.Close()
