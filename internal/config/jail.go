@@ -153,6 +153,8 @@ type Daemon struct {
 	// DBPurgeAge is how long offence history is kept (fail2ban dbpurgeage).
 	DBPurgeAge time.Duration
 	Firewall   FirewallSettings
+	// Cloudflare is the [cloudflare] section (cloudflare.go).
+	Cloudflare CloudflareSettings
 }
 
 // FirewallSettings is the [firewall] section of palisade.conf.

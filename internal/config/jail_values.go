@@ -169,6 +169,7 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 		LogLevel: slog.LevelInfo, LogTarget: "STDERR", Socket: DefaultSocket, DBFile: DefaultDBFile,
 		DBPurgeAge: 24 * time.Hour,
 		Firewall:   FirewallSettings{Backend: "auto", BlockType: firewall.Reject},
+		Cloudflare: defaultCloudflare(),
 	}
 	var files, warns []string
 	var errs ErrorList
@@ -233,6 +234,10 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 			}
 			d.Firewall.RemoveOnStop = fr.boolean("remove-on-stop", false)
 			errs = append(errs, fr.errs...)
+		}
+		if !logOnly && c.HasSection("cloudflare") {
+			cerrs, cwarns := readCloudflare(c, &d.Cloudflare)
+			errs, warns = append(errs, cerrs...), append(warns, cwarns...)
 		}
 		errs = append(errs, r.errs...)
 		files = append(files, c.Files()...)
