@@ -133,6 +133,11 @@ type Deps struct {
 	// Rand returns a number in [0,1) for bantime.rndtime.
 	Rand   func() float64
 	Logger *slog.Logger
+	// Implicit, when set, exempts addresses that the daemon protects in
+	// every jail (the Cloudflare lock's ranges while the lock is on). It
+	// returns the rule that applies, or nil. It is consulted after
+	// ignoreself and ignoreip, before ignorecommand, and Explain names it.
+	Implicit func(a netip.Addr) *IgnoreMatch
 }
 
 // Action is what a failure led to.
@@ -728,6 +733,11 @@ func (j *Jail) ignoredLocked(a netip.Addr, now time.Time) *IgnoreMatch {
 	if m := firstMatch(j.ignore, RuleIP, a); m != nil {
 		return m
 	}
+	if j.deps.Implicit != nil {
+		if m := j.deps.Implicit(a); m != nil {
+			return m
+		}
+	}
 	if len(j.cfg.IgnoreCommand) == 0 {
 		return nil
 	}
@@ -976,6 +986,9 @@ func (j *Jail) Explain(addr netip.Addr, now time.Time) Explanation {
 	ex.Ignore = firstMatch(j.self, RuleSelf, a)
 	if ex.Ignore == nil {
 		ex.Ignore = firstMatch(j.ignore, RuleIP, a)
+	}
+	if ex.Ignore == nil && j.deps.Implicit != nil {
+		ex.Ignore = j.deps.Implicit(a)
 	}
 	if r, ok := j.cmdCache[a]; ex.Ignore == nil && ok && r.ignored {
 		ex.Ignore = &IgnoreMatch{Rule: RuleCommand, Entry: strings.Join(j.cfg.IgnoreCommand, " ") + " (cached)"}
