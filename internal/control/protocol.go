@@ -29,12 +29,15 @@ const (
 	VerbBanned  Verb = "banned"  // every active ban; optional Jail; replies BannedReply
 	VerbExplain Verb = "explain" // IP; replies ExplainReply
 	VerbReload  Verb = "reload"  // re-read the configuration; replies ReloadReply
+	// VerbCloudflare runs a Cloudflare lock operation (Cloudflare args;
+	// cloudflare.go).
+	VerbCloudflare Verb = "cloudflare"
 )
 
 // Verbs lists every verb the protocol knows.
 var verbs = map[Verb]bool{
 	VerbPing: true, VerbStatus: true, VerbBan: true, VerbUnban: true,
-	VerbBanned: true, VerbExplain: true, VerbReload: true,
+	VerbBanned: true, VerbExplain: true, VerbReload: true, VerbCloudflare: true,
 }
 
 // MaxRequestSize is the default bound on one request, newline included.
@@ -58,6 +61,8 @@ type Request struct {
 	For string `json:"for,omitempty"`
 	// All asks unban to lift every ban (of Jail when set).
 	All bool `json:"all,omitempty"`
+	// Cloudflare holds the arguments of VerbCloudflare.
+	Cloudflare *CloudflareArgs `json:"cloudflare,omitempty"`
 }
 
 // Addr returns the request's IP parsed; it is valid after DecodeRequest
@@ -117,8 +122,18 @@ func (r Request) Validate() error {
 	if len(r.For) > maxDuration {
 		return badRequest("duration too long")
 	}
+	if (r.Verb == VerbCloudflare) != (r.Cloudflare != nil) {
+		return badRequest("cloudflare arguments go with the cloudflare verb only")
+	}
 	needIP := false
 	switch r.Verb {
+	case VerbCloudflare:
+		if r.Jail != "" || r.IP != "" || r.For != "" || r.All {
+			return badRequest("cloudflare takes only its own arguments")
+		}
+		if err := r.Cloudflare.validate(); err != nil {
+			return err
+		}
 	case VerbPing, VerbReload:
 		if r.Jail != "" || r.IP != "" || r.For != "" || r.All {
 			return badRequest("%s takes no arguments", r.Verb)
