@@ -1,6 +1,9 @@
 package control
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
 // Cloudflare operations.
 const (
@@ -46,4 +49,9 @@ func (a *CloudflareArgs) validate() error {
 		return badRequest("control characters in a cloudflare argument")
 	}
 	return nil
+}
+
+// Cloudflare runs a cloudflare operation and decodes its reply into out.
+func (c *Client) Cloudflare(ctx context.Context, args CloudflareArgs, out any) error {
+	return c.Call(ctx, Request{Verb: VerbCloudflare, Cloudflare: &args}, out)
 }

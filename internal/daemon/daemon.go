@@ -31,6 +31,7 @@ import (
 	sdd "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/palisade-project/palisade/internal/ban"
+	"github.com/palisade-project/palisade/internal/cloudflare"
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/control"
 	"github.com/palisade-project/palisade/internal/filter"
@@ -82,6 +83,8 @@ type Options struct {
 	CheckpointEvery time.Duration
 	// OnBan is called after each new automatic ban (benchmarks).
 	OnBan func(jail string, p netip.Prefix)
+	// CloudflareLock, when set, replaces the nftables origin lock (tests).
+	CloudflareLock cloudflare.Lock
 }
 
 // Daemon is a running palisade.
@@ -106,6 +109,7 @@ type Daemon struct {
 	fj      *failJournal
 	srv     *control.Server
 	dbPath  string
+	cf      *cloudflareRT // the Cloudflare lock and edge bans (cloudflare.go)
 
 	rmu      sync.Mutex // guards routes, routeErr
 	routes   map[string]Route
@@ -219,6 +223,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		d.log.Error("restoring bans in the firewall", "err", err)
 	}
 	d.log.Debug("ban restore took", "took", time.Since(t0).Round(time.Millisecond).String(), "restored", rs.Restored)
+	if err := d.startCloudflare(ctx, cfg); err != nil {
+		d.log.Error("cloudflare lock unavailable", "err", err)
+	}
 
 	keep, _ := journalBounds(cfg, d.now())
 	t1 := time.Now()
@@ -365,7 +372,7 @@ func (d *Daemon) startJail(cfg *config.Config, j config.Jail, replay []failRecor
 	if err == nil {
 		r.jail, err = jail.New(jc, jail.Deps{
 			History: d.bans, Logger: d.log, SelfAddrs: selfAddrs,
-			Runner: sysexec.NewExec(10 * time.Second), Resolver: resolver{},
+			Runner: sysexec.NewExec(10 * time.Second), Resolver: resolver{}, Implicit: d.cloudflareIgnore,
 		})
 	}
 	if err != nil {
@@ -487,6 +494,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		}
 	}()
 	go func() { defer wg.Done(); d.maintain(ctx) }()
+	d.serveCloudflare(ctx, &wg)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -637,6 +645,7 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 	if err := d.fw.Setup(context.Background(), d.specs(cfg)); err != nil {
 		d.log.Error("firewall setup after reload", "err", err)
 	}
+	d.reloadCloudflare(cfg)
 	d.log.Info("configuration reloaded", "jails", len(rep.Jails), "added", fmt.Sprint(rep.Added),
 		"removed", fmt.Sprint(rep.Removed), "changed", fmt.Sprint(rep.Changed))
 	return rep, nil
@@ -653,6 +662,9 @@ func (d *Daemon) close(ctx context.Context) error {
 	}
 	if d.srv != nil {
 		d.srv.Close()
+	}
+	if d.cf != nil {
+		d.cf.closeAll()
 	}
 	if d.tailer != nil {
 		d.tailer.Close()

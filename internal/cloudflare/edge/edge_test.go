@@ -3,21 +3,17 @@ package edge
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/palisade-project/palisade/internal/ban"
+	"github.com/palisade-project/palisade/internal/cloudflare/edge/edgetest"
 	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/store"
 )
@@ -27,185 +23,8 @@ const (
 	token = "Sn3lZJTBX6kkg7OdcBUAxOO963GEIyGQqnFTOFYY"
 )
 
-// call is one request the fake API received.
-type call struct {
-	Method, Path string
-	Body         ruleJSON
-}
-
-// fakeAPI is a local stand-in for the zone's IP Access Rules API.
-type fakeAPI struct {
-	t      *testing.T
-	mu     sync.Mutex
-	rules  map[string]ruleJSON
-	nextID int
-	calls  []call
-	// failures are status codes the next requests answer with; while
-	// broken is set, every request answers 500.
-	failures []int
-	broken   bool
-	srv      *httptest.Server
-}
-
-func newFakeAPI(t *testing.T) *fakeAPI {
-	f := &fakeAPI{t: t, rules: map[string]ruleJSON{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeAPI) reply(w http.ResponseWriter, status int, success bool, result any, info any, errs ...string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	var el []map[string]any
-	for _, e := range errs {
-		code, msg, _ := strings.Cut(e, " ")
-		n, _ := strconv.Atoi(code)
-		el = append(el, map[string]any{"code": n, "message": msg})
-	}
-	if el == nil {
-		el = []map[string]any{}
-	}
-	body := map[string]any{"success": success, "errors": el, "messages": []any{}, "result": result}
-	if info != nil {
-		body["result_info"] = info
-	}
-	_ = json.NewEncoder(w).Encode(body)
-}
-
-func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if r.Header.Get("Authorization") != "Bearer "+token {
-		f.reply(w, http.StatusForbidden, false, nil, nil, "10000 Authentication error")
-		return
-	}
-	base := "/client/v4/zones/" + zone + "/firewall/access_rules/rules"
-	c := call{Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, base)}
-	if r.Method == http.MethodPost {
-		b, _ := io.ReadAll(r.Body)
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c.Body); err != nil {
-			f.t.Errorf("POST body %s: %v", b, err)
-		}
-	}
-	if r.Method != http.MethodGet {
-		f.calls = append(f.calls, c)
-	}
-	if len(f.failures) > 0 || f.broken {
-		st := http.StatusInternalServerError
-		if len(f.failures) > 0 {
-			st = f.failures[0]
-			f.failures = f.failures[1:]
-		}
-		if st == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "0")
-		}
-		f.reply(w, st, false, nil, nil, "10429 rate limited or broken")
-		return
-	}
-	if !strings.HasPrefix(r.URL.Path, base) {
-		f.reply(w, http.StatusNotFound, false, nil, nil, "7003 no route")
-		return
-	}
-	switch {
-	case r.Method == http.MethodPost && c.Path == "":
-		for _, old := range f.rules {
-			if old.Configuration.Value == c.Body.Configuration.Value {
-				f.reply(w, http.StatusBadRequest, false, nil, nil, "10009 firewallaccessrules.api.duplicate_of_existing")
-				return
-			}
-		}
-		f.nextID++
-		rule := c.Body
-		rule.ID = fmt.Sprintf("%032x", f.nextID)
-		f.rules[rule.ID] = rule
-		f.reply(w, http.StatusOK, true, rule, nil)
-	case r.Method == http.MethodDelete && strings.HasPrefix(c.Path, "/"):
-		id := strings.TrimPrefix(c.Path, "/")
-		if _, ok := f.rules[id]; !ok {
-			f.reply(w, http.StatusNotFound, false, nil, nil, "10001 not found")
-			return
-		}
-		delete(f.rules, id)
-		f.reply(w, http.StatusOK, true, map[string]string{"id": id}, nil)
-	case r.Method == http.MethodGet && c.Path == "":
-		q := r.URL.Query()
-		var out []ruleJSON
-		for _, rule := range f.rules {
-			if n := q.Get("notes"); n != "" && !strings.Contains(strings.ToLower(rule.Notes), strings.ToLower(n)) {
-				continue
-			}
-			if v := q.Get("configuration.value"); v != "" && rule.Configuration.Value != v {
-				continue
-			}
-			out = append(out, rule)
-		}
-		slices.SortFunc(out, func(a, b ruleJSON) int { return strings.Compare(a.ID, b.ID) })
-		per, _ := strconv.Atoi(q.Get("per_page"))
-		page, _ := strconv.Atoi(q.Get("page"))
-		if per <= 0 || page <= 0 {
-			f.t.Errorf("list without paging: %s", r.URL.RawQuery)
-			per, page = 100, 1
-		}
-		pages := (len(out) + per - 1) / per
-		lo, hi := min((page-1)*per, len(out)), min(page*per, len(out))
-		f.reply(w, http.StatusOK, true, out[lo:hi], map[string]int{"page": page, "per_page": per, "total_pages": pages, "count": hi - lo, "total_count": len(out)})
-	default:
-		f.reply(w, http.StatusMethodNotAllowed, false, nil, nil, "10000 method")
-	}
-}
-
-func (f *fakeAPI) snapshot() (map[string]ruleJSON, []call) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	rules := map[string]ruleJSON{}
-	for k, v := range f.rules {
-		rules[k] = v
-	}
-	return rules, slices.Clone(f.calls)
-}
-
-func (f *fakeAPI) fail(codes ...int) {
-	f.mu.Lock()
-	f.failures = append(f.failures, codes...)
-	f.mu.Unlock()
-}
-
-func (f *fakeAPI) setBroken(b bool) {
-	f.mu.Lock()
-	f.broken = b
-	f.mu.Unlock()
-}
-
-func (f *fakeAPI) add(r ruleJSON) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.nextID++
-	r.ID = fmt.Sprintf("%032x", f.nextID)
-	f.rules[r.ID] = r
-	return r.ID
-}
-
-func (f *fakeAPI) remove(id string) {
-	f.mu.Lock()
-	delete(f.rules, id)
-	f.mu.Unlock()
-}
-
-func (f *fakeAPI) values() []string {
-	rules, _ := f.snapshot()
-	var out []string
-	for _, r := range rules {
-		out = append(out, r.Configuration.Value+" "+r.Notes)
-	}
-	slices.Sort(out)
-	return out
-}
-
 type edgeRig struct {
-	api   *fakeAPI
+	api   *edgetest.API
 	st    *store.Store
 	bans  *ban.Manager
 	m     *Mirror
@@ -215,7 +34,7 @@ type edgeRig struct {
 
 func newEdgeRig(t *testing.T) *edgeRig {
 	t.Helper()
-	r := &edgeRig{api: newFakeAPI(t), dbDir: t.TempDir()}
+	r := &edgeRig{api: edgetest.New(t, zone, token), dbDir: t.TempDir()}
 	st, err := store.Open(filepath.Join(r.dbDir, "p.db"), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +52,7 @@ func newEdgeRig(t *testing.T) *edgeRig {
 // start runs a mirror (again, as a restarted daemon does).
 func (r *edgeRig) start(t *testing.T) {
 	t.Helper()
-	c, err := NewClient(ClientConfig{BaseURL: r.api.srv.URL + "/client/v4", Zone: zone, Token: token})
+	c, err := NewClient(ClientConfig{BaseURL: r.api.URL, Zone: zone, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,11 +121,11 @@ func TestEdgeBanLifecycle(t *testing.T) {
 	r.ban(t, "nginx", "2001:db8:7::/48") // an IPv6 range
 	r.ban(t, "nginx", "203.0.113.0/25")  // not expressible as an access rule
 	waitFor(t, "two rules created", func() bool { return r.m.Status().Created == 2 })
-	rules, calls := r.api.snapshot()
+	rules, calls := r.api.Snapshot()
 	if len(calls) != 2 {
 		t.Fatalf("calls %+v, want two POSTs", calls)
 	}
-	var body ruleJSON
+	var body edgetest.Rule
 	for _, c := range calls {
 		if c.Method != http.MethodPost || c.Path != "" {
 			t.Errorf("call %+v", c)
@@ -315,8 +134,7 @@ func TestEdgeBanLifecycle(t *testing.T) {
 			body = c.Body
 		}
 	}
-	want := ruleJSON{Mode: "block", Notes: "palisade jail=nginx host=web1"}
-	want.Configuration.Target, want.Configuration.Value = "ip", "198.51.100.4"
+	want := edgetest.NewRule("ip", "198.51.100.4", "palisade jail=nginx host=web1")
 	if body != want {
 		t.Errorf("POST body %+v, want %+v", body, want)
 	}
@@ -335,7 +153,7 @@ func TestEdgeBanLifecycle(t *testing.T) {
 
 	r.unban(t, "nginx", "198.51.100.4/32")
 	waitFor(t, "rule deleted", func() bool { return r.m.Status().Deleted == 1 })
-	_, calls = r.api.snapshot()
+	_, calls = r.api.Snapshot()
 	if last := calls[len(calls)-1]; len(calls) != 3 || last.Method != http.MethodDelete || last.Path != "/"+id {
 		t.Errorf("calls after unban %+v, want one DELETE of %s", calls, id)
 	}
@@ -344,8 +162,8 @@ func TestEdgeBanLifecycle(t *testing.T) {
 	}
 
 	// Failures are retried, counted and shown; never counted as created.
-	r.api.fail(http.StatusTooManyRequests)
-	r.api.setBroken(true)
+	r.api.Fail(http.StatusTooManyRequests)
+	r.api.SetBroken(true)
 	r.ban(t, "nginx", "2001:db8::7/128")
 	waitFor(t, "failures shown", func() bool { return r.m.Status().Errors >= 3 })
 	st = r.m.Status()
@@ -355,9 +173,9 @@ func TestEdgeBanLifecycle(t *testing.T) {
 	if f := st.Failures[0]; f.IP != "2001:db8::7/128" || f.Op != "create" || f.Attempts < 3 || !strings.Contains(f.Error, "HTTP 500") {
 		t.Errorf("failure %+v", f)
 	}
-	r.api.setBroken(false)
+	r.api.SetBroken(false)
 	waitFor(t, "created after the retries", func() bool { return r.m.Status().Created == 3 })
-	_, calls = r.api.snapshot()
+	_, calls = r.api.Snapshot()
 	posts := 0
 	for _, c := range calls {
 		if c.Method == http.MethodPost && c.Body.Configuration.Value == "2001:db8::7" {
@@ -377,17 +195,10 @@ func TestEdgeBanLifecycle(t *testing.T) {
 	r.unban(t, "nginx", "2001:db8:7::/48")
 	r.ban(t, "nginx", "192.0.2.44/32")
 	gone := r.stored(t)["nginx 2001:db8::7/128"]
-	r.api.remove(gone)
-	var orphan, human ruleJSON
-	orphan.Mode, orphan.Notes = "block", "palisade jail=nginx host=web1"
-	orphan.Configuration.Target, orphan.Configuration.Value = "ip", "198.51.100.99"
-	human.Mode, human.Notes = "block", "blocked by hand"
-	human.Configuration.Target, human.Configuration.Value = "ip", "198.51.100.100"
-	other := orphan
-	other.Notes, other.Configuration.Value = "palisade jail=nginx host=web2", "198.51.100.101"
-	r.api.add(orphan)
-	r.api.add(human)
-	r.api.add(other)
+	r.api.Remove(gone)
+	r.api.Add(edgetest.NewRule("ip", "198.51.100.99", "palisade jail=nginx host=web1")) // an orphan of ours
+	r.api.Add(edgetest.NewRule("ip", "198.51.100.100", "blocked by hand"))
+	r.api.Add(edgetest.NewRule("ip", "198.51.100.101", "palisade jail=nginx host=web2")) // another server's
 	r.start(t)
 	waitFor(t, "reconciled", func() bool {
 		st := r.m.Status()
@@ -399,7 +210,7 @@ func TestEdgeBanLifecycle(t *testing.T) {
 		"198.51.100.101 palisade jail=nginx host=web2",
 		"2001:db8::7 palisade jail=nginx host=web1",
 	}
-	if got := r.api.values(); !slices.Equal(got, wantZone) {
+	if got := r.api.Values(); !slices.Equal(got, wantZone) {
 		t.Errorf("zone after restart:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantZone, "\n"))
 	}
 	ids = r.stored(t)
@@ -412,18 +223,15 @@ func TestEdgeBanLifecycle(t *testing.T) {
 // adopted, a human's is left alone (and not deleted on unban).
 func TestEdgeDuplicates(t *testing.T) {
 	r := newEdgeRig(t)
-	var human ruleJSON
-	human.Mode, human.Notes = "block", "blocked by hand"
-	human.Configuration.Target, human.Configuration.Value = "ip", "198.51.100.7"
-	hid := r.api.add(human)
+	hid := r.api.Add(edgetest.NewRule("ip", "198.51.100.7", "blocked by hand"))
 	r.ban(t, "nginx", "198.51.100.7/32")
 	waitFor(t, "duplicate handled", func() bool {
-		_, calls := r.api.snapshot()
+		_, calls := r.api.Snapshot()
 		return len(calls) == 1 && r.m.Status().Pending == 0
 	})
 	r.unban(t, "nginx", "198.51.100.7/32")
 	time.Sleep(100 * time.Millisecond) // a wrong DELETE would follow within RetryMin
-	if rules, calls := r.api.snapshot(); len(calls) != 1 || rules[hid].ID != hid {
+	if rules, calls := r.api.Snapshot(); len(calls) != 1 || rules[hid].ID != hid {
 		t.Errorf("a human's rule was touched: calls %+v", calls)
 	}
 	if st := r.m.Status(); st.Created != 0 || st.Deleted != 0 {
