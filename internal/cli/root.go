@@ -74,6 +74,7 @@ func NewRoot(app *App) *cobra.Command {
 	root.AddCommand(newRegexCmd(app))
 	root.AddCommand(newDaemonCmds(app)...)
 	root.AddCommand(newHardenCmds(app)...)
+	root.AddCommand(newCloudflareCmd(app))
 	return root
 }
 

@@ -316,6 +316,9 @@ func (m *Manager) sync(ctx context.Context, opts SyncOptions) (SyncResult, error
 	l, warns, err := m.deps.Fetcher.Fetch(ctx, src)
 	res.Warnings = append(res.Warnings, warns...)
 	if err != nil {
+		if !opts.DryRun && m.st.List == nil && opts.Source == "" {
+			return m.floor(ctx, res, err, opts)
+		}
 		return fail(err)
 	}
 	var cur []netip.Prefix
@@ -366,6 +369,40 @@ func (m *Manager) sync(ctx context.Context, opts SyncOptions) (SyncResult, error
 	m.log.Info("cloudflare lock synced", "source", src, "ipv4", len(l.IPv4), "ipv6", len(l.IPv6),
 		"added", len(res.Diff.Added), "removed", len(res.Diff.Removed), "ports", res.Ports)
 	return res, nil
+}
+
+// floor applies the embedded snapshot when the first sync from the
+// configured URL fails: the lock goes on with the floor and the failure is
+// returned and recorded (the daemon retries with backoff).
+func (m *Manager) floor(ctx context.Context, res SyncResult, ferr error, opts SyncOptions) (SyncResult, error) {
+	snap, err := Snapshot()
+	if err != nil {
+		return res, errors.Join(ferr, err)
+	}
+	ports := opts.Ports
+	if ports == nil {
+		ports = m.cfg.Ports
+	}
+	ports = firewall.MergePorts(ports)
+	now := m.now()
+	m.st.LastAttempt, m.st.LastError = now, ferr.Error()
+	m.st.Failures++
+	if err := m.deps.Lock.Apply(ctx, m.spec(snap, ports)); err != nil {
+		m.persist()
+		return res, errors.Join(ferr, fmt.Errorf("apply the embedded snapshot: %w", err))
+	}
+	if m.st.Mode != modeOn {
+		m.st.Since, m.st.Origin = now, OriginCommand
+	}
+	m.st.Mode, m.st.List, m.st.Ports = modeOn, &snap, ports
+	m.persist()
+	m.schedule()
+	m.publish(snap.All())
+	res.Applied, res.Source, res.ETag = true, SnapshotSource, snap.ETag
+	res.IPv4, res.IPv6, res.Ports = len(snap.IPv4), len(snap.IPv6), firewall.FormatPorts(ports)
+	res.Diff = DiffLists(nil, snap.All())
+	m.log.Warn("cloudflare: first sync failed; locked with the embedded snapshot", "date", snap.Fetched.Format(time.DateOnly), "err", ferr)
+	return res, fmt.Errorf("%w; the lock is on with the embedded snapshot of %s instead", ferr, snap.Fetched.Format(time.DateOnly))
 }
 
 // Off removes the lock from the kernel and records that it is off: the

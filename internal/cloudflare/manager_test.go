@@ -436,3 +436,30 @@ func TestScheduleJitterAndBackoff(t *testing.T) {
 		}
 	}
 }
+
+// The first sync from the configured URL, when it fails, locks with the
+// embedded snapshot (the floor) and says so; a failing --source does not.
+func TestFirstSyncFailureFallsBackToSnapshot(t *testing.T) {
+	srv := apiServer(t)
+	ctx := context.Background()
+	r := newRig(t, Config{URL: srv.URL + "/challenge"})
+	if _, err := r.m.Sync(ctx, SyncOptions{Source: srv.URL + "/false"}); err == nil || r.kernel(t).Installed {
+		t.Fatalf("a failing --source applied something (err %v)", err)
+	}
+	res, err := r.m.Sync(ctx, SyncOptions{})
+	if err == nil || !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "embedded snapshot") {
+		t.Fatalf("first sync error %v, want the refusal and the snapshot fallback", err)
+	}
+	snap, _ := Snapshot()
+	if !res.Applied || res.Source != SnapshotSource || !r.kernel(t).Same(firewall.LockSpec{Ranges: snap.All(), Ports: DefaultPorts, Block: firewall.Drop}) {
+		t.Fatalf("result %+v, kernel %+v", res, r.kernel(t))
+	}
+	st := r.m.Status(ctx)
+	if st.State != StateOn || !st.Snapshot.InUse || st.LastError == "" || st.Failures != 2 {
+		t.Errorf("status %+v", st)
+	}
+	// With a list in force, a failing sync keeps it (no fallback).
+	if _, err := r.m.Sync(ctx, SyncOptions{}); err == nil || strings.Contains(err.Error(), "embedded snapshot") {
+		t.Errorf("second failing sync: %v", err)
+	}
+}

@@ -99,7 +99,7 @@ func (m *Manager) Status(ctx context.Context) Status {
 	st := Status{
 		State: StateNever, Origin: m.st.Origin, Enabled: m.cfg.Enabled,
 		ConfigPorts: firewall.FormatPorts(m.cfg.Ports), BlockType: string(m.cfg.Block),
-		URL: m.cfg.URL, Interval: m.cfg.Interval.String(),
+		URL: m.cfg.URL, Interval: FormatInterval(m.cfg.Interval),
 		IPv4: []string{}, IPv6: []string{}, Allow: strs(m.cfg.Allow),
 		LastAttempt: timePtr(m.st.LastAttempt), LastSuccess: timePtr(m.st.LastSuccess),
 		LastError: m.st.LastError, Failures: m.st.Failures, NextSync: timePtr(m.due),
@@ -194,4 +194,18 @@ func (m *Manager) List() List {
 	}
 	snap, _ := Snapshot()
 	return snap
+}
+
+// FormatInterval renders a duration the way the configuration writes it
+// ("1d", "6h", "90m", "45s").
+func FormatInterval(d time.Duration) string {
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}} {
+		if d >= u.d && d%u.d == 0 {
+			return fmt.Sprintf("%d%s", d/u.d, u.name)
+		}
+	}
+	return d.String()
 }
