@@ -432,6 +432,9 @@ func (l *CloudflareLock) Apply(ctx context.Context, spec firewall.LockSpec) erro
 		}
 	}
 	if err := l.conn.Flush(); err != nil {
+		if spec.Block == firewall.Reject && errors.Is(err, syscall.EOPNOTSUPP) {
+			return fmt.Errorf("cloudflare lock: apply: %w (this kernel cannot reject before routing: use blocktype = drop)", err)
+		}
 		return fmt.Errorf("cloudflare lock: apply: %w", err)
 	}
 	st, err := l.state()
