@@ -63,18 +63,20 @@ func countAddrs(path string, l List) (cf, other int) {
 		return 0, 0
 	}
 	defer f.Close()
+	cut := false
 	if fi, err := f.Stat(); err == nil && fi.Size() > realIPTail {
 		if _, err := f.Seek(-realIPTail, io.SeekEnd); err != nil {
 			return 0, 0
 		}
+		cut = true
 	}
 	b, err := io.ReadAll(io.LimitReader(f, realIPTail))
 	if err != nil {
 		return 0, 0
 	}
 	lines := strings.Split(string(b), "\n")
-	if len(lines) > 1 {
-		lines = lines[1:] // the first may be cut
+	if cut && len(lines) > 1 {
+		lines = lines[1:] // the first is cut
 	}
 	for _, line := range lines {
 		a, ok := firstPublicAddr(line)
