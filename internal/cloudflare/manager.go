@@ -135,7 +135,11 @@ type Manager struct {
 	now  func() time.Time
 	rnd  func() float64
 
-	mu        sync.Mutex // serializes every operation on the lock and state
+	// op serializes the operations (sync, off, start, ensure); mu guards
+	// the state, and is not held while a list is fetched, so status
+	// answers during a slow sync.
+	op        sync.Mutex
+	mu        sync.Mutex
 	cfg       Config
 	st        saved
 	due       time.Time // next scheduled sync (zero: none)
@@ -291,16 +295,23 @@ type SyncResult struct {
 // (new ranges first, then stale ones removed). A failure at any step
 // leaves the lock in force unchanged; it is recorded for status.
 func (m *Manager) Sync(ctx context.Context, opts SyncOptions) (SyncResult, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.sync(ctx, opts)
-}
-
-func (m *Manager) sync(ctx context.Context, opts SyncOptions) (SyncResult, error) {
+	m.op.Lock()
+	defer m.op.Unlock()
 	src := opts.Source
 	if src == "" {
+		m.mu.Lock()
 		src = m.cfg.URL
+		m.mu.Unlock()
 	}
+	l, warns, err := m.deps.Fetcher.Fetch(ctx, src)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.finishSync(ctx, opts, src, l, warns, err)
+}
+
+// finishSync validates against the state and applies a fetched list
+// (op and mu held).
+func (m *Manager) finishSync(ctx context.Context, opts SyncOptions, src string, l List, warns []string, err error) (SyncResult, error) {
 	res := SyncResult{DryRun: opts.DryRun, Source: src, Warnings: []string{}}
 	fail := func(err error) (SyncResult, error) {
 		if !opts.DryRun {
@@ -313,7 +324,6 @@ func (m *Manager) sync(ctx context.Context, opts SyncOptions) (SyncResult, error
 		}
 		return res, err
 	}
-	l, warns, err := m.deps.Fetcher.Fetch(ctx, src)
 	res.Warnings = append(res.Warnings, warns...)
 	if err != nil {
 		if !opts.DryRun && m.st.List == nil && opts.Source == "" {
@@ -408,6 +418,8 @@ func (m *Manager) floor(ctx context.Context, res SyncResult, ferr error, opts Sy
 // Off removes the lock from the kernel and records that it is off: the
 // daemon does not turn it on again until the next Sync.
 func (m *Manager) Off(ctx context.Context) error {
+	m.op.Lock()
+	defer m.op.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.deps.Lock.Remove(ctx); err != nil {
@@ -435,6 +447,8 @@ func (m *Manager) Off(ctx context.Context) error {
 // No network is needed: the first scheduled sync is due at once when the
 // lock runs on the snapshot or the last sync is older than the interval.
 func (m *Manager) Start(ctx context.Context, cfg Config) error {
+	m.op.Lock()
+	defer m.op.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cfg = cfg.withDefaults()
@@ -541,10 +555,11 @@ func (m *Manager) Run(ctx context.Context) {
 			m.Ensure(ctx)
 		case <-timer.C:
 			m.mu.Lock()
-			if !m.due.IsZero() && !m.now().Before(m.due) {
-				_, _ = m.sync(ctx, SyncOptions{scheduled: true})
-			}
+			due := !m.due.IsZero() && !m.now().Before(m.due)
 			m.mu.Unlock()
+			if due {
+				_, _ = m.Sync(ctx, SyncOptions{scheduled: true})
+			}
 		}
 	}
 }
@@ -552,6 +567,8 @@ func (m *Manager) Run(ctx context.Context) {
 // Ensure re-installs the lock when it is on and the kernel does not hold
 // it as applied. It reports whether it had to.
 func (m *Manager) Ensure(ctx context.Context) bool {
+	m.op.Lock()
+	defer m.op.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.st.Mode != modeOn || m.st.List == nil {

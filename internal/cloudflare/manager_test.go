@@ -463,3 +463,36 @@ func TestFirstSyncFailureFallsBackToSnapshot(t *testing.T) {
 		t.Errorf("second failing sync: %v", err)
 	}
 }
+
+// Status answers while a sync waits for a slow server.
+func TestStatusDuringSlowSync(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(goodAPI))
+	}))
+	defer srv.Close()
+	r := newRig(t, Config{URL: srv.URL})
+	r.m.deps.Fetcher.Timeout = 10 * time.Second
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() { _, err := r.m.Sync(ctx, SyncOptions{}); done <- err }()
+	got := make(chan Status, 1)
+	go func() { got <- r.m.Status(ctx) }()
+	select {
+	case st := <-got:
+		if st.State != StateNever {
+			t.Errorf("status during the first sync: %s", st.State)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("status blocked behind a slow sync")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
