@@ -153,7 +153,9 @@ func (d *Daemon) serveCloudflare(ctx context.Context, wg *sync.WaitGroup) {
 	d.cf.ctx = ctx
 	d.cf.mu.Unlock()
 	d.cf.startEdge()
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		<-ctx.Done()
 		d.cf.stopEdge()
 	}()
