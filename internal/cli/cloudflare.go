@@ -17,6 +17,7 @@ import (
 	"github.com/palisade-project/palisade/internal/cloudflare"
 	"github.com/palisade-project/palisade/internal/control"
 	"github.com/palisade-project/palisade/internal/daemon"
+	"github.com/palisade-project/palisade/internal/firewall"
 )
 
 // newCloudflareCmd builds "palisade cloudflare sync|status|off|real-ip".
@@ -105,9 +106,23 @@ func newCloudflareSyncCmd(app *App, configDir *string) *cobra.Command {
 				}
 				args.Source = src
 			}
+			var lockPorts []firewall.PortRange
 			if ports != "" {
-				if _, err := daemon.ParseLockPorts(ports); err != nil {
+				p, err := daemon.ParseLockPorts(ports)
+				if err != nil {
 					return usageErr("--ports: %v", err)
+				}
+				lockPorts = p
+			}
+			if !force && !dryRun {
+				if cfg, err := daemon.LoadConfig(app.daemonOptions(*configDir)); err == nil {
+					cf := cfg.Daemon.Cloudflare
+					if lockPorts == nil {
+						lockPorts = cf.Ports
+					}
+					if err := cloudflare.CheckSession(os.Getenv("SSH_CONNECTION"), lockPorts, cf.Allow, nil); err != nil {
+						return failErr(err)
+					}
 				}
 			}
 			var res cloudflare.SyncResult
@@ -125,7 +140,7 @@ func newCloudflareSyncCmd(app *App, configDir *string) *cobra.Command {
 	f.StringVar(&source, "source", "", "URL (https; http warns) or file to read the list from (default: [cloudflare] url)")
 	f.StringVar(&ports, "ports", "", "TCP ports to lock, such as 80,443 or 8000-8100 (default: [cloudflare] ports)")
 	f.BoolVar(&dryRun, "dry-run", false, "fetch, validate and show the change; change nothing")
-	f.BoolVar(&force, "force", false, "apply a list that drops more than half of the ranges in force")
+	f.BoolVar(&force, "force", false, "apply a list that drops more than half of the ranges in force, or that locks the port of this SSH session")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

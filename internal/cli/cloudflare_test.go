@@ -69,6 +69,7 @@ func startCFDaemon(t *testing.T) (*cfDaemon, string) {
 }
 
 func TestCloudflareThroughDaemon(t *testing.T) {
+	t.Setenv("SSH_CONNECTION", "")
 	f, sock := startCFDaemon(t)
 	dir := t.TempDir()
 	list := filepath.Join(dir, "ips.txt")
@@ -132,11 +133,31 @@ func TestCloudflareThroughDaemon(t *testing.T) {
 	if len(f.reqs) != n+1 {
 		t.Errorf("bad input reached the daemon: %+v", f.reqs[n:])
 	}
+	// A lock that would cut the SSH session running the command is refused
+	// (the session's port is locked and its client is not allowed).
+	etc := t.TempDir()
+	t.Setenv("SSH_CONNECTION", "198.51.100.7 50000 192.0.2.1 443")
+	if code, _, errs := runClient("--socket", sock, "cloudflare", "sync", "--config-dir", etc); code != 1 || !strings.Contains(errs, "SSH session") {
+		t.Errorf("sync from an SSH session on 443: %d %q", code, errs)
+	}
+	if code, _, _ := runClient("--socket", sock, "cloudflare", "sync", "--config-dir", etc, "--ports", "80"); code != 0 {
+		t.Errorf("sync of other ports from the session: %d", code)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "palisade.local"), []byte("[cloudflare]\nallow = 198.51.100.0/24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := runClient("--socket", sock, "cloudflare", "sync", "--config-dir", etc); code != 0 {
+		t.Errorf("sync with the session's client allowed: %d", code)
+	}
+	if len(f.reqs) != n+3 {
+		t.Errorf("%d requests after the session checks, want %d", len(f.reqs), n+3)
+	}
 }
 
 // Without a daemon, the commands change the kernel and the database
 // themselves; off removes the lock and nothing else.
 func TestCloudflareWithoutDaemon(t *testing.T) {
+	t.Setenv("SSH_CONNECTION", "")
 	ns := nstest.New(t)
 	nstest.RequireProgram(t, "nft", "ip")
 	dir := t.TempDir()

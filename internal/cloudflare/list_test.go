@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/palisade-project/palisade/internal/firewall"
 )
 
 func TestParseEntry(t *testing.T) {
@@ -159,5 +161,26 @@ func TestSnapshotIsValidAndDated(t *testing.T) {
 	}
 	if _, ok := l.Contains(netip.MustParseAddr("104.16.1.1")); !ok {
 		t.Error("snapshot lacks 104.16.0.0/13")
+	}
+}
+
+func TestCheckSession(t *testing.T) {
+	web := []firewall.PortRange{{From: 80, To: 80}, {From: 443, To: 443}}
+	allow := []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+	for _, tc := range []struct {
+		env string
+		ok  bool
+	}{
+		{"", true},
+		{"198.51.100.7 50000 192.0.2.1 22", true},   // ssh on 22: not locked
+		{"198.51.100.7 50000 192.0.2.1 443", false}, // ssh on 443, client outside
+		{"203.0.113.9 50000 192.0.2.1 443", true},   // client allowed
+		{"::ffff:198.51.100.7 50000 192.0.2.1 80", false},
+		{"garbage", true},
+	} {
+		err := CheckSession(tc.env, web, allow, nil)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckSession(%q) = %v, want ok %v", tc.env, err, tc.ok)
+		}
 	}
 }

@@ -86,6 +86,8 @@ func readCloudflare(c *ini.Config, cf *CloudflareSettings) (ErrorList, []string)
 			r.fail("ports", "%v", err)
 		case ports == nil:
 			r.fail("ports", "%q covers every port: the lock needs a list of web ports (such as 80,443)", s)
+		case coversSSH(ports):
+			r.fail("ports", "%q covers port 22 (SSH): the lock is for web ports", s)
 		default:
 			cf.Ports = ports
 		}
@@ -238,4 +240,13 @@ func parsePrefixOrAddr(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func coversSSH(ports []firewall.PortRange) bool {
+	for _, r := range ports {
+		if r.From <= 22 && 22 <= r.To {
+			return true
+		}
+	}
+	return false
 }

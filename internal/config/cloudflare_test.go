@@ -104,6 +104,9 @@ token_file = relative/token
 		t.Errorf("%d allow errors, want 2 (not-an-ip, the default route): %v", allows, err)
 	}
 
+	if _, err := loadPalisadeLocal(t, "[cloudflare]\nports = 80,443,20-30\n"); err == nil || !strings.Contains(err.Error(), "port 22") {
+		t.Errorf("ports covering SSH: %v", err)
+	}
 	_, err = loadPalisadeLocal(t, "[cloudflare]\nedge_bans = true\n")
 	if err == nil || !strings.Contains(err.Error(), "needs token_file") || !strings.Contains(err.Error(), "needs zone") {
 		t.Errorf("edge_bans without token and zone: %v", err)

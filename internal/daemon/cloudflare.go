@@ -348,6 +348,11 @@ func ParseLockPorts(s string) ([]firewall.PortRange, error) {
 	if ports == nil {
 		return nil, fmt.Errorf("%q covers every port: the lock takes a list of web ports", s)
 	}
+	for _, r := range ports {
+		if r.From <= 22 && 22 <= r.To {
+			return nil, fmt.Errorf("%q covers port 22 (SSH): the lock is for web ports", s)
+		}
+	}
 	return ports, nil
 }
 
