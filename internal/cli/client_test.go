@@ -61,17 +61,23 @@ func (f *fakeDaemon) requests() []control.Request {
 
 func startFake(t *testing.T) (*fakeDaemon, string) {
 	t.Helper()
+	f := &fakeDaemon{}
+	return f, serveFake(t, f)
+}
+
+// serveFake answers a control socket with h until the test ends.
+func serveFake(t *testing.T, h control.Handler) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "p.sock")
 	srv, err := control.Listen(path, control.Options{AllowUID: func(uint32) bool { return true }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeDaemon{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ctx, f) }()
+	go func() { defer close(done); _ = srv.Serve(ctx, h) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return f, path
+	return path
 }
 
 func runClient(args ...string) (int, string, string) {

@@ -108,7 +108,7 @@ func newCloudflareSyncCmd(app *App, configDir *string) *cobra.Command {
 			}
 			var lockPorts []firewall.PortRange
 			if ports != "" {
-				p, err := daemon.ParseLockPorts(ports)
+				p, err := cloudflare.ParsePorts(ports)
 				if err != nil {
 					return usageErr("--ports: %v", err)
 				}

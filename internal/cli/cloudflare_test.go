@@ -55,17 +55,8 @@ func (f *cfDaemon) Handle(_ context.Context, req control.Request) (any, error) {
 
 func startCFDaemon(t *testing.T) (*cfDaemon, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "p.sock")
-	srv, err := control.Listen(path, control.Options{AllowUID: func(uint32) bool { return true }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &cfDaemon{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ctx, f) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return f, path
+	return f, serveFake(t, f)
 }
 
 func TestCloudflareThroughDaemon(t *testing.T) {

@@ -9,6 +9,28 @@ import (
 	"github.com/palisade-project/palisade/internal/firewall"
 )
 
+// webServices are the port names a lock's port list may use.
+var webServices = firewall.Services{"http/tcp": 80, "https/tcp": 443, "http-alt/tcp": 8080}
+
+// ParsePorts parses a lock's port list: TCP ports and ranges ("80,443",
+// "8000-8100" or "8000:8100"; http, https and http-alt by name). Every port
+// and port 22 (SSH) are refused: the lock is for web ports.
+func ParsePorts(spec string) ([]firewall.PortRange, error) {
+	ports, err := firewall.ParsePorts(spec, "tcp", webServices)
+	if err != nil {
+		return nil, err
+	}
+	if ports == nil {
+		return nil, fmt.Errorf("%q covers every port: the lock takes a list of web ports (such as 80,443)", spec)
+	}
+	for _, r := range ports {
+		if r.From <= 22 && 22 <= r.To {
+			return nil, fmt.Errorf("%q covers port 22 (SSH): the lock is for web ports", spec)
+		}
+	}
+	return ports, nil
+}
+
 // CheckSession refuses a lock that would cut the SSH session running the
 // command: sshConnection is $SSH_CONNECTION ("CLIENT CPORT SERVER SPORT");
 // the session is cut when its server port is locked and its client is in

@@ -3,12 +3,13 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/palisade-project/palisade/internal/cloudflare"
+	"github.com/palisade-project/palisade/internal/cloudflare/edge"
 	"github.com/palisade-project/palisade/internal/config/ini"
 	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/jail"
@@ -62,9 +63,6 @@ var cloudflareKeys = map[string]bool{
 	"edge_bans": true, "token_file": true, "zone": true, "api_url": true,
 }
 
-// webServices names the ports a [cloudflare] ports list may use by name.
-var webServices = firewall.Services{"http/tcp": 80, "https/tcp": 443, "http-alt/tcp": 8080}
-
 // readCloudflare reads the [cloudflare] section of c into cf, returning
 // the errors (with file:line) and warnings.
 func readCloudflare(c *ini.Config, cf *CloudflareSettings) (ErrorList, []string) {
@@ -80,25 +78,23 @@ func readCloudflare(c *ini.Config, cf *CloudflareSettings) (ErrorList, []string)
 	}
 	cf.Enabled = r.boolean("enabled", cf.Enabled)
 	if s := r.str("ports", ""); s != "" {
-		ports, err := firewall.ParsePorts(s, "tcp", webServices)
-		switch {
-		case err != nil:
+		if ports, err := cloudflare.ParsePorts(s); err != nil {
 			r.fail("ports", "%v", err)
-		case ports == nil:
-			r.fail("ports", "%q covers every port: the lock needs a list of web ports (such as 80,443)", s)
-		case coversSSH(ports):
-			r.fail("ports", "%q covers port 22 (SSH): the lock is for web ports", s)
-		default:
+		} else {
 			cf.Ports = ports
 		}
 	}
 	if s := r.str("url", ""); s != "" {
-		if w, err := checkHTTPURL(s); err != nil {
+		w, err := cloudflare.CheckSource(s)
+		if err == nil && !cloudflare.IsURL(s) {
+			err = fmt.Errorf("%q is not an https:// URL (a file is given with palisade cloudflare sync --source)", s)
+		}
+		if err != nil {
 			r.fail("url", "%v", err)
 		} else {
 			cf.URL = s
 			if w != "" {
-				warns = append(warns, where(c, sec, "url")+w)
+				warns = append(warns, where(c, sec, "url")+"[cloudflare] url "+w)
 			}
 		}
 	}
@@ -140,14 +136,14 @@ func readCloudflare(c *ini.Config, cf *CloudflareSettings) (ErrorList, []string)
 		}
 	}
 	if s := r.str("zone", ""); s != "" {
-		if !validZone(s) {
+		if !edge.ValidZone(s) {
 			r.fail("zone", "%q is not a zone id (32 lower-case hexadecimal digits, shown on the zone's overview page)", s)
 		} else {
 			cf.Zone = s
 		}
 	}
 	if s := r.str("api_url", ""); s != "" {
-		if err := checkAPIURL(s); err != nil {
+		if _, err := edge.CheckBaseURL(s); err != nil {
 			r.fail("api_url", "%v", err)
 		} else {
 			cf.APIURL = strings.TrimSuffix(s, "/")
@@ -169,52 +165,6 @@ func where(c *ini.Config, sec, key string) string {
 		return v.Where() + ": "
 	}
 	return ""
-}
-
-func validZone(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for _, ch := range s {
-		if !(ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// checkHTTPURL accepts https (and http with a warning) URLs with a host.
-func checkHTTPURL(s string) (warning string, err error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", fmt.Errorf("%q is not an https:// URL", s)
-	}
-	if u.User != nil {
-		return "", fmt.Errorf("%q: credentials in the URL are not allowed", u.Redacted())
-	}
-	if u.Scheme == "http" {
-		return fmt.Sprintf("[cloudflare] url %s is plain http: the list can be altered in transit (use https unless this is a local mirror)", s), nil
-	}
-	return "", nil
-}
-
-// checkAPIURL accepts https, or http on a loopback host (the token must
-// never travel in clear).
-func checkAPIURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.User != nil {
-		return fmt.Errorf("%q is not an https:// URL", s)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if h := u.Hostname(); h == "127.0.0.1" || h == "::1" || h == "localhost" {
-			return nil
-		}
-		return fmt.Errorf("%q: plain http is allowed only on a loopback host (the API token would travel in clear)", s)
-	}
-	return fmt.Errorf("%q is not an https:// URL", s)
 }
 
 // parsePrefixOrAddr parses an address (a full-length prefix) or a CIDR
@@ -240,13 +190,4 @@ func parsePrefixOrAddr(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-func coversSSH(ports []firewall.PortRange) bool {
-	for _, r := range ports {
-		if r.From <= 22 && 22 <= r.To {
-			return true
-		}
-	}
-	return false
 }

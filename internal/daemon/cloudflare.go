@@ -310,7 +310,7 @@ func runCloudflareOp(ctx context.Context, mgr *cloudflare.Manager, cfg *config.C
 	case control.CloudflareSync:
 		var ports []firewall.PortRange
 		if args.Ports != "" {
-			p, err := ParseLockPorts(args.Ports)
+			p, err := cloudflare.ParsePorts(args.Ports)
 			if err != nil {
 				return nil, fmt.Errorf("%w: --ports: %v", control.ErrBadRequest, err)
 			}
@@ -336,24 +336,6 @@ func runCloudflareOp(ctx context.Context, mgr *cloudflare.Manager, cfg *config.C
 		return st, nil
 	}
 	return nil, fmt.Errorf("%w: unknown cloudflare operation %q", control.ErrBadRequest, args.Op)
-}
-
-// ParseLockPorts parses a --ports list: TCP ports and ranges ("80,443",
-// "8000-8100"; http and https by name), never every port.
-func ParseLockPorts(s string) ([]firewall.PortRange, error) {
-	ports, err := firewall.ParsePorts(s, "tcp", firewall.Services{"http/tcp": 80, "https/tcp": 443, "http-alt/tcp": 8080})
-	if err != nil {
-		return nil, err
-	}
-	if ports == nil {
-		return nil, fmt.Errorf("%q covers every port: the lock takes a list of web ports", s)
-	}
-	for _, r := range ports {
-		if r.From <= 22 && 22 <= r.To {
-			return nil, fmt.Errorf("%q covers port 22 (SSH): the lock is for web ports", s)
-		}
-	}
-	return ports, nil
 }
 
 // webJailLogs lists the enabled jails on locked ports with their log
