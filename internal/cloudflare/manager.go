@@ -314,7 +314,8 @@ func (m *Manager) Sync(ctx context.Context, opts SyncOptions) (SyncResult, error
 func (m *Manager) finishSync(ctx context.Context, opts SyncOptions, src string, l List, warns []string, err error) (SyncResult, error) {
 	res := SyncResult{DryRun: opts.DryRun, Source: src, Warnings: []string{}}
 	fail := func(err error) (SyncResult, error) {
-		if !opts.DryRun {
+		// A sync cut short by the daemon stopping is no failed sync.
+		if !opts.DryRun && ctx.Err() == nil {
 			m.st.LastAttempt = m.now()
 			m.st.LastError = err.Error()
 			m.st.Failures++
@@ -326,7 +327,7 @@ func (m *Manager) finishSync(ctx context.Context, opts SyncOptions, src string, 
 	}
 	res.Warnings = append(res.Warnings, warns...)
 	if err != nil {
-		if !opts.DryRun && m.st.List == nil && opts.Source == "" {
+		if !opts.DryRun && m.st.List == nil && opts.Source == "" && ctx.Err() == nil {
 			return m.floor(ctx, res, err, opts)
 		}
 		return fail(err)

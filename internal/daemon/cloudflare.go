@@ -272,14 +272,15 @@ func (c *cloudflareRT) closeAll() {
 // edgeStatus is the mirror's state for status (nil when edge bans are off).
 func (c *cloudflareRT) edgeStatus() *edge.Status {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.edgeCfg.EdgeBans {
+	on, m, zone, errText := c.edgeCfg.EdgeBans, c.mirror, c.edgeCfg.Zone, c.edgeErr
+	c.mu.Unlock()
+	if !on {
 		return nil
 	}
-	if c.mirror == nil {
-		return &edge.Status{Zone: c.edgeCfg.Zone, Failures: []edge.Failure{}, Error: c.edgeErr}
+	if m == nil {
+		return &edge.Status{Zone: zone, Failures: []edge.Failure{}, Error: errText}
 	}
-	st := c.mirror.Status()
+	st := m.Status()
 	return &st
 }
 

@@ -296,26 +296,23 @@ func (m *Mirror) load() error {
 	return nil
 }
 
-func (m *Mirror) mirrored(jail string, p netip.Prefix) bool {
-	if !m.cfg.Mirrored(jail) {
-		return false
-	}
-	if _, _, ok := Target(p); !ok {
-		m.skipped++
-		return false
-	}
-	return true
-}
-
+// onEvent follows one ban or unban. Config.Mirrored is asked before the
+// mirror's lock is taken: it may take locks of its own.
 func (m *Mirror) onEvent(ev ban.Event) {
+	e := ev.Entry
+	mirrored := ev.Kind == ban.EventBan && m.cfg.Mirrored(e.Jail)
+	_, _, expressible := Target(e.Prefix)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e := ev.Entry
 	k := key(e.Jail, e.Prefix)
 	it := m.items[k]
 	switch ev.Kind {
 	case ban.EventBan:
-		if !m.mirrored(e.Jail, e.Prefix) {
+		if !mirrored {
+			return
+		}
+		if !expressible {
+			m.skipped++
 			return
 		}
 		if it == nil {
@@ -496,27 +493,24 @@ func (m *Mirror) Reconcile(ctx context.Context, remote bool) {
 		rules, rerr = m.deps.API.List(cctx, Filter{Notes: "palisade jail="})
 		cancel()
 	}
-	active := m.deps.Bans.List("")
+	want := map[string]ban.Entry{}
+	for _, e := range m.deps.Bans.List("") {
+		if _, _, ok := Target(e.Prefix); ok && m.cfg.Mirrored(e.Jail) {
+			want[key(e.Jail, e.Prefix)] = e
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	defer m.poke()
 	now := m.now()
-	want := map[string]bool{}
-	for _, e := range active {
-		if !m.cfg.Mirrored(e.Jail) {
-			continue
-		}
-		if _, _, ok := Target(e.Prefix); !ok {
-			continue
-		}
-		k := key(e.Jail, e.Prefix)
-		want[k] = true
+	for k, e := range want {
 		if m.items[k] == nil {
 			m.items[k] = &item{key: k, jail: e.Jail, prefix: e.Prefix}
 		}
 	}
 	for _, it := range m.items {
-		if w := want[it.key] && !it.extra; it.want != w {
+		_, wanted := want[it.key]
+		if w := wanted && !it.extra; it.want != w {
 			it.want = w
 			it.attempts, it.next = 0, time.Time{}
 		}
