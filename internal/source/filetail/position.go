@@ -33,6 +33,7 @@ func (r *reader) resume(tf *tfile, p source.Position, size int64) int64 {
 			for i := 0; r.drain(o) && r.ctx.Err() == nil && i < 1<<16; i++ {
 			}
 			r.flushPending(o)
+			r.remember(o)
 			_ = old.Close()
 		}
 	}
@@ -128,6 +129,17 @@ func refreshHead(tf *tfile) {
 	b := make([]byte, want)
 	n, _ := tf.f.ReadAt(b, 0)
 	tf.head = b[:n]
+}
+
+// keepHead adds to tf.head the bytes of data (read at tf.offset) that lie
+// in the file's first HeadHashLen bytes. The head is what was read, not
+// what the file holds now: a file rewritten while being read must not
+// lend its new first bytes to the content read before.
+func keepHead(tf *tfile, data []byte) {
+	if tf.offset >= source.HeadHashLen || int64(len(tf.head)) != tf.offset {
+		return
+	}
+	tf.head = append(tf.head, data[:min(int64(len(data)), source.HeadHashLen-tf.offset)]...)
 }
 
 // headUnchanged reports whether the bytes at the start of tf are still

@@ -53,6 +53,11 @@ type reader struct {
 	emitFn func([]byte) // appends one line to batch
 	cur    *tfile
 	old    []*tfile
+	seen   []seenFile // files read lately (catchup.go)
+	// lastScan is when the last catch-up scan began (at first: when the
+	// reader was created); a rotated file written after it may hold lines
+	// the reader never saw.
+	lastScan time.Time
 
 	saved   source.Position
 	hasSave bool
@@ -65,7 +70,7 @@ type reader struct {
 func (t *Tailer) newReader(path string, atEnd bool) *reader {
 	ctx, cancel := context.WithCancel(t.ctx)
 	r := &reader{
-		t: t, path: path, atEnd: atEnd,
+		t: t, path: path, atEnd: atEnd, lastScan: time.Now(),
 		wakeC: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		buf: make([]byte, 64<<10),
 		fan: source.NewFanout(source.Status{Source: path, State: source.StateMissing, Err: source.ErrNotOpened, Since: time.Now()}),
@@ -172,6 +177,7 @@ func (r *reader) step() (more bool) {
 		}
 		if now.After(o.deadline) {
 			r.flushPending(o)
+			r.remember(o)
 			_ = o.f.Close()
 			continue
 		}
@@ -271,10 +277,15 @@ func (r *reader) open() bool {
 	if r.opened {
 		r.count(func(s *Stats) { s.Rotations++ }) // a new file under the path: rotation, re-creation
 	}
+	rotated := r.opened
 	r.opened = true
 	r.cur = tf
 	refreshHead(tf)
 	r.setStatus(source.StateOK, nil)
+	if rotated {
+		// Generations created and rotated away before this open.
+		r.catchUp(nil)
+	}
 	return true
 }
 
@@ -292,18 +303,24 @@ func (r *reader) drain(tf *tfile) (more bool) {
 	}
 	size := fi.Size()
 	if size < tf.offset || !headUnchanged(tf, size) {
-		// copytruncate / truncate (possibly already refilled): start over.
-		r.count(func(s *Stats) { s.Truncation++ })
-		tf.offset, tf.lineEnd, tf.head = 0, 0, nil
-		tf.sp.Reset()
+		r.truncated(tf, size)
 	}
+	hadHead := len(tf.head) > 0
 	var read int64
 	for tf.offset < size || read == 0 {
 		if read >= maxStepBytes || r.ctx.Err() != nil {
 			return true
 		}
 		n, err := tf.f.ReadAt(r.buf, tf.offset)
+		if n > 0 && len(tf.head) > 0 && !startsWith(tf.f, tf.head) {
+			// Truncated (and maybe refilled) while being read: the bytes
+			// just read may be the new content at the old offset. Drop
+			// them; the copy a copytruncate made holds the old ones.
+			r.truncated(tf, 0)
+			return true
+		}
 		if n > 0 {
+			keepHead(tf, r.buf[:n])
 			read += int64(n)
 			r.split(tf, r.buf[:n])
 			tf.offset += int64(n)
@@ -318,8 +335,34 @@ func (r *reader) drain(tf *tfile) (more bool) {
 			break
 		}
 	}
-	refreshHead(tf)
+	if !hadHead && len(tf.head) > 0 && tf == r.cur {
+		// The first content of this file: a generation copied away and
+		// truncated before it could not be told from this one; look for
+		// its copy.
+		r.catchUp(nil)
+	}
 	return false
+}
+
+// truncated handles tf found shrunk or rewritten (copytruncate, truncate;
+// size is its size now, 0 when unknown): what a copy holds beyond tf's
+// offset is read first, then tf starts over, after what a copy of its new
+// content already gave.
+func (r *reader) truncated(tf *tfile, size int64) {
+	r.count(func(s *Stats) { s.Truncation++ })
+	if tf != r.cur {
+		tf.offset, tf.lineEnd, tf.head = 0, 0, nil
+		tf.sp.Reset()
+		return
+	}
+	r.catchUp(tf)
+	tf.offset, tf.lineEnd, tf.head = 0, 0, nil
+	tf.sp.Reset()
+	if size > 0 {
+		tf.offset = r.readBefore(tf, size)
+		tf.lineEnd = tf.offset
+		refreshHead(tf)
+	}
 }
 
 // split cuts data (which starts at file offset tf.offset) into lines,
