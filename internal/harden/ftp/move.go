@@ -79,13 +79,13 @@ func (m *Mover) Move(ctx context.Context, opts Options) (*Result, error) {
 	if err := ck.Error(opts.Force); err != nil {
 		return nil, &RefusedError{Err: err}
 	}
-	old, err := fsx.ReadFile(s.Path)
+	old, err := fsx.ReadFileIn(m.Root, s.Path)
 	if err != nil {
 		return nil, &RefusedError{Err: err}
 	}
 	updated := SetPort(s.Kind, old, opts.Port)
 	jl := fsx.Path(m.Root, ports.JailLocal)
-	jOld, jNew, _, err := ports.JailPortChange(jl, s.Jail, strconv.Itoa(opts.Port))
+	jOld, jNew, _, err := ports.JailPortChange(m.Root, jl, s.Jail, strconv.Itoa(opts.Port))
 	if err != nil {
 		return nil, &RefusedError{Err: err}
 	}
@@ -113,7 +113,7 @@ func (m *Mover) Move(ctx context.Context, opts Options) (*Result, error) {
 		m.Store.Discard(st)
 		return nil, cause
 	}
-	if err := fsx.WriteAtomic(s.Path, updated, 0o644); err != nil {
+	if err := fsx.Replace(m.Root, s.Path, updated, 0o644); err != nil {
 		return undo(err)
 	}
 	if res.Validated, err = Validate(ctx, m.Runner, s, s.Path); err != nil {
@@ -135,7 +135,7 @@ func (m *Mover) Move(ctx context.Context, opts Options) (*Result, error) {
 	} else {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("no firewall to open: make sure port %d/tcp is reachable", opts.Port))
 	}
-	if err := fsx.WriteAtomic(jl, jNew, 0o644); err != nil {
+	if err := fsx.Replace(m.Root, jl, jNew, 0o644); err != nil {
 		return undo(err)
 	}
 	if res.Restarted, err = Restart(ctx, m.Runner, m.Root, s); err != nil {

@@ -79,9 +79,10 @@ func cutKey(l string) (string, string, bool) {
 	return strings.TrimSpace(l[:i]), strings.TrimSpace(l[i+1:]), true
 }
 
-// JailPortChange is SetJailPort on the file at path (full path).
-func JailPortChange(path, jail, port string) (old, updated []byte, existed bool, err error) {
-	old, err = fsx.ReadFile(path)
+// JailPortChange is SetJailPort on the file at path (a full path under
+// root; symbolic links are followed inside root).
+func JailPortChange(root, path, jail, port string) (old, updated []byte, existed bool, err error) {
+	old, err = fsx.ReadFileIn(root, path)
 	switch {
 	case err == nil:
 		existed = true

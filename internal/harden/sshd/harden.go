@@ -150,7 +150,7 @@ func (h *Hardener) Harden(ctx context.Context, opts Options) (*Result, error) {
 	socket := portChange && h.Reloader.SocketActive(ctx)
 	if portChange {
 		jl := fsx.Path(h.Root, ports.JailLocal)
-		old, updated, existed, err := ports.JailPortChange(jl, opts.Jail, strconv.Itoa(opts.Port))
+		old, updated, existed, err := ports.JailPortChange(h.Root, jl, opts.Jail, strconv.Itoa(opts.Port))
 		if err != nil {
 			return nil, refuse(false, "%w", err)
 		}
@@ -159,7 +159,7 @@ func (h *Hardener) Harden(ctx context.Context, opts Options) (*Result, error) {
 		}
 		if socket {
 			p := fsx.Path(h.Root, SocketUnitDropIn)
-			old, err := fsx.ReadFile(p)
+			old, err := fsx.ReadFileIn(h.Root, p)
 			existed := err == nil
 			changes = append(changes, Change{Path: p, Existed: existed, Old: old, New: SocketDropIn(opts.Port)})
 		}
@@ -276,12 +276,12 @@ func (h *Hardener) apply(ctx context.Context, opts Options, changes []Change, po
 	}
 	// sshd files first: validate and verify before anything else moves.
 	for _, c := range changes {
-		if err := fsx.WriteAtomic(c.Path, c.New, 0o644); err != nil {
+		if err := fsx.Replace(h.Root, c.Path, c.New, 0o644); err != nil {
 			return undo(err)
 		}
 	}
 	if err := h.Daemon.Test(ctx); err != nil {
-		return undo(err)
+		return undo(fmt.Errorf("the new configuration is rejected: %w", err))
 	}
 	if err := h.verify(ctx, opts); err != nil {
 		return undo(err)
