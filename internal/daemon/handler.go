@@ -38,6 +38,8 @@ func (h handler) Handle(ctx context.Context, req control.Request) (any, error) {
 		return d.explain(req.Addr()), nil
 	case control.VerbReload:
 		return d.Reload()
+	case control.VerbConfig:
+		return d.configReply(), nil
 	}
 	return nil, fmt.Errorf("unsupported verb %q", req.Verb)
 }
