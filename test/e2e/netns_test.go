@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/palisade-project/palisade/internal/testbin"
+	"github.com/palisade-project/palisade/internal/testutil/poll"
 
 	"github.com/palisade-project/palisade/internal/firewall/nstest"
 )
@@ -157,5 +158,5 @@ func startIn(t *testing.T, ns *nstest.NS, name string, args ...string) *exec.Cmd
 // eventually polls cond until it is nil or within passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() error) {
 	t.Helper()
-	nstest.Eventually(t, within, what, cond)
+	poll.UntilNil(t, within, what, cond)
 }

@@ -53,6 +53,8 @@ func BenchmarkTailThroughput(b *testing.B) {
 		}
 		written += n
 	}
+	// A tight wait (not testutil/poll's backing-off one): the time until
+	// the last line arrives is the measurement.
 	deadline := time.Now().Add(time.Minute)
 	for got.Load() < int64(b.N) {
 		if time.Now().After(deadline) {
