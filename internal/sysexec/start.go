@@ -41,12 +41,12 @@ func (ExecStarter) Start(ctx context.Context, c Cmd) (Process, error) {
 	cmd.WaitDelay = 3 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", c.String(), err)
+		return nil, startError("start", c, err)
 	}
 	p := &execProcess{cmd: cmd, out: out, name: c.String()}
 	cmd.Stderr = &p.stderr
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", c.String(), err)
+		return nil, startError("start", c, err)
 	}
 	return p, nil
 }

@@ -38,8 +38,8 @@ func TestExecStarter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := ExecStarter{}.Start(ctx, tc.cmd)
 			if !tc.startOK {
-				if err == nil || !strings.Contains(err.Error(), "/nonexistent/prog") {
-					t.Fatalf("Start = %v, want an error naming the program", err)
+				if err == nil || strings.Count(err.Error(), "/nonexistent/prog") != 1 {
+					t.Fatalf("Start = %v, want an error naming the program once", err)
 				}
 				return
 			}
@@ -65,6 +65,13 @@ func TestExecStarter(t *testing.T) {
 				t.Fatalf("Wait = %#v, want exit %d with stderr containing %q", err, tc.exit, tc.stderr)
 			}
 		})
+	}
+}
+
+func TestRunErrorNamesTheProgramOnce(t *testing.T) {
+	_, err := NewExec(0).Run(context.Background(), Cmd{Name: "palisade-no-such-program", Args: []string{"x"}})
+	if err == nil || strings.Count(err.Error(), "palisade-no-such-program") != 1 || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("err = %v", err)
 	}
 }
 

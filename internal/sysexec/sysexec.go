@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"strings"
 	"time"
@@ -107,5 +108,20 @@ func (e *Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 		res.ExitCode = ee.ExitCode()
 		return res, &ExitError{Cmd: c.String(), ExitCode: res.ExitCode, Stderr: stderr.String()}
 	}
-	return res, fmt.Errorf("run %s: %w", c.String(), err)
+	return res, startError("run", c, err)
+}
+
+// startError is a program that could not run: "run ufw status: executable
+// file not found in $PATH" (exec's own error would name the program a
+// second time).
+func startError(verb string, c Cmd, err error) error {
+	var ee *exec.Error
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &ee):
+		err = ee.Err
+	case errors.As(err, &pe) && pe.Path == c.Name:
+		err = pe.Err
+	}
+	return fmt.Errorf("%s %s: %w", verb, c.String(), err)
 }

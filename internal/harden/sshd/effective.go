@@ -126,7 +126,12 @@ func (d *Daemon) run(ctx context.Context, mode string, extra ...string) (sysexec
 		case err == nil:
 			return res, nil
 		case !errors.As(err, &ee):
-			return res, fmt.Errorf("%s: %w", shown, err)
+			// sshd did not run: say so with the command as shown, not
+			// the runner's words about the temporary copy.
+			if inner := errors.Unwrap(err); inner != nil {
+				err = inner
+			}
+			return res, fmt.Errorf("run %s: %w", shown, err)
 		}
 		text := back.Replace(strings.TrimSpace(string(res.Stderr)))
 		if text == "" {

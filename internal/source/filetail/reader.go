@@ -159,7 +159,24 @@ func (r *reader) finish() {
 	}
 }
 
+// A Status names its file (Source): its error does not name it again.
+var (
+	errNotFound   = errors.New("file not found")
+	errNotRegular = errors.New("not a regular file")
+)
+
+// withoutPath drops the path from an *fs.PathError ("open /x: permission
+// denied" becomes "open: permission denied"): the Status names the file.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
 func (r *reader) setStatus(state source.State, err error) {
+	err = withoutPath(err)
 	if r.fan.SetStatus(source.Status{Source: r.path, State: state, Err: err, Since: time.Now()}) && state == source.StateError {
 		r.t.log.Warn("log source", "path", r.path, "err", err)
 	}
@@ -213,7 +230,7 @@ func (r *reader) step() (more bool) {
 			// Renamed away or deleted, nothing new yet.
 			r.retire(r.cur)
 			r.cur = nil
-			r.setStatus(source.StateMissing, fmt.Errorf("%s: file not found", r.path))
+			r.setStatus(source.StateMissing, errNotFound)
 		}
 		break
 	}
@@ -240,7 +257,7 @@ func (r *reader) open() bool {
 	f, err := openLog(r.path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			r.setStatus(source.StateMissing, fmt.Errorf("%s: file not found", r.path))
+			r.setStatus(source.StateMissing, errNotFound)
 		} else {
 			r.setStatus(source.StateError, err)
 		}
@@ -254,7 +271,7 @@ func (r *reader) open() bool {
 	}
 	if !fi.Mode().IsRegular() {
 		_ = f.Close()
-		r.setStatus(source.StateError, fmt.Errorf("%s: not a regular file", r.path))
+		r.setStatus(source.StateError, errNotRegular)
 		return false
 	}
 	dev, ino := fileID(fi)

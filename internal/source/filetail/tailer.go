@@ -201,6 +201,10 @@ func (t *Tailer) Subscribe(patterns []string, opts Options, c source.Consumer) (
 	return func() { once.Do(func() { t.unsubscribe(s) }) }, nil
 }
 
+// errNoMatch is the Err of a glob's Status (whose Source is the glob)
+// while no file matches it.
+var errNoMatch = errors.New("no file matches")
+
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 // refreshLocked expands s's patterns and attaches s to new files. initial
@@ -217,7 +221,7 @@ func (t *Tailer) refreshLocked(s *subscription, initial bool) {
 		if len(m) == 0 {
 			if !s.noMatch[p] {
 				s.noMatch[p] = true
-				st := source.Status{Source: p, State: source.StateMissing, Err: fmt.Errorf("no file matches %s", p), Since: time.Now()}
+				st := source.Status{Source: p, State: source.StateMissing, Err: errNoMatch, Since: time.Now()}
 				t.notes = append(t.notes, func() { s.Status(st) })
 			}
 			continue

@@ -573,6 +573,27 @@ func TestTailGlobNoMatchAndErrors(t *testing.T) {
 		f, ok4 := c.LastStatus(fifo)
 		return ok1 && ok2 && ok3 && ok4 && g.State == source.StateMissing && n.State == source.StateError && o.State == source.StateOK && f.State == source.StateError
 	})
+	// Each status text names its file once.
+	missing := filepath.Join(dir, "missing.log")
+	c2, _ := subscribe(t, tl, Options{}, missing)
+	poll.Until(t, poll.Default, "the missing file looked at", func() bool {
+		st, _ := c2.LastStatus(missing)
+		return st.State == source.StateMissing && st.Err != source.ErrNotOpened
+	})
+	for _, tc := range []struct {
+		c    *sourcetest.Collector
+		src  string
+		want string
+	}{
+		{c, glob, glob + ": missing: no file matches"},
+		{c, notFile, notFile + ": error: not a regular file"},
+		{c, fifo, fifo + ": error: not a regular file"},
+		{c2, missing, missing + ": missing: file not found"},
+	} {
+		if st, _ := tc.c.LastStatus(tc.src); st.String() != tc.want {
+			t.Errorf("status %q, want %q", st.String(), tc.want)
+		}
+	}
 	appendFile(t, good, "still works\n")
 	sourcetest.WaitLines(t, c, []string{"still works"})
 	// errors are retried: the directory gives way to a log file

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -24,7 +25,10 @@ func ParseMatch(s string) ([]string, error) {
 		}
 		for _, w := range words {
 			if err := checkMatchWord(w); err != nil {
-				return nil, fmt.Errorf("journalmatch %q: %w", ln, err)
+				if len(words) == 1 {
+					return nil, fmt.Errorf("journalmatch %q: %w", w, err)
+				}
+				return nil, fmt.Errorf("journalmatch %q: word %q: %w", ln, w, err)
 			}
 		}
 		if len(out) > 0 && out[len(out)-1] != "+" && words[0] != "+" {
@@ -41,11 +45,11 @@ func checkMatchWord(w string) error {
 	}
 	eq := strings.IndexByte(w, '=')
 	if eq <= 0 {
-		return fmt.Errorf("%q: want FIELD=VALUE or +", w)
+		return errors.New("want FIELD=VALUE or +")
 	}
 	for _, r := range w[:eq] {
 		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '_' {
-			return fmt.Errorf("%q: field name must be A-Z, 0-9, _", w)
+			return errors.New("field name must be A-Z, 0-9, _")
 		}
 	}
 	return nil

@@ -389,7 +389,7 @@ func (st *stream) run() {
 			st.j.log.Warn("journal cursor rejected, starting at new entries", "key", st.key)
 			st.cursor = "@" + strconv.FormatInt(cfg.Now().Unix(), 10)
 		}
-		st.setStatus(source.StateError, err)
+		st.setStatus(source.StateError, shortErr(err))
 		if cfg.Now().Sub(started) > 4*cfg.MaxBackoff {
 			backoff = cfg.MinBackoff
 		}
@@ -402,6 +402,24 @@ func (st *stream) run() {
 		}
 		backoff = min(backoff*2, cfg.MaxBackoff)
 	}
+}
+
+// shortErr is journalctl's failure for the Status, whose Source already
+// names the match: exit status and journalctl's own words, not the
+// command line again.
+func shortErr(err error) error {
+	var ee *sysexec.ExitError
+	if !errors.As(err, &ee) {
+		return err
+	}
+	msg := strings.TrimSpace(ee.Stderr)
+	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+		msg = msg[i+1:] // the last line says what went wrong
+	}
+	if msg == "" {
+		return fmt.Errorf("journalctl failed (exit %d)", ee.ExitCode)
+	}
+	return fmt.Errorf("journalctl failed (exit %d): %s", ee.ExitCode, msg)
 }
 
 // once runs journalctl until it exits or the stream stops.
