@@ -15,10 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	defaults "github.com/palisade-project/palisade/config"
-	"github.com/palisade-project/palisade/internal/config"
-	"github.com/palisade-project/palisade/internal/firewall"
-	"github.com/palisade-project/palisade/internal/harden/fsx"
 	"github.com/palisade-project/palisade/internal/harden/ftp"
 	"github.com/palisade-project/palisade/internal/harden/ports"
 	"github.com/palisade-project/palisade/internal/harden/rollback"
@@ -98,30 +94,23 @@ func (app *App) opener(ctx context.Context, r sysexec.Runner, via string) (ports
 	return o, nil
 }
 
-// sshJail reads palisade's sshd jail for the audit (nil when the
-// configuration cannot be read).
-func (app *App) sshJail() *sshd.JailInfo {
-	svc, _ := firewall.LoadServices(fsx.Path(app.Root, "/etc/services"))
-	cfg, err := config.Load(fsx.Path(app.Root, "/etc/palisade"), config.LoadOptions{Builtin: defaults.FS(), Services: svc})
-	if err != nil {
-		return nil
-	}
-	j, ok := cfg.Jail("sshd")
-	if !ok {
-		return &sshd.JailInfo{}
-	}
-	return &sshd.JailInfo{Found: true, Enabled: j.Enabled, Ports: j.Ports, Where: j.Where}
+// configDirFlag adds --config-dir to a hardening command: the palisade
+// configuration it follows when no daemon answers on the socket.
+func configDirFlag(cmd *cobra.Command, dir *string) {
+	cmd.Flags().StringVar(dir, "config-dir", "", "palisade configuration to follow when no daemon runs (default /etc/palisade; a running daemon's own wins)")
 }
 
 func newSSHAuditCmd(app *App) *cobra.Command {
 	var asJSON bool
+	var configDir string
 	cmd := &cobra.Command{
-		Use:   "audit [--json]",
+		Use:   "audit [--json] [--config-dir DIR]",
 		Short: "Report on the effective sshd configuration (sshd -T), naming the file:line of each value",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r := app.runner()
-			a := &sshd.Auditor{Daemon: sshd.NewDaemon(r, app.Root), Root: app.Root, Jail: app.sshJail()}
+			jail := app.follow(cmd.Context(), configDir).jailInfo()
+			a := &sshd.Auditor{Daemon: sshd.NewDaemon(r, app.Root), Root: app.Root, Jail: jail}
 			rep, err := a.Audit(cmd.Context())
 			if err != nil {
 				return failErr(err)
@@ -134,6 +123,7 @@ func newSSHAuditCmd(app *App) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
+	configDirFlag(cmd, &configDir)
 	return cmd
 }
 
@@ -178,7 +168,7 @@ func hardenErr(err error) error {
 
 func newSSHHardenCmd(app *App) *cobra.Command {
 	var opts sshd.Options
-	var fwFlag string
+	var fwFlag, configDir string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "harden [--keys-only] [--no-root-password] [--port N] [--confirm-within DUR] [--dry-run] [--force]",
@@ -199,12 +189,22 @@ func newSSHHardenCmd(app *App) *cobra.Command {
 				}
 			}
 			h := app.hardener(r, fw)
+			if opts.Port != 0 {
+				opts.Jails = app.follow(ctx, configDir).targets("sshd")
+			}
 			res, err := h.Harden(ctx, opts)
 			if res != nil && !asJSON {
 				fmt.Fprint(app.Stdout, res.Diff)
 			}
 			if err != nil {
 				return hardenErr(err)
+			}
+			applied := !res.NoChanges && !res.DryRun
+			if applied && !slices.Equal(res.OldPorts, res.NewPorts) {
+				// The jails moved in the files: the daemon runs them once
+				// it reloaded; say so if it still does not cover the port.
+				app.reloadDaemon(ctx)
+				res.Warnings = append(res.Warnings, app.checkFollowed(ctx, configDir, "sshd", opts.Port)...)
 			}
 			if asJSON {
 				return writeJSON(app.Stdout, res)
@@ -219,9 +219,6 @@ func newSSHHardenCmd(app *App) *cobra.Command {
 				fmt.Fprintln(app.Stdout, "dry run: nothing written")
 			default:
 				fmt.Fprintf(app.Stdout, "sshd reloaded (ports %v -> %v).\n", res.OldPorts, res.NewPorts)
-				if !slices.Equal(res.OldPorts, res.NewPorts) {
-					app.reloadDaemon(ctx)
-				}
 				fmt.Fprintf(app.Stdout, "Open a NEW session now and log in. If it works, run: palisade ssh confirm\n")
 				fmt.Fprintf(app.Stdout, "Without confirmation everything is rolled back at %s.\n", res.Deadline)
 			}
@@ -237,6 +234,7 @@ func newSSHHardenCmd(app *App) *cobra.Command {
 	f.BoolVar(&opts.Force, "force", false, "override the missing-key and /etc/services checks")
 	f.StringVar(&fwFlag, "firewall", "auto", "firewall to open the new port in: auto, nftables, ufw or none")
 	f.BoolVar(&asJSON, "json", false, "JSON output")
+	configDirFlag(cmd, &configDir)
 	return cmd
 }
 
@@ -321,28 +319,51 @@ func parsePortArg(s string) (int, error) {
 	return n, nil
 }
 
+// portCheck is `port check`'s JSON: the check, and the jails of the
+// followed configuration that ban on the port.
+type portCheck struct {
+	*ports.Check
+	Jails []string `json:"jails"`
+}
+
 func newPortCheckCmd(app *App) *cobra.Command {
 	var asJSON bool
+	var configDir string
 	cmd := &cobra.Command{
-		Use:   "check N [--json]",
+		Use:   "check N [--json] [--config-dir DIR]",
 		Short: "Explain whether port N is usable for a service",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := parsePortArg(args[0])
 			if err != nil {
 				return err
 			}
 			c := (&ports.Checker{Root: app.Root}).Check(n)
+			fl := app.follow(cmd.Context(), configDir)
+			pc := portCheck{Check: c, Jails: fl.covering(n)}
+			if pc.Jails == nil {
+				pc.Jails = []string{}
+			}
 			if asJSON {
-				if err := writeJSON(app.Stdout, c); err != nil {
+				if err := writeJSON(app.Stdout, pc); err != nil {
 					return err
 				}
-			} else if c.Usable {
-				fmt.Fprintf(app.Stdout, "port %d is usable: in %d-%d, nothing listens on it, not a well-known service\n", n, ports.MinPort, ports.MaxPort)
 			} else {
-				fmt.Fprintf(app.Stdout, "port %d is not usable:\n", n)
-				for _, p := range c.Problems {
-					fmt.Fprintf(app.Stdout, "  - %s: %s\n", p.Code, p.Message)
+				if c.Usable {
+					fmt.Fprintf(app.Stdout, "port %d is usable: in %d-%d, nothing listens on it, not a well-known service\n", n, ports.MinPort, ports.MaxPort)
+				} else {
+					fmt.Fprintf(app.Stdout, "port %d is not usable:\n", n)
+					for _, p := range c.Problems {
+						fmt.Fprintf(app.Stdout, "  - %s: %s\n", p.Code, p.Message)
+					}
+				}
+				switch {
+				case fl.LoadErr != nil:
+					fmt.Fprintf(app.Stdout, "jails: unknown (the configuration in %s does not load)\n", fl.Dir)
+				case len(pc.Jails) == 0:
+					fmt.Fprintf(app.Stdout, "no jail of %s bans on port %d\n", fl.source(), n)
+				default:
+					fmt.Fprintf(app.Stdout, "jails of %s that ban on port %d: %s\n", fl.source(), n, strings.Join(pc.Jails, ", "))
 				}
 			}
 			if !c.Usable {
@@ -352,12 +373,13 @@ func newPortCheckCmd(app *App) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
+	configDirFlag(cmd, &configDir)
 	return cmd
 }
 
 func newFTPPortCmd(app *App) *cobra.Command {
 	var opts ftp.Options
-	var fwFlag string
+	var fwFlag, configDir string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "port N [--server proftpd|vsftpd] [--dry-run] [--force]",
@@ -378,9 +400,15 @@ func newFTPPortCmd(app *App) *cobra.Command {
 				}
 			}
 			m := &ftp.Mover{Runner: r, Root: app.Root, Store: rollback.New(app.Root), Firewall: fw}
+			fl := app.follow(ctx, configDir)
+			opts.Jails = fl.targets
 			res, err := m.Move(ctx, opts)
 			if err != nil {
 				return hardenErr(err)
+			}
+			if !res.NoChanges && !res.DryRun {
+				app.reloadDaemon(ctx)
+				res.Warnings = append(res.Warnings, app.checkFollowed(ctx, configDir, res.Server, n)...)
 			}
 			if asJSON {
 				return writeJSON(app.Stdout, res)
@@ -395,7 +423,6 @@ func newFTPPortCmd(app *App) *cobra.Command {
 			case res.DryRun:
 				fmt.Fprintln(app.Stdout, "dry run: nothing written")
 			default:
-				app.reloadDaemon(ctx)
 				fmt.Fprintf(app.Stdout, "%s moved from port %d to %d (validated: %v, restarted: %v)\n", res.Server, res.OldPort, res.NewPort, res.Validated, res.Restarted)
 			}
 			return nil
@@ -407,5 +434,6 @@ func newFTPPortCmd(app *App) *cobra.Command {
 	f.BoolVar(&opts.Force, "force", false, "use a port listed in /etc/services")
 	f.StringVar(&fwFlag, "firewall", "auto", "firewall to open the port in: auto, nftables, ufw or none")
 	f.BoolVar(&asJSON, "json", false, "JSON output")
+	configDirFlag(cmd, &configDir)
 	return cmd
 }

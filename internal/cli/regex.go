@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -19,10 +19,8 @@ import (
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/config/ini"
 	"github.com/palisade-project/palisade/internal/filter"
+	"github.com/palisade-project/palisade/internal/source"
 )
-
-// maxLineBytes bounds one log line; the rest of a longer line is dropped.
-const maxLineBytes = 1 << 20
 
 // maxTopHosts bounds the distinct hosts counted for the summary.
 const maxTopHosts = 100000
@@ -151,7 +149,11 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string) error {
 	out := bufio.NewWriterSize(app.Stdout, 64<<10)
 	st := newRegexStats(run)
 	start := time.Now()
-	err = scanLines(in, func(n int, line []byte) {
+	sp := source.NewSplitter(source.MaxLineLen)
+	lines := 0
+	err = source.ReadLines(context.Background(), in, sp, func(line []byte) {
+		lines++
+		n := lines + int(sp.Dropped()) // the line's number in the file
 		var res filter.Result
 		if run.journal {
 			res = run.flt.ProcessAt(string(line), run.now())
@@ -165,6 +167,7 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string) error {
 			}
 		}
 	})
+	st.tooLong = sp.Dropped()
 	st.elapsed = time.Since(start)
 	if err != nil {
 		_ = out.Flush()
@@ -172,77 +175,13 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string) error {
 	}
 	if !fl.json {
 		st.write(out)
+	} else if st.tooLong > 0 {
+		fmt.Fprintf(app.Stderr, "palisade: %d line(s) longer than %d bytes skipped\n", st.tooLong, source.MaxLineLen)
 	}
 	if err := out.Flush(); err != nil {
 		return failErr(err)
 	}
 	return nil
-}
-
-// scanLines streams r line by line ("\n"-separated, trailing "\r"
-// stripped, invalid UTF-8 bytes replaced by U+FFFD) and calls fn with the
-// 1-based line number. The slice is only valid during the call.
-func scanLines(r io.Reader, fn func(n int, line []byte)) error {
-	br := bufio.NewReaderSize(r, 256<<10)
-	var long, fixed []byte
-	n := 0
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line := chunk
-		if err == bufio.ErrBufferFull {
-			long = append(long[:0], chunk...)
-			for err == bufio.ErrBufferFull {
-				chunk, err = br.ReadSlice('\n')
-				if len(long) < maxLineBytes {
-					long = append(long, chunk[:min(len(chunk), maxLineBytes-len(long))]...)
-				}
-			}
-			line = long
-		}
-		if len(line) == 0 && err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		}
-		n++
-		line = trimEOL(line)
-		if !utf8.Valid(line) {
-			fixed = replaceInvalid(fixed[:0], line)
-			line = fixed
-		}
-		fn(n, line)
-		if err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		}
-	}
-}
-
-func trimEOL(b []byte) []byte {
-	if len(b) > 0 && b[len(b)-1] == '\n' {
-		b = b[:len(b)-1]
-	}
-	for len(b) > 0 && b[len(b)-1] == '\r' {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// replaceInvalid copies b into dst with every invalid byte replaced by U+FFFD.
-func replaceInvalid(dst, b []byte) []byte {
-	for len(b) > 0 {
-		r, size := utf8.DecodeRune(b)
-		if r == utf8.RuneError && size == 1 {
-			dst = utf8.AppendRune(dst, utf8.RuneError)
-		} else {
-			dst = append(dst, b[:size]...)
-		}
-		b = b[size:]
-	}
-	return dst
 }
 
 // reserved keys of the JSON object; fields of these names are not repeated.
@@ -321,6 +260,7 @@ type regexStats struct {
 	failHits, ignHits       []int
 	hosts                   map[string]int
 	hostsDropped            int
+	tooLong                 uint64 // lines over source.MaxLineLen, not matched
 	elapsed                 time.Duration
 }
 
@@ -401,6 +341,9 @@ func (s *regexStats) write(w io.Writer) {
 		rate = float64(s.lines) / s.elapsed.Seconds()
 	}
 	p("\nLines: %d lines, %d ignored, %d matched, %d missed\n", s.lines, s.ignored, s.matched, s.missed)
+	if s.tooLong > 0 {
+		p("Too long: %d line(s) longer than %d bytes skipped (not matched)\n", s.tooLong, source.MaxLineLen)
+	}
 	if n := s.run.flt.Timeouts(); n > 0 {
 		p("Regex timeouts: %d (counted as no match)\n", n)
 	}

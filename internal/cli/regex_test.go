@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/palisade-project/palisade/internal/source"
 )
 
 // runCLI runs the command line and returns exit code, stdout, stderr.
@@ -146,14 +150,37 @@ func TestRegexErrors(t *testing.T) {
 	}
 }
 
-func TestScanLinesLong(t *testing.T) {
-	long := strings.Repeat("a", maxLineBytes+1000)
-	var got []int
-	err := scanLines(strings.NewReader("x\n"+long+"\ny"), func(n int, line []byte) { got = append(got, len(line)) })
-	if err != nil {
-		t.Fatal(err)
+// TestRegexLongLine: a line over the cap is skipped and counted, never
+// matched on its head (here a forged failure padded past the cap), and
+// the lines after it keep their numbers in the file.
+func TestRegexLongLine(t *testing.T) {
+	dir := t.TempDir()
+	flt := writeFile(t, dir, "app.conf", testFilter)
+	forged := "Aug 14 09:00:01 h app[1]: bad token from 203.0.113.9" + strings.Repeat(" ", source.MaxLineLen) + "and more\n"
+	log := writeFile(t, dir, "app.log", "Aug 14 09:00:00 h app[1]: bad token from 192.0.2.1\n"+forged+"Aug 14 09:00:02 h app[1]: bad token from 192.0.2.3\n")
+	code, out, errs := runCLI(t, "regex", "--json", "--now", "2005-08-14T10:00:00Z", log, flt)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
 	}
-	if len(got) != 3 || got[0] != 1 || got[1] != maxLineBytes || got[2] != 1 {
-		t.Fatalf("line lengths %v", got)
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m struct {
+			Line int    `json:"line"`
+			Host string `json:"host"`
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("bad JSON line %q: %v", l, err)
+		}
+		lines = append(lines, fmt.Sprintf("%d %s", m.Line, m.Host))
+	}
+	if want := []string{"1 192.0.2.1", "3 192.0.2.3"}; !slices.Equal(lines, want) {
+		t.Errorf("failures %q, want %q", lines, want)
+	}
+	if !strings.Contains(errs, "1 line(s) longer than 65536 bytes skipped") {
+		t.Errorf("stderr %q does not report the skipped line", errs)
+	}
+	code, out, _ = runCLI(t, "regex", "--now", "2005-08-14T10:00:00Z", log, flt)
+	if code != 0 || !strings.Contains(out, "Lines: 2 lines") || !strings.Contains(out, "Too long: 1 line(s) longer than 65536 bytes skipped") {
+		t.Errorf("summary (exit %d):\n%s", code, out)
 	}
 }

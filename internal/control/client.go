@@ -156,3 +156,11 @@ func (c *Client) Reload(ctx context.Context) (ReloadReply, error) {
 	err := c.Call(ctx, Request{Verb: VerbReload}, &r)
 	return r, err
 }
+
+// Config returns the configuration directory the daemon runs and each
+// jail's filter and ports.
+func (c *Client) Config(ctx context.Context) (ConfigReply, error) {
+	var r ConfigReply
+	err := c.Call(ctx, Request{Verb: VerbConfig}, &r)
+	return r, err
+}

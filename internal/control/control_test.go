@@ -356,6 +356,8 @@ func TestValidate(t *testing.T) {
 		{Request{Verb: VerbExplain, IP: "198.51.100.7"}, true},
 		{Request{Verb: VerbExplain}, false},
 		{Request{Verb: VerbReload}, true},
+		{Request{Verb: VerbConfig}, true},
+		{Request{Verb: VerbConfig, Jail: "sshd"}, false},
 		{Request{Verb: "stop"}, false},
 		{Request{Verb: VerbStatus, Jail: strings.Repeat("j", 65)}, false},
 		{Request{Verb: VerbBan, Jail: "sshd", IP: "192.0.2.1", For: strings.Repeat("1", 65)}, false},

@@ -32,12 +32,14 @@ const (
 	// VerbCloudflare runs a Cloudflare lock operation (Cloudflare args;
 	// cloudflare.go).
 	VerbCloudflare Verb = "cloudflare"
+	VerbConfig     Verb = "config" // configuration directory and each jail's ports; replies ConfigReply
 )
 
 // Verbs lists every verb the protocol knows.
 var verbs = map[Verb]bool{
 	VerbPing: true, VerbStatus: true, VerbBan: true, VerbUnban: true,
 	VerbBanned: true, VerbExplain: true, VerbReload: true, VerbCloudflare: true,
+	VerbConfig: true,
 }
 
 // MaxRequestSize is the default bound on one request, newline included.
@@ -134,7 +136,7 @@ func (r Request) Validate() error {
 		if err := r.Cloudflare.validate(); err != nil {
 			return err
 		}
-	case VerbPing, VerbReload:
+	case VerbPing, VerbReload, VerbConfig:
 		if r.Jail != "" || r.IP != "" || r.For != "" || r.All {
 			return badRequest("%s takes no arguments", r.Verb)
 		}
@@ -331,4 +333,33 @@ type ExplainLine struct {
 	Line string    `json:"line"`
 	// Rule is the failregex (index and pattern) that matched, when known.
 	Rule string `json:"rule,omitempty"`
+}
+
+// ConfigReply answers config: the configuration the daemon runs, as far
+// as the hardening commands (ssh harden/audit, ftp port, port check) need
+// it to follow the daemon rather than guess.
+type ConfigReply struct {
+	// ConfigDir is the configuration directory the daemon read.
+	ConfigDir string       `json:"config_dir"`
+	Jails     []JailConfig `json:"jails"`
+}
+
+// JailConfig is one running jail's filter and firewall scope.
+type JailConfig struct {
+	Name string `json:"name"`
+	// Filter is the filter's name (or .conf path), without arguments.
+	Filter string `json:"filter"`
+	// Port is the port option as written; Ports the ranges it means
+	// (empty: every port).
+	Port     string      `json:"port"`
+	Ports    []PortRange `json:"ports"`
+	Protocol string      `json:"protocol"`
+	// Where is the file:line of the jail's enabled option.
+	Where string `json:"where,omitempty"`
+}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct {
+	From uint16 `json:"from"`
+	To   uint16 `json:"to"`
 }

@@ -39,6 +39,8 @@ import (
 	"github.com/palisade-project/palisade/internal/firewall/detect"
 	"github.com/palisade-project/palisade/internal/jail"
 	"github.com/palisade-project/palisade/internal/source"
+	"github.com/palisade-project/palisade/internal/source/filetail"
+	"github.com/palisade-project/palisade/internal/source/journal"
 	"github.com/palisade-project/palisade/internal/store"
 	"github.com/palisade-project/palisade/internal/sysexec"
 )
@@ -104,8 +106,8 @@ type Daemon struct {
 	bans    *ban.Manager
 	logW    io.Writer
 	level   *slog.LevelVar
-	tailer  *source.Tailer
-	journal *source.Journal
+	tailer  *filetail.Tailer
+	journal *journal.Reader
 	fj      *failJournal
 	srv     *control.Server
 	dbPath  string
@@ -240,12 +242,12 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		recs[r.Jail] = append(recs[r.Jail], r)
 	}
 	all = nil
-	d.tailer = source.NewTailer(source.TailerConfig{
+	d.tailer = filetail.New(filetail.Config{
 		Store: positions{d.st, d.fj}, Logger: d.log,
 		PollInterval: opts.PollInterval, CheckpointEvery: opts.CheckpointEvery,
 	})
 
-	d.journal = source.NewJournal(source.JournalConfig{Store: positions{d.st, d.fj}, Logger: d.log, CheckpointEvery: opts.CheckpointEvery})
+	d.journal = journal.New(journal.Config{Store: positions{d.st, d.fj}, Logger: d.log, CheckpointEvery: opts.CheckpointEvery})
 
 	socket := opts.Socket
 	if socket == "" {
@@ -413,7 +415,7 @@ func (d *Daemon) startJail(cfg *config.Config, j config.Jail, replay []failRecor
 		if match == "" {
 			match = def.JournalMatch
 		}
-		spec := source.JournalSpec{Match: match, Directory: j.BackendOptions["journalpath"], Lookback: j.FindTime}
+		spec := journal.Spec{Match: match, Directory: j.BackendOptions["journalpath"], Lookback: j.FindTime}
 		if f := j.BackendOptions["journalfiles"]; f != "" {
 			spec.Files = strings.Fields(f)
 		}
@@ -430,7 +432,7 @@ func (d *Daemon) startJail(cfg *config.Config, j config.Jail, replay []failRecor
 			r.buildErr = "no logpath"
 			return r
 		}
-		unsub, err := d.tailer.Subscribe(patterns, source.TailOptions{Head: head}, r)
+		unsub, err := d.tailer.Subscribe(patterns, filetail.Options{Head: head}, r)
 		if err != nil {
 			r.buildErr = err.Error()
 			d.log.Error("jail source", "jail", j.Name, "err", err)

@@ -40,6 +40,8 @@ func (h handler) Handle(ctx context.Context, req control.Request) (any, error) {
 		return d.Reload()
 	case control.VerbCloudflare:
 		return d.cloudflareOp(ctx, req.Cloudflare)
+	case control.VerbConfig:
+		return d.configReply(), nil
 	}
 	return nil, fmt.Errorf("unsupported verb %q", req.Verb)
 }

@@ -1,33 +1,32 @@
-// Package source delivers log lines to palisade's filters.
+// Package source holds what palisade's log sources share: the Line a
+// source delivers, the Consumer that receives lines and Status changes,
+// read positions and their PositionStore, the fan-out of one source to
+// several subscribers, the parsed fail2ban `backend` value, and the one
+// line splitter (Splitter) that every source and `palisade regex` use, so
+// that a line means the same bytes everywhere.
 //
-// Three kinds of source exist: the Tailer follows log files (globs, several
-// files per jail, one reader per file shared by every subscriber, safe
-// across rename-and-create rotation, copytruncate, truncation, deletion and
-// restarts), the Journal reader follows the systemd journal through
-// `journalctl --follow --merge -o json` (one process per distinct match,
-// shared), and ReaderSource splits any io.Reader (stdin, a file given to
-// `palisade regex`) with the same line rules.
+// One sub-package per source kind does the reading:
+//
+//   - filetail follows log files (globs, one reader per file shared by
+//     every subscriber, safe across rename-and-create rotation,
+//     copytruncate, truncation, deletion and restarts);
+//   - journal follows the systemd journal through
+//     `journalctl --follow --merge -o json` (one process per distinct
+//     match, shared), started through internal/sysexec;
+//   - stdin reads any io.Reader once (standard input).
 //
 // Every source hands Line values to a Consumer from its own goroutine, in
 // order, and reports problems (missing file, permission denied, journalctl
 // failing) as a Status instead of stopping: it keeps retrying, and one
 // failing source never stops another.
 //
-// Where a file is first read: a file present at Subscribe with no stored
-// position starts at its end as of Subscribe (or at its start with
-// TailOptions.Head, fail2ban's `logpath = FILE head`, leaving the consumer
-// to skip lines older than findtime by their dates); a file that appears
-// later is read from its start; a stored position always wins. The journal
-// starts at the stored cursor, else at now minus JournalSpec.Lookback.
-//
 // Read positions (file device, inode, offset and a hash of the file's
 // first bytes; journal cursors) are persisted through the small
 // PositionStore interface, which internal/store implements on bbolt;
 // MemStore is an in-memory implementation for tests. A position is saved
 // only after every subscriber has returned from Line for all lines before
-// it: at most every CheckpointEvery while lines flow, and always when a
-// reader stops. After a clean stop no line is lost or read twice; after a
-// crash, lines delivered since the last save are delivered again.
+// it. After a clean stop no line is lost or read twice; after a crash,
+// lines delivered since the last save are delivered again.
 package source
 
 import (
@@ -39,15 +38,11 @@ import (
 	"time"
 )
 
-// MaxLineLen is the default cap on one line's length in bytes. Longer lines
-// are cut to this length (the rest up to the newline is discarded) and
-// counted in Stats.Truncated.
-const MaxLineLen = 64 << 10
-
 // Line is one log line.
 type Line struct {
-	// Text is the line without its trailing "\n" or "\r\n". It is passed
-	// through byte for byte: it may hold invalid UTF-8.
+	// Text is the line as the Splitter makes it: without its "\n" and the
+	// "\r"s before it, valid UTF-8 (each invalid byte replaced by U+FFFD);
+	// lines longer than MaxLineLen are dropped, never cut.
 	Text string
 	// Time is the line's time when the source knows it (the journal's
 	// _SOURCE_REALTIME_TIMESTAMP or __REALTIME_TIMESTAMP); zero for files,
@@ -257,8 +252,8 @@ func (m *MemStore) Saves() int {
 }
 
 // LineSource is one stream of lines that runs until its context ends or
-// its input is exhausted: ReaderSource (stdin, a file read once) implements
-// it. The long-running, shared sources (Tailer, Journal) are multiplexers
+// its input is exhausted: stdin.Source implements it. The long-running,
+// shared sources (filetail.Tailer, journal.Reader) are multiplexers
 // instead: consumers Subscribe to them.
 type LineSource interface {
 	// Name is the Line.Source of the lines it delivers.

@@ -14,7 +14,7 @@ import (
 // the same minimal environment as Run plus c.Env. It returns the child's pid.
 func StartDetached(c Cmd, logPath string) (int, error) {
 	cmd := exec.Command(c.Name, c.Args...)
-	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}, c.Env...)
+	cmd.Env = env(c)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {

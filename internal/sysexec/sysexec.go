@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"strings"
 	"time"
@@ -60,6 +61,18 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("%s: exit status %d: %s", e.Cmd, e.ExitCode, msg)
 }
 
+// env is the environment c starts with: a fixed minimal base, then extra,
+// then c.Env.
+func env(c Cmd, extra ...string) []string {
+	e := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	return append(append(e, extra...), c.Env...)
+}
+
+// LookPath finds the program name in the directories of $PATH (or
+// returns name itself when it holds a slash and is executable), as a
+// program started through this package would be found.
+func LookPath(name string) (string, error) { return exec.LookPath(name) }
+
 // Exec is the real Runner. Timeout bounds every run (default 30s).
 type Exec struct {
 	Timeout time.Duration
@@ -78,7 +91,7 @@ func (e *Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
-	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}, c.Env...)
+	cmd.Env = env(c)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -95,5 +108,20 @@ func (e *Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 		res.ExitCode = ee.ExitCode()
 		return res, &ExitError{Cmd: c.String(), ExitCode: res.ExitCode, Stderr: stderr.String()}
 	}
-	return res, fmt.Errorf("run %s: %w", c.String(), err)
+	return res, startError("run", c, err)
+}
+
+// startError is a program that could not run: "run ufw status: executable
+// file not found in $PATH" (exec's own error would name the program a
+// second time).
+func startError(verb string, c Cmd, err error) error {
+	var ee *exec.Error
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &ee):
+		err = ee.Err
+	case errors.As(err, &pe) && pe.Path == c.Name:
+		err = pe.Err
+	}
+	return fmt.Errorf("%s %s: %w", verb, c.String(), err)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/palisade-project/palisade/internal/testbin"
+	"github.com/palisade-project/palisade/internal/testutil/poll"
 
 	"github.com/palisade-project/palisade/internal/firewall/nstest"
 )
@@ -27,6 +28,9 @@ var binary string
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
+	if os.Getenv(freshRunEnv) != "" {
+		return m.Run() // a helper process: the parent built the binary
+	}
 	if os.Geteuid() == 0 {
 		bin, cleanup, err := testbin.Build()
 		if err != nil {
@@ -154,5 +158,5 @@ func startIn(t *testing.T, ns *nstest.NS, name string, args ...string) *exec.Cmd
 // eventually polls cond until it is nil or within passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() error) {
 	t.Helper()
-	nstest.Eventually(t, within, what, cond)
+	poll.UntilNil(t, within, what, cond)
 }

@@ -387,3 +387,60 @@ func TestSSHHardenKeysOnlyPortConfirmAndRollback(t *testing.T) {
 		t.Errorf("confirm after rollback succeeded: %s", r.Out)
 	}
 }
+
+// TestSSHHardenMovesTheDaemonsJail: a daemon runs a fail2ban-style
+// configuration (/etc/fail2ban, a jail ssh-guard with the sshd filter,
+// its port set in a jail.d/*.local that wins over jail.local). ssh harden
+// --port asks that daemon which configuration it runs, moves ssh-guard's
+// port where it is really set, and reloads the daemon: a ban in that jail
+// then blocks the new port.
+func TestSSHHardenMovesTheDaemonsJail(t *testing.T) {
+	lab := newSSHLab(t)
+	f2b := filepath.Join(lab.root, "etc/fail2ban")
+	lab.write("/etc/fail2ban/jail.conf", "[DEFAULT]\nbantime = 1h\nbackend = polling\n")
+	lab.write("/etc/fail2ban/jail.local", "[ssh-guard]\nenabled = true\nfilter = sshd\nport = ssh\nlogpath = "+filepath.Join(lab.root, "var/log/auth.log")+"\n")
+	lab.write("/etc/fail2ban/jail.d/zz-port.local", "[ssh-guard]\nport = 22\n")
+	lab.write("/var/log/auth.log", "")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "palisade.sock")
+	startIn(t, lab.net.Server, binary, "daemon", "--config-dir", f2b, "--socket", sock, "--db", filepath.Join(dir, "palisade.db"))
+	jailsOn := func(port int) []string {
+		r := lab.palisade("--socket", sock, "port", "check", strconv.Itoa(port), "--json")
+		var pc struct {
+			Jails []string `json:"jails"`
+		}
+		// stdout and stderr are one stream: decode the JSON object only.
+		if err := json.NewDecoder(strings.NewReader(r.Out)).Decode(&pc); err != nil {
+			return []string{"error: " + r.Out}
+		}
+		return pc.Jails
+	}
+	eventually(t, 10*time.Second, "the daemon answers", func() error {
+		if got := jailsOn(22); strings.Join(got, ",") != "ssh-guard" {
+			return fmt.Errorf("jails on 22: %q", got)
+		}
+		return nil
+	})
+	if got := jailsOn(2222); len(got) != 0 {
+		t.Fatalf("jails on 2222 before the move: %q", got)
+	}
+
+	r := lab.palisade("--socket", sock, "ssh", "harden", "--port", "2222", "--confirm-within", "60s", "--firewall", "none")
+	if r.Code != 0 {
+		t.Fatalf("harden: exit %d: %s", r.Code, r.Out)
+	}
+	if !strings.Contains(r.Out, "--- "+filepath.Join(f2b, "jail.d/zz-port.local")) || strings.Contains(r.Out, "warning: jail") {
+		t.Errorf("harden did not move the daemon's jail where its port is set:\n%s", r.Out)
+	}
+	if got := jailsOn(2222); strings.Join(got, ",") != "ssh-guard" {
+		t.Fatalf("jails on 2222 after the move: %q, want the daemon's ssh-guard", got)
+	}
+	lab.waitListening(2222)
+	if err := lab.keyLogin(2222); err != nil {
+		t.Fatal(err)
+	}
+	if r := lab.palisade("--socket", sock, "ban", "ssh-guard", lab.net.ClientAddr.String()); r.Code != 0 {
+		t.Fatalf("ban: exit %d: %s", r.Code, r.Out)
+	}
+	eventually(t, 10*time.Second, "the banned client refused on the new port", func() error { return lab.refused(2222) })
+}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"strings"
 
 	"github.com/palisade-project/palisade/internal/firewall"
@@ -35,7 +34,7 @@ type Deps struct {
 	NetNSFd int
 	// NftVerify turns on nftables write verification.
 	NftVerify bool
-	// LookPath finds programs; nil means exec.LookPath.
+	// LookPath finds programs; nil means sysexec.LookPath.
 	LookPath func(string) (string, error)
 	// NftAvailable probes the kernel; nil means nft.Available.
 	NftAvailable func(netnsFd int) error
@@ -65,7 +64,7 @@ func Choose(want string, d Deps) (kind, reason string, err error) {
 	}
 	look := d.LookPath
 	if look == nil {
-		look = exec.LookPath
+		look = sysexec.LookPath
 	}
 	probe := d.NftAvailable
 	if probe == nil {

@@ -1,10 +1,13 @@
 // Package fsx holds the file helpers the hardening packages share:
-// root-prefixed paths, atomic writes that keep a file's mode, and a
-// line diff for showing a change before it is made.
+// root-prefixed paths, symbolic links followed inside the root (as a
+// chroot would), atomic writes that keep a file's mode and a symlink a
+// symlink, and a line diff for showing a change before it is made.
 package fsx
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +29,132 @@ func Path(root, p string) string {
 		return c
 	}
 	return filepath.Join(root, p)
+}
+
+// maxLinks bounds the symbolic links followed for one path (Linux's
+// limit).
+const maxLinks = 40
+
+// Resolve returns the real path of the file that p (a full path under
+// root) names, following every symbolic link inside root as a chroot
+// would: an absolute link target is taken below root, ".." never climbs
+// above it. A path that does not exist (yet) is resolved as far as it
+// exists. With root "" or "/" links are followed as the system does.
+func Resolve(root, p string) (string, error) {
+	root = filepath.Clean("/" + root)
+	rel := p // not cleaned: ".." after a link is resolved physically
+	if root != "/" {
+		r, ok := strings.CutPrefix(p, root)
+		if !ok || (r != "" && r[0] != '/') {
+			return "", fmt.Errorf("%s is not under %s", p, root)
+		}
+		rel = r
+	}
+	cur := root
+	rest := strings.Split(rel, "/")
+	for links := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if cur != root {
+				cur = filepath.Dir(cur)
+			}
+			continue
+		}
+		next := filepath.Join(cur, c)
+		fi, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			return filepath.Join(append([]string{next}, rest...)...), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			cur = root
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return cur, nil
+}
+
+// ReadFileIn reads the file p (a full path under root) names, following
+// symbolic links inside root (Resolve), refusing files larger than
+// MaxConfigSize.
+func ReadFileIn(root, p string) ([]byte, error) {
+	real, err := Resolve(root, p)
+	if err != nil {
+		return nil, err
+	}
+	return ReadFile(real)
+}
+
+// GlobIn is filepath.Glob for a pattern under root whose directories may
+// be symbolic links: the part of the pattern before its first glob
+// character is resolved inside root first. Matches are sorted and named
+// as the pattern names them (through the links), as glob(3) does.
+func GlobIn(root, pattern string) ([]string, error) {
+	dir, restPat := pattern, ""
+	for hasMeta(dir) {
+		restPat = filepath.Join(filepath.Base(dir), restPat)
+		dir = filepath.Dir(dir)
+	}
+	real, err := Resolve(root, dir)
+	if err != nil {
+		return nil, err
+	}
+	if restPat == "" { // no glob characters: one literal path, if it exists
+		if _, err := os.Stat(real); err != nil {
+			return nil, nil
+		}
+		return []string{dir}, nil
+	}
+	m, err := filepath.Glob(filepath.Join(real, restPat))
+	for i := range m { // named as the pattern names them, as glob(3) does
+		m[i] = filepath.Join(dir, strings.TrimPrefix(m[i], real))
+	}
+	return m, err
+}
+
+func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+// Replace writes data to the file p (a full path under root) names: when
+// p is a symbolic link, its target (resolved inside root) is replaced and
+// the link stays a link. See WriteAtomic.
+func Replace(root, p string, data []byte, mode os.FileMode) error {
+	real, err := Resolve(root, p)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return WriteAtomic(real, data, mode)
+}
+
+// Symlink makes p a symbolic link to target, replacing what is there
+// atomically (a temporary link renamed over it).
+func Symlink(target, p string) error {
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".palisade-link")
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("link %s: %w", p, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("link %s: %w", p, err)
+	}
+	return nil
 }
 
 // ReadFile reads a configuration file, refusing files larger than

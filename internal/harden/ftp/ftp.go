@@ -42,7 +42,7 @@ func Find(root, kind string) (*Server, error) {
 	try := func(k string, files []string) (*Server, error) {
 		for _, f := range files {
 			p := fsx.Path(root, f)
-			data, err := fsx.ReadFile(p)
+			data, err := fsx.ReadFileIn(root, p)
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}

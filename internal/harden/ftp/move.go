@@ -28,6 +28,10 @@ type Options struct {
 	Port   int
 	Force  bool
 	DryRun bool
+	// Jails returns the jails that follow the server's port, each with
+	// the file where its port is set; nil means the jail named after the
+	// server in /etc/palisade/jail.local under the root.
+	Jails func(server string) []ports.JailTarget
 }
 
 // Result says what Move did.
@@ -79,17 +83,25 @@ func (m *Mover) Move(ctx context.Context, opts Options) (*Result, error) {
 	if err := ck.Error(opts.Force); err != nil {
 		return nil, &RefusedError{Err: err}
 	}
-	old, err := fsx.ReadFile(s.Path)
+	old, err := fsx.ReadFileIn(m.Root, s.Path)
 	if err != nil {
 		return nil, &RefusedError{Err: err}
 	}
 	updated := SetPort(s.Kind, old, opts.Port)
-	jl := fsx.Path(m.Root, ports.JailLocal)
-	jOld, jNew, _, err := ports.JailPortChange(jl, s.Jail, strconv.Itoa(opts.Port))
+	targets := []ports.JailTarget{{Name: s.Jail, File: fsx.Path(m.Root, ports.JailLocal)}}
+	if opts.Jails != nil {
+		targets = opts.Jails(s.Kind)
+	}
+	jails, err := ports.PlanJailPorts(m.Root, targets, strconv.Itoa(opts.Port))
 	if err != nil {
 		return nil, &RefusedError{Err: err}
 	}
-	res.Diff = fsx.Diff(s.Path, old, updated) + fsx.Diff(jl, jOld, jNew)
+	res.Diff = fsx.Diff(s.Path, old, updated)
+	paths := []string{s.Path}
+	for _, j := range jails {
+		res.Diff += fsx.Diff(j.Path, j.Old, j.New)
+		paths = append(paths, j.Path)
+	}
 	if opts.DryRun {
 		return res, nil
 	}
@@ -102,7 +114,7 @@ func (m *Mover) Move(ctx context.Context, opts Options) (*Result, error) {
 	if m.Now != nil {
 		now = m.Now
 	}
-	st, err := m.Store.Begin("ftp", m.Root, []string{s.Path, jl}, 0, now())
+	st, err := m.Store.Begin("ftp", m.Root, paths, 0, now())
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +125,7 @@ func (m *Mover) Move(ctx context.Context, opts Options) (*Result, error) {
 		m.Store.Discard(st)
 		return nil, cause
 	}
-	if err := fsx.WriteAtomic(s.Path, updated, 0o644); err != nil {
+	if err := fsx.Replace(m.Root, s.Path, updated, 0o644); err != nil {
 		return undo(err)
 	}
 	if res.Validated, err = Validate(ctx, m.Runner, s, s.Path); err != nil {
@@ -135,8 +147,10 @@ func (m *Mover) Move(ctx context.Context, opts Options) (*Result, error) {
 	} else {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("no firewall to open: make sure port %d/tcp is reachable", opts.Port))
 	}
-	if err := fsx.WriteAtomic(jl, jNew, 0o644); err != nil {
-		return undo(err)
+	for _, j := range jails {
+		if err := fsx.Replace(m.Root, j.Path, j.New, 0o644); err != nil {
+			return undo(err)
+		}
 	}
 	if res.Restarted, err = Restart(ctx, m.Runner, m.Root, s); err != nil {
 		r, uerr := undo(err)

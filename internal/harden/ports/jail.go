@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/palisade-project/palisade/internal/config/ini"
 	"github.com/palisade-project/palisade/internal/harden/fsx"
 )
 
@@ -79,9 +81,10 @@ func cutKey(l string) (string, string, bool) {
 	return strings.TrimSpace(l[:i]), strings.TrimSpace(l[i+1:]), true
 }
 
-// JailPortChange is SetJailPort on the file at path (full path).
-func JailPortChange(path, jail, port string) (old, updated []byte, existed bool, err error) {
-	old, err = fsx.ReadFile(path)
+// JailPortChange is SetJailPort on the file at path (a full path under
+// root; symbolic links are followed inside root).
+func JailPortChange(root, path, jail, port string) (old, updated []byte, existed bool, err error) {
+	old, err = fsx.ReadFileIn(root, path)
 	switch {
 	case err == nil:
 		existed = true
@@ -94,3 +97,66 @@ func JailPortChange(path, jail, port string) (old, updated []byte, existed bool,
 }
 
 func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
+
+// JailTarget is a jail whose port follows a service that moves, and the
+// file where its port is to be set.
+type JailTarget struct {
+	Name string `json:"name"`
+	File string `json:"file"`
+}
+
+// TargetIn returns the target for jail in the configuration directory
+// dir (a full path): jail.local, unless a file fail2ban reads after it
+// (jail.d/*.local) sets the jail's port, which would win over jail.local;
+// then that file.
+func TargetIn(dir, jail string) JailTarget {
+	t := JailTarget{Name: jail, File: filepath.Join(dir, "jail.local")}
+	l := &ini.Loader{Layers: []ini.Layer{ini.DirLayer(dir)}}
+	c, err := l.Read("jail")
+	if err != nil {
+		return t
+	}
+	sec := c.Section(jail)
+	if sec == nil {
+		return t
+	}
+	if v, ok := sec.Get("port"); ok && strings.HasPrefix(v.File, filepath.Join(dir, "jail.d")+"/") && strings.HasSuffix(v.File, ".local") {
+		t.File = v.File
+	}
+	return t
+}
+
+// FileChange is a file's text before and after an edit.
+type FileChange struct {
+	Path    string
+	Existed bool
+	Old     []byte
+	New     []byte
+}
+
+// PlanJailPorts sets port in the section of every target (several jails
+// may share a file) and returns each file that changes, in the targets'
+// order.
+func PlanJailPorts(root string, targets []JailTarget, port string) ([]FileChange, error) {
+	var out []FileChange
+	at := map[string]int{}
+	for _, t := range targets {
+		i, ok := at[t.File]
+		if !ok {
+			old, _, existed, err := JailPortChange(root, t.File, t.Name, port)
+			if err != nil {
+				return nil, err
+			}
+			at[t.File], i = len(out), len(out)
+			out = append(out, FileChange{Path: t.File, Existed: existed, Old: old, New: old})
+		}
+		out[i].New = SetJailPort(out[i].New, t.Name, port)
+	}
+	changed := out[:0]
+	for _, c := range out {
+		if !c.Existed || string(c.Old) != string(c.New) {
+			changed = append(changed, c)
+		}
+	}
+	return changed, nil
+}

@@ -3,6 +3,8 @@ package ports
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -182,5 +184,56 @@ func TestNFTOpener(t *testing.T) {
 	out = list()
 	if strings.Contains(out, "2222") || !strings.Contains(out, "dport 2022 accept") {
 		t.Errorf("after close:\n%s", out)
+	}
+}
+
+func TestTargetInAndPlanJailPorts(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("jail.conf", "[sshd]\nport = ssh\n[web]\nport = http\n[DEFAULT]\nport = 1\n")
+	write("jail.local", "[sshd]\nenabled = true\n")
+	write("jail.d/10-web.conf", "[web]\nport = 8080\n")   // read before jail.local: jail.local wins
+	write("jail.d/50-ssh.local", "[sshd]\nport = 2200\n") // read after jail.local: it wins
+	for _, tc := range []struct{ jail, want string }{
+		{"sshd", "jail.d/50-ssh.local"},
+		{"web", "jail.local"},
+		{"other", "jail.local"},
+	} {
+		if got := TargetIn(dir, tc.jail); got.File != filepath.Join(dir, tc.want) || got.Name != tc.jail {
+			t.Errorf("TargetIn(%s) = %+v, want file %s", tc.jail, got, tc.want)
+		}
+	}
+	targets := []JailTarget{TargetIn(dir, "sshd"), TargetIn(dir, "web"), TargetIn(dir, "sshd-ddos")}
+	changes, err := PlanJailPorts(dir, targets, "2222")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range changes {
+		got[strings.TrimPrefix(c.Path, dir+"/")] = string(c.New)
+	}
+	want := map[string]string{
+		"jail.d/50-ssh.local": "[sshd]\nport = 2222\n",
+		"jail.local":          "[sshd]\nenabled = true\n\n[web]\nport = 2222\n\n[sshd-ddos]\nport = 2222\n",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("changed files %q, want %q", got, want)
+	}
+	for f, w := range want {
+		if got[f] != w {
+			t.Errorf("%s:\n%s\nwant:\n%s", f, got[f], w)
+		}
+	}
+	if again, _ := PlanJailPorts(dir, targets[:1], "2200"); len(again) != 0 {
+		t.Errorf("setting the port it already has changed %d file(s)", len(again))
 	}
 }

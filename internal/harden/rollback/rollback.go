@@ -42,6 +42,10 @@ type File struct {
 	Existed bool   `json:"existed"`
 	Mode    uint32 `json:"mode,omitempty"`
 	Backup  string `json:"backup,omitempty"` // the saved copy; "" when the file did not exist
+	// Link is the target of Path when Path is a symbolic link (as written
+	// in the link); the saved copy is of the file it names, and Restore
+	// puts the link back as it was.
+	Link string `json:"link,omitempty"`
 	// NewDir is the outermost directory of a new file's path that did not
 	// exist either; Restore removes it again when it is empty.
 	NewDir string `json:"new_dir,omitempty"`
@@ -157,10 +161,19 @@ func (s *Store) Begin(kind, root string, paths []string, within time.Duration, n
 	}
 	for i, p := range paths {
 		f := File{Path: p}
-		fi, err := os.Stat(p)
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			if f.Link, err = os.Readlink(p); err != nil {
+				return nil, fmt.Errorf("backup %s: %w", p, err)
+			}
+		}
+		real, err := fsx.Resolve(root, p)
+		if err != nil {
+			return nil, fmt.Errorf("backup %s: %w", p, err)
+		}
+		fi, err := os.Stat(real)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			for d := filepath.Dir(p); d != filepath.Dir(d); d = filepath.Dir(d) {
+			for d := filepath.Dir(real); d != filepath.Dir(d); d = filepath.Dir(d) {
 				if _, err := os.Lstat(d); err == nil {
 					break
 				}
@@ -169,7 +182,7 @@ func (s *Store) Begin(kind, root string, paths []string, within time.Duration, n
 		case err != nil:
 			return nil, fmt.Errorf("backup %s: %w", p, err)
 		default:
-			data, err := fsx.ReadFile(p)
+			data, err := fsx.ReadFile(real)
 			if err != nil {
 				return nil, fmt.Errorf("backup %s: %w", p, err)
 			}
@@ -210,18 +223,33 @@ func (s *Store) Discard(st *State) {
 }
 
 // Restore puts every file of st back as it was: saved copies are written
-// back with their mode, files that did not exist are removed.
+// back with their mode (through a symbolic link that was one, which is
+// put back first if it was replaced), files that did not exist are
+// removed.
 func Restore(st *State) error {
 	var errs []error
 	for _, f := range st.Files {
+		if f.Link != "" {
+			if cur, err := os.Readlink(f.Path); err != nil || cur != f.Link {
+				if err := fsx.Symlink(f.Link, f.Path); err != nil {
+					errs = append(errs, fmt.Errorf("restore %s: %w", f.Path, err))
+					continue
+				}
+			}
+		}
+		real, err := fsx.Resolve(st.Root, f.Path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore %s: %w", f.Path, err))
+			continue
+		}
 		if !f.Existed {
-			if err := os.Remove(f.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := os.Remove(real); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
 			}
 			if f.NewDir != "" {
 				// Remove the directories made for the file, innermost
 				// first, as long as they are empty.
-				for d := filepath.Dir(f.Path); d == f.NewDir || strings.HasPrefix(d, f.NewDir+"/"); d = filepath.Dir(d) {
+				for d := filepath.Dir(real); d == f.NewDir || strings.HasPrefix(d, f.NewDir+"/"); d = filepath.Dir(d) {
 					if os.Remove(d) != nil {
 						break
 					}
@@ -234,11 +262,11 @@ func Restore(st *State) error {
 			errs = append(errs, fmt.Errorf("restore %s: %w", f.Path, err))
 			continue
 		}
-		if err := fsx.WriteAtomic(f.Path, data, os.FileMode(f.Mode)); err != nil {
+		if err := fsx.WriteAtomic(real, data, os.FileMode(f.Mode)); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		_ = os.Chmod(f.Path, os.FileMode(f.Mode))
+		_ = os.Chmod(real, os.FileMode(f.Mode))
 	}
 	return errors.Join(errs...)
 }

@@ -57,6 +57,57 @@ func TestBeginRestore(t *testing.T) {
 	}
 }
 
+// TestRestoreSymlink: a configuration file that is a symbolic link (its
+// target absolute, inside the root) stays a link: the backup is of its
+// target, and Restore puts the link back when something replaced it.
+func TestRestoreSymlink(t *testing.T) {
+	for _, replaced := range []bool{false, true} {
+		dir := t.TempDir()
+		link := filepath.Join(dir, "etc/ssh/sshd_config")
+		target := filepath.Join(dir, "srv/ssh/sshd_config")
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(target, []byte("Port 22\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("/srv/ssh/sshd_config", link); err != nil {
+			t.Fatal(err)
+		}
+		s := New(dir)
+		st, err := s.Begin("ssh", dir, []string{link}, time.Minute, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Files[0].Link != "/srv/ssh/sshd_config" || !st.Files[0].Existed || st.Files[0].Mode != 0o640 {
+			t.Fatalf("backup record %+v", st.Files[0])
+		}
+		if err := os.WriteFile(target, []byte("Port 2222\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if replaced { // an editor that writes a new file instead of the link
+			if err := os.Remove(link); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(link, []byte("Port 2200\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := Restore(st); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := os.Readlink(link); err != nil || l != "/srv/ssh/sshd_config" {
+			t.Errorf("replaced=%v: %s is %q, %v; want the link back", replaced, link, l, err)
+		}
+		if b, _ := os.ReadFile(target); string(b) != "Port 22\n" {
+			t.Errorf("replaced=%v: target holds %q", replaced, b)
+		}
+	}
+}
+
 func TestWaitUnconfirmed(t *testing.T) {
 	s := New(t.TempDir())
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -1,6 +1,7 @@
 package sshd
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -37,12 +38,20 @@ type Finding struct {
 	Fix         string   `json:"fix,omitempty"`
 }
 
-// JailInfo says how palisade's sshd jail is configured.
+// JailInfo says how palisade's sshd jail is configured, in the
+// configuration the daemon runs.
 type JailInfo struct {
 	Found   bool
 	Enabled bool
-	Ports   []firewall.PortRange
-	Where   string
+	// Name is the jail's name (sshd, or another jail using the sshd
+	// filter).
+	Name  string
+	Ports []firewall.PortRange
+	Where string
+	// PortFile is where the jail's port is set (for the fix), Source
+	// where the configuration came from ("the running daemon (DIR)").
+	PortFile string
+	Source   string
 }
 
 // Report is the result of Audit.
@@ -212,29 +221,40 @@ func (a *Auditor) Audit(ctx context.Context) (*Report, error) {
 	switch {
 	case a.Jail == nil:
 	case !a.Jail.Found || !a.Jail.Enabled:
+		file := cmp.Or(a.Jail.PortFile, "/etc/palisade/jail.local")
 		add(Finding{ID: "jail", Severity: Medium, Where: a.Jail.Where,
-			Explanation: "no enabled palisade sshd jail: failed logins are not banned",
-			Fix:         "enable [sshd] in /etc/palisade/jail.local (enabled = true)"})
+			Explanation: "no enabled palisade sshd jail" + from(a.Jail.Source) + ": failed logins are not banned",
+			Fix:         "enable [sshd] in " + file + " (enabled = true)"})
 	default:
 		var missing []string
 		for _, p := range r.Ports {
-			if !covers(a.Jail.Ports, p) {
+			if !Covers(a.Jail.Ports, p) {
 				missing = append(missing, strconv.Itoa(p))
 			}
 		}
+		name := cmp.Or(a.Jail.Name, "sshd")
 		if len(missing) > 0 {
 			add(Finding{ID: "jail", Severity: Medium, Where: a.Jail.Where, Value: firewall.FormatPorts(a.Jail.Ports),
-				Explanation: "the sshd jail bans on ports " + firewall.FormatPorts(a.Jail.Ports) + " but sshd listens on " + strings.Join(missing, ","),
-				Fix:         "set port = " + strings.Join(missing, ",") + " in [sshd] of /etc/palisade/jail.local"})
+				Explanation: "the " + name + " jail" + from(a.Jail.Source) + " bans on ports " + firewall.FormatPorts(a.Jail.Ports) + " but sshd listens on " + strings.Join(missing, ","),
+				Fix:         "set port = " + strings.Join(missing, ",") + " in [" + name + "] of " + cmp.Or(a.Jail.PortFile, "/etc/palisade/jail.local")})
 		} else {
-			add(Finding{ID: "jail", Severity: OK, Where: a.Jail.Where, Value: firewall.FormatPorts(a.Jail.Ports), Explanation: "the sshd jail protects the SSH port"})
+			add(Finding{ID: "jail", Severity: OK, Where: a.Jail.Where, Value: firewall.FormatPorts(a.Jail.Ports), Explanation: "the " + name + " jail" + from(a.Jail.Source) + " protects the SSH port"})
 		}
 	}
 	slices.SortStableFunc(r.Findings, func(x, y Finding) int { return rank(x.Severity) - rank(y.Severity) })
 	return r, nil
 }
 
-func covers(rs []firewall.PortRange, p int) bool {
+func from(source string) string {
+	if source == "" {
+		return ""
+	}
+	return " of " + source
+}
+
+// Covers reports whether the port ranges rs (a jail's ports; empty means
+// every port) include p.
+func Covers(rs []firewall.PortRange, p int) bool {
 	if len(rs) == 0 {
 		return true // all ports
 	}

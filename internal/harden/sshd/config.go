@@ -34,6 +34,9 @@ type Directive struct {
 	File    string   // full path of the file
 	Line    int      // 1-based line number
 	Match   *Match   // enclosing Match block; nil in the global section
+	// Included lists, for an Include directive, the files each argument
+	// named (full paths, in the order sshd reads them).
+	Included [][]string
 }
 
 // Key is the keyword in lower case.
@@ -83,7 +86,7 @@ func (c *Config) parseFile(path string, match *Match, depth int, mustExist bool)
 	if len(c.Files) >= maxFiles {
 		return fmt.Errorf("%s: too many included files", path)
 	}
-	data, err := fsx.ReadFile(path)
+	data, err := fsx.ReadFileIn(c.Root, path)
 	if err != nil {
 		if !mustExist && errors.Is(err, os.ErrNotExist) {
 			return nil
@@ -110,11 +113,14 @@ func (c *Config) parseFile(path string, match *Match, depth int, mustExist bool)
 			d.Match = cur
 			c.Directives = append(c.Directives, d)
 		case "include":
-			c.Directives = append(c.Directives, d)
+			at := len(c.Directives)
+			c.Directives = append(c.Directives, d) // before what it includes
 			for _, pat := range args {
-				if err := c.include(pat, cur, depth); err != nil {
+				files, err := c.include(pat, cur, depth)
+				if err != nil {
 					return fmt.Errorf("%s:%d: %w", path, i+1, err)
 				}
+				c.Directives[at].Included = append(c.Directives[at].Included, files)
 			}
 		default:
 			c.Directives = append(c.Directives, d)
@@ -123,22 +129,27 @@ func (c *Config) parseFile(path string, match *Match, depth int, mustExist bool)
 	return nil
 }
 
-func (c *Config) include(pat string, match *Match, depth int) error {
+// include reads the files pat names (the files read, in order).
+func (c *Config) include(pat string, match *Match, depth int) ([]string, error) {
 	if !filepath.IsAbs(pat) && !strings.HasPrefix(pat, "~") {
 		pat = filepath.Join("/etc/ssh", pat)
 	}
 	pat = fsx.Path(c.Root, pat)
-	matches, err := filepath.Glob(pat)
+	matches, err := fsx.GlobIn(c.Root, pat)
 	if err != nil {
-		return fmt.Errorf("include %s: %w", pat, err)
+		return nil, fmt.Errorf("include %s: %w", pat, err)
 	}
 	sort.Strings(matches)
+	var read []string
 	for _, m := range matches {
 		if err := c.parseFile(m, match, depth+1, false); err != nil {
-			return err
+			return nil, err
+		}
+		if _, ok := c.Files[m]; ok {
+			read = append(read, m)
 		}
 	}
-	return nil
+	return read, nil
 }
 
 // splitLine splits one line into keyword and arguments the way sshd does:

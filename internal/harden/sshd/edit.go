@@ -217,10 +217,12 @@ func (f *files) placeFirst(settings []kv) error {
 			pat = fsx.Path(cfg.Root, pat)
 			dropIn := filepath.Join(filepath.Dir(pat), DropInName)
 			ok, _ := filepath.Match(pat, dropIn)
-			existing, _ := filepath.Glob(pat)
+			existing, _ := fsx.GlobIn(cfg.Root, pat)
 			slices.Sort(existing)
 			if ok && (len(existing) == 0 || existing[0] >= dropIn) {
-				if _, err := os.Stat(filepath.Dir(dropIn)); err == nil {
+				if dirIn, err := fsx.Resolve(cfg.Root, filepath.Dir(dropIn)); err != nil {
+					return err
+				} else if _, err := os.Stat(dirIn); err == nil {
 					header := "# Written by palisade ssh harden: these values win over later files.\n"
 					if _, had := cfg.Files[dropIn]; had {
 						// Our own drop-in from an earlier run: replace the keys.

@@ -61,17 +61,21 @@ type Options struct {
 	ConfirmWithin time.Duration
 	DryRun        bool
 	Force         bool
-	// Jail whose port follows a port change ("" for "sshd").
-	Jail string
+	// Jails are the jails whose port follows a port change, each with the
+	// file where its port is set (default: sshd in
+	// /etc/palisade/jail.local under the root).
+	Jails []ports.JailTarget
 }
 
 // Result describes what Harden did.
 type Result struct {
-	Diff      string   `json:"diff"`
-	Files     []string `json:"files"`
-	OldPorts  []int    `json:"old_ports"`
-	NewPorts  []int    `json:"new_ports"`
-	Warnings  []string `json:"warnings,omitempty"`
+	Diff     string   `json:"diff"`
+	Files    []string `json:"files"`
+	OldPorts []int    `json:"old_ports"`
+	NewPorts []int    `json:"new_ports"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Jails are the jails whose port follows a port change.
+	Jails     []string `json:"jails,omitempty"`
 	StateID   string   `json:"state_id,omitempty"`
 	Deadline  string   `json:"deadline,omitempty"`
 	DryRun    bool     `json:"dry_run"`
@@ -105,8 +109,8 @@ func (h *Hardener) Harden(ctx context.Context, opts Options) (*Result, error) {
 	if opts.ConfirmWithin <= 0 {
 		opts.ConfirmWithin = DefaultConfirmWithin
 	}
-	if opts.Jail == "" {
-		opts.Jail = "sshd"
+	if len(opts.Jails) == 0 {
+		opts.Jails = []ports.JailTarget{{Name: "sshd", File: fsx.Path(h.Root, ports.JailLocal)}}
 	}
 	if !opts.KeysOnly && !opts.NoRootPassword && opts.Port == 0 {
 		return nil, refuse(true, "nothing to do: give --keys-only, --no-root-password and/or --port N")
@@ -149,17 +153,19 @@ func (h *Hardener) Harden(ctx context.Context, opts Options) (*Result, error) {
 	portChange := opts.Port != 0 && !slices.Equal(res.OldPorts, []int{opts.Port})
 	socket := portChange && h.Reloader.SocketActive(ctx)
 	if portChange {
-		jl := fsx.Path(h.Root, ports.JailLocal)
-		old, updated, existed, err := ports.JailPortChange(jl, opts.Jail, strconv.Itoa(opts.Port))
+		jc, err := ports.PlanJailPorts(h.Root, opts.Jails, strconv.Itoa(opts.Port))
 		if err != nil {
 			return nil, refuse(false, "%w", err)
 		}
-		if !existed || string(old) != string(updated) {
-			changes = append(changes, Change{Path: jl, Existed: existed, Old: old, New: updated})
+		for _, c := range jc {
+			changes = append(changes, Change{Path: c.Path, Existed: c.Existed, Old: c.Old, New: c.New})
+		}
+		for _, j := range opts.Jails {
+			res.Jails = append(res.Jails, j.Name)
 		}
 		if socket {
 			p := fsx.Path(h.Root, SocketUnitDropIn)
-			old, err := fsx.ReadFile(p)
+			old, err := fsx.ReadFileIn(h.Root, p)
 			existed := err == nil
 			changes = append(changes, Change{Path: p, Existed: existed, Old: old, New: SocketDropIn(opts.Port)})
 		}
@@ -276,12 +282,12 @@ func (h *Hardener) apply(ctx context.Context, opts Options, changes []Change, po
 	}
 	// sshd files first: validate and verify before anything else moves.
 	for _, c := range changes {
-		if err := fsx.WriteAtomic(c.Path, c.New, 0o644); err != nil {
+		if err := fsx.Replace(h.Root, c.Path, c.New, 0o644); err != nil {
 			return undo(err)
 		}
 	}
 	if err := h.Daemon.Test(ctx); err != nil {
-		return undo(err)
+		return undo(fmt.Errorf("the new configuration is rejected: %w", err))
 	}
 	if err := h.verify(ctx, opts); err != nil {
 		return undo(err)

@@ -85,7 +85,7 @@ func (r *Reloader) Reload(ctx context.Context, method string, socket bool) error
 		}
 		return nil
 	case ReloadPidFile:
-		data, err := fsx.ReadFile(arg)
+		data, err := fsx.ReadFileIn(r.Root, arg)
 		if err != nil {
 			if socket {
 				return nil // socket activated: no listening daemon to signal

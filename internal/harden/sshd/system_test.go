@@ -321,7 +321,7 @@ func TestHardenRefusalsWriteNothing(t *testing.T) {
 		}, opts: Options{Settings: Settings{Port: 2222}}, message: "already in use: tcp [::]:2222"},
 		{name: "port in /etc/services", setup: func(r *hardentest.Root) { r.Write("/etc/services", "rsync 873/tcp\nmysql 3306/tcp\n") },
 			opts: Options{Settings: Settings{Port: 3306}}, message: "mysql/tcp"},
-		{name: "sshd -t fails", failT: true, opts: Options{Settings: Settings{KeysOnly: true, Port: 2222}}, message: "sshd -t rejects"},
+		{name: "sshd -t fails", failT: true, opts: Options{Settings: Settings{KeysOnly: true, Port: 2222}}, message: "the new configuration is rejected: sshd -t -f "},
 		{name: "nothing asked", usage: true, message: "nothing to do"},
 	}
 	for _, tc := range tests {

@@ -34,7 +34,7 @@ func (u User) CanLogIn() bool {
 
 // LoadUsers reads passwd(5) under root.
 func LoadUsers(root string) ([]User, error) {
-	data, err := fsx.ReadFile(fsx.Path(root, "/etc/passwd"))
+	data, err := fsx.ReadFileIn(root, fsx.Path(root, "/etc/passwd"))
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +137,7 @@ type UserKeys struct {
 func KeysOf(root string, patterns []string, u User) UserKeys {
 	uk := UserKeys{User: u.Name}
 	for _, f := range KeyFiles(root, patterns, u) {
-		data, err := fsx.ReadFile(f)
+		data, err := fsx.ReadFileIn(root, f)
 		if err != nil {
 			continue
 		}

@@ -1,4 +1,4 @@
-package source
+package sysexec
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"io"
 	"sync"
 	"time"
-
-	"github.com/palisade-project/palisade/internal/sysexec"
 )
 
 // FakeStarter is a Starter for tests: every Start records the command and
@@ -16,7 +14,7 @@ import (
 // decides.
 type FakeStarter struct {
 	mu       sync.Mutex
-	cmds     []sysexec.Cmd
+	cmds     []Cmd
 	startErr error
 	started  chan *FakeProcess
 }
@@ -34,14 +32,14 @@ func (f *FakeStarter) FailStarts(err error) {
 }
 
 // Cmds returns every command started (or attempted) so far.
-func (f *FakeStarter) Cmds() []sysexec.Cmd {
+func (f *FakeStarter) Cmds() []Cmd {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]sysexec.Cmd(nil), f.cmds...)
+	return append([]Cmd(nil), f.cmds...)
 }
 
 // Start implements Starter.
-func (f *FakeStarter) Start(ctx context.Context, c sysexec.Cmd) (Process, error) {
+func (f *FakeStarter) Start(ctx context.Context, c Cmd) (Process, error) {
 	f.mu.Lock()
 	f.cmds = append(f.cmds, c)
 	err := f.startErr
@@ -80,7 +78,7 @@ func (f *FakeStarter) Next(timeout time.Duration) (*FakeProcess, error) {
 
 // FakeProcess is a process started by FakeStarter.
 type FakeProcess struct {
-	cmd    sysexec.Cmd
+	cmd    Cmd
 	r      *io.PipeReader
 	w      *io.PipeWriter
 	once   sync.Once
@@ -89,7 +87,7 @@ type FakeProcess struct {
 }
 
 // Cmd is the command the process was started with.
-func (p *FakeProcess) Cmd() sysexec.Cmd { return p.cmd }
+func (p *FakeProcess) Cmd() Cmd { return p.cmd }
 
 // Stdout implements Process.
 func (p *FakeProcess) Stdout() io.Reader { return p.r }

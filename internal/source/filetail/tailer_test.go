@@ -1,96 +1,19 @@
-package source
+package filetail
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/palisade-project/palisade/internal/source"
+	"github.com/palisade-project/palisade/internal/source/sourcetest"
+	"github.com/palisade-project/palisade/internal/testutil/poll"
 )
-
-// collector is a Consumer that records everything it receives.
-type collector struct {
-	mu       sync.Mutex
-	lines    []Line
-	statuses []Status
-}
-
-func (c *collector) Line(l Line) {
-	c.mu.Lock()
-	c.lines = append(c.lines, l)
-	c.mu.Unlock()
-}
-
-func (c *collector) Status(s Status) {
-	c.mu.Lock()
-	c.statuses = append(c.statuses, s)
-	c.mu.Unlock()
-}
-
-func (c *collector) texts() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, l := range c.lines {
-		out = append(out, l.Text)
-	}
-	return out
-}
-
-func (c *collector) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.lines)
-}
-
-func (c *collector) lastStatus(source string) (Status, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := len(c.statuses) - 1; i >= 0; i-- {
-		if c.statuses[i].Source == source {
-			return c.statuses[i], true
-		}
-	}
-	return Status{}, false
-}
-
-const waitLimit = 10 * time.Second
-
-// waitFor polls cond until it holds or the bounded deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// waitLines waits until c holds exactly want (failing early on excess).
-func waitLines(t *testing.T, c *collector, want []string) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		got := c.texts()
-		if len(got) >= len(want) {
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Fatalf("lines (-want +got):\n%s", diff)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: got %q, want %q", got, want)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 func appendFile(t *testing.T, path, s string) {
 	t.Helper()
@@ -124,17 +47,17 @@ func names(prefix string, from, to int) []string {
 
 // manual returns a Tailer that only reads when kicked (no fsnotify, polls
 // an hour apart), so a test decides exactly when the reader looks.
-func manual(t *testing.T, store PositionStore) *Tailer {
+func manual(t *testing.T, store source.PositionStore) *Tailer {
 	t.Helper()
-	tl := NewTailer(TailerConfig{Store: store, PollOnly: true, PollInterval: time.Hour, RotateGrace: time.Hour})
+	tl := New(Config{Store: store, PollOnly: true, PollInterval: time.Hour, RotateGrace: time.Hour})
 	t.Cleanup(func() { _ = tl.Close() })
 	return tl
 }
 
 // live returns a Tailer with fsnotify and a fast poll.
-func live(t *testing.T, store PositionStore) *Tailer {
+func live(t *testing.T, store source.PositionStore) *Tailer {
 	t.Helper()
-	tl := NewTailer(TailerConfig{Store: store, PollInterval: 20 * time.Millisecond, RotateGrace: 200 * time.Millisecond})
+	tl := New(Config{Store: store, PollInterval: 20 * time.Millisecond, RotateGrace: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = tl.Close() })
 	return tl
 }
@@ -154,17 +77,17 @@ func kick(t *testing.T, tl *Tailer) {
 		r.wake()
 		// A step in progress when we woke it may have missed the change:
 		// wait for two more completed steps' worth of progress.
-		waitFor(t, "reader step", func() bool { return r.steps.Load() >= before+1 })
+		poll.Until(t, poll.Default, "reader step", func() bool { return r.steps.Load() >= before+1 })
 		if r.steps.Load() == before+1 {
 			r.wake()
-			waitFor(t, "reader step", func() bool { return r.steps.Load() >= before+2 })
+			poll.Until(t, poll.Default, "reader step", func() bool { return r.steps.Load() >= before+2 })
 		}
 	}
 }
 
-func subscribe(t *testing.T, tl *Tailer, opts TailOptions, patterns ...string) (*collector, func()) {
+func subscribe(t *testing.T, tl *Tailer, opts Options, patterns ...string) (*sourcetest.Collector, func()) {
 	t.Helper()
-	c := &collector{}
+	c := &sourcetest.Collector{}
 	unsub, err := tl.Subscribe(patterns, opts, c)
 	if err != nil {
 		t.Fatal(err)
@@ -175,11 +98,11 @@ func subscribe(t *testing.T, tl *Tailer, opts TailOptions, patterns ...string) (
 func TestTailStartsAtEndOrHead(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts TailOptions
+		opts Options
 		want []string
 	}{
-		{"end", TailOptions{}, names("new", 1, 2)},
-		{"head", TailOptions{Head: true}, append(names("old", 1, 3), names("new", 1, 2)...)},
+		{"end", Options{}, names("new", 1, 2)},
+		{"head", Options{Head: true}, append(names("old", 1, 3), names("new", 1, 2)...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "auth.log")
@@ -189,8 +112,8 @@ func TestTailStartsAtEndOrHead(t *testing.T) {
 			kick(t, tl)
 			appendFile(t, path, lines("new", 1, 2))
 			kick(t, tl)
-			waitLines(t, c, tc.want)
-			if st, ok := c.lastStatus(path); !ok || st.State != StateOK {
+			sourcetest.WaitLines(t, c, tc.want)
+			if st, ok := c.LastStatus(path); !ok || st.State != source.StateOK {
 				t.Errorf("status = %v, %v; want ok", st, ok)
 			}
 		})
@@ -204,10 +127,10 @@ func TestTailEndIsFixedAtSubscribe(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.log")
 		appendFile(t, path, "old\n")
 		tl := manual(t, nil)
-		c, _ := subscribe(t, tl, TailOptions{}, path)
+		c, _ := subscribe(t, tl, Options{}, path)
 		appendFile(t, path, "new\n")
 		kick(t, tl)
-		waitLines(t, c, []string{"new"})
+		sourcetest.WaitLines(t, c, []string{"new"})
 		_ = tl.Close()
 	}
 }
@@ -222,11 +145,11 @@ func TestTailStartAtEndKeepsUnfinishedLine(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.log")
 		appendFile(t, path, tc.before)
 		tl := manual(t, nil)
-		c, _ := subscribe(t, tl, TailOptions{}, path)
+		c, _ := subscribe(t, tl, Options{}, path)
 		kick(t, tl)
 		appendFile(t, path, tc.after)
 		kick(t, tl)
-		waitLines(t, c, []string{tc.want, "next"})
+		sourcetest.WaitLines(t, c, []string{tc.want, "next"})
 	}
 }
 
@@ -320,14 +243,14 @@ func TestTailRotation(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.log")
 			appendFile(t, path, "")
 			tl := manual(t, nil)
-			c, _ := subscribe(t, tl, TailOptions{}, path)
+			c, _ := subscribe(t, tl, Options{}, path)
 			kick(t, tl)
 			appendFile(t, path, lines("a", 1, 3))
 			kick(t, tl)
-			waitLines(t, c, names("a", 1, 3))
+			sourcetest.WaitLines(t, c, names("a", 1, 3))
 			tc.run(env{t, path, tl})
 			kick(t, tl)
-			waitLines(t, c, tc.want)
+			sourcetest.WaitLines(t, c, tc.want)
 			st := tl.Stats()
 			if len(st) != 1 || st[0].Rotations != tc.rotations || st[0].Truncation != tc.truncations || st[0].Lines != uint64(len(tc.want)) {
 				t.Errorf("stats = %+v, want %d rotations, %d truncations, %d lines", st, tc.rotations, tc.truncations, len(tc.want))
@@ -340,14 +263,14 @@ func TestTailFileAppearsLater(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "later.log")
 	tl := live(t, nil)
-	c, _ := subscribe(t, tl, TailOptions{}, path)
-	waitFor(t, "missing status", func() bool {
-		st, ok := c.lastStatus(path)
-		return ok && st.State == StateMissing
+	c, _ := subscribe(t, tl, Options{}, path)
+	poll.Until(t, poll.Default, "missing status", func() bool {
+		st, ok := c.LastStatus(path)
+		return ok && st.State == source.StateMissing
 	})
 	appendFile(t, path, lines("x", 1, 3))
-	waitLines(t, c, names("x", 1, 3))
-	if st, _ := c.lastStatus(path); st.State != StateOK {
+	sourcetest.WaitLines(t, c, names("x", 1, 3))
+	if st, _ := c.LastStatus(path); st.State != source.StateOK {
 		t.Errorf("status after creation = %v, want ok", st)
 	}
 }
@@ -361,8 +284,8 @@ func TestTailLiveRotation(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "svc.log")
 			appendFile(t, path, "")
 			tl := live(t, nil)
-			c, _ := subscribe(t, tl, TailOptions{}, path)
-			waitFor(t, "ok status", func() bool { st, ok := c.lastStatus(path); return ok && st.State == StateOK })
+			c, _ := subscribe(t, tl, Options{}, path)
+			poll.Until(t, poll.Default, "ok status", func() bool { st, ok := c.LastStatus(path); return ok && st.State == source.StateOK })
 			var want []string
 			for gen := 0; gen < 5; gen++ {
 				f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
@@ -380,7 +303,7 @@ func TestTailLiveRotation(t *testing.T) {
 						// ever looks cannot be found: let the reader open
 						// this generation, then race it for the rest.
 						n := len(want)
-						waitFor(t, "reader on the new file", func() bool { return c.count() >= n })
+						poll.Until(t, poll.Default, "reader on the new file", func() bool { return c.Count() >= n })
 					}
 				}
 				switch mode {
@@ -394,23 +317,25 @@ func TestTailLiveRotation(t *testing.T) {
 					// Wait until the reader has everything before deleting:
 					// lines written to a file nobody can open any more are
 					// only readable through an fd held before the delete.
-					waitFor(t, "lines before delete", func() bool { return c.count() == len(want) })
+					poll.Until(t, poll.Default, "lines before delete", func() bool { return c.Count() == len(want) })
 					if err := os.Remove(path); err != nil {
 						t.Fatal(err)
 					}
 				case "copytruncate":
 					_ = f.Close()
-					waitFor(t, "lines before truncate", func() bool { return c.count() == len(want) })
+					poll.Until(t, poll.Default, "lines before truncate", func() bool { return c.Count() == len(want) })
 					if err := os.Truncate(path, 0); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
-			deadline := time.Now().Add(waitLimit)
-			for c.count() < len(want) && time.Now().Before(deadline) {
-				time.Sleep(2 * time.Millisecond)
-			}
-			got := c.texts()
+			_ = poll.Wait(poll.Default, func() error {
+				if c.Count() < len(want) {
+					return errors.New("not yet")
+				}
+				return nil
+			})
+			got := c.Texts()
 			// Lines of one generation keep their order; across a rotation
 			// the old file's tail may interleave with the new file's head.
 			if len(got) != len(want) {
@@ -510,13 +435,13 @@ func TestTailRestart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "auth.log")
 			appendFile(t, path, lines("old", 1, 2))
-			store := NewMemStore()
+			store := source.NewMemStore()
 			tl1 := manual(t, store)
-			c1, _ := subscribe(t, tl1, TailOptions{}, path)
+			c1, _ := subscribe(t, tl1, Options{}, path)
 			kick(t, tl1)
 			appendFile(t, path, lines("a", 1, 3)+"partial")
 			kick(t, tl1)
-			waitLines(t, c1, names("a", 1, 3))
+			sourcetest.WaitLines(t, c1, names("a", 1, 3))
 			if err := tl1.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -532,21 +457,24 @@ func TestTailRestart(t *testing.T) {
 			tc.stopped(env{t, path})
 
 			tl2 := manual(t, store)
-			c2, _ := subscribe(t, tl2, TailOptions{}, path)
+			c2, _ := subscribe(t, tl2, Options{}, path)
 			kick(t, tl2)
 			appendFile(t, path, "c1\n")
 			kick(t, tl2)
-			waitLines(t, c2, tc.want)
+			sourcetest.WaitLines(t, c2, tc.want)
 		})
 	}
 }
 
+// TestTailPartialAndLongLines: the tailer's lines follow source.Splitter's
+// rules, and a line over the cap is dropped whole and counted, never
+// delivered cut to its head, however the line arrives in pieces.
 func TestTailPartialAndLongLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.log")
 	appendFile(t, path, "")
-	tl := NewTailer(TailerConfig{PollOnly: true, PollInterval: time.Hour, MaxLineLen: 100})
+	tl := New(Config{PollOnly: true, PollInterval: time.Hour, MaxLineLen: 100})
 	t.Cleanup(func() { _ = tl.Close() })
-	c, _ := subscribe(t, tl, TailOptions{}, path)
+	c, _ := subscribe(t, tl, Options{}, path)
 	kick(t, tl)
 
 	appendFile(t, path, "hel")
@@ -558,12 +486,15 @@ func TestTailPartialAndLongLines(t *testing.T) {
 	kick(t, tl)
 	appendFile(t, path, long[70:]+"\nafter\n")
 	kick(t, tl)
-	appendFile(t, path, strings.Repeat("M", 100)+"\n"+strings.Repeat("N", 101)+"\n")
+	forged := "sshd[1]: Failed password for root from 198.51.100.7 port 22 ssh2"
+	appendFile(t, path, strings.Repeat("M", 100)+"\n"+strings.Repeat("N", 101)+"\n"+forged+strings.Repeat(" ", 100)+"tail\n")
 	kick(t, tl)
-	waitLines(t, c, []string{"hello", "bad \xff\xfe utf8", long[:100], "after", strings.Repeat("M", 100), strings.Repeat("N", 100)})
+	appendFile(t, path, "last\n")
+	kick(t, tl)
+	sourcetest.WaitLines(t, c, []string{"hello", "bad \uFFFD\uFFFD utf8", "after", strings.Repeat("M", 100), "last"})
 	st := tl.Stats()
-	if len(st) != 1 || st[0].Truncated != 2 || st[0].Lines != 6 {
-		t.Errorf("stats = %+v, want 6 lines, 2 truncated", st)
+	if len(st) != 1 || st[0].TooLong != 3 || st[0].Lines != 5 {
+		t.Errorf("stats = %+v, want 5 lines, 3 too long", st)
 	}
 }
 
@@ -571,20 +502,20 @@ func TestTailPartialLineHeldUntilComplete(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.log")
 	appendFile(t, path, "")
 	tl := manual(t, nil)
-	c, _ := subscribe(t, tl, TailOptions{}, path)
+	c, _ := subscribe(t, tl, Options{}, path)
 	kick(t, tl)
 	appendFile(t, path, "first\nsecond-half")
 	kick(t, tl)
-	waitLines(t, c, []string{"first"})
+	sourcetest.WaitLines(t, c, []string{"first"})
 	if st := tl.Stats(); st[0].Offset != int64(len("first\nsecond-half")) {
 		t.Fatalf("reader did not consume the partial line: %+v", st)
 	}
-	if got := c.texts(); len(got) != 1 {
+	if got := c.Texts(); len(got) != 1 {
 		t.Fatalf("partial line delivered early: %q", got)
 	}
 	appendFile(t, path, "-done\n")
 	kick(t, tl)
-	waitLines(t, c, []string{"first", "second-half-done"})
+	sourcetest.WaitLines(t, c, []string{"first", "second-half-done"})
 }
 
 func TestTailGlobAndSharedReader(t *testing.T) {
@@ -593,29 +524,29 @@ func TestTailGlobAndSharedReader(t *testing.T) {
 	appendFile(t, a, "")
 	appendFile(t, b, "")
 	tl := live(t, nil)
-	c1, _ := subscribe(t, tl, TailOptions{}, filepath.Join(dir, "*.log"))
-	c2, unsub2 := subscribe(t, tl, TailOptions{}, a)
-	waitFor(t, "both readers ok", func() bool {
-		s1, ok1 := c1.lastStatus(a)
-		s2, ok2 := c1.lastStatus(b)
-		return ok1 && ok2 && s1.State == StateOK && s2.State == StateOK
+	c1, _ := subscribe(t, tl, Options{}, filepath.Join(dir, "*.log"))
+	c2, unsub2 := subscribe(t, tl, Options{}, a)
+	poll.Until(t, poll.Default, "both readers ok", func() bool {
+		s1, ok1 := c1.LastStatus(a)
+		s2, ok2 := c1.LastStatus(b)
+		return ok1 && ok2 && s1.State == source.StateOK && s2.State == source.StateOK
 	})
 	appendFile(t, a, "a1\n")
-	waitLines(t, c2, []string{"a1"})
-	waitLines(t, c1, []string{"a1"})
+	sourcetest.WaitLines(t, c2, []string{"a1"})
+	sourcetest.WaitLines(t, c1, []string{"a1"})
 	appendFile(t, b, "b1\n")
-	waitLines(t, c1, []string{"a1", "b1"})
+	sourcetest.WaitLines(t, c1, []string{"a1", "b1"})
 	// a new file matching the glob is read from its start
 	cc := filepath.Join(dir, "c.log")
 	appendFile(t, cc, "c1\nc2\n")
-	waitLines(t, c1, []string{"a1", "b1", "c1", "c2"})
+	sourcetest.WaitLines(t, c1, []string{"a1", "b1", "c1", "c2"})
 	if n := len(tl.Stats()); n != 3 {
 		t.Errorf("%d readers, want 3 (one per file)", n)
 	}
 	unsub2()
 	appendFile(t, a, "a2\n")
-	waitLines(t, c1, []string{"a1", "b1", "c1", "c2", "a2"})
-	if got := c2.texts(); len(got) != 1 {
+	sourcetest.WaitLines(t, c1, []string{"a1", "b1", "c1", "c2", "a2"})
+	if got := c2.Texts(); len(got) != 1 {
 		t.Errorf("unsubscribed consumer got %q", got)
 	}
 }
@@ -634,29 +565,50 @@ func TestTailGlobNoMatchAndErrors(t *testing.T) {
 	}
 	glob := filepath.Join(dir, "none-*.log")
 	tl := live(t, nil)
-	c, _ := subscribe(t, tl, TailOptions{}, glob, notFile, fifo, good)
-	waitFor(t, "statuses", func() bool {
-		g, ok1 := c.lastStatus(glob)
-		n, ok2 := c.lastStatus(notFile)
-		o, ok3 := c.lastStatus(good)
-		f, ok4 := c.lastStatus(fifo)
-		return ok1 && ok2 && ok3 && ok4 && g.State == StateMissing && n.State == StateError && o.State == StateOK && f.State == StateError
+	c, _ := subscribe(t, tl, Options{}, glob, notFile, fifo, good)
+	poll.Until(t, poll.Default, "statuses", func() bool {
+		g, ok1 := c.LastStatus(glob)
+		n, ok2 := c.LastStatus(notFile)
+		o, ok3 := c.LastStatus(good)
+		f, ok4 := c.LastStatus(fifo)
+		return ok1 && ok2 && ok3 && ok4 && g.State == source.StateMissing && n.State == source.StateError && o.State == source.StateOK && f.State == source.StateError
 	})
+	// Each status text names its file once.
+	missing := filepath.Join(dir, "missing.log")
+	c2, _ := subscribe(t, tl, Options{}, missing)
+	poll.Until(t, poll.Default, "the missing file looked at", func() bool {
+		st, _ := c2.LastStatus(missing)
+		return st.State == source.StateMissing && st.Err != source.ErrNotOpened
+	})
+	for _, tc := range []struct {
+		c    *sourcetest.Collector
+		src  string
+		want string
+	}{
+		{c, glob, glob + ": missing: no file matches"},
+		{c, notFile, notFile + ": error: not a regular file"},
+		{c, fifo, fifo + ": error: not a regular file"},
+		{c2, missing, missing + ": missing: file not found"},
+	} {
+		if st, _ := tc.c.LastStatus(tc.src); st.String() != tc.want {
+			t.Errorf("status %q, want %q", st.String(), tc.want)
+		}
+	}
 	appendFile(t, good, "still works\n")
-	waitLines(t, c, []string{"still works"})
+	sourcetest.WaitLines(t, c, []string{"still works"})
 	// errors are retried: the directory gives way to a log file
 	if err := os.Remove(notFile); err != nil {
 		t.Fatal(err)
 	}
 	appendFile(t, notFile, "recovered\n")
-	waitLines(t, c, []string{"still works", "recovered"})
-	if st, _ := c.lastStatus(notFile); st.State != StateOK {
+	sourcetest.WaitLines(t, c, []string{"still works", "recovered"})
+	if st, _ := c.LastStatus(notFile); st.State != source.StateOK {
 		t.Errorf("status after recovery = %v", st)
 	}
-	if _, err := tl.Subscribe([]string{"[bad"}, TailOptions{}, c); err == nil {
+	if _, err := tl.Subscribe([]string{"[bad"}, Options{}, c); err == nil {
 		t.Error("bad glob accepted")
 	}
-	if _, err := tl.Subscribe(nil, TailOptions{}, c); err == nil {
+	if _, err := tl.Subscribe(nil, Options{}, c); err == nil {
 		t.Error("no path accepted")
 	}
 }
@@ -664,13 +616,13 @@ func TestTailGlobNoMatchAndErrors(t *testing.T) {
 func TestTailUnsubscribeSavesPosition(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.log")
 	appendFile(t, path, "")
-	store := NewMemStore()
+	store := source.NewMemStore()
 	tl := manual(t, store)
-	c, unsub := subscribe(t, tl, TailOptions{}, path)
+	c, unsub := subscribe(t, tl, Options{}, path)
 	kick(t, tl)
 	appendFile(t, path, "one\ntwo\n")
 	kick(t, tl)
-	waitLines(t, c, []string{"one", "two"})
+	sourcetest.WaitLines(t, c, []string{"one", "two"})
 	unsub()
 	p, ok, _ := store.LoadPosition(path)
 	if !ok || p.Offset != 8 || p.HeadLen != 8 || p.Hash != hashHead([]byte("one\ntwo\n")) {

@@ -1,4 +1,4 @@
-package source
+package journal
 
 import (
 	"encoding/binary"
@@ -13,57 +13,61 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/palisade-project/palisade/internal/source"
+	"github.com/palisade-project/palisade/internal/source/sourcetest"
 	"github.com/palisade-project/palisade/internal/sysexec"
+	"github.com/palisade-project/palisade/internal/testutil/poll"
 )
 
-func TestDecodeJournalEntry(t *testing.T) {
+func TestDecodeEntry(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		in      string
-		want    JournalEntry
+		want    Entry
 		text    string
 		wantErr bool
 	}{
 		{
 			name: "string message with syslog identifier and pid",
 			in:   `{"__CURSOR":"s=1;i=2","__REALTIME_TIMESTAMP":"1700000000123456","_HOSTNAME":"web1","SYSLOG_IDENTIFIER":"sshd","_COMM":"sshd-session","_PID":"812","MESSAGE":"Failed password for root from 192.0.2.7 port 22 ssh2"}`,
-			want: JournalEntry{Message: "Failed password for root from 192.0.2.7 port 22 ssh2", Cursor: "s=1;i=2", Time: time.UnixMicro(1700000000123456), Hostname: "web1", Identifier: "sshd", PID: "812"},
+			want: Entry{Message: "Failed password for root from 192.0.2.7 port 22 ssh2", Cursor: "s=1;i=2", Time: time.UnixMicro(1700000000123456), Hostname: "web1", Identifier: "sshd", PID: "812"},
 			text: "web1 sshd[812]: Failed password for root from 192.0.2.7 port 22 ssh2",
 		},
 		{
 			name: "byte-array message (non-UTF-8)",
 			in:   `{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1","MESSAGE":[98,97,100,32,255,254,10,120],"_COMM":"app"}`,
-			want: JournalEntry{Message: "bad \xff\xfe\nx", Cursor: "c", Time: time.UnixMicro(1), Identifier: "app"},
+			want: Entry{Message: "bad \xff\xfe\nx", Cursor: "c", Time: time.UnixMicro(1), Identifier: "app"},
 			text: "app: bad \xff\xfe\\nx",
 		},
 		{
 			name: "field given twice: values joined like fail2ban",
 			in:   `{"MESSAGE":["one",[116,119,111]],"SYSLOG_IDENTIFIER":["x","y"]}`,
-			want: JournalEntry{Message: "one two", Identifier: "x"},
+			want: Entry{Message: "one two", Identifier: "x"},
 			text: "x: one two",
 		},
 		{
 			name: "source realtime wins, SYSLOG_PID wins, no host",
 			in:   `{"__REALTIME_TIMESTAMP":"2000000","_SOURCE_REALTIME_TIMESTAMP":"1000000","SYSLOG_IDENTIFIER":"su","SYSLOG_PID":"7","_PID":"8","MESSAGE":"m"}`,
-			want: JournalEntry{Message: "m", Time: time.UnixMicro(1000000), Identifier: "su", PID: "7"},
+			want: Entry{Message: "m", Time: time.UnixMicro(1000000), Identifier: "su", PID: "7"},
 			text: "su[7]: m",
 		},
 		{
 			name: "non-numeric pid kept as text",
 			in:   `{"SYSLOG_IDENTIFIER":"d","SYSLOG_PID":"abc","MESSAGE":"m"}`,
-			want: JournalEntry{Message: "m", Identifier: "d", PID: "abc"},
+			want: Entry{Message: "m", Identifier: "d", PID: "abc"},
 			text: "d[abc]: m",
 		},
 		{
 			name: "kernel message gets the monotonic time",
 			in:   `{"_HOSTNAME":"h","SYSLOG_IDENTIFIER":"kernel","__MONOTONIC_TIMESTAMP":"12345678","MESSAGE":"oops"}`,
-			want: JournalEntry{Message: "oops", Hostname: "h", Identifier: "kernel", Monotonic: 12345678 * time.Microsecond},
+			want: Entry{Message: "oops", Hostname: "h", Identifier: "kernel", Monotonic: 12345678 * time.Microsecond},
 			text: "h kernel: [   12.345678] oops",
 		},
 		{
 			name: "message only; null field ignored",
 			in:   `{"MESSAGE":"just this","_HOSTNAME":null}`,
-			want: JournalEntry{Message: "just this"},
+			want: Entry{Message: "just this"},
 			text: "just this",
 		},
 		{name: "not JSON", in: `{"MESSAGE":`, wantErr: true},
@@ -72,7 +76,7 @@ func TestDecodeJournalEntry(t *testing.T) {
 		{name: "number where a string belongs", in: `{"MESSAGE":5}`, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := DecodeJournalEntry([]byte(tc.in))
+			got, err := DecodeEntry([]byte(tc.in))
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("no error, got %+v", got)
@@ -92,7 +96,7 @@ func TestDecodeJournalEntry(t *testing.T) {
 	}
 }
 
-func TestParseJournalMatch(t *testing.T) {
+func TestParseMatch(t *testing.T) {
 	for _, tc := range []struct {
 		in      string
 		want    []string
@@ -108,31 +112,31 @@ func TestParseJournalMatch(t *testing.T) {
 		{in: `_COMM="open`, wantErr: true},
 		{in: "plainword", wantErr: true},
 	} {
-		got, err := ParseJournalMatch(tc.in)
+		got, err := ParseMatch(tc.in)
 		if (err != nil) != tc.wantErr {
-			t.Errorf("ParseJournalMatch(%q) error = %v, wantErr %v", tc.in, err, tc.wantErr)
+			t.Errorf("ParseMatch(%q) error = %v, wantErr %v", tc.in, err, tc.wantErr)
 			continue
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
-			t.Errorf("ParseJournalMatch(%q) (-want +got):\n%s", tc.in, diff)
+			t.Errorf("ParseMatch(%q) (-want +got):\n%s", tc.in, diff)
 		}
 	}
 }
 
-func TestJournalArgs(t *testing.T) {
+func TestArgs(t *testing.T) {
 	m := []string{"_COMM=sshd"}
 	base := []string{"--follow", "--merge", "--output=json", "--all", "--no-pager", "--quiet"}
 	for _, tc := range []struct {
-		spec   JournalSpec
+		spec   Spec
 		cursor string
 		want   []string
 	}{
-		{JournalSpec{}, "s=abc", append(slices.Clone(base), "--after-cursor=s=abc", "_COMM=sshd")},
-		{JournalSpec{Directory: "/j"}, "@1700000000", append(slices.Clone(base), "--directory=/j", "--since=@1700000000", "_COMM=sshd")},
-		{JournalSpec{Files: []string{"/a/*.journal"}}, "", append(slices.Clone(base), "--file=/a/*.journal", "--lines=0", "_COMM=sshd")},
+		{Spec{}, "s=abc", append(slices.Clone(base), "--after-cursor=s=abc", "_COMM=sshd")},
+		{Spec{Directory: "/j"}, "@1700000000", append(slices.Clone(base), "--directory=/j", "--since=@1700000000", "_COMM=sshd")},
+		{Spec{Files: []string{"/a/*.journal"}}, "", append(slices.Clone(base), "--file=/a/*.journal", "--lines=0", "_COMM=sshd")},
 	} {
-		if diff := cmp.Diff(tc.want, JournalArgs(tc.spec, m, tc.cursor)); diff != "" {
-			t.Errorf("JournalArgs(%+v, %q) (-want +got):\n%s", tc.spec, tc.cursor, diff)
+		if diff := cmp.Diff(tc.want, Args(tc.spec, m, tc.cursor)); diff != "" {
+			t.Errorf("Args(%+v, %q) (-want +got):\n%s", tc.spec, tc.cursor, diff)
 		}
 	}
 }
@@ -154,9 +158,9 @@ func entryJSON(cursor string, us int64, msg string) string {
 	return fmt.Sprintf(`{"__CURSOR":%q,"__REALTIME_TIMESTAMP":"%d","_HOSTNAME":"h","SYSLOG_IDENTIFIER":"sshd","_PID":"9","MESSAGE":%q}`+"\n", cursor, us, msg)
 }
 
-func nextProc(t *testing.T, f *FakeStarter) *FakeProcess {
+func nextProc(t *testing.T, f *sysexec.FakeStarter) *sysexec.FakeProcess {
 	t.Helper()
-	p, err := f.Next(waitLimit)
+	p, err := f.Next(poll.Default)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,20 +178,20 @@ func argValue(args []string, prefix string) (string, bool) {
 
 func TestJournalCursorPersistence(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	store := NewMemStore()
-	fake := NewFakeStarter()
-	cfg := JournalConfig{Starter: fake, Store: store, Now: func() time.Time { return now }, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+	store := source.NewMemStore()
+	fake := sysexec.NewFakeStarter()
+	cfg := Config{Starter: fake, Store: store, Now: func() time.Time { return now }, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		MachineID: "0123456789abcdef0123456789abcdef"}
-	spec := JournalSpec{Match: "_SYSTEMD_UNIT=sshd.service + _COMM=sshd", Lookback: 10 * time.Minute}
+	spec := Spec{Match: "_SYSTEMD_UNIT=sshd.service + _COMM=sshd", Lookback: 10 * time.Minute}
 
-	j1 := NewJournal(cfg)
-	c1 := &collector{}
+	j1 := New(cfg)
+	c1 := &sourcetest.Collector{}
 	if _, err := j1.Subscribe(spec, c1); err != nil {
 		t.Fatal(err)
 	}
 	p := nextProc(t, fake)
 	wantArgs := []string{"--follow", "--merge", "--output=json", "--all", "--no-pager", "--quiet", "--since=@1699999400",
-		"_SYSTEMD_UNIT=sshd.service", "_MACHINE_ID=0123456789abcdef0123456789abcdef", "+", "_COMM=sshd", "_MACHINE_ID=0123456789abcdef0123456789abcdef"}
+		"_SYSTEMD_UNIT=sshd.service", "_MACHINE_ID=0123456789abcdef0123456789abcdef", "+", "_COMM=sshd", "_UID=0", "_MACHINE_ID=0123456789abcdef0123456789abcdef"}
 	if p.Cmd().Name != "journalctl" || !cmp.Equal(p.Cmd().Args, wantArgs) {
 		t.Fatalf("first start: %s %q, want journalctl %q", p.Cmd().Name, p.Cmd().Args, wantArgs)
 	}
@@ -196,10 +200,8 @@ func TestJournalCursorPersistence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitLines(t, c1, []string{"h sshd[9]: first", "h sshd[9]: second"})
-	c1.mu.Lock()
-	l := c1.lines[1]
-	c1.mu.Unlock()
+	sourcetest.WaitLines(t, c1, []string{"h sshd[9]: first", "h sshd[9]: second"})
+	l := c1.Lines()[1]
 	if !l.Time.Equal(time.UnixMicro(1_699_999_999_500_000)) || !strings.HasPrefix(l.Source, "journal:") {
 		t.Errorf("line = %+v", l)
 	}
@@ -214,9 +216,9 @@ func TestJournalCursorPersistence(t *testing.T) {
 	}
 
 	// A restart resumes after the stored cursor.
-	j2 := NewJournal(cfg)
+	j2 := New(cfg)
 	defer j2.Close()
-	c2 := &collector{}
+	c2 := &sourcetest.Collector{}
 	if _, err := j2.Subscribe(spec, c2); err != nil {
 		t.Fatal(err)
 	}
@@ -230,26 +232,26 @@ func TestJournalCursorPersistence(t *testing.T) {
 	if err := p.Write(entryJSON("c3", 1_700_000_000_000_000, "third")); err != nil {
 		t.Fatal(err)
 	}
-	waitLines(t, c2, []string{"h sshd[9]: third"})
+	sourcetest.WaitLines(t, c2, []string{"h sshd[9]: third"})
 }
 
 func TestJournalRestartsAndReportsErrors(t *testing.T) {
-	store := NewMemStore()
-	fake := NewFakeStarter()
-	j := NewJournal(JournalConfig{Starter: fake, Store: store, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, CheckpointEvery: time.Hour})
+	store := source.NewMemStore()
+	fake := sysexec.NewFakeStarter()
+	j := New(Config{Starter: fake, Store: store, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, CheckpointEvery: time.Hour})
 	defer j.Close()
-	c := &collector{}
-	unsub, err := j.Subscribe(JournalSpec{Match: "_COMM=sshd", Directory: "/var/log/journal"}, c)
+	c := &sourcetest.Collector{}
+	unsub, err := j.Subscribe(Spec{Match: "_COMM=sshd", Directory: "/var/log/journal"}, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	source := "journal:_COMM=sshd dir=/var/log/journal"
+	src := "journal:_COMM=sshd _UID=0 dir=/var/log/journal"
 	p := nextProc(t, fake)
-	waitFor(t, "ok status", func() bool { s, ok := c.lastStatus(source); return ok && s.State == StateOK })
+	poll.Until(t, poll.Default, "ok status", func() bool { s, ok := c.LastStatus(src); return ok && s.State == source.StateOK })
 	if err := p.Write(entryJSON("k1", 1, "a")); err != nil {
 		t.Fatal(err)
 	}
-	waitLines(t, c, []string{"h sshd[9]: a"})
+	sourcetest.WaitLines(t, c, []string{"h sshd[9]: a"})
 
 	// journalctl dies: error status, restart after the last cursor.
 	p.Exit(&sysexec.ExitError{Cmd: "journalctl", ExitCode: 1, Stderr: "Failed to open journal: Permission denied"})
@@ -257,14 +259,13 @@ func TestJournalRestartsAndReportsErrors(t *testing.T) {
 	if v, _ := argValue(p.Cmd().Args, "--after-cursor="); v != "k1" {
 		t.Fatalf("restart args %q, want --after-cursor=k1", p.Cmd().Args)
 	}
-	c.mu.Lock()
 	var sawErr bool
-	for _, s := range c.statuses {
-		sawErr = sawErr || (s.State == StateError && strings.Contains(s.Err.Error(), "Permission denied"))
+	for _, s := range c.Statuses() {
+		// journalctl's words, not its command line again after the source
+		sawErr = sawErr || (s.State == source.StateError && s.Err.Error() == "journalctl failed (exit 1): Failed to open journal: Permission denied")
 	}
-	c.mu.Unlock()
 	if !sawErr {
-		t.Errorf("no error status reported: %+v", c.statuses)
+		t.Errorf("no error status reported: %+v", c.Statuses())
 	}
 
 	// A rejected cursor is dropped for a time.
@@ -277,34 +278,34 @@ func TestJournalRestartsAndReportsErrors(t *testing.T) {
 	// journalctl cannot start at all: error, retried, then recovers.
 	fake.FailStarts(errors.New(`exec: "journalctl": executable file not found in $PATH`))
 	p.Exit(errors.New("killed"))
-	waitFor(t, "start failure status", func() bool {
-		s, ok := c.lastStatus(source)
-		return ok && s.State == StateError && strings.Contains(s.Err.Error(), "not found")
+	poll.Until(t, poll.Default, "start failure status", func() bool {
+		s, ok := c.LastStatus(src)
+		return ok && s.State == source.StateError && strings.Contains(s.Err.Error(), "not found")
 	})
 	fake.FailStarts(nil)
 	p = nextProc(t, fake)
-	waitFor(t, "recovered status", func() bool { s, ok := c.lastStatus(source); return ok && s.State == StateOK })
+	poll.Until(t, poll.Default, "recovered status", func() bool { s, ok := c.LastStatus(src); return ok && s.State == source.StateOK })
 	if err := p.Write(entryJSON("k2", 2, "b")); err != nil {
 		t.Fatal(err)
 	}
-	waitLines(t, c, []string{"h sshd[9]: a", "h sshd[9]: b"})
+	sourcetest.WaitLines(t, c, []string{"h sshd[9]: a", "h sshd[9]: b"})
 	unsub()
 	select {
 	case <-p.Exited():
-	case <-time.After(waitLimit):
+	case <-time.After(poll.Default):
 		t.Fatal("journalctl not stopped after the last unsubscribe")
 	}
-	if cur, _, _ := store.LoadCursor(source); cur != "k2" {
+	if cur, _, _ := store.LoadCursor(src); cur != "k2" {
 		t.Errorf("cursor saved on stop = %q, want k2", cur)
 	}
 }
 
 func TestJournalSharedStreams(t *testing.T) {
-	fake := NewFakeStarter()
-	j := NewJournal(JournalConfig{Starter: fake, MaxEntry: 200})
+	fake := sysexec.NewFakeStarter()
+	j := New(Config{Starter: fake, MaxEntry: 200})
 	defer j.Close()
-	a, b, other := &collector{}, &collector{}, &collector{}
-	spec := JournalSpec{Match: "_COMM=sshd"}
+	a, b, other := &sourcetest.Collector{}, &sourcetest.Collector{}, &sourcetest.Collector{}
+	spec := Spec{Match: "_COMM=sshd"}
 	if _, err := j.Subscribe(spec, a); err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +313,7 @@ func TestJournalSharedStreams(t *testing.T) {
 	if _, err := j.Subscribe(spec, b); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := j.Subscribe(JournalSpec{Match: "_COMM=sshd", Raw: true}, other); err != nil {
+	if _, err := j.Subscribe(Spec{Match: "_COMM=sshd", Raw: true}, other); err != nil {
 		t.Fatal(err)
 	}
 	q := nextProc(t, fake)
@@ -326,10 +327,10 @@ func TestJournalSharedStreams(t *testing.T) {
 	if err := q.Write(entryJSON("z", 3, "raw\nline")); err != nil {
 		t.Fatal(err)
 	}
-	waitLines(t, a, []string{"h sshd[9]: shared"})
-	waitLines(t, b, []string{"h sshd[9]: shared"})
-	waitLines(t, other, []string{`raw\nline`})
-	if _, err := j.Subscribe(JournalSpec{Match: "-o cat"}, a); err == nil {
+	sourcetest.WaitLines(t, a, []string{"h sshd[9]: shared"})
+	sourcetest.WaitLines(t, b, []string{"h sshd[9]: shared"})
+	sourcetest.WaitLines(t, other, []string{`raw\nline`})
+	if _, err := j.Subscribe(Spec{Match: "-o cat"}, a); err == nil {
 		t.Error("option-like match accepted")
 	}
 }
@@ -371,26 +372,24 @@ func TestJournalSystem(t *testing.T) {
 		exportEntry(boot1, base, 1_000_001, 41, "Failed password for root from 192.0.2.1 port 22 ssh2"),
 		exportEntry(boot1, base.Add(time.Second), 1_000_002, 42, "bad \xff bytes"),
 	)
-	store := NewMemStore()
-	cfg := JournalConfig{Store: store, MinBackoff: 100 * time.Millisecond, CheckpointEvery: time.Millisecond}
-	spec := JournalSpec{Match: "_SYSTEMD_UNIT=sshd.service", Directory: dir, Lookback: 10 * time.Minute}
+	store := source.NewMemStore()
+	cfg := Config{Store: store, MinBackoff: 100 * time.Millisecond, CheckpointEvery: time.Millisecond}
+	spec := Spec{Match: "_SYSTEMD_UNIT=sshd.service", Directory: dir, Lookback: 10 * time.Minute}
 
-	j1 := NewJournal(cfg)
-	c1 := &collector{}
+	j1 := New(cfg)
+	c1 := &sourcetest.Collector{}
 	if _, err := j1.Subscribe(spec, c1); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"host1 sshd[41]: Failed password for root from 192.0.2.1 port 22 ssh2", "host1 sshd[42]: bad \xff bytes"}
-	waitLines(t, c1, want)
-	c1.mu.Lock()
-	if !c1.lines[0].Time.Equal(base) {
-		t.Errorf("time = %v, want %v", c1.lines[0].Time, base)
+	want := []string{"host1 sshd[41]: Failed password for root from 192.0.2.1 port 22 ssh2", "host1 sshd[42]: bad \uFFFD bytes"}
+	sourcetest.WaitLines(t, c1, want)
+	if l := c1.Lines()[0]; !l.Time.Equal(base) {
+		t.Errorf("time = %v, want %v", l.Time, base)
 	}
-	c1.mu.Unlock()
 	// followed live: a new journal file in the directory
 	writeJournal(t, filepath.Join(dir, "b.journal"), exportEntry(boot1, base.Add(2*time.Second), 1_000_003, 43, "third"))
 	want = append(want, "host1 sshd[43]: third")
-	waitLines(t, c1, want)
+	sourcetest.WaitLines(t, c1, want)
 	if err := j1.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -398,32 +397,30 @@ func TestJournalSystem(t *testing.T) {
 	// written while stopped: read exactly once after the restart
 	// ... after a reboot: the stored cursor is from the previous boot
 	writeJournal(t, filepath.Join(dir, "c.journal"), exportEntry(boot2, base.Add(3*time.Second), 1_004, 44, "fourth"))
-	j2 := NewJournal(cfg)
+	j2 := New(cfg)
 	defer j2.Close()
-	c2 := &collector{}
+	c2 := &sourcetest.Collector{}
 	if _, err := j2.Subscribe(spec, c2); err != nil {
 		t.Fatal(err)
 	}
-	waitLines(t, c2, []string{"host1 sshd[44]: fourth"})
+	sourcetest.WaitLines(t, c2, []string{"host1 sshd[44]: fourth"})
 	writeJournal(t, filepath.Join(dir, "d.journal"), exportEntry(boot2, base.Add(4*time.Second), 1_005, 45, "fifth"))
-	waitLines(t, c2, []string{"host1 sshd[44]: fourth", "host1 sshd[45]: fifth"})
+	sourcetest.WaitLines(t, c2, []string{"host1 sshd[44]: fourth", "host1 sshd[45]: fifth"})
 }
 
 func TestJournalSystemUnreadable(t *testing.T) {
 	if _, err := exec.LookPath("journalctl"); err != nil {
 		t.Skip("journalctl not installed")
 	}
-	j := NewJournal(JournalConfig{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	j := New(Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	defer j.Close()
-	c := &collector{}
-	if _, err := j.Subscribe(JournalSpec{Directory: filepath.Join(t.TempDir(), "missing")}, c); err != nil {
+	c := &sourcetest.Collector{}
+	if _, err := j.Subscribe(Spec{Directory: filepath.Join(t.TempDir(), "missing")}, c); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "error status", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, s := range c.statuses {
-			if s.State == StateError && strings.Contains(s.Err.Error(), "No such file") {
+	poll.Until(t, poll.Default, "error status", func() bool {
+		for _, s := range c.Statuses() {
+			if s.State == source.StateError && strings.Contains(s.Err.Error(), "No such file") {
 				return true
 			}
 		}
