@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,20 +31,6 @@ func (d *configDaemon) Handle(_ context.Context, req control.Request) (any, erro
 		return control.ReloadReply{}, nil
 	}
 	return control.PingReply{}, nil
-}
-
-func serveFake(t *testing.T, h control.Handler) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "p.sock")
-	srv, err := control.Listen(path, control.Options{AllowUID: func(uint32) bool { return true }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ctx, h) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return path
 }
 
 // TestHardeningFollowsTheDaemon: with a daemon answering on the socket,
