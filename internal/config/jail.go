@@ -113,6 +113,9 @@ type Config struct {
 	// Warnings are problems that did not stop loading (include cycles,
 	// options palisade records but does not act on).
 	Warnings []string
+	// Observe holds the notification, metrics and health settings
+	// (observe.go).
+	Observe Observe
 	// loader reads filters from the same layers.
 	loader *ini.Loader
 }
@@ -344,6 +347,8 @@ func Load(dir string, opts LoadOptions) (*Config, error) {
 			cfg.Jails = append(cfg.Jails, j)
 		}
 	}
+	obs, owarns, oerrs := loadObserve(dir, loader, jc, cfg.Jails)
+	cfg.Observe, cfg.Warnings, errs = obs, append(cfg.Warnings, owarns...), append(errs, oerrs...)
 	if len(errs) > 0 {
 		return nil, errs
 	}

@@ -81,6 +81,9 @@ func ChooseRoute(cfg *config.Config, j config.Jail) (Route, error) {
 			return Route{}, jailErr("%v", err)
 		}
 		name = strings.TrimSpace(name)
+		if config.IsMailAction(name) {
+			continue // sent by the built-in mailer (internal/config observe.go), never run
+		}
 		args := make(map[string]string, len(opts))
 		for _, o := range opts {
 			args[strings.ToLower(o.Name)] = o.Value

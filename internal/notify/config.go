@@ -201,11 +201,26 @@ func isLoopbackHost(h string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// ParseAddressList parses a comma- or space-separated list of mail
-// addresses, returning each as addr-spec.
+// ParseAddressList parses a list of mail addresses, separated by commas
+// (RFC 5322: "Ops Team <ops@example.org>, admin@example.org") or, when
+// the list has neither commas nor angle brackets, by spaces. It returns
+// each as addr-spec.
 func ParseAddressList(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	var items []string
+	if strings.ContainsAny(s, ",<") {
+		items = strings.Split(s, ",")
+	} else {
+		items = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == ';' })
+	}
 	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == ';' }) {
+	for _, f := range items {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
 		a, err := ParseAddress(f)
 		if err != nil {
 			return nil, err

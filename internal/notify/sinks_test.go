@@ -99,10 +99,11 @@ func TestSMTPImplicitTLS(t *testing.T) {
 	srv := notifytest.NewSMTPServer(t, notifytest.SMTPOptions{Cert: cert, Implicit: true})
 	rc := smtpRoute("admin", srv, notify.TLSImplicit)
 	rc.SMTP.CAFile = cert.CAFile
+	rc.SMTP.From = "fail2ban@<fq-hostname>" // as fail2ban's sender option has it
 	n := newNotifier(t, rc)
 	n.Publish(ban(8, "sshd", time.Now()))
-	if m := srv.Wait(t, 1, 10*time.Second)[0]; !m.TLS || !strings.Contains(m.Body, "198.51.100.8") {
-		t.Fatalf("tls=%v body:\n%s", m.TLS, m.Body)
+	if m := srv.Wait(t, 1, 10*time.Second)[0]; !m.TLS || !strings.Contains(m.Body, "198.51.100.8") || m.From != "fail2ban@host1.example.org" {
+		t.Fatalf("tls=%v from=%q body:\n%s", m.TLS, m.From, m.Body)
 	}
 }
 

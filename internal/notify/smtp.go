@@ -70,6 +70,12 @@ func newSMTPSink(rc RouteConfig, host string) (*smtpSink, error) {
 	if helo == "" || strings.ContainsAny(helo, " \t") {
 		helo = "localhost"
 	}
+	// fail2ban's sender = root@<fq-hostname> names this host.
+	short, _, _ := strings.Cut(helo, ".")
+	c.From = strings.NewReplacer("<fq-hostname>", helo, "<sh-hostname>", short).Replace(c.From)
+	if _, err := ParseAddress(c.From); err != nil {
+		return nil, fmt.Errorf("from: %w", err)
+	}
 	s := &smtpSink{cfg: c, helo: helo}
 	s.opts = []mail.Option{mail.WithPort(c.Port), mail.WithTimeout(rc.Timeout), mail.WithTLSConfig(tc), mail.WithHELO(helo)}
 	switch c.TLS {
