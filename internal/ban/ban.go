@@ -135,6 +135,9 @@ type Stats struct {
 	Unbans        uint64
 	Refused       uint64
 	EventsDropped uint64
+	// Reconcile repairs (bans re-added, unknown bans removed) and failed
+	// reconcile runs, for metrics.
+	ReconcileReAdded, ReconcileRemoved, ReconcileFailures uint64
 }
 
 type key struct {
@@ -167,6 +170,7 @@ type Manager struct {
 	expiry  expiryHeap
 	stats   Stats
 	perJail map[string]uint64
+	unbans  map[string]uint64 // per jail, for metrics
 	subs    map[int]chan Event
 	nextSub int
 	logMu   sync.Mutex
@@ -218,6 +222,7 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 		active:  map[key]*item{},
 		subs:    map[int]chan Event{},
 		perJail: map[string]uint64{},
+		unbans:  map[string]uint64{},
 		wake:    make(chan struct{}, 1),
 	}
 	m.protected.Store(&prot)
@@ -592,6 +597,7 @@ func (m *Manager) remove(ctx context.Context, list []Entry, cause string) (int, 
 	m.mu.Lock()
 	for _, e := range list {
 		m.drop(key{e.Jail, e.Prefix})
+		m.unbans[e.Jail]++
 	}
 	m.stats.Unbans += uint64(len(list))
 	m.mu.Unlock()
@@ -633,6 +639,14 @@ func (m *Manager) Count(jail string) (active int, total uint64) {
 		}
 	}
 	return active, m.perJail[jail]
+}
+
+// Unbans returns how many bans of jail were lifted since the manager
+// started.
+func (m *Manager) Unbans(jail string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.unbans[jail]
 }
 
 // Find returns the active bans whose prefix contains a.
@@ -819,6 +833,9 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	switch {
 	case errors.Is(err, firewall.ErrNotListable):
 	case err != nil:
+		m.mu.Lock()
+		m.stats.ReconcileFailures++
+		m.mu.Unlock()
 		return st, fmt.Errorf("reconcile: list %s: %w", m.backend.Name(), err)
 	default:
 		st.Listed = true
@@ -872,6 +889,13 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	if st.ReAdded > 0 || st.Removed > 0 {
 		m.log.Warn("firewall reconciled with the store", "re_added", st.ReAdded, "removed", st.Removed)
 	}
+	m.mu.Lock()
+	m.stats.ReconcileReAdded += uint64(st.ReAdded)
+	m.stats.ReconcileRemoved += uint64(st.Removed)
+	if len(errs) > 0 {
+		m.stats.ReconcileFailures++
+	}
+	m.mu.Unlock()
 	if len(errs) > 0 {
 		return st, fmt.Errorf("reconcile: %w", errors.Join(errs...))
 	}
