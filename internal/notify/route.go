@@ -28,6 +28,8 @@ type route struct {
 	jail map[string]bool
 	in   chan Event
 	out  chan *Report
+	// room is signalled by the deliverer when it takes a report from out.
+	room chan struct{}
 	counters
 
 	// accumulator state (its goroutine only)
@@ -39,7 +41,7 @@ type route struct {
 }
 
 func newRoute(n *Notifier, cfg RouteConfig, s Sink) *route {
-	r := &route{n: n, cfg: cfg, sink: s, in: make(chan Event, cfg.Queue), out: make(chan *Report, outbox)}
+	r := &route{n: n, cfg: cfg, sink: s, in: make(chan Event, cfg.Queue), out: make(chan *Report, outbox), room: make(chan struct{}, 1)}
 	if len(cfg.Jails) > 0 {
 		r.jail = map[string]bool{}
 		for _, j := range cfg.Jails {
@@ -92,6 +94,7 @@ func (r *route) accumulate() {
 			}
 			r.add(ev)
 		case <-wake:
+		case <-r.room:
 		case <-r.n.ctx.Done():
 			r.drain()
 			return
@@ -122,8 +125,13 @@ func (r *route) add(ev Event) {
 	}
 }
 
-// nextWake is how long until the accumulator must look again.
+// nextWake is how long until the accumulator must look again. While
+// the outbox is full nothing can be handed over: it then waits for room
+// (or new events) instead.
 func (r *route) nextWake(now time.Time) (time.Duration, bool) {
+	if len(r.out) == cap(r.out) {
+		return 0, false
+	}
 	var at time.Time
 	consider := func(t time.Time) {
 		if at.IsZero() || t.Before(at) {
@@ -142,10 +150,6 @@ func (r *route) nextWake(now time.Time) (time.Duration, bool) {
 	}
 	if r.digest != nil {
 		consider(r.nextDg)
-	}
-	if len(r.out) == cap(r.out) && (r.alerts != nil || r.bans != nil) {
-		// The sink is busy: look again soon.
-		consider(now.Add(250 * time.Millisecond))
 	}
 	if at.IsZero() {
 		return 0, false
@@ -200,10 +204,11 @@ func (r *route) flush(now time.Time, final bool) {
 		}
 	}
 	if r.digest != nil && !now.Before(r.nextDg) && !final {
+		// A busy sink delays the digest until there is room.
 		if hand(r.digestReport(now)) {
 			r.digest = newDigest(now)
+			r.nextDg = nextDigest(now, *r.cfg.Digest, r.n.loc)
 		}
-		r.nextDg = nextDigest(now, *r.cfg.Digest, r.n.loc)
 	}
 }
 
@@ -226,6 +231,10 @@ func (r *route) drain() {
 // deliver sends finished reports, one at a time, with retries.
 func (r *route) deliver() {
 	for rep := range r.out {
+		select {
+		case r.room <- struct{}{}:
+		default:
+		}
 		err := r.sendRetry(rep)
 		if err != nil {
 			r.failed.Add(1)
