@@ -109,7 +109,7 @@ func loadObserve(dir string, loader *ini.Loader, jc *ini.Config, jails []Jail) (
 	hr := &reader{c: pc, section: "health"}
 	if pc.HasSection("health") {
 		errs = append(errs, unknownKeys(pc, "health", []string{"interval", "grace", "idle", "nomatch"})...)
-		obs.Health.Interval = hr.duration("interval", health.DefaultInterval, false)
+		obs.Health.Interval = hr.fineDuration("interval", health.DefaultInterval)
 		if obs.Health.Interval == 0 {
 			hr.fail("interval", "must be longer than 0")
 		}
@@ -137,7 +137,20 @@ func loadObserve(dir string, loader *ini.Loader, jc *ini.Config, jails []Jail) (
 	return obs, warns, errs
 }
 
-// offDuration reads a duration that may be "off" (returned as -1) or
+// fineDuration reads a duration in fail2ban's syntax (600, 10m, 1h, 2d)
+// or Go's (500ms, 1m30s), for options that need less than a second.
+func (r *reader) fineDuration(key string, def time.Duration) time.Duration {
+	s := r.str(key, "")
+	if s == "" {
+		return def
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return d
+	}
+	return r.duration(key, def, false)
+}
+
+// offDuration reads a fineDuration that may be "off" (returned as -1) or
 // "0" (also off).
 func offDuration(r *reader, key string, def time.Duration) time.Duration {
 	s := strings.ToLower(r.str(key, ""))
@@ -147,7 +160,7 @@ func offDuration(r *reader, key string, def time.Duration) time.Duration {
 	case "off", "no", "none", "0":
 		return -1
 	}
-	return r.duration(key, def, false)
+	return r.fineDuration(key, def)
 }
 
 func (r *reader) failSection(format string, args ...any) {
@@ -289,7 +302,7 @@ func commonRoute(rc *notify.RouteConfig, rr routeReader, jails []Jail, warns *[]
 		}
 		rc.Jails = append(rc.Jails, j)
 	}
-	rc.GroupWait = rr.pick("group_wait").duration("group_wait", notify.DefaultGroupWait, false)
+	rc.GroupWait = rr.pick("group_wait").fineDuration("group_wait", notify.DefaultGroupWait)
 	rc.MaxPerHour = rr.pick("max_per_hour").integer("max_per_hour", notify.DefaultMaxPerHour, 0, 100000)
 	r = rr.pick("digest")
 	d, err := notify.ParseDigest(r.str("digest", ""))
@@ -299,7 +312,7 @@ func commonRoute(rc *notify.RouteConfig, rr routeReader, jails []Jail, warns *[]
 	rc.Digest = d
 	rc.Lines = rr.pick("lines").boolean("lines", false)
 	rc.MaxLines = rr.pick("maxlines").integer("maxlines", notify.DefaultMaxLines, 1, 100)
-	rc.Timeout = rr.pick("timeout").duration("timeout", notify.DefaultTimeout, false)
+	rc.Timeout = rr.pick("timeout").fineDuration("timeout", notify.DefaultTimeout)
 	if rc.Timeout == 0 {
 		rr.pick("timeout").fail("timeout", "must be longer than 0")
 	}

@@ -240,8 +240,10 @@ type StatusReply struct {
 	Started time.Time `json:"started"`
 	// ReloadError is the error of the last failed reload, if the running
 	// configuration is older than the files on disk.
-	ReloadError string       `json:"reload_error,omitempty"`
-	Jails       []JailStatus `json:"jails"`
+	ReloadError string `json:"reload_error,omitempty"`
+	// Healthy is false while any jail has a health problem (health.go).
+	Healthy bool         `json:"healthy"`
+	Jails   []JailStatus `json:"jails"`
 }
 
 // JailStatus is one jail in a StatusReply.
@@ -258,6 +260,8 @@ type JailStatus struct {
 	TotalBanned     uint64 `json:"total_banned"`
 	// Banned lists the banned addresses/prefixes (sorted).
 	Banned []string `json:"banned"`
+	// Health is the watchdog's view of the jail (health.go).
+	Health JailHealth `json:"health"`
 }
 
 // BanEntry is one active ban.

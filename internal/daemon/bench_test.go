@@ -44,8 +44,15 @@ func benchOptions(b *testing.B, jailLocal string) (Options, string) {
 // BenchmarkBanLatency measures the time from a failure line appended to
 // the watched file to the ban decision (maxretry = 1: every line bans a
 // new address). Reports median and p99 over the bans made.
-func BenchmarkBanLatency(b *testing.B) {
+func BenchmarkBanLatency(b *testing.B) { benchBanLatency(b, nil, nil) }
+
+// benchBanLatency runs the ban-latency measurement; setup may change the
+// options (configuration) first, after looks at the daemon at the end.
+func benchBanLatency(b *testing.B, setup func(*Options), after func(*Daemon)) {
 	opts, logf := benchOptions(b, "[sshd]\nenabled = true\nfilter = sshd\nlogpath = %s\nmaxretry = 1\nbantime = 1h\n")
+	if setup != nil {
+		setup(&opts)
+	}
 	banned := make(chan time.Time, 16)
 	opts.OnBan = func(string, netip.Prefix) { banned <- time.Now() }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -91,6 +98,9 @@ func BenchmarkBanLatency(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(len(lat)), "bans")
+	if after != nil {
+		after(d)
+	}
 }
 
 // BenchmarkStartup100kBans measures New (configuration, store, bulk

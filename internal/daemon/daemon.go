@@ -112,6 +112,7 @@ type Daemon struct {
 	srv     *control.Server
 	dbPath  string
 	cf      *cloudflareRT // the Cloudflare lock and edge bans (cloudflare.go)
+	obs     observer      // notifications, metrics, health (observe.go)
 
 	rmu      sync.Mutex // guards routes, routeErr
 	routes   map[string]Route
@@ -203,7 +204,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.router = newRouter(ctx, def)
+	d.router = newRouter(ctx, d.meter(def))
 	d.fw = d.router
 	d.routeJails(ctx, cfg)
 	if err := d.fw.Setup(ctx, d.specs(cfg)); err != nil {
@@ -258,6 +259,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 
+	if err := d.startObserve(cfg); err != nil {
+		return nil, err
+	}
 	for _, j := range cfg.Enabled() {
 		d.jails[j.Name] = d.startJail(cfg, j, recs[j.Name])
 	}
@@ -504,6 +508,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 
 	d.log.Info("palisade ready", "version", Version, "jails", njails, "socket", d.srv.Path(), "db", d.dbPath)
 	d.opts.Notify(sdd.SdNotifyReady)
+	d.serveObserve(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -639,6 +644,7 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 	}
 	d.mu.Unlock()
 	sort.Strings(rep.Jails)
+	d.reloadObserve(cfg)
 	d.level.Set(cfg.Daemon.LogLevel)
 	if old.Daemon.Socket != cfg.Daemon.Socket || old.Daemon.DBFile != cfg.Daemon.DBFile ||
 		old.Daemon.LogTarget != cfg.Daemon.LogTarget || old.Daemon.Firewall != cfg.Daemon.Firewall {
@@ -655,6 +661,7 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 
 // close releases everything New built (safe on a partly built daemon).
 func (d *Daemon) close(ctx context.Context) error {
+	d.closeObserve()
 	d.mu.Lock()
 	jails := d.jails
 	d.jails = map[string]*jailRT{}

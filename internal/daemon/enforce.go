@@ -232,7 +232,7 @@ func (d *Daemon) routeJails(ctx context.Context, cfg *config.Config) {
 			d.log.Warn("jail action not run: palisade runs one ban action per jail", "jail", j.Name, "action", ig)
 		}
 		if b := d.backendFor(j.Name, rt); b != nil {
-			d.router.route(ctx, j.Name, b)
+			d.router.route(ctx, j.Name, d.meter(b))
 		}
 		d.log.Info("jail firewall route", "jail", j.Name, "route", rt.String(), "why", rt.Why)
 	}

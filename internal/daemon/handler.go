@@ -103,6 +103,7 @@ func (d *Daemon) status(only string) (control.StatusReply, error) {
 		}
 		rep.Jails = append(rep.Jails, js)
 	}
+	d.addHealth(&rep)
 	return rep, nil
 }
 

@@ -162,7 +162,7 @@ var descs = []struct {
 	{"source_read_bytes_total", "Bytes read from the file.", []string{"source", "kind"}},
 	{"source_rotations_total", "Times the file was replaced (rotation, delete and re-create).", []string{"source", "kind"}},
 	{"source_truncations_total", "Times the file shrank or was rewritten (copytruncate).", []string{"source", "kind"}},
-	{"source_long_lines_total", "Lines cut at the maximum line length.", []string{"source", "kind"}},
+	{"source_long_lines_total", "Lines (journal entries) longer than the maximum line length, dropped.", []string{"source", "kind"}},
 	{"source_errors_total", "Source failures: journalctl restarts, or a file seen missing or unreadable.", []string{"source", "kind"}},
 	{"source_skipped_entries_total", "Journal entries that could not be decoded.", []string{"source", "kind"}},
 	{"source_up", "1 while the source is read normally, else 0.", []string{"source", "kind"}},
@@ -238,10 +238,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter("source_read_bytes_total", src.Bytes, src.Name, src.Kind)
 			counter("source_rotations_total", src.Rotations, src.Name, src.Kind)
 			counter("source_truncations_total", src.Truncations, src.Name, src.Kind)
-			counter("source_long_lines_total", src.LongLines, src.Name, src.Kind)
 		} else {
 			counter("source_skipped_entries_total", src.Skipped, src.Name, src.Kind)
 		}
+		counter("source_long_lines_total", src.LongLines, src.Name, src.Kind)
 		counter("source_errors_total", src.Errors, src.Name, src.Kind)
 		gauge("source_up", b2f(src.Up), src.Name, src.Kind)
 		last := 0.0

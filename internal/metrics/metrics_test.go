@@ -9,13 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/palisade-project/palisade/internal/metrics/metricstest"
 )
 
 func sample() Snapshot {
@@ -42,39 +41,13 @@ func scrape(t *testing.T, h http.Handler, path string) (int, string) {
 	return rec.Code, rec.Body.String()
 }
 
-// Lint checks a scrape with promlint (the library promtool check metrics
-// uses) and with promtool itself when it is installed (CI installs it).
-func Lint(t *testing.T, text string) {
-	t.Helper()
-	problems, err := promlint.New(strings.NewReader(text)).Lint()
-	if err != nil {
-		t.Fatalf("promlint: %v", err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not installed (Debian package prometheus; .ci/run installs it)")
-		}
-		t.Log("promtool not installed; checked with promlint only")
-		return
-	}
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = strings.NewReader(text)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
-	}
-}
-
 func TestMetricsFromSnapshot(t *testing.T) {
 	h := Handler(NewRegistry(sample), func() (bool, any) { return true, nil }, nil)
 	code, text := scrape(t, h, "/metrics")
 	if code != 200 {
 		t.Fatalf("status %d", code)
 	}
-	Lint(t, text)
+	metricstest.Check(t, text)
 	for _, want := range []string{
 		`palisade_build_info{version="0.1.0"} 1`,
 		`palisade_healthy 0`,
