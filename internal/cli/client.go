@@ -101,6 +101,7 @@ func writeStatus(w io.Writer, st control.StatusReply) {
 	if st.ReloadError != "" {
 		fmt.Fprintf(w, "Last reload FAILED (old configuration kept): %s\n", st.ReloadError)
 	}
+	writeHealth(w, st)
 	fmt.Fprintf(w, "Jails:   %d\n\n", len(st.Jails))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JAIL\tFAILED\tTOTAL FAILED\tBANNED\tTOTAL BANNED\tSOURCES\tERROR")
@@ -122,6 +123,7 @@ func writeJailStatus(w io.Writer, j control.JailStatus) {
 	if j.Error != "" {
 		fmt.Fprintf(w, "|- Error: %s\n", j.Error)
 	}
+	writeJailHealth(w, j)
 	fmt.Fprintf(w, "|- Filter\n")
 	fmt.Fprintf(w, "|  |- Currently failed:\t%d\n", j.CurrentlyFailed)
 	fmt.Fprintf(w, "|  |- Total failed:\t%d\n", j.TotalFailed)

@@ -75,6 +75,7 @@ func NewRoot(app *App) *cobra.Command {
 	root.AddCommand(newDaemonCmds(app)...)
 	root.AddCommand(newHardenCmds(app)...)
 	root.AddCommand(newCloudflareCmd(app))
+	root.AddCommand(newNotifyCmd(app))
 	return root
 }
 
