@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -332,7 +333,7 @@ func smtpServer(dir string, rc *notify.RouteConfig, rr routeReader, warns *[]str
 			r.fail("server", "%v", err)
 		}
 	}
-	rc.SMTP = notify.SMTPConfig{Host: host, Port: port, TLS: mode, CAFile: relPath(dir, rr.str("ca_file", "")),
+	rc.SMTP = notify.SMTPConfig{Host: host, Port: port, TLS: mode, CAFile: caFile(dir, rr),
 		User: rr.str("user", ""), Auth: strings.ToLower(rr.str("auth", "auto"))}
 	if !notify.ValidAuth(rc.SMTP.Auth) {
 		rr.pick("auth").fail("auth", "unknown mechanism %q (want auto, plain, login, cram-md5, scram-sha-1 or scram-sha-256)", rc.SMTP.Auth)
@@ -383,6 +384,23 @@ func smtpEnvelope(rc *notify.RouteConfig, rr routeReader) {
 	rc.SMTP.To = to
 }
 
+// caFile reads ca_file and checks that it holds a PEM certificate.
+func caFile(dir string, rr routeReader) string {
+	r := rr.pick("ca_file")
+	p := relPath(dir, r.str("ca_file", ""))
+	if p == "" {
+		return ""
+	}
+	b, err := os.ReadFile(p)
+	switch {
+	case err != nil:
+		r.fail("ca_file", "%v", err)
+	case !x509.NewCertPool().AppendCertsFromPEM(b):
+		r.fail("ca_file", "%s holds no PEM certificate", p)
+	}
+	return p
+}
+
 func relPath(dir, p string) string {
 	if p != "" && !filepath.IsAbs(p) {
 		return filepath.Join(dir, p)
@@ -416,7 +434,7 @@ func webhookRoute(dir string, rc *notify.RouteConfig, rr routeReader, warns *[]s
 	}
 	rc.Webhook = notify.WebhookConfig{URL: u, Format: strings.ToLower(rr.str("format", notify.FormatJSON)),
 		Secret: rr.secretFile(dir, "secret_file", warns), Token: string(rr.secretFile(dir, "token_file", warns)),
-		SignatureHeader: rr.str("signature_header", notify.DefaultSignatureHeader), CAFile: relPath(dir, rr.str("ca_file", ""))}
+		SignatureHeader: rr.str("signature_header", notify.DefaultSignatureHeader), CAFile: caFile(dir, rr)}
 	switch rc.Webhook.Format {
 	case notify.FormatJSON, notify.FormatSlack, notify.FormatNtfy:
 	case "mattermost":

@@ -201,6 +201,7 @@ func TestObserveErrorsNameFileLineAndKey(t *testing.T) {
 		{"metrics", "[metrics]\nlisten = 9539\n", "palisade.local:2: [metrics] listen:"},
 		{"metrics key", "[metrics]\nport = 9539\n", "palisade.local:2: [metrics] port: unknown option"},
 		{"health", "[health]\nidle = sometimes\n", "palisade.local:2: [health] idle:"},
+		{"ca_file", "[notify:a]\nfrom = a@example.org\nto = b@example.org\nca_file = pass\n", "palisade.local:4: [notify:a] ca_file: "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := observeDir(t, c.text, "", map[string]string{"pass": "pw"})
