@@ -14,6 +14,7 @@ import (
 	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/control"
+	"github.com/palisade-project/palisade/internal/filter"
 	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/health"
 	"github.com/palisade-project/palisade/internal/metrics"
@@ -344,8 +345,9 @@ func (d *Daemon) metricsSnapshot() metrics.Snapshot {
 		j := metrics.Jail{Name: name}
 		r.mu.Lock()
 		j.Lines = r.lines
-		if t, ok := r.filt.(interface{ Timeouts() uint64 }); ok {
-			j.RegexTimeouts = t.Timeouts()
+		if f, ok := r.filt.(interface{ Stats() filter.Stats }); ok {
+			fs := f.Stats()
+			j.RegexTimeouts, j.BacktrackSeconds, j.BacktrackSkipped = fs.Timeouts, fs.BacktrackTime.Seconds(), fs.BacktrackSkipped
 		}
 		r.mu.Unlock()
 		if r.jail != nil {

@@ -253,6 +253,7 @@ func TestNotifyAndMetricsFromRealLogLines(t *testing.T) {
 		`palisade_notify_events_dropped_total{route="admin",type="smtp"}`:        "0",
 		`palisade_build_info{version="` + Version + `"}`:                         "1",
 		`palisade_config_last_reload_successful`:                                 "1",
+		`palisade_jail_regex_backtrack_skipped_total{jail="sshd"}`:               "0",
 		`palisade_jail_matches_total{jail="sshd"}`:                               "4",
 		`palisade_source_up{kind="file",source="` + e.logf + `"}`:                "1",
 		`palisade_jail_failtable_evictions_total{jail="sshd"}`:                   "0",

@@ -88,8 +88,13 @@ type Jail struct {
 	Banned, Tracked int
 	Evictions       uint64
 	RegexTimeouts   uint64
-	Healthy         bool
-	Problems        uint64
+	// BacktrackSeconds is the time spent in backtracking (non-RE2) regex
+	// matches; BacktrackSkipped the matches skipped because the filter's
+	// backtracking budget was spent.
+	BacktrackSeconds float64
+	BacktrackSkipped uint64
+	Healthy          bool
+	Problems         uint64
 }
 
 // Source is one log file or journal stream.
@@ -155,6 +160,8 @@ var descs = []struct {
 	{"jail_failtable_entries", "Addresses in the jail's failure table.", []string{"jail"}},
 	{"jail_failtable_evictions_total", "Addresses evicted from the full failure table.", []string{"jail"}},
 	{"jail_regex_timeouts_total", "Backtracking regex matches that hit their time limit.", []string{"jail"}},
+	{"jail_regex_backtrack_seconds_total", "Time spent in backtracking (non-RE2) regex matches.", []string{"jail"}},
+	{"jail_regex_backtrack_skipped_total", "Backtracking matches skipped because the filter's CPU budget was spent.", []string{"jail"}},
 	{"jail_healthy", "1 when the jail is healthy, else 0.", []string{"jail"}},
 	{"jail_health_problems_total", "Health problems the jail has had.", []string{"jail"}},
 
@@ -229,6 +236,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge("jail_failtable_entries", float64(j.Tracked), j.Name)
 		counter("jail_failtable_evictions_total", j.Evictions, j.Name)
 		counter("jail_regex_timeouts_total", j.RegexTimeouts, j.Name)
+		ch <- prometheus.MustNewConstMetric(c.d["jail_regex_backtrack_seconds_total"], prometheus.CounterValue, j.BacktrackSeconds, j.Name)
+		counter("jail_regex_backtrack_skipped_total", j.BacktrackSkipped, j.Name)
 		gauge("jail_healthy", b2f(j.Healthy), j.Name)
 		counter("jail_health_problems_total", j.Problems, j.Name)
 	}

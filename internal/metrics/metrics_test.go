@@ -21,7 +21,8 @@ func sample() Snapshot {
 	return Snapshot{
 		Version: "0.1.0", Healthy: false, ReloadOK: true,
 		Jails: []Jail{
-			{Name: "sshd", Lines: 120, Matches: 14, Failures: 12, Ignored: 2, Bans: 3, Unbans: 1, Banned: 2, Tracked: 5, Evictions: 1, Healthy: true},
+			{Name: "sshd", Lines: 120, Matches: 14, Failures: 12, Ignored: 2, Bans: 3, Unbans: 1, Banned: 2, Tracked: 5, Evictions: 1, Healthy: true,
+				BacktrackSeconds: 0.25, BacktrackSkipped: 7},
 			{Name: "nginx", Healthy: false, Problems: 1},
 		},
 		Sources: []Source{
@@ -60,6 +61,8 @@ func TestMetricsFromSnapshot(t *testing.T) {
 		`palisade_jail_failtable_entries{jail="sshd"} 5`,
 		`palisade_jail_failtable_evictions_total{jail="sshd"} 1`,
 		`palisade_jail_healthy{jail="nginx"} 0`,
+		`palisade_jail_regex_backtrack_seconds_total{jail="sshd"} 0.25`,
+		`palisade_jail_regex_backtrack_skipped_total{jail="sshd"} 7`,
 		`palisade_jail_health_problems_total{jail="nginx"} 1`,
 		`palisade_source_read_bytes_total{kind="file",source="/var/log/auth.log"} 9000`,
 		`palisade_source_last_line_timestamp_seconds{kind="file",source="/var/log/auth.log"} 1.7000000005e+09`,
