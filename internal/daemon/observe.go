@@ -35,7 +35,7 @@ const closeWait = 5 * time.Second
 // observer is the daemon's notification, metrics and health state. Its
 // zero value is usable: meter works before startObserve.
 type observer struct {
-	mu     sync.Mutex
+	mu     sync.Mutex // guards meters, srcErr, routes
 	meters map[firewall.Backend]*meteredBackend
 	srcErr map[string]*srcErrState
 
@@ -160,6 +160,8 @@ func (d *Daemon) reloadObserve(cfg *config.Config) {
 	if obs.Metrics.Listen != o.listen {
 		d.log.Warn("[metrics] listen changes take effect at the next restart", "now", o.listen, "configured", obs.Metrics.Listen)
 	}
+	o.mu.Lock() // reloads may come from SIGHUP and the socket at once
+	defer o.mu.Unlock()
 	if reflect.DeepEqual(obs.Notify, o.routes) {
 		return
 	}
