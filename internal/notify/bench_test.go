@@ -12,7 +12,7 @@ import (
 type blocked struct{}
 
 func (blocked) Send(ctx context.Context, _ *notify.Report) error { <-ctx.Done(); return ctx.Err() }
-func (blocked) Target() string                                  { return "blocked" }
+func (blocked) Target() string                                   { return "blocked" }
 
 // BenchmarkPublish is the cost of handing one ban event to a route whose
 // sink is stuck (what the daemon's event forwarder pays per ban; the ban
