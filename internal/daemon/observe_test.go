@@ -503,3 +503,40 @@ func TestReloadReplacesRoutes(t *testing.T) {
 		t.Fatal("the old route still sends")
 	}
 }
+
+// TestBurstOfBansFewMails: 1,000 addresses banned at once from real log
+// lines arrive as a handful of mails whose counts add up to 1,000.
+func TestBurstOfBansFewMails(t *testing.T) {
+	e := newObsEnv(t, strings.NewReplacer("group_wait = 100ms", "group_wait = 1s", "events = ban, unban, escalation, health, lifecycle", "events = ban").Replace(obsRoute),
+		strings.Replace(obsJail, "maxretry = 2", "maxretry = 1", 1))
+	e.start()
+	lines := make([]string, 1000)
+	for i := range lines {
+		lines[i] = failLine(fmt.Sprintf("2001:db8::%x", i+1), "root")
+	}
+	e.appendLog(lines...)
+	e.until("1000 bans", 30*time.Second, func() bool { return len(e.d.bans.List("sshd")) == 1000 })
+	total := 0
+	e.until("mails for every ban", 30*time.Second, func() bool {
+		total = 0
+		for _, m := range e.mail.Mails() {
+			subj := m.Msg.Header.Get("Subject")
+			if strings.Contains(subj, ": banned ") {
+				total++
+				continue
+			}
+			var n int
+			if _, err := fmt.Sscanf(subj[strings.Index(subj, ": ")+2:], "%d bans", &n); err == nil {
+				total += n
+			}
+		}
+		return total >= 1000
+	})
+	if n := len(e.mail.Mails()); total != 1000 || n > 5 {
+		t.Fatalf("%d mails with %d bans: %v", n, total, subjects(e.mail.Mails()))
+	}
+	if st := e.d.bans.Stats(); st.EventsDropped != 0 {
+		t.Fatalf("ban events dropped: %d", st.EventsDropped)
+	}
+	t.Logf("%d mails: %v", len(e.mail.Mails()), subjects(e.mail.Mails()))
+}
