@@ -376,11 +376,17 @@ func (rep *Report) eventText(b *strings.Builder, e EventView, alone bool) {
 			fmt.Fprintf(b, "%s  unban  %-39s %-16s %s\n", rep.tm(e.Time), e.IP, e.Jail, e.Cause)
 		}
 	case "health":
-		fmt.Fprintf(b, "%s  PROBLEM in jail %s: %s\n", rep.tm(e.Time), e.Jail, e.Problem)
 		if alone {
-			b.WriteString("\npalisade status shows the jail's health; a recovery message follows when it is fixed.\n")
+			fmt.Fprintf(b, "palisade on %s found a problem in jail %s at %s:\n\n  %s\n\n", rep.Host, e.Jail, rep.tm(e.Time), e.Problem)
+			b.WriteString("The jail may not be protecting this host. palisade status shows its health;\na recovery message follows when the problem is gone.\n")
+			return
 		}
+		fmt.Fprintf(b, "%s  PROBLEM in jail %s: %s\n", rep.tm(e.Time), e.Jail, e.Problem)
 	case "recovery":
+		if alone {
+			fmt.Fprintf(b, "palisade on %s: jail %s recovered at %s from:\n\n  %s\n", rep.Host, e.Jail, rep.tm(e.Time), e.Problem)
+			return
+		}
 		fmt.Fprintf(b, "%s  RECOVERED jail %s: %s\n", rep.tm(e.Time), e.Jail, e.Problem)
 	case "start":
 		fmt.Fprintf(b, "%s  palisade started on %s\n", rep.tm(e.Time), rep.Host)

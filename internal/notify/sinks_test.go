@@ -290,7 +290,7 @@ func TestWebhookFormats(t *testing.T) {
 				if headers[0].Get("Priority") != "high" || !strings.Contains(headers[0].Get("Title"), "PROBLEM in jail sshd") {
 					t.Fatalf("ntfy headers %v", headers[0])
 				}
-				if !strings.Contains(string(bodies[0]), "PROBLEM in jail sshd: source /var/log/auth.log: missing") {
+				if !strings.Contains(string(bodies[0]), "found a problem in jail sshd at ") || !strings.Contains(string(bodies[0]), "  source /var/log/auth.log: missing <b>&") {
 					t.Fatalf("ntfy body %q", bodies[0])
 				}
 			}
