@@ -25,6 +25,7 @@ var owners = map[string][]string{
 		"internal/firewall/nstest",      // test helper: network namespaces
 		"internal/harden/hardentest",    // test helper: sshd trees, ssh-keygen
 		"internal/testbin",              // test helper: builds the binary
+		"internal/metrics/metricstest",  // test helper: promtool check metrics
 		"bench/daemon", "bench/latency", // benchmark programs
 	},
 	// Backtracking regular expressions (Python re semantics) run with a
