@@ -11,9 +11,10 @@ import (
 	"github.com/palisade-project/palisade/internal/sysexec"
 )
 
-// PrivateUFW gives ns its own copy of /etc/ufw ("ip netns exec" bind-mounts
-// /etc/netns/NAME/* over /etc, so ufw run there, by a test or by a daemon
-// started in ns, never touches the host's configuration), then enables ufw
+// PrivateUFW gives ns its own copy of /etc/ufw and /etc/default ("ip netns
+// exec" bind-mounts /etc/netns/NAME/* over /etc, so ufw run there, by a test
+// or by a daemon started in ns, never touches the host's configuration:
+// "ufw default" writes /etc/default/ufw), then enables ufw
 // there with incoming traffic allowed. It returns a Runner for ns. The copy
 // is removed when the test ends. It skips when ufw is not installed.
 func PrivateUFW(t testing.TB, ns *NS) sysexec.Runner {
@@ -28,8 +29,10 @@ func PrivateUFW(t testing.TB, ns *NS) sysexec.Runner {
 			t.Errorf("remove %s: %v", dir, err)
 		}
 	})
-	if err := copyTree("/etc/ufw", filepath.Join(dir, "ufw")); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{"ufw", "default"} {
+		if err := copyTree(filepath.Join("/etc", d), filepath.Join(dir, d)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r := Runner{NS: ns, Inner: sysexec.NewExec(time.Minute)}
 	for _, args := range [][]string{{"default", "allow", "incoming"}, {"--force", "enable"}} {
