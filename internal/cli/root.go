@@ -76,6 +76,7 @@ func NewRoot(app *App) *cobra.Command {
 	root.AddCommand(newHardenCmds(app)...)
 	root.AddCommand(newCloudflareCmd(app))
 	root.AddCommand(newNotifyCmd(app))
+	root.AddCommand(newFirewallCmd(app))
 	return root
 }
 

@@ -419,7 +419,7 @@ func setOption(l *Limits, name, val string) error {
 	intIn := func(lo, hi int, what string) (int, error) {
 		n, err := strconv.Atoi(val)
 		if err != nil || n < lo || n > hi {
-			return 0, syntaxErr(val, "%s %s: %s %d-%d", name, what, "a number", lo, hi)
+			return 0, syntaxErr(val, "%s: a number %d-%d %s", name, lo, hi, what)
 		}
 		return n, nil
 	}

@@ -86,7 +86,7 @@ func (p *Protector) sshPorts(ctx context.Context) ([]int, error) {
 	if p.Runner != nil {
 		eff, err := sshd.NewDaemon(p.Runner, p.Root).Effective(ctx, nil)
 		if err != nil {
-			errs = append(errs, "sshd -T: "+err.Error())
+			errs = append(errs, err.Error())
 		} else {
 			out = sshd.Ports(eff)
 		}
