@@ -501,6 +501,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}()
 	go func() { defer wg.Done(); d.maintain(ctx) }()
 	d.serveCloudflare(ctx, &wg)
+	d.startFirewall(ctx, &wg)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

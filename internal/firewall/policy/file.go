@@ -118,6 +118,7 @@ func Parse(path string, data []byte, names Names) (*File, error) {
 		return f, nil
 	}
 	seen := map[lineKind]int{}
+	rules := map[string]int{} // action and match -> line
 	for i, raw := range strings.Split(text, "\n") {
 		n := i + 1
 		l := &line{text: raw, num: n}
@@ -142,10 +143,11 @@ func Parse(path string, data []byte, names Names) (*File, error) {
 			seen[l.kind] = n
 		}
 		if l.kind == kindRule {
-			for _, o := range f.lines[:len(f.lines)-1] {
-				if o.kind == kindRule && o.rule.Action == l.rule.Action && o.rule.Match() == l.rule.Match() {
-					fail(n, fmt.Errorf("the same rule as line %d (put limit options on one line)", o.num))
-				}
+			key := string(l.rule.Action) + " " + l.rule.Match()
+			if first, dup := rules[key]; dup {
+				fail(n, fmt.Errorf("the same rule as line %d (put limit options on one line)", first))
+			} else {
+				rules[key] = n
 			}
 		}
 	}

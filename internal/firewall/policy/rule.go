@@ -511,7 +511,26 @@ func checkLimits(l Limits, given []string) error {
 	if l.Rate == 0 && slices.Contains(given, "--mode") && l.Conn > 0 {
 		return syntaxErr("--mode", "--mode applies to a rate: give --rate N/DUR")
 	}
+	e := l.Effective()
+	if e.Mode == Penalty && e.Rate > 0 {
+		// The kernel keeps the window's allowance in nanoseconds (int64).
+		if float64(e.Rate)*float64(PenaltyUnit(e.Per)) >= 9.2e18 {
+			return syntaxErr(FormatRate(e.Rate, e.Per), "--rate: too many connections for so long a window in penalty mode (use --mode bucket, or a shorter window)")
+		}
+	}
 	return nil
+}
+
+// PenaltyUnit is the refill period of a penalty-mode window's bucket: the
+// smallest of the kernel's limit units (minute, hour, day, week) longer
+// than the window, so that nothing refills while the window lasts.
+func PenaltyUnit(per time.Duration) time.Duration {
+	for _, u := range []time.Duration{time.Minute, time.Hour, 24 * time.Hour} {
+		if u > per {
+			return u
+		}
+	}
+	return 7 * 24 * time.Hour
 }
 
 var keywords = []string{"in", "out", "on", "from", "to", "port", "proto", "comment", "app"}

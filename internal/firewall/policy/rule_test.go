@@ -139,6 +139,7 @@ func TestParseRuleErrors(t *testing.T) {
 		{Limit, "22/tcp --backstop 1", "1"},
 		{Limit, "22/tcp --burst 3", "--burst"},
 		{Limit, "22/tcp --conn 2 --mode bucket", "--mode"},
+		{Limit, "22/tcp --rate 1000000/24h", "1000000/24h"},
 	}
 	for _, tt := range tests {
 		_, _, err := ParseRule(tt.action, strings.Fields(tt.in), testNames)

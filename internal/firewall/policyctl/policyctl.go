@@ -35,6 +35,12 @@ import (
 // SSH and firewall changes are confirmed independently.
 const StateDir = "/var/lib/palisade/firewall"
 
+// AppliedFile, in the state directory, is the policy file as last
+// installed in the kernel: the daemon re-installs that one when the table
+// vanishes (a hand edit of firewall.rules takes effect with palisade
+// firewall apply, never behind the admin's back).
+const AppliedFile = "applied.rules"
+
 // DefaultConfirmWithin is how long a change waits for confirmation.
 const DefaultConfirmWithin = 2 * time.Minute
 
@@ -359,7 +365,7 @@ func (c *Controller) change(ctx context.Context, o Options, e edit) (*Result, er
 		return nil, c.abandon(st, newTx, err)
 	}
 	if kernel {
-		if err := c.Kernel.Apply(ctx, after); err != nil {
+		if err := c.install(ctx, after, newData); err != nil {
 			// The kernel kept the old policy: put the file back.
 			return nil, c.abandon(st, newTx, c.restore(oldData, existed, err))
 		}
@@ -369,7 +375,7 @@ func (c *Controller) change(ctx context.Context, o Options, e edit) (*Result, er
 		if err := c.watch(st, newTx); err != nil {
 			// No automatic rollback possible: undo now.
 			err = c.restore(oldData, existed, err)
-			_ = c.Kernel.Apply(ctx, before)
+			_ = c.install(ctx, before, f.Bytes())
 			return nil, c.abandon(st, newTx, fmt.Errorf("refusing to change the firewall without an automatic rollback: %w", err))
 		}
 		res.Pending = &Pending{ID: st.ID, Deadline: st.Deadline}
@@ -536,12 +542,58 @@ func (c *Controller) rollbackLocked(ctx context.Context, st *rollback.State) err
 	}
 	f, _, _, err := c.Load()
 	if err == nil {
-		err = c.Kernel.Apply(ctx, f.Policy())
+		err = c.install(ctx, f.Policy(), f.Bytes())
 	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("apply the restored policy: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// install applies p and records data (its file) as the policy in force.
+func (c *Controller) install(ctx context.Context, p policy.Policy, data []byte) error {
+	if err := c.Kernel.Apply(ctx, p); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.Store.Dir, 0o700); err != nil {
+		return err
+	}
+	return fsx.WriteAtomic(filepath.Join(c.Store.Dir, AppliedFile), data, 0o600)
+}
+
+// Repair re-installs the policy last installed (AppliedFile) when the
+// kernel no longer holds it, as after "nft flush ruleset". It reports what
+// was wrong ("" when the kernel was intact). When a command holds the lock
+// longer than wait, it does nothing and reports busy: that command leaves
+// the kernel consistent, and the caller checks again later.
+func (c *Controller) Repair(ctx context.Context, wait time.Duration) (damage string, busy bool, err error) {
+	lctx, cancel := context.WithTimeout(ctx, wait)
+	unlock, err := c.Store.Lock(lctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return "", true, nil
+		}
+		return "", false, err
+	}
+	defer unlock()
+	data, err := fsx.ReadFile(filepath.Join(c.Store.Dir, AppliedFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", false, nil // nothing installed yet
+	}
+	if err != nil {
+		return "", false, err
+	}
+	f, err := policy.Parse(c.Path, data, c.Names)
+	if err != nil {
+		return "", false, fmt.Errorf("the recorded policy %s: %w", AppliedFile, err)
+	}
+	p := f.Policy()
+	ierr := c.Kernel.Installed(ctx, p)
+	if ierr == nil {
+		return "", false, nil
+	}
+	return ierr.Error(), false, c.Kernel.Apply(ctx, p)
 }
 
 // ApplyResult says what ApplyFile did.
@@ -585,7 +637,7 @@ func (c *Controller) ApplyFile(ctx context.Context, recover bool) (*ApplyResult,
 		return nil, err
 	}
 	res.Policy, res.Exists = f.Policy(), exists
-	return res, c.Kernel.Apply(ctx, res.Policy)
+	return res, c.install(ctx, res.Policy, f.Bytes())
 }
 
 // Status is the policy and its state in the kernel.

@@ -19,6 +19,7 @@ import (
 type fakeKernel struct {
 	applied []policy.Policy
 	fail    error
+	broken  error // what Installed reports
 }
 
 func (k *fakeKernel) Apply(_ context.Context, p policy.Policy) error {
@@ -29,7 +30,7 @@ func (k *fakeKernel) Apply(_ context.Context, p policy.Policy) error {
 	return nil
 }
 
-func (k *fakeKernel) Installed(context.Context, policy.Policy) error { return nil }
+func (k *fakeKernel) Installed(context.Context, policy.Policy) error { return k.broken }
 func (k *fakeKernel) Stats(context.Context, policy.Policy) ([]policynft.LimitStats, error) {
 	return nil, nil
 }
@@ -372,5 +373,41 @@ func TestResetAndStatus(t *testing.T) {
 	}
 	if strings.Contains(fx.file(t), "limit 22/tcp") {
 		t.Error("reset kept rules")
+	}
+}
+
+// Repair re-installs what was last installed, not a hand edit of the file.
+func TestRepairReinstallsTheAppliedPolicy(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	if damage, _, err := fx.c.Repair(ctx, time.Second); damage != "" || err != nil {
+		t.Errorf("nothing installed yet: %q %v", damage, err)
+	}
+	if _, err := fx.c.Enable(ctx, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fx.c.Path, []byte("enable\ndefault allow\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := len(fx.k.applied)
+	if damage, _, err := fx.c.Repair(ctx, time.Second); damage != "" || err != nil || len(fx.k.applied) != n {
+		t.Errorf("intact kernel: %q %v", damage, err)
+	}
+	fx.k.broken = errors.New("table inet palisade is missing")
+	damage, busy, err := fx.c.Repair(ctx, time.Second)
+	if damage == "" || busy || err != nil || len(fx.k.applied) != n+1 {
+		t.Fatalf("repair: %q %v %v", damage, busy, err)
+	}
+	if p := fx.k.last(); p.Default != policy.DefaultDeny || len(p.Rules) != 1 {
+		t.Errorf("repaired with %+v, want the applied policy (deny, allow 22/tcp)", p)
+	}
+	// A command holding the lock: Repair steps aside.
+	unlock, err := fx.c.Store.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, busy, err := fx.c.Repair(ctx, 100*time.Millisecond); !busy || err != nil {
+		t.Errorf("locked: busy %v err %v", busy, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 
+	"github.com/palisade-project/palisade/internal/firewall/nft"
 	"github.com/palisade-project/palisade/internal/firewall/policy"
 )
 
@@ -30,7 +31,7 @@ type Kernel struct {
 func New(opts Options) *Kernel { return &Kernel{opts: opts} }
 
 func (k *Kernel) conn() (*nftables.Conn, error) {
-	var o []nftables.ConnOption
+	o := []nftables.ConnOption{nftables.WithSockOptions(nft.BigBuffers)}
 	if k.opts.NetNSFd != 0 {
 		o = append(o, nftables.WithNetNSFd(k.opts.NetNSFd))
 	}

@@ -286,7 +286,7 @@ func TestPlainLimitMatchesUFW(t *testing.T) {
 	}
 	// What is installed is ufw's unscaled figure: a 30 s window holding 5.
 	out := l.nft(t, "list", "table", "inet", "palisade")
-	for _, w := range []string{"timeout 30s limit rate over 1/week", "update @pol_", "timeout 30s } reject"} {
+	for _, w := range []string{"timeout 30s limit rate over 1/minute", "update @pol_", "timeout 30s } reject"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("ruleset lacks %q:\n%s", w, out)
 		}

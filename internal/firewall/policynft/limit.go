@@ -16,7 +16,7 @@ import (
 //	  [penalty] saddr&M @p: update @p { saddr&M timeout DUR } BLOCK
 //	  [conn]    add @c { saddr&M ct count over N } BLOCK
 //	            saddr&M != @c: counter full, limit rate over BACKSTOP: BLOCK
-//	  [rate, penalty] add @r { saddr&M timeout DUR limit rate over 1/week burst N } add @p { saddr&M } BLOCK
+//	  [rate, penalty] add @r { saddr&M timeout DUR limit rate over 1/UNIT burst N } add @p { saddr&M } BLOCK
 //	  [rate, bucket]  update @r { saddr&M timeout DUR limit rate over N/DUR burst N } BLOCK
 //	            saddr&M != @r: counter full, limit rate over BACKSTOP: BLOCK
 //	accept
@@ -92,11 +92,13 @@ func (pl *plan) limitChain(n int, r policy.Rule) (*chainPlan, LimitInfo, error) 
 		if l.Rate > 0 {
 			rs := newSet("rate", l.Per)
 			if l.Mode == policy.Penalty {
-				// A bucket of N that does not refill within the window:
-				// the (N+1)th connection inside it is over.
+				// A bucket of N that does not refill within the window
+				// (one token per unit longer than it): the (N+1)th
+				// connection inside it is over.
+				unit := expr.LimitTime(policy.PenaltyUnit(l.Per) / time.Second)
 				c.add(tag+" (rate)", key,
 					[]expr.Any{&expr.Dynset{SrcRegKey: 1, SetName: rs.Name, SetID: rs.ID, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: l.Per,
-						Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 1, Unit: expr.LimitTimeWeek, Burst: uint32(l.Rate), Over: true}}}},
+						Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 1, Unit: unit, Burst: uint32(l.Rate), Over: true}}}},
 					[]expr.Any{&expr.Dynset{SrcRegKey: 1, SetName: pen.Name, SetID: pen.ID, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: l.Per}},
 					block)
 			} else {

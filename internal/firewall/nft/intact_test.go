@@ -1,0 +1,41 @@
+package nft
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/firewall/nstest"
+)
+
+func TestIntact(t *testing.T) {
+	ns := nstest.New(t)
+	b := newBackend(t, ns)
+	ctx := context.Background()
+	if err := b.Intact(ctx); err != nil {
+		t.Fatalf("no jails: %v", err)
+	}
+	spec := []firewall.JailSpec{{Name: "sshd", Scope: firewall.Scope{Ports: []firewall.PortRange{{From: 22, To: 22}}, Protocol: "tcp"}}}
+	for _, tc := range []struct {
+		damage   []string
+		setsLost bool
+	}{
+		{[]string{"flush", "table", "inet", "palisade"}, false},
+		{[]string{"flush", "chain", "inet", "palisade", "input"}, false},
+		{[]string{"delete", "table", "inet", "palisade"}, true},
+		{[]string{"flush", "ruleset"}, true},
+	} {
+		if err := b.Setup(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Intact(ctx); err != nil {
+			t.Fatalf("after Setup: %v", err)
+		}
+		nftCmd(t, ns, tc.damage...)
+		err := b.Intact(ctx)
+		if err == nil || errors.Is(err, ErrSetsLost) != tc.setsLost {
+			t.Errorf("after nft %v: %v (sets lost: want %v)", tc.damage, err, tc.setsLost)
+		}
+	}
+}
