@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -163,40 +164,31 @@ func (app *App) report(ff *fwFlags, res *policyctl.Result, err error) error {
 	return nil
 }
 
-func fwEnableCmd(app *App, ff *fwFlags) *cobra.Command {
+// fwSimpleCmd is a firewall command without arguments that changes the
+// policy through one controller method.
+func fwSimpleCmd(app *App, ff *fwFlags, use, short string, run func(*policyctl.Controller, context.Context, policyctl.Options) (*policyctl.Result, error)) *cobra.Command {
 	return &cobra.Command{
-		Use:   "enable [--confirm-within DUR] [--force]",
-		Short: "Put the policy in force now and at boot (SSH stays reachable; rolled back unless confirmed)",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := app.controller(ff).Enable(cmd.Context(), ff.options())
+			res, err := run(app.controller(ff), cmd.Context(), ff.options())
 			return app.report(ff, res, err)
 		},
 	}
+}
+
+func fwEnableCmd(app *App, ff *fwFlags) *cobra.Command {
+	return fwSimpleCmd(app, ff, "enable [--confirm-within DUR] [--force]",
+		"Put the policy in force now and at boot (SSH stays reachable; rolled back unless confirmed)", (*policyctl.Controller).Enable)
 }
 
 func fwDisableCmd(app *App, ff *fwFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "disable",
-		Short: "Take the policy out of the kernel (bans keep working)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := app.controller(ff).Disable(cmd.Context(), ff.options())
-			return app.report(ff, res, err)
-		},
-	}
+	return fwSimpleCmd(app, ff, "disable", "Take the policy out of the kernel (bans keep working)", (*policyctl.Controller).Disable)
 }
 
 func fwResetCmd(app *App, ff *fwFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "reset",
-		Short: "Disable the policy and delete every rule (the old file is kept beside it)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := app.controller(ff).Reset(cmd.Context(), ff.options())
-			return app.report(ff, res, err)
-		},
-	}
+	return fwSimpleCmd(app, ff, "reset", "Disable the policy and delete every rule (the old file is kept beside it)", (*policyctl.Controller).Reset)
 }
 
 func fwDefaultCmd(app *App, ff *fwFlags) *cobra.Command {
@@ -297,12 +289,10 @@ func fwDeleteCmd(app *App, ff *fwFlags) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := app.controller(ff)
-			if isDigits(args[0]) {
+			if n, err := strconv.Atoi(args[0]); err == nil {
 				if len(args) > 1 {
 					return usageErr("delete NUMBER takes no more words (%q)", args[1])
 				}
-				var n int
-				fmt.Sscan(args[0], &n)
 				res, err := c.DeleteNumber(cmd.Context(), n, ff.options())
 				return app.report(ff, res, err)
 			}
@@ -323,18 +313,6 @@ func fwDeleteCmd(app *App, ff *fwFlags) *cobra.Command {
 	}
 	limit = addLimitFlags(cmd)
 	return cmd
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func fwImportCmd(app *App, ff *fwFlags) *cobra.Command {

@@ -8,14 +8,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -279,32 +277,10 @@ func Dial(n *NS, addr string, timeout time.Duration) (Outcome, error) {
 
 // DialFrom is Dial from the source address src (any when invalid).
 func DialFrom(n *NS, src netip.Addr, addr string, timeout time.Duration) (Outcome, error) {
-	var out Outcome
-	d := net.Dialer{Timeout: timeout}
-	if src.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+	c, out, err := Open(n, src, addr, timeout)
+	if c != nil {
+		c.Close()
 	}
-	err := n.Do(func() error {
-		c, err := d.Dial("tcp", addr)
-		switch {
-		case err == nil:
-			c.Close()
-			out = Connected
-			return nil
-		case errors.Is(err, syscall.ECONNREFUSED):
-			out = Refused
-			return nil
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			out = TimedOut
-			return nil
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			out = TimedOut
-			return nil
-		}
-		return err
-	})
 	return out, err
 }
 

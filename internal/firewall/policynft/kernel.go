@@ -50,6 +50,16 @@ type existing struct {
 	counters []string
 }
 
+// read opens a connection and reads what the policy owns.
+func (k *Kernel) read() (*nftables.Conn, existing, error) {
+	c, err := k.conn()
+	if err != nil {
+		return nil, existing{}, err
+	}
+	ex, err := k.existing(c)
+	return c, ex, err
+}
+
 func (k *Kernel) existing(c *nftables.Conn) (existing, error) {
 	var ex existing
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
@@ -128,11 +138,7 @@ func (k *Kernel) install(ctx context.Context, pl *plan) error {
 }
 
 func (k *Kernel) installOnce(pl *plan) error {
-	c, err := k.conn()
-	if err != nil {
-		return err
-	}
-	ex, err := k.existing(c)
+	c, ex, err := k.read()
 	if err != nil {
 		return err
 	}
@@ -233,11 +239,7 @@ func (k *Kernel) Installed(ctx context.Context, p policy.Policy) error {
 	if err != nil {
 		return err
 	}
-	c, err := k.conn()
-	if err != nil {
-		return err
-	}
-	ex, err := k.existing(c)
+	_, ex, err := k.read()
 	if err != nil {
 		return err
 	}
