@@ -66,49 +66,66 @@ func BenchmarkApply1000Rules(b *testing.B) {
 }
 
 // BenchmarkLimitedPortConnections measures the new connections per second
-// a port sustains from 32 sources that stay under its limits, with the
-// port plainly allowed and with conn and rate limits on it (the per-packet
-// cost of the limit rules: set lookups and updates, connlimit).
+// a port sustains from 32 sources that stay under its limits: plainly
+// allowed, with --conn and --rate, and with ufw's plain limit (the
+// per-packet cost of the limit rules: set lookups and updates, connlimit).
+// The three setups are measured interleaved, one connection each in turn,
+// so that a busy machine slows them alike.
 func BenchmarkLimitedPortConnections(b *testing.B) {
 	nstest.RequireRoot(b)
+	type setup struct {
+		name  string
+		cli   *nstest.NS
+		srcs  []netip.Addr
+		spent time.Duration
+	}
+	var setups []*setup
 	for _, tc := range []struct{ name, policy string }{
 		{"allow", "enable\nallow 9000/tcp\n"},
-		{"limit-conn-rate", "enable\nlimit 9000/tcp --conn 1000 --rate 1000000/1s\n"},
-		{"limit-ufw", "enable\nlimit 9000/tcp --rate 1000000/30s\n"},
+		{"conn+rate", "enable\nlimit 9000/tcp --conn 1000 --rate 1000000/1s\n"},
+		{"ufw-limit", "enable\nlimit 9000/tcp --rate 1000000/30s\n"},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			srv, cli := nstest.New(b), nstest.New(b)
-			var cliAddrs []netip.Prefix
-			var srcs []netip.Addr
-			for i := 0; i < 32; i++ {
-				a := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})
-				cliAddrs = append(cliAddrs, netip.PrefixFrom(a, 24))
-				srcs = append(srcs, a)
-			}
-			nstest.Link(b, srv, cli, []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}, cliAddrs)
-			nstest.Listen(b, srv, ":9000")
-			f, err := policy.Parse("bench", []byte(tc.policy), policy.Names{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := New(Options{NetNSFd: srv.Fd()}).Apply(context.Background(), f.Policy()); err != nil {
-				b.Fatal(err)
-			}
-			dial := func(i int) {
-				o, err := nstest.DialFrom(cli, srcs[i%len(srcs)], "198.51.100.1:9000", time.Second)
-				if err != nil || o != nstest.Connected {
-					b.Fatalf("connection %d: %s %v", i, o, err)
-				}
-			}
-			for i := 0; i < 300; i++ { // warm up (the first connections are slower)
-				dial(i)
-			}
-			b.ResetTimer()
-			start := time.Now()
-			for i := 0; i < b.N; i++ {
-				dial(i)
-			}
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "conn/s")
-		})
+		srv, cli := nstest.New(b), nstest.New(b)
+		var cliAddrs []netip.Prefix
+		var srcs []netip.Addr
+		for i := 0; i < 32; i++ {
+			a := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})
+			cliAddrs = append(cliAddrs, netip.PrefixFrom(a, 24))
+			srcs = append(srcs, a)
+		}
+		nstest.Link(b, srv, cli, []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}, cliAddrs)
+		nstest.Listen(b, srv, ":9000")
+		f, err := policy.Parse("bench", []byte(tc.policy), policy.Names{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := New(Options{NetNSFd: srv.Fd()}).Apply(context.Background(), f.Policy()); err != nil {
+			b.Fatal(err)
+		}
+		setups = append(setups, &setup{name: tc.name, cli: cli, srcs: srcs})
 	}
+	dial := func(s *setup, i int) {
+		o, err := nstest.DialFrom(s.cli, s.srcs[i%len(s.srcs)], "198.51.100.1:9000", time.Second)
+		if err != nil || o != nstest.Connected {
+			b.Fatalf("%s: connection %d: %s %v", s.name, i, o, err)
+		}
+	}
+	for i := 0; i < 300; i++ { // warm up: the first connections are slower
+		for _, s := range setups {
+			dial(s, i)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, s := range setups {
+			t0 := time.Now()
+			dial(s, i)
+			s.spent += time.Since(t0)
+		}
+	}
+	b.StopTimer()
+	for _, s := range setups {
+		b.ReportMetric(float64(b.N)/s.spent.Seconds(), s.name+"-conn/s")
+	}
+	b.ReportMetric(setups[1].spent.Seconds()/setups[0].spent.Seconds(), "conn+rate/allow")
 }
