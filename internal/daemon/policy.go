@@ -137,7 +137,7 @@ func (g *guard) check(ctx context.Context) {
 		what, busy, err := g.ctl.Repair(ctx, time.Second)
 		switch {
 		case busy:
-			go func() { time.Sleep(500 * time.Millisecond); g.poke() }()
+			time.AfterFunc(500*time.Millisecond, g.poke) // a command holds the lock: look again soon
 		case err != nil && !errors.Is(err, context.Canceled):
 			d.log.Error("firewall: re-installing the policy", "err", err)
 		case what != "":
