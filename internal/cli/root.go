@@ -71,6 +71,8 @@ func NewRoot(app *App) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &ExitError{Code: ExitUsage, Err: err}
 	})
+	addVersionFlag(root)
+	root.AddCommand(newVersionCmd(app))
 	root.AddCommand(newRegexCmd(app))
 	root.AddCommand(newDaemonCmds(app)...)
 	root.AddCommand(newHardenCmds(app)...)

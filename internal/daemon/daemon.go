@@ -43,10 +43,8 @@ import (
 	"github.com/palisade-project/palisade/internal/source/journal"
 	"github.com/palisade-project/palisade/internal/store"
 	"github.com/palisade-project/palisade/internal/sysexec"
+	"github.com/palisade-project/palisade/internal/version"
 )
-
-// Version is reported by ping.
-const Version = "0.1.0"
 
 // ErrConfig wraps a configuration that cannot be loaded at start-up.
 var ErrConfig = errors.New("configuration error")
@@ -507,7 +505,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	d.log.Info("palisade ready", "version", Version, "jails", njails, "socket", d.srv.Path(), "db", d.dbPath)
+	d.log.Info("palisade ready", "version", version.Get().Version, "jails", njails, "socket", d.srv.Path(), "db", d.dbPath)
 	d.opts.Notify(sdd.SdNotifyReady)
 	d.serveObserve(ctx)
 	for {

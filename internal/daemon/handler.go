@@ -11,6 +11,7 @@ import (
 	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/control"
 	"github.com/palisade-project/palisade/internal/jail"
+	"github.com/palisade-project/palisade/internal/version"
 )
 
 // handler answers the control socket.
@@ -20,7 +21,7 @@ func (h handler) Handle(ctx context.Context, req control.Request) (any, error) {
 	d := h.d
 	switch req.Verb {
 	case control.VerbPing:
-		return control.PingReply{Version: Version, PID: os.Getpid(), Started: d.started}, nil
+		return control.PingReply{Version: version.Get().Version, PID: os.Getpid(), Started: d.started}, nil
 	case control.VerbStatus:
 		return d.status(req.Jail)
 	case control.VerbBanned:

@@ -20,6 +20,7 @@ import (
 	"github.com/palisade-project/palisade/internal/metrics"
 	"github.com/palisade-project/palisade/internal/notify"
 	"github.com/palisade-project/palisade/internal/source"
+	"github.com/palisade-project/palisade/internal/version"
 )
 
 // This file wires notifications (internal/notify), metrics
@@ -336,7 +337,7 @@ func (d *Daemon) healthz() (bool, any) {
 // metricsSnapshot reads every component's counters for a scrape.
 func (d *Daemon) metricsSnapshot() metrics.Snapshot {
 	o := &d.obs
-	s := metrics.Snapshot{Version: Version}
+	s := metrics.Snapshot{Version: version.Get().Version}
 	s.Healthy, _ = o.watchdog.Status()
 	d.mu.Lock()
 	s.ReloadOK = d.reloadErr == ""

@@ -24,6 +24,7 @@ import (
 	"github.com/palisade-project/palisade/internal/metrics/metricstest"
 	"github.com/palisade-project/palisade/internal/notify/notifytest"
 	"github.com/palisade-project/palisade/internal/store"
+	"github.com/palisade-project/palisade/internal/version"
 )
 
 // obsEnv is an in-process daemon with a notification route to a local
@@ -251,7 +252,7 @@ func TestNotifyAndMetricsFromRealLogLines(t *testing.T) {
 		`palisade_healthy`:                                                       "1",
 		`palisade_notify_messages_sent_total{route="admin",type="smtp"}`:         "4",
 		`palisade_notify_events_dropped_total{route="admin",type="smtp"}`:        "0",
-		`palisade_build_info{version="` + Version + `"}`:                         "1",
+		`palisade_build_info{version="` + version.Get().Version + `"}`:           "1",
 		`palisade_config_last_reload_successful`:                                 "1",
 		`palisade_jail_regex_backtrack_skipped_total{jail="sshd"}`:               "0",
 		`palisade_jail_matches_total{jail="sshd"}`:                               "4",
