@@ -15,7 +15,7 @@ VERSION_PKG := github.com/palisade-project/palisade/internal/version
 LDFLAGS  := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT) -X $(VERSION_PKG).modified=$(MODIFIED)
 GOFLAGS_BUILD := -trimpath -buildvcs=false -ldflags='$(LDFLAGS)'
 
-.PHONY: build test lint unit bench fuzz conformance clean install
+.PHONY: build test lint unit bench fuzz conformance clean install deb deb-test
 
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/palisade
@@ -46,5 +46,26 @@ fuzz:
 conformance: build
 	python3 ../shared/conformance/check.py --bin $(BIN)
 
+## deb: palisade_VERSION_ARCH.deb, offline and reproducible (docs/packaging.md).
+# Every timestamp is the commit time, so two builds of one commit are
+# byte-identical. Cross-build with make deb GOARCH=arm64.
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || stat -c %Y VERSION)
+DEB_ARCH := $(shell $(GO) env GOARCH | sed -e 's/^386$$/i386/' -e 's/^arm$$/armhf/' -e 's/^ppc64le$$/ppc64el/' -e 's/^mips64le$$/mips64el/')
+DEB_MAINTAINER ?= palisade developers <palisade@example.org>
+DEB       := palisade_$(VERSION)_$(DEB_ARCH).deb
+DEB_BUILD := build/deb
+
+deb:
+	rm -rf $(DEB_BUILD)
+	GOOS=linux $(GO) build $(GOFLAGS_BUILD) -o $(DEB_BUILD)/palisade ./cmd/palisade
+	env -u GOOS -u GOARCH $(GO) run $(GOFLAGS_BUILD) ./internal/cli/gendoc -out $(DEB_BUILD)/gen -date $(SOURCE_DATE_EPOCH)
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' DEB_ARCH='$(DEB_ARCH)' MAINTAINER='$(DEB_MAINTAINER)' \
+	  SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' GO='$(GO)' \
+	  bash packaging/deb/build.sh $(DEB_BUILD)/palisade $(DEB_BUILD)/gen $(DEB)
+
+## deb-test: build the package and run its acceptance checks (test/deb/run.sh).
+deb-test:
+	bash test/deb/run.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin build palisade_*.deb

@@ -5,10 +5,13 @@
 //	go run ./internal/cli/gendoc -out DIR
 //
 // It writes DIR/man8/palisade*.8 (one page per command, section 8 because
-// palisade is a system administration command) and
-// DIR/completion/{palisade.bash,_palisade,palisade.fish}. The man pages'
-// date comes from -date (Unix seconds), which defaults to
-// SOURCE_DATE_EPOCH, so two runs on the same commit write identical bytes.
+// palisade is a system administration command),
+// DIR/completion/{palisade.bash,_palisade,palisade.fish}, and
+// DIR/commands.txt, every runnable command path ("ssh rollback") one per
+// line, which the package build uses to ship only the systemd units whose
+// commands exist. The man pages' date comes from -date (Unix seconds),
+// which defaults to SOURCE_DATE_EPOCH, so two runs on the same commit write
+// identical bytes.
 package main
 
 import (
@@ -89,6 +92,11 @@ func generate(dir string, when time.Time) error {
 		{"_palisade", root.GenZshCompletion},
 		{"palisade.fish", func(w io.Writer) error { return root.GenFishCompletion(w, true) }},
 	}
+	var paths strings.Builder
+	listCommands(root, &paths)
+	if err := os.WriteFile(filepath.Join(dir, "commands.txt"), []byte(paths.String()), 0o644); err != nil {
+		return err
+	}
 	for _, c := range completions {
 		if err := writeFile(filepath.Join(compDir, c.name), c.write); err != nil {
 			return fmt.Errorf("completion %s: %w", c.name, err)
@@ -103,6 +111,20 @@ func disableAutoGenTag(cmd *cobra.Command) {
 	cmd.DisableAutoGenTag = true
 	for _, c := range cmd.Commands() {
 		disableAutoGenTag(c)
+	}
+}
+
+// listCommands writes the path below the root of every runnable, visible
+// command (help excluded).
+func listCommands(cmd *cobra.Command, w *strings.Builder) {
+	if cmd.HasParent() && !cmd.IsAvailableCommand() {
+		return
+	}
+	if cmd.Runnable() && cmd.HasParent() {
+		w.WriteString(strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ") + "\n")
+	}
+	for _, c := range cmd.Commands() {
+		listCommands(c, w)
 	}
 }
 
