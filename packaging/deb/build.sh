@@ -122,6 +122,10 @@ done
 chmod 0644 "$ctl/control" "$ctl/conffiles" "$ctl/md5sums"
 
 find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+if [ -n "${DEB_STAGE:-}" ]; then
+	# The staged tree, for packaging/compare-nfpm.sh.
+	rm -rf "$DEB_STAGE" && cp -a "$root" "$DEB_STAGE"
+fi
 mkdir -p "$(dirname "$out")"
 dpkg-deb --root-owner-group -Zxz --threads-max=1 --build "$root" "$work/palisade.deb" >/dev/null
 mv "$work/palisade.deb" "$out"
