@@ -50,7 +50,7 @@ conformance: build
 # Every timestamp is the commit time, so two builds of one commit are
 # byte-identical. Cross-build with make deb GOARCH=arm64.
 SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || stat -c %Y VERSION)
-DEB_ARCH := $(shell $(GO) env GOARCH | sed -e 's/^386$$/i386/' -e 's/^arm$$/armhf/' -e 's/^ppc64le$$/ppc64el/' -e 's/^mips64le$$/mips64el/')
+DEB_ARCH := $(shell GOARCH='$(GOARCH)' $(GO) env GOARCH | sed -e 's/^386$$/i386/' -e 's/^arm$$/armhf/' -e 's/^ppc64le$$/ppc64el/' -e 's/^mips64le$$/mips64el/')
 DEB_MAINTAINER ?= palisade developers <palisade@example.org>
 DEB       := palisade_$(VERSION)_$(DEB_ARCH).deb
 DEB_BUILD := build/deb
