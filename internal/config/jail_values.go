@@ -286,8 +286,8 @@ var hostnameRE = regexp.MustCompile(`^(?i)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?
 func buildJail(c *ini.Config, name string, services firewall.Services) (Jail, ErrorList, []string) {
 	r := &reader{c: c, section: name}
 	j := Jail{Name: name}
-	if !validJailName(name) {
-		e := &Error{Section: name, Msg: "invalid jail name (use letters, digits, '-', '_', '.', '@', ':'; at most 64)"}
+	if err := firewall.CheckJailName(name); err != nil {
+		e := &Error{Section: name, Msg: err.Error()}
 		if v, ok := c.Raw(name, "enabled"); ok {
 			e.File, e.Line = v.File, v.Line
 		}
@@ -501,20 +501,4 @@ func parseIgnore(s string) (IgnoreEntry, error) {
 		return IgnoreEntry{Host: strings.TrimSuffix(strings.ToLower(s), "."), Text: s}, nil
 	}
 	return IgnoreEntry{}, fmt.Errorf("%q is not an address, network or host name", s)
-}
-
-func validJailName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '_' || c == '.' || c == '@' || c == ':':
-		default:
-			return false
-		}
-	}
-	return true
 }

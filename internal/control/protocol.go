@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/palisade-project/palisade/internal/firewall"
 )
 
 // Verb names a request. The set is fixed.
@@ -44,9 +46,6 @@ var verbs = map[Verb]bool{
 
 // MaxRequestSize is the default bound on one request, newline included.
 const MaxRequestSize = 64 << 10
-
-// maxJailName bounds a jail name in a request.
-const maxJailName = 64
 
 // maxDuration bounds the textual --for value.
 const maxDuration = 64
@@ -198,23 +197,9 @@ func ParseIP(s string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-// ValidJailName reports whether s is an acceptable jail name: 1 to 64
-// characters from letters, digits, '-', '_', '.', '@' and ':'.
-func ValidJailName(s string) bool {
-	if s == "" || len(s) > maxJailName {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '_' || c == '.' || c == '@' || c == ':':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ValidJailName reports whether s is an acceptable jail name
+// (firewall.CheckJailName, the one rule).
+func ValidJailName(s string) bool { return firewall.CheckJailName(s) == nil }
 
 func truncate(s string) string {
 	if len(s) > 64 {

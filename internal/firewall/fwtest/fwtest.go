@@ -45,6 +45,7 @@ func Run(t *testing.T, s Suite) {
 	t.Run("Idempotent", s.idempotent)
 	t.Run("PortScoping", s.portScoping)
 	t.Run("Reconcile", s.reconcile)
+	t.Run("JailNames", s.jailNames)
 }
 
 // P parses an address (as a full-length prefix) or a prefix.
@@ -352,4 +353,51 @@ func (s Suite) reconcile(t *testing.T) {
 	if added, removed, err := firewall.Reconcile(ctx, b, want, time.Now()); err != nil || added != 0 || removed != 1 {
 		t.Errorf("Reconcile with an unwanted ban: added %d removed %d err %v", added, removed, err)
 	}
+}
+
+// jailNames checks that every name firewall.CheckJailName accepts works:
+// characters kernel objects do not take, the longest name, and two long
+// names that differ only at their end. Bans are enforced, listed under the
+// jail's own name and removed.
+func (s Suite) jailNames(t *testing.T) {
+	srv, cli := Pair(t, 22)
+	b := s.New(t, srv)
+	ctx := context.Background()
+	long := strings.Repeat("j", firewall.MaxJailName-1)
+	names := []string{"web@x", "mail:smtp", long + "a", long + "b"}
+	var jails []firewall.JailSpec
+	for _, n := range names {
+		if err := firewall.CheckJailName(n); err != nil {
+			t.Fatal(err)
+		}
+		jails = append(jails, Jail(n, firewall.Reject, 22))
+	}
+	if err := b.Setup(ctx, jails); err != nil {
+		t.Fatal(err)
+	}
+	var bans []firewall.Ban
+	for i, n := range names {
+		bans = append(bans, firewall.Ban{Jail: n, Prefix: P(fmt.Sprintf("203.0.113.%d", i+1))})
+	}
+	bans = append(bans, firewall.Ban{Jail: "web@x", Prefix: P("192.0.2.2")})
+	if err := b.Add(ctx, bans); err != nil {
+		t.Fatal(err)
+	}
+	got := Listed(t, b)
+	for _, x := range bans {
+		if _, ok := got[x.Jail+" "+x.Prefix.String()]; !ok {
+			t.Errorf("ban %s %s not listed under its jail: %s", x.Jail, x.Prefix, keys(got))
+		}
+	}
+	if len(got) != len(bans) {
+		t.Errorf("listed %s, want %d bans", keys(got), len(bans))
+	}
+	Expect(t, cli, "192.0.2.1:22", nstest.Refused)
+	if err := b.Remove(ctx, bans); err != nil {
+		t.Fatal(err)
+	}
+	if got := Listed(t, b); len(got) != 0 {
+		t.Errorf("after remove: %s", keys(got))
+	}
+	Expect(t, cli, "192.0.2.1:22", nstest.Connected)
 }

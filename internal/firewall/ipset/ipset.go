@@ -27,7 +27,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -107,32 +106,14 @@ func (b *Backend) families() []family {
 }
 
 // baseName is the jail's part of set and chain names: the jail name, or
-// for long names a prefix and a hash (ipset names hold 31 characters).
-func baseName(jail string) string {
-	if len(jail) <= 24 {
-		return jail
-	}
-	h := fnv.New32a()
-	h.Write([]byte(jail))
-	return fmt.Sprintf("%s%08x", jail[:16], h.Sum32())
-}
+// for long names (ipset names hold 31 characters) and names with "@" or ":"
+// a prefix and a hash (firewall.ObjectName).
+func baseName(jail string) string { return firewall.ObjectName(jail, 24) }
 
 // SetName returns the ipset name of a jail for IP version 4 or 6.
 func SetName(jail string, v int) string { return fmt.Sprintf("pal_%s_%d", baseName(jail), v) }
 
 func chainName(jail string) string { return "pal_" + baseName(jail) }
-
-func validJail(name string) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("jail name %q: must be 1 to 64 characters", name)
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("jail name %q: character %q not allowed (letters, digits, - _ .)", name, c)
-		}
-	}
-	return nil
-}
 
 func (b *Backend) run(ctx context.Context, name string, args ...string) (sysexec.Result, error) {
 	return b.opts.Runner.Run(ctx, sysexec.Cmd{Name: name, Args: args})
@@ -181,7 +162,7 @@ func (b *Backend) chainHolds(ctx context.Context, f family, ch string, rules [][
 // Setup implements firewall.Backend.
 func (b *Backend) Setup(ctx context.Context, jails []firewall.JailSpec) error {
 	for _, j := range jails {
-		if err := validJail(j.Name); err != nil {
+		if err := firewall.CheckJailName(j.Name); err != nil {
 			return fmt.Errorf("ipset setup: %w", err)
 		}
 		switch normProto(j.Scope.Protocol) {

@@ -177,21 +177,14 @@ const (
 
 func kinds() [4]string { return [...]string{kindAddr4, kindNet4, kindAddr6, kindNet6} }
 
-// ValidJailName reports whether name can be used in nftables object names.
-func ValidJailName(name string) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("jail name %q: must be 1 to 64 characters", name)
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("jail name %q: character %q not allowed (letters, digits, - _ .)", name, c)
-		}
-	}
-	return nil
-}
+// objName is a jail's part of its set and chain names: the jail name, or
+// for a name with characters nft's own parser would not read back ("@",
+// ":"), the name mapped by firewall.ObjectName. Rules keep the real name in
+// their comment.
+func objName(jail string) string { return firewall.ObjectName(jail, firewall.MaxJailName) }
 
 func (b *Backend) set(jail, kind string) *nftables.Set {
-	s := &nftables.Set{Table: b.table, Name: jail + kind, HasTimeout: true}
+	s := &nftables.Set{Table: b.table, Name: objName(jail) + kind, HasTimeout: true}
 	switch kind {
 	case kindAddr4, kindNet4:
 		s.KeyType = nftables.TypeIPAddr
@@ -219,7 +212,7 @@ func (b *Backend) inputChain() *nftables.Chain {
 func ptr[T any](v T) *T { return &v }
 
 func (b *Backend) jailChain(jail string) *nftables.Chain {
-	return &nftables.Chain{Name: "j_" + jail, Table: b.table}
+	return &nftables.Chain{Name: "j_" + objName(jail), Table: b.table}
 }
 
 // Setup implements firewall.Backend. It creates the table, the input chain,
@@ -230,7 +223,7 @@ func (b *Backend) Setup(ctx context.Context, jails []firewall.JailSpec) error {
 		return err
 	}
 	for _, j := range jails {
-		if err := ValidJailName(j.Name); err != nil {
+		if err := firewall.CheckJailName(j.Name); err != nil {
 			return fmt.Errorf("nftables setup: %w", err)
 		}
 		switch normProto(j.Scope.Protocol) {
@@ -475,7 +468,7 @@ func (b *Backend) group(op string, bans []firewall.Ban, skipExpired bool) (map[s
 			timeout = timeout.Round(time.Millisecond)
 		}
 		kind := kindOf(p)
-		name := ban.Jail + kind
+		name := objName(ban.Jail) + kind
 		g := groups[name]
 		if g == nil {
 			g = &setOps{set: b.set(ban.Jail, kind), want: map[string]bool{}}
@@ -650,6 +643,12 @@ func (b *Backend) List(ctx context.Context) ([]firewall.Ban, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nftables list: %w", err)
 	}
+	// Sets of jails with mapped names belong to the jail set up under that
+	// name in this process.
+	jailOf := map[string]string{}
+	for j := range b.jails {
+		jailOf[objName(j)] = j
+	}
 	now := b.opts.Now()
 	var out []firewall.Ban
 	for _, s := range sets {
@@ -664,6 +663,9 @@ func (b *Backend) List(ctx context.Context) ([]firewall.Ban, error) {
 		}
 		if kind == "" {
 			continue
+		}
+		if j, ok := jailOf[jail]; ok {
+			jail = j
 		}
 		els, err := b.conn.GetSetElements(s)
 		if err != nil {

@@ -71,23 +71,11 @@ func (b *Backend) ufw(ctx context.Context, args ...string) (string, error) {
 	return string(res.Stdout), nil
 }
 
-func validJail(name string) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("jail name %q: must be 1 to 64 characters", name)
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("jail name %q: character %q not allowed (letters, digits, - _ .)", name, c)
-		}
-	}
-	return nil
-}
-
 // Setup implements firewall.Backend. ufw must be active, or bans would
 // silently not apply.
 func (b *Backend) Setup(ctx context.Context, jails []firewall.JailSpec) error {
 	for _, j := range jails {
-		if err := validJail(j.Name); err != nil {
+		if err := firewall.CheckJailName(j.Name); err != nil {
 			return fmt.Errorf("ufw setup: %w", err)
 		}
 		switch normProto(j.Scope.Protocol) {
@@ -210,7 +198,7 @@ func parseAdded(out string) []rule {
 		}
 		comment = strings.Trim(comment, "'\"")
 		jail, ok := strings.CutPrefix(comment, "palisade:")
-		if !ok || validJail(jail) != nil {
+		if !ok || firewall.CheckJailName(jail) != nil {
 			continue
 		}
 		f := strings.Fields(strings.TrimPrefix(spec, "ufw "))
