@@ -644,7 +644,7 @@ func TestJailEscalation(t *testing.T) {
 	e := newEnv(t, Config{})
 	j, err := jail.New(jail.Config{
 		Name: "sshd", MaxRetry: 4, FindTime: 10 * time.Minute, BanTime: time.Hour,
-		IgnoreIP:  []string{"127.0.0.1/8"},
+		IgnoreIP:  []jail.IgnoreEntry{{Prefix: netip.MustParsePrefix("127.0.0.1/8")}},
 		Increment: jail.Increment{Enabled: true, Factor: 24, MaxTime: 5 * 7 * 24 * time.Hour},
 	}, jail.Deps{History: e.m})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	defaults "github.com/palisade-project/palisade/config"
 	"github.com/palisade-project/palisade/filters"
@@ -36,15 +37,17 @@ func (app *App) configDir(flag string) string {
 	return filepath.Join(app.Root, "/etc/palisade")
 }
 
-// daemonOptions are the options shared by `daemon` and `config check`.
+// daemonOptions are the options shared by `daemon` and `config check`. A
+// --config-dir that was given must exist; the default may be missing (the
+// built-in configuration then protects sshd).
 func (app *App) daemonOptions(configDir string) daemon.Options {
 	return daemon.Options{
-		ConfigDir:  app.configDir(configDir),
-		Root:       app.Root,
-		Builtin:    defaults.FS(),
-		LoadFilter: daemon.StandardLoadFilter(filters.FS()),
-		NewFilter:  daemon.StandardNewFilter,
-		Stderr:     app.Stderr,
+		ConfigDir:        app.configDir(configDir),
+		RequireConfigDir: configDir != "",
+		Root:             app.Root,
+		Builtin:          defaults.FS(),
+		Filters:          filters.FS(),
+		Stderr:           app.Stderr,
 	}
 }
 
@@ -120,6 +123,9 @@ func writeCheck(app *App, rep daemon.CheckReport) {
 			state = "ERROR: " + j.Error
 		}
 		fmt.Fprintf(app.Stdout, "jail %-20s filter %-24s %s\n", j.Name, j.Filter, state)
+		if len(j.Watching) > 0 {
+			fmt.Fprintf(app.Stdout, "     %-20s watching %s (%s); firewall %s\n", "", strings.Join(j.Watching, ", "), j.Source, j.Firewall)
+		}
 	}
 	if rep.OK {
 		fmt.Fprintf(app.Stdout, "configuration OK: %d enabled jail(s) in %s\n", len(rep.Jails), rep.ConfigDir)

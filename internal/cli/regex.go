@@ -19,6 +19,7 @@ import (
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/config/ini"
 	"github.com/palisade-project/palisade/internal/filter"
+	"github.com/palisade-project/palisade/internal/pipeline"
 	"github.com/palisade-project/palisade/internal/source"
 )
 
@@ -93,38 +94,17 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 			journal = strings.TrimSpace(value) == "journal"
 		}
 	}
-	spec := config.FilterSpec{Name: filterArg, Options: opts}
-	dirs := []string{filepath.Join(app.Root, "/etc/palisade")}
-	builtin := filters.FS()
-	lf, err := config.ReadFilter(spec, dirs, builtin)
-	if err != nil {
-		return nil, usageErr("filter %s: %v", filterArg, err)
-	}
-	def := lf.Definition
-	if def.Name == "" {
-		def.Name = filterArg
-	}
 	// a test run over a file gives every answer: no backtracking budget
-	o := filter.Options{Location: loc, Now: now, Journal: journal, RequireRE2: onlyBuiltin(lf.Files), BacktrackBudget: -1}
-	flt, err := filter.New(def, o)
+	bf, err := pipeline.BuildFilter(pipeline.FilterInput{
+		Spec:     config.FilterSpec{Name: filterArg, Options: opts},
+		Dirs:     []string{filepath.Join(app.Root, "/etc/palisade")},
+		Builtin:  filters.FS(),
+		Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
+	})
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
-	return &regexRun{flt: flt, def: def, loc: loc, now: now, journal: journal}, nil
-}
-
-// onlyBuiltin reports whether every file read is an embedded built-in:
-// those filters must be RE2.
-func onlyBuiltin(files []string) bool {
-	if len(files) == 0 {
-		return false
-	}
-	for _, f := range files {
-		if !strings.HasPrefix(f, config.BuiltinName) {
-			return false
-		}
-	}
-	return true
+	return &regexRun{flt: bf.Filter, def: bf.Definition, loc: loc, now: now, journal: journal}, nil
 }
 
 func runRegex(app *App, fl regexFlags, logArg, filterArg string) error {

@@ -111,7 +111,7 @@ func readCloudflare(c *ini.Config, cf *CloudflareSettings) (ErrorList, []string)
 	}
 	if s := r.str("allow", ""); s != "" {
 		cf.Allow = nil
-		for _, item := range jail.SplitList(s) {
+		for _, item := range splitList(s) {
 			p, err := parsePrefixOrAddr(item)
 			if err != nil {
 				r.fail("allow", "%q: %v", item, err)

@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -186,20 +187,80 @@ type FilterRef struct {
 type LogPath struct {
 	// Pattern is a path or a glob.
 	Pattern string
-	// Head reads a newly seen file from its start ("head" suffix); the
-	// default ("tail") starts at its end.
-	Head bool
+	// Tail starts a file seen for the first time at its end ("tail"
+	// suffix). By default (or "head") a first-seen file is read from its
+	// start and failures older than findtime are skipped by their dates,
+	// so failures written just before the jail started count, as in
+	// fail2ban.
+	Tail bool
+}
+
+// Source is what a jail reads, from its backend, logpath and journalmatch
+// options.
+type Source struct {
+	// Backend is the backend option's name as written (lower-cased): auto,
+	// polling, pyinotify, gamin or systemd.
+	Backend string
+	// Journal reads the systemd journal (backend = systemd); otherwise the
+	// jail tails Files.
+	Journal bool
+	// Files are the logpath lines (globs allowed); empty for journal jails.
+	Files []LogPath
+	// JournalMatch is the jail's journalmatch, words joined by single
+	// blanks ("" uses the filter's).
+	JournalMatch string
+	// JournalPath and JournalFiles are systemd[journalpath=DIR,
+	// journalfiles=GLOBS]: read those journal files instead of the
+	// system journal.
+	JournalPath  string
+	JournalFiles []string
+	// JournalFallback is set when both backend (auto) and logpath come
+	// from palisade's built-in jail.conf, i.e. the user configured neither:
+	// the jail then reads the journal when none of its files exists at
+	// start-up (palisade's no-configuration default). Every other auto
+	// jail keeps watching its files, as fail2ban's auto does.
+	JournalFallback bool
+}
+
+// Patterns returns the logpath patterns.
+func (s Source) Patterns() []string {
+	out := make([]string, len(s.Files))
+	for i, p := range s.Files {
+		out[i] = p.Pattern
+	}
+	return out
 }
 
 // IgnoreEntry is one ignoreip item: a prefix or a host name.
 type IgnoreEntry struct {
 	// Prefix is set for addresses and networks (an address is a full-length
-	// prefix).
+	// prefix; IPv4-mapped forms are IPv4).
 	Prefix netip.Prefix
-	// Host is set for host names, resolved when checked.
+	// Host is set for host names (lower case, no final dot), resolved
+	// beside the jail.
 	Host string
 	// Text is the item as written (for explain).
 	Text string
+}
+
+// ActionRef is one entry of a jail's action option (or its banaction):
+// an action.d name with its bracketed arguments.
+type ActionRef struct {
+	Name string
+	// Args are the arguments in order, names lower-cased.
+	Args []ini.Option
+	// Raw is the entry as written.
+	Raw string
+}
+
+// Arg returns the argument name's value.
+func (a ActionRef) Arg(name string) (string, bool) {
+	for _, o := range a.Args {
+		if o.Name == name {
+			return o.Value, true
+		}
+	}
+	return "", false
 }
 
 // Increment is bantime.increment and its companions.
@@ -222,55 +283,67 @@ type Increment struct {
 	OverallJails bool
 }
 
-// Jail is one jail's validated settings.
+// Encoding is a jail's logencoding.
+type Encoding string
+
+// Encodings palisade reads. UTF-8 (and auto, ascii) lines are passed
+// through byte for byte; Latin-1 lines are converted to UTF-8 before
+// matching.
+const (
+	EncodingUTF8   Encoding = "utf-8"
+	EncodingLatin1 Encoding = "latin-1"
+)
+
+// Jail is one jail's validated settings: every value final and typed, so
+// that nothing downstream parses configuration text again. Options is the
+// only text kept, for filter interpolation.
 type Jail struct {
 	Name    string
 	Enabled bool
 	Filter  FilterRef
-	// LogPaths are the files to read (globs allowed). Empty for journal
-	// jails.
-	LogPaths []LogPath
-	// Backend is the parsed backend option (auto, polling, pyinotify,
-	// gamin, systemd) with its arguments.
-	BackendName    string
-	BackendOptions map[string]string
-	// JournalMatch is the jail's journalmatch, as written ("" uses the
-	// filter's).
-	JournalMatch string
-	// PortSpec is the port option as written; Ports the parsed ranges
-	// (empty: every port).
+	// Source is what the jail reads.
+	Source Source
+	// PortSpec is the port option as written (for action.d files); Ports
+	// the parsed ranges (empty: every port).
 	PortSpec string
 	Ports    []firewall.PortRange
 	Protocol string
 	MaxRetry int
 	FindTime time.Duration
 	// BanTime is negative for permanent bans (bantime = -1).
-	BanTime       time.Duration
-	Increment     Increment
-	IgnoreIP      []IgnoreEntry
-	IgnoreSelf    bool
-	IgnoreCommand string
+	BanTime   time.Duration
+	Increment Increment
+	IgnoreIP  []IgnoreEntry
+	// IgnoreSelf exempts the host's own addresses (loopback always is).
+	IgnoreSelf bool
+	// IgnoreCommand is the ignorecommand's argument vector (no shell;
+	// "<ip>" is substituted); nil when unset.
+	IgnoreCommand []string
 	MaxMatches    int
 	// UseDNS is yes, warn, no or raw.
 	UseDNS string
 	// BanAction and Actions choose how the jail's bans are enforced
-	// (internal/daemon.ChooseRoute): a fail2ban ban action name maps to a
-	// native backend, another action.d file runs through actionexec.
-	BanAction         string
-	BanActionAllPorts string
-	Actions           []string
+	// (internal/pipeline): a fail2ban ban action name maps to a native
+	// backend, another action.d file runs through actionexec. Actions is
+	// the action option; BanAction is used when it is empty.
+	// (banaction_allports reaches them through interpolation, as in
+	// fail2ban: "banaction = %(banaction_allports)s".)
+	BanAction *ActionRef
+	Actions   []ActionRef
 	// BlockType overrides the daemon's default ("" inherits it).
 	BlockType firewall.Block
 	// FailTableSize caps the number of addresses tracked (failtable.size).
 	FailTableSize int
-	// IPv4Prefix and IPv6Prefix aggregate bans: an address is banned as
-	// its /N network (ipv4prefix default 32, ipv6prefix default 128).
+	// IPv4Prefix and IPv6Prefix aggregate: an address is counted and
+	// banned as its /N network (ipv4prefix default 32, ipv6prefix 128).
 	IPv4Prefix int
 	IPv6Prefix int
-	// DatePattern, LogEncoding and LogTimezone override the filter's.
+	// DatePattern overrides the filter's ("" keeps it).
 	DatePattern string
-	LogEncoding string
-	LogTimezone string
+	// LogEncoding is how the jail's log lines are decoded.
+	LogEncoding Encoding
+	// LogTimezone is the zone of zone-less log times (nil: local time).
+	LogTimezone *time.Location
 	// Options are every option visible in the jail's section (DEFAULT
 	// included) after interpolation, including those palisade does not
 	// know (kept, as fail2ban keeps them, for filters and actions).
@@ -294,13 +367,11 @@ func (j Jail) Spec(defaultBlock firewall.Block) firewall.JailSpec {
 	return firewall.JailSpec{Name: j.Name, Scope: firewall.Scope{Ports: j.Ports, Protocol: j.Protocol}, Block: b}
 }
 
-// LogPatterns returns the logpath patterns.
-func (j Jail) LogPatterns() []string {
-	out := make([]string, len(j.LogPaths))
-	for i, p := range j.LogPaths {
-		out[i] = p.Pattern
-	}
-	return out
+// Errorf returns a configuration error located at the jail's enabled
+// option (for problems found after loading, such as a filter that does
+// not compile).
+func (j Jail) Errorf(key, format string, args ...any) *Error {
+	return &Error{File: j.File, Line: j.Line, Section: j.Name, Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 // LoadOptions are Load's inputs besides the directory.
@@ -312,11 +383,23 @@ type LoadOptions struct {
 	// Services resolves port names (the daemon passes /etc/services under
 	// --root); nil accepts numeric ports only.
 	Services firewall.Services
+	// RequireDir makes a missing directory an error (an explicit
+	// --config-dir); otherwise a missing directory means "no
+	// configuration": the built-ins alone. A path that exists but is not a
+	// directory is always an error.
+	RequireDir bool
 }
 
 // Load reads the configuration in dir. On any error it returns an
 // ErrorList and no configuration.
 func Load(dir string, opts LoadOptions) (*Config, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		if opts.RequireDir || !errors.Is(err, fs.ErrNotExist) {
+			return nil, ErrorList{{File: dir, Msg: "configuration directory: " + statReason(err)}}
+		}
+	} else if !fi.IsDir() {
+		return nil, ErrorList{{File: dir, Msg: "configuration directory: not a directory"}}
+	}
 	layers := []ini.Layer{ini.DirLayer(dir)}
 	if opts.Builtin != nil {
 		layers = append(layers, ini.Layer{FS: opts.Builtin, Name: BuiltinName})
@@ -354,4 +437,15 @@ func Load(dir string, opts LoadOptions) (*Config, error) {
 	}
 	sort.Slice(cfg.Jails, func(a, b int) bool { return cfg.Jails[a].Name < cfg.Jails[b].Name })
 	return cfg, nil
+}
+
+func statReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return "does not exist"
+	}
+	return err.Error()
 }

@@ -51,8 +51,11 @@ func TestLoadGood(t *testing.T) {
 	if s.Filter.Name != "sshd" || len(s.Filter.Args) != 1 || s.Filter.Args[0].Name != "mode" || s.Filter.Args[0].Value != "aggressive" {
 		t.Errorf("filter = %+v", s.Filter)
 	}
-	if len(s.LogPaths) != 2 || s.LogPaths[0] != (LogPath{Pattern: "/var/log/auth.log"}) || s.LogPaths[1] != (LogPath{Pattern: "/var/log/secure*", Head: true}) {
-		t.Errorf("logpaths = %+v", s.LogPaths)
+	if fs := s.Source.Files; len(fs) != 2 || fs[0] != (LogPath{Pattern: "/var/log/auth.log"}) || fs[1] != (LogPath{Pattern: "/var/log/secure*", Tail: true}) {
+		t.Errorf("logpaths = %+v", s.Source.Files)
+	}
+	if s.Source.Backend != "auto" || s.Source.Journal || s.Source.JournalFallback {
+		t.Errorf("source = %+v: a logpath set in jail.local is watched, never replaced by the journal", s.Source)
 	}
 	if len(s.Ports) != 1 || s.Ports[0] != (firewall.PortRange{From: 22, To: 22}) {
 		t.Errorf("ports = %+v", s.Ports)
@@ -124,8 +127,11 @@ func TestNoConfigUsesBuiltin(t *testing.T) {
 		t.Fatal(err)
 	}
 	en := cfg.Enabled()
-	if len(en) != 1 || en[0].Name != "sshd" || en[0].MaxRetry != 5 || en[0].LogPaths[0].Pattern != "/var/log/auth.log" {
+	if len(en) != 1 || en[0].Name != "sshd" || en[0].MaxRetry != 5 || en[0].Source.Files[0].Pattern != "/var/log/auth.log" {
 		t.Fatalf("enabled = %+v", en)
+	}
+	if !en[0].Source.JournalFallback {
+		t.Errorf("built-in sshd source = %+v, want the journal fallback", en[0].Source)
 	}
 	if cfg.Daemon.Socket != DefaultSocket || cfg.Daemon.Firewall.Backend != "auto" {
 		t.Errorf("daemon = %+v", cfg.Daemon)
@@ -176,7 +182,7 @@ func TestShippedDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	en := cfg.Enabled()
-	if len(en) != 1 || en[0].Name != "sshd" || en[0].BackendName != "auto" || en[0].JournalMatch == "" ||
+	if len(en) != 1 || en[0].Name != "sshd" || en[0].Source.Backend != "auto" || en[0].Source.JournalMatch == "" || !en[0].Source.JournalFallback ||
 		len(en[0].Ports) != 1 || en[0].Ports[0].From != 22 {
 		t.Fatalf("shipped defaults enable %+v", en)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/palisade-project/palisade/internal/config/ini"
+	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/health"
 	"github.com/palisade-project/palisade/internal/metrics"
 	"github.com/palisade-project/palisade/internal/notify"
@@ -294,7 +295,7 @@ func commonRoute(rc *notify.RouteConfig, rr routeReader, jails []Jail, warns *[]
 	}
 	r = rr.pick("jails")
 	for _, j := range splitList(r.str("jails", "")) {
-		if !validJailName(j) {
+		if firewall.CheckJailName(j) != nil {
 			r.fail("jails", "invalid jail name %q", j)
 			continue
 		}
@@ -473,13 +474,13 @@ func mailRoutes(dir string, base *reader, jails []Jail, existing []notify.RouteC
 			continue
 		}
 		for _, a := range j.Actions {
-			name, opts, err := ini.ExtractOptions(strings.TrimSpace(a))
-			if err != nil || !IsMailAction(name) {
+			name := a.Name
+			if !IsMailAction(name) {
 				continue
 			}
 			args := map[string]string{}
-			for _, o := range opts {
-				args[strings.ToLower(o.Name)] = strings.TrimSpace(o.Value)
+			for _, o := range a.Args {
+				args[o.Name] = strings.TrimSpace(o.Value)
 			}
 			get := func(arg, opt, def string) string {
 				if v := args[arg]; v != "" {

@@ -236,13 +236,22 @@ type JailStatus struct {
 	Name    string   `json:"name"`
 	Filter  string   `json:"filter"`
 	Sources []string `json:"sources"`
+	// Watching says exactly what is read: file paths and globs, or
+	// "journal: MATCH".
+	Watching []string `json:"watching"`
 	// Error is set when the jail is not (fully) working: a missing log
-	// file, an unreadable journal, a broken filter.
-	Error           string `json:"error,omitempty"`
-	CurrentlyFailed int    `json:"currently_failed"`
-	TotalFailed     uint64 `json:"total_failed"`
-	CurrentlyBanned int    `json:"currently_banned"`
-	TotalBanned     uint64 `json:"total_banned"`
+	// file, an unreadable journal, a firewall backend that refused it.
+	Error string `json:"error,omitempty"`
+	// Warnings say when a source has nothing to read now (a missing log
+	// file, no journal files, journalctl absent).
+	Warnings        []string `json:"warnings,omitempty"`
+	CurrentlyFailed int      `json:"currently_failed"`
+	TotalFailed     uint64   `json:"total_failed"`
+	CurrentlyBanned int      `json:"currently_banned"`
+	TotalBanned     uint64   `json:"total_banned"`
+	// Evicted counts the addresses pushed out of the full failure table
+	// (failtable.size) since start.
+	Evicted uint64 `json:"evicted"`
 	// Banned lists the banned addresses/prefixes (sorted).
 	Banned []string `json:"banned"`
 	// Health is the watchdog's view of the jail (health.go).
@@ -284,6 +293,8 @@ type ReloadReply struct {
 	Added   []string `json:"added,omitempty"`
 	Removed []string `json:"removed,omitempty"`
 	Changed []string `json:"changed,omitempty"`
+	// Lifted counts, per removed jail, the bans lifted with it.
+	Lifted map[string]int `json:"lifted,omitempty"`
 }
 
 // ExplainReply answers explain: why an address is banned, ignored or

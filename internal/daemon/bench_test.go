@@ -36,7 +36,7 @@ func benchOptions(b *testing.B, jailLocal string) (Options, string) {
 	b.Cleanup(func() { devnull.Close() })
 	return Options{
 		ConfigDir: etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: filepath.Join(dir, "p.db"),
-		Builtin: defaults.FS(), LoadFilter: StandardLoadFilter(filters.FS()), NewFilter: StandardNewFilter,
+		Builtin: defaults.FS(), Filters: filters.FS(),
 		Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {},
 	}, logf
 }
@@ -158,7 +158,7 @@ func BenchmarkFailureThroughput(b *testing.B) {
 		f.Close()
 		want += lines
 		deadline := time.Now().Add(5 * time.Minute)
-		for d.jails["sshd"].jail.Stats().Failures < want {
+		for d.jails["sshd"].Counters().Failures < want {
 			if time.Now().After(deadline) {
 				b.Fatal("lines not processed")
 			}

@@ -1,7 +1,17 @@
 package daemon
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
 	"github.com/palisade-project/palisade/internal/config"
+	"github.com/palisade-project/palisade/internal/firewall/detect"
+	"github.com/palisade-project/palisade/internal/pipeline"
+	"github.com/palisade-project/palisade/internal/sysexec"
 )
 
 // CheckReport is the result of `palisade config check` (its --json form).
@@ -20,6 +30,10 @@ type CheckedJail struct {
 	Filter   string   `json:"filter"`
 	LogPaths []string `json:"logpath"`
 	Backend  string   `json:"backend"`
+	// Watching is exactly what the daemon would read now: file paths and
+	// globs, or "journal: MATCH"; Source says why.
+	Watching []string `json:"watching"`
+	Source   string   `json:"source,omitempty"`
 	MaxRetry int      `json:"maxretry"`
 	FindTime string   `json:"findtime"`
 	BanTime  string   `json:"bantime"`
@@ -27,14 +41,17 @@ type CheckedJail struct {
 	// its banaction maps to, "exec:ACTION" for an action.d file, or
 	// "default" (the [firewall] backend or auto detection).
 	Firewall string `json:"firewall"`
-	// Error is set when the jail's filter or action cannot be loaded or
-	// compiled.
+	// Warnings are the jail's problems that do not stop it (nothing to
+	// read yet, a firewall backend that is not active).
+	Warnings []string `json:"warnings"`
+	// Error is set when the jail cannot be built (its filter or action).
 	Error string `json:"error,omitempty"`
 }
 
-// Check loads the configuration as the daemon would, compiles every
-// enabled jail's filter and chooses (compiling action.d files) how its
-// bans are enforced. Nothing is started.
+// Check loads the configuration and builds every enabled jail exactly as
+// the daemon does at start-up and reload (pipeline.Build), and probes the
+// firewall backends the jails would use. Nothing is started. OK means the
+// daemon starts with this configuration.
 func Check(opts Options) CheckReport {
 	rep := CheckReport{ConfigDir: opts.ConfigDir, Errors: config.ErrorList{}, Warnings: []string{}, Jails: []CheckedJail{}}
 	cfg, err := LoadConfig(opts)
@@ -44,35 +61,82 @@ func Check(opts Options) CheckReport {
 	}
 	rep.Files = cfg.Files
 	rep.Warnings = append(rep.Warnings, cfg.Warnings...)
+	env := opts.env()
+	probe := opts.Probe
+	if probe == nil {
+		probe = probeBackend
+	}
+	probes := map[string]error{}
+	probed := func(kind string) error {
+		if e, ok := probes[kind]; ok {
+			return e
+		}
+		probes[kind] = probe(kind)
+		return probes[kind]
+	}
+	// The default backend: the daemon does not start without one.
+	defKind := strings.ToLower(cfg.Daemon.Firewall.Backend)
+	if opts.Backend == nil && defKind != "log" {
+		if err := probed(defKind); err != nil && !errors.Is(err, errNotActive) {
+			rep.Errors = append(rep.Errors, &config.Error{Section: "firewall", Key: "backend", Msg: err.Error()})
+		}
+	}
 	for _, j := range cfg.Enabled() {
-		cj := CheckedJail{Name: j.Name, Filter: j.Filter.Raw, LogPaths: j.LogPatterns(), Backend: j.BackendName,
-			MaxRetry: j.MaxRetry, FindTime: j.FindTime.String(), BanTime: durText(j.BanTime)}
-		if cj.LogPaths == nil {
-			cj.LogPaths = []string{}
-		}
-		def, err := opts.LoadFilter(cfg, j)
-		if err == nil {
-			_, err = opts.NewFilter(def, j)
-		}
+		cj := CheckedJail{Name: j.Name, Filter: j.Filter.Raw, LogPaths: j.Source.Patterns(), Backend: j.Source.Backend,
+			MaxRetry: j.MaxRetry, FindTime: j.FindTime.String(), BanTime: pipeline.DurationText(j.BanTime),
+			Watching: []string{}, Warnings: []string{}}
+		p, err := pipeline.Build(cfg, j, env)
 		if err != nil {
-			cj.Error = err.Error()
-			rep.Errors = append(rep.Errors, &config.Error{File: j.File, Line: j.Line, Section: j.Name, Key: "filter", Msg: err.Error()})
-		}
-		rt, err := ChooseRoute(cfg, j)
-		if err != nil {
-			if cj.Error != "" {
-				cj.Error += "; "
+			list := config.AsErrorList(err)
+			msgs := make([]string, len(list))
+			for i, e := range list {
+				msgs[i] = e.Error()
 			}
-			cj.Error += err.Error()
-			rep.Errors = append(rep.Errors, config.AsErrorList(err)...)
-		} else {
-			cj.Firewall = rt.String()
-			for _, ig := range rt.Ignored {
-				rep.Warnings = append(rep.Warnings, "jail "+j.Name+": action "+ig+" is not run (palisade runs one ban action per jail)")
+			cj.Error = strings.Join(msgs, "; ")
+			rep.Errors = append(rep.Errors, list...)
+			rep.Jails = append(rep.Jails, cj)
+			continue
+		}
+		cj.Watching, cj.Source, cj.Firewall = p.Source.Watch(), p.Source.Why, p.Route.String()
+		cj.Warnings = append(cj.Warnings, p.Warnings...)
+		if opts.Backend == nil && defKind != "log" && p.Route.Action == nil {
+			kind := p.Route.Kind
+			if kind == "" {
+				kind = defKind
+			}
+			if err := probed(kind); err != nil && (kind != defKind || errors.Is(err, errNotActive)) {
+				cj.Warnings = append(cj.Warnings, fmt.Sprintf("jail %s: firewall %s: %v", j.Name, kind, err))
 			}
 		}
+		rep.Warnings = append(rep.Warnings, cj.Warnings...)
 		rep.Jails = append(rep.Jails, cj)
 	}
+	sort.SliceStable(rep.Jails, func(a, b int) bool { return rep.Jails[a].Name < rep.Jails[b].Name })
 	rep.OK = len(rep.Errors) == 0
 	return rep
+}
+
+// errNotActive marks a backend that is installed but not enforcing (an
+// inactive ufw): its jails are not protected until it is enabled.
+var errNotActive = errors.New("not active")
+
+// probeBackend checks that a backend kind can be used here: the kernel or
+// its programs (detection), and for ufw that it is active.
+func probeBackend(kind string) error {
+	run := sysexec.NewExec(10 * time.Second)
+	k, _, err := detect.Choose(kind, detect.Deps{Runner: run})
+	if err != nil {
+		return err
+	}
+	if k != detect.UFW {
+		return nil
+	}
+	res, err := run.Run(context.Background(), sysexec.Cmd{Name: "ufw", Args: []string{"status"}})
+	if err != nil {
+		return fmt.Errorf("ufw status: %w", err)
+	}
+	if !strings.Contains(string(res.Stdout), "Status: active") {
+		return fmt.Errorf("ufw is %w: bans are recorded but not enforced until \"ufw enable\"", errNotActive)
+	}
+	return nil
 }

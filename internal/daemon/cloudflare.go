@@ -344,11 +344,11 @@ func runCloudflareOp(ctx context.Context, mgr *cloudflare.Manager, cfg *config.C
 func webJailLogs(cfg *config.Config, locked []firewall.PortRange, root string) []cloudflare.JailLog {
 	var out []cloudflare.JailLog
 	for _, j := range cfg.Enabled() {
-		if !jailCoversLock(j, locked) || len(j.LogPaths) == 0 {
+		if !jailCoversLock(j, locked) || len(j.Source.Files) == 0 {
 			continue
 		}
 		jl := cloudflare.JailLog{Jail: j.Name}
-		for _, lp := range j.LogPaths {
+		for _, lp := range j.Source.Files {
 			p := lp.Pattern
 			if root != "" {
 				p = filepath.Join(root, p)

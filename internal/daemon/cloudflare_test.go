@@ -120,7 +120,7 @@ maxretry = 2
 	defer devnull.Close()
 	opts := Options{
 		ConfigDir: etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: db,
-		Builtin: defaults.FS(), LoadFilter: StandardLoadFilter(filters.FS()), NewFilter: StandardNewFilter,
+		Builtin: defaults.FS(), Filters: filters.FS(),
 		Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {}, CloudflareLock: lock,
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -13,7 +13,7 @@ func (d *Daemon) configReply() control.ConfigReply {
 	defer d.mu.Unlock()
 	rep := control.ConfigReply{ConfigDir: d.cfg.Dir, Jails: []control.JailConfig{}}
 	for _, r := range d.jails {
-		j := r.cfg
+		j := r.Plan().Jail
 		jc := control.JailConfig{Name: j.Name, Filter: j.Filter.Name, Port: j.PortSpec, Protocol: j.Protocol, Where: j.Where, Ports: []control.PortRange{}}
 		for _, p := range j.Ports {
 			jc.Ports = append(jc.Ports, control.PortRange{From: p.From, To: p.To})

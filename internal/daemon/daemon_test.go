@@ -78,7 +78,7 @@ func TestLifecycleNotifiesAndRestoresBeforeReady(t *testing.T) {
 	defer devnull.Close()
 	opts := Options{
 		ConfigDir: etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: db,
-		Builtin: defaults.FS(), LoadFilter: StandardLoadFilter(filters.FS()), NewFilter: StandardNewFilter,
+		Builtin: defaults.FS(), Filters: filters.FS(),
 		Backend: fw, Stderr: devnull, Notify: n.notify,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,7 +110,7 @@ func TestLifecycleNotifiesAndRestoresBeforeReady(t *testing.T) {
 	}
 	// A second daemon on the same socket refuses to start.
 	if _, err := New(context.Background(), Options{ConfigDir: etc, Socket: opts.Socket, DB: filepath.Join(dir, "other.db"),
-		Builtin: opts.Builtin, LoadFilter: opts.LoadFilter, NewFilter: opts.NewFilter, Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {}}); err == nil {
+		Builtin: opts.Builtin, Filters: opts.Filters, Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {}}); err == nil {
 		t.Fatal("a second daemon took over a live socket")
 	}
 	if _, err := c.Ping(ctx); err != nil {
@@ -160,7 +160,7 @@ func TestConcurrentLinesReloadStatus(t *testing.T) {
 	defer devnull.Close()
 	opts := Options{
 		ConfigDir: etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: filepath.Join(dir, "p.db"),
-		Builtin: defaults.FS(), LoadFilter: StandardLoadFilter(filters.FS()), NewFilter: StandardNewFilter,
+		Builtin: defaults.FS(), Filters: filters.FS(),
 		Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {},
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -33,8 +33,10 @@ func writeConf(t *testing.T, files map[string]string) string {
 	return etc
 }
 
+// checkOpts are the options of a config check or daemon over etc; every
+// firewall backend kind counts as usable.
 func checkOpts(etc string) Options {
-	return Options{ConfigDir: etc, Builtin: defaults.FS(), LoadFilter: StandardLoadFilter(filters.FS()), NewFilter: StandardNewFilter}
+	return Options{ConfigDir: etc, Builtin: defaults.FS(), Filters: filters.FS(), Probe: func(string) error { return nil }}
 }
 
 func TestChooseRoute(t *testing.T) {
@@ -71,15 +73,11 @@ func TestChooseRoute(t *testing.T) {
 				files["palisade.local"] = tc.palisade
 			}
 			etc := writeConf(t, files)
-			cfg, err := LoadConfig(checkOpts(etc))
+			_, plans, err := Build(checkOpts(etc))
 			if err != nil {
 				t.Fatal(err)
 			}
-			j, _ := cfg.Jail("sshd")
-			rt, err := ChooseRoute(cfg, j)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rt := plans[0].Route
 			if rt.String() != tc.want || rt.AllPorts != tc.allPorts || len(rt.Ignored) != tc.ignored {
 				t.Fatalf("route %s allports=%v ignored=%v (%s); want %s allports=%v ignored=%d",
 					rt, rt.AllPorts, rt.Ignored, rt.Why, tc.want, tc.allPorts, tc.ignored)

@@ -11,8 +11,12 @@ import (
 	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/control"
 	"github.com/palisade-project/palisade/internal/jail"
+	"github.com/palisade-project/palisade/internal/pipeline"
 	"github.com/palisade-project/palisade/internal/version"
 )
+
+// errNoJail is bad input from the client (exit status 2 in the CLI).
+var errNoJail = fmt.Errorf("%w: no such jail", control.ErrBadRequest)
 
 // handler answers the control socket.
 type handler struct{ d *Daemon }
@@ -26,7 +30,7 @@ func (h handler) Handle(ctx context.Context, req control.Request) (any, error) {
 		return d.status(req.Jail)
 	case control.VerbBanned:
 		if req.Jail != "" {
-			if _, err := d.jail(req.Jail); err != nil {
+			if err := d.knownJail(req.Jail); err != nil {
 				return nil, err
 			}
 		}
@@ -47,7 +51,8 @@ func (h handler) Handle(ctx context.Context, req control.Request) (any, error) {
 	return nil, fmt.Errorf("unsupported verb %q", req.Verb)
 }
 
-func (d *Daemon) jail(name string) (*jailRT, error) {
+// jail returns the running jail of that name.
+func (d *Daemon) jail(name string) (*pipeline.Jail, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r, ok := d.jails[name]
@@ -55,6 +60,15 @@ func (d *Daemon) jail(name string) (*jailRT, error) {
 		return nil, fmt.Errorf("%w %q", errNoJail, name)
 	}
 	return r, nil
+}
+
+// knownJail accepts a running jail, and a jail that is no longer running
+// but still has bans (its bans stay manageable by name until lifted).
+func (d *Daemon) knownJail(name string) error {
+	if _, err := d.jail(name); err == nil || len(d.bans.List(name)) > 0 {
+		return nil
+	}
+	return fmt.Errorf("%w %q", errNoJail, name)
 }
 
 func entry(b ban.Entry) control.BanEntry {
@@ -74,32 +88,44 @@ func entries(bs []ban.Entry) []control.BanEntry {
 	return out
 }
 
-func (d *Daemon) status(only string) (control.StatusReply, error) {
+func banAddr(p netip.Prefix) string {
+	if p.Bits() == p.Addr().BitLen() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+func (d *Daemon) sortedJails(only string) []*pipeline.Jail {
 	d.mu.Lock()
-	rep := control.StatusReply{Backend: d.fw.Name(), ConfigDir: d.cfg.Dir, Started: d.started, ReloadError: d.reloadErr}
-	var list []*jailRT
+	var list []*pipeline.Jail
 	for name, r := range d.jails {
 		if only == "" || name == only {
 			list = append(list, r)
 		}
 	}
 	d.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].Name() < list[j].Name() })
+	return list
+}
+
+func (d *Daemon) status(only string) (control.StatusReply, error) {
+	d.mu.Lock()
+	rep := control.StatusReply{Backend: d.fw.Name(), ConfigDir: d.cfg.Dir, Started: d.started, ReloadError: d.reloadErr}
+	d.mu.Unlock()
+	list := d.sortedJails(only)
 	if only != "" && len(list) == 0 {
 		return rep, fmt.Errorf("%w %q", errNoJail, only)
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].cfg.Name < list[j].cfg.Name })
+	env := d.opts.env()
 	rep.Jails = []control.JailStatus{}
 	for _, r := range list {
-		js := control.JailStatus{Name: r.cfg.Name, Filter: r.cfg.Filter.Raw, Sources: r.sources, Error: r.errorText(), Banned: []string{}}
-		if js.Sources == nil {
-			js.Sources = []string{}
-		}
-		if r.jail != nil {
-			st := r.jail.Stats()
-			js.CurrentlyFailed, js.TotalFailed = st.Tracked, st.Failures
-		}
-		js.CurrentlyBanned, js.TotalBanned = d.bans.Count(r.cfg.Name)
-		for _, b := range d.bans.List(r.cfg.Name) {
+		p := r.Plan()
+		js := control.JailStatus{Name: r.Name(), Filter: p.Jail.Filter.Raw, Sources: sourcesOf(p), Watching: p.Source.Watch(),
+			Error: r.Problems(), Warnings: p.SourceWarnings(env), Banned: []string{}}
+		c := r.Counters()
+		js.CurrentlyFailed, js.TotalFailed, js.Evicted = c.Tracked, c.Failures, c.Evicted
+		js.CurrentlyBanned, js.TotalBanned = d.bans.Count(r.Name())
+		for _, b := range d.bans.List(r.Name()) {
 			js.Banned = append(js.Banned, banAddr(b.Prefix))
 		}
 		rep.Jails = append(rep.Jails, js)
@@ -108,16 +134,22 @@ func (d *Daemon) status(only string) (control.StatusReply, error) {
 	return rep, nil
 }
 
+// sourcesOf is status's sources field: the file paths and globs, or
+// "journal".
+func sourcesOf(p *pipeline.Plan) []string {
+	if p.Source.Journal {
+		return []string{"journal"}
+	}
+	return append([]string{}, p.Source.Files...)
+}
+
 func (d *Daemon) manualBan(ctx context.Context, req control.Request) (control.BanReply, error) {
 	r, err := d.jail(req.Jail)
 	if err != nil {
 		return control.BanReply{}, err
 	}
 	a := req.Addr()
-	if r.jail == nil {
-		return control.BanReply{}, fmt.Errorf("jail %s is not working: %s", req.Jail, r.errorText())
-	}
-	ex := r.jail.Explain(a, d.now())
+	ex := r.Explain(a, d.now())
 	if ex.Ignore != nil {
 		return control.BanReply{}, fmt.Errorf("%s is exempt in jail %s (%s %s): not banned", a, req.Jail, ex.Ignore.Rule, ex.Ignore.Entry)
 	}
@@ -142,17 +174,17 @@ func (d *Daemon) manualBan(ctx context.Context, req control.Request) (control.Ba
 func (d *Daemon) unban(ctx context.Context, req control.Request) (control.UnbanReply, error) {
 	if req.All {
 		if req.Jail != "" {
-			if _, err := d.jail(req.Jail); err != nil {
+			if err := d.knownJail(req.Jail); err != nil {
 				return control.UnbanReply{}, err
 			}
 		}
 		n, err := d.bans.UnbanAll(ctx, req.Jail)
 		return control.UnbanReply{Removed: n}, err
 	}
-	r, err := d.jail(req.Jail)
-	if err != nil {
+	if err := d.knownJail(req.Jail); err != nil {
 		return control.UnbanReply{}, err
 	}
+	r, _ := d.jail(req.Jail)
 	a := req.Addr()
 	n := 0
 	// The ban may be of the address or of its aggregate prefix.
@@ -168,8 +200,8 @@ func (d *Daemon) unban(ctx context.Context, req control.Request) (control.UnbanR
 			return control.UnbanReply{Removed: n}, err
 		}
 		n++
-		if r.jail != nil {
-			r.jail.Forget(b.Prefix)
+		if r != nil {
+			r.Logic().Forget(b.Prefix)
 		}
 	}
 	return control.UnbanReply{Removed: n}, nil
@@ -177,27 +209,17 @@ func (d *Daemon) unban(ctx context.Context, req control.Request) (control.UnbanR
 
 func (d *Daemon) explain(a netip.Addr) control.ExplainReply {
 	rep := control.ExplainReply{IP: a.String(), Banned: entries(d.bans.Find(a)), Jails: []control.JailExplain{}}
-	d.mu.Lock()
-	var list []*jailRT
-	for _, r := range d.jails {
-		list = append(list, r)
-	}
-	d.mu.Unlock()
-	sort.Slice(list, func(i, j int) bool { return list[i].cfg.Name < list[j].cfg.Name })
 	now := d.now()
-	for _, r := range list {
-		if r.jail == nil {
-			continue
-		}
-		ex := r.jail.Explain(a, now)
+	for _, r := range d.sortedJails("") {
+		ex := r.Explain(a, now)
 		je := control.JailExplain{
-			Jail: r.cfg.Name, Failures: ex.Counting, MaxRetry: ex.MaxRetry, FindTime: ex.FindTime.String(),
-			NextBanTime: durText(ex.NextBanTime), Lines: []control.ExplainLine{},
+			Jail: r.Name(), Failures: ex.Counting, MaxRetry: ex.MaxRetry, FindTime: ex.FindTime.String(),
+			NextBanTime: pipeline.DurationText(ex.NextBanTime), Lines: []control.ExplainLine{},
 		}
 		if ex.Ignore != nil {
 			je.Ignored, je.IgnoreRule = true, ex.Ignore.Rule+" "+ex.Ignore.Entry
 		}
-		if n, _, err := d.bans.Offences(r.cfg.Name, netip.PrefixFrom(a, a.BitLen()), false); err == nil {
+		if n, _, err := d.bans.Offences(r.Name(), netip.PrefixFrom(a, a.BitLen()), false); err == nil {
 			je.Offences = n
 		}
 		// Pair the kept matched lines with the counted failures (both

@@ -2,232 +2,155 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/palisade-project/palisade/internal/ban"
-	"github.com/palisade-project/palisade/internal/config"
-	"github.com/palisade-project/palisade/internal/control"
-	"github.com/palisade-project/palisade/internal/filter"
-	"github.com/palisade-project/palisade/internal/jail"
+	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/pipeline"
 	"github.com/palisade-project/palisade/internal/source"
+	"github.com/palisade-project/palisade/internal/source/filetail"
+	"github.com/palisade-project/palisade/internal/source/journal"
+	"github.com/palisade-project/palisade/internal/sysexec"
 )
 
-// LineFilter is what the daemon needs of a filter (internal/filter.Filter).
-type LineFilter interface {
-	Process(line string) filter.Result
-	ProcessAt(line string, t time.Time) filter.Result
+// sources adapts the daemon's shared readers to pipeline.Sources.
+type sources struct {
+	t *filetail.Tailer
+	j *journal.Reader
 }
 
-// jailRT is one running jail: its configuration, filter, jail logic and
-// the subscriptions feeding it.
-type jailRT struct {
-	cfg     config.Jail
-	jail    *jail.Jail
-	sources []string // display: file patterns or "journal"
-	d       *Daemon
-	log     *slog.Logger
-
-	mu       sync.Mutex // serialises filter use (filters are not concurrent-safe)
-	filt     LineFilter
-	journal  bool
-	unsub    []func()
-	buildErr string            // filter or source setup error
-	srcState map[string]string // source → problem ("" when ok)
-	lines    uint64
+func (s sources) Files(patterns []string, head bool, c source.Consumer) (func(), error) {
+	return s.t.Subscribe(patterns, filetail.Options{Head: head}, c)
 }
 
-// errorText is the jail's current problem for status ("" when working).
-func (r *jailRT) errorText() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var parts []string
-	if r.buildErr != "" {
-		parts = append(parts, r.buildErr)
-	}
-	keys := make([]string, 0, len(r.srcState))
-	for k := range r.srcState {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if v := r.srcState[k]; v != "" {
-			parts = append(parts, v)
-		}
-	}
-	return strings.Join(parts, "; ")
+func (s sources) Journal(spec journal.Spec, c source.Consumer) (func(), error) {
+	return s.j.Subscribe(spec, c)
 }
 
-// Status implements source.Consumer.
-func (r *jailRT) Status(s source.Status) {
-	r.mu.Lock()
-	prev := r.srcState[s.Source]
-	msg := ""
-	if s.State != source.StateOK {
-		msg = s.String()
+func (d *Daemon) sources() pipeline.Sources { return sources{d.tailer, d.journal} }
+
+// newJail makes the running jail of a plan (not yet reading).
+func (d *Daemon) newJail(p *pipeline.Plan) (*pipeline.Jail, error) {
+	deps := pipeline.Deps{
+		Bans: d.bans, History: d.bans, Runner: sysexec.NewExec(pipeline.DefaultCommandTimeout),
+		Resolver: d.opts.Resolver, Now: d.now, Logger: d.log, OnBan: d.opts.OnBan, Implicit: d.cloudflareIgnore,
 	}
-	r.srcState[s.Source] = msg
-	r.mu.Unlock()
-	if msg != prev {
-		if s.State == source.StateMissing && s.Err != nil && s.Err.Error() == "not opened yet" {
-			// The reader's placeholder before its first look at the file.
-		} else if msg != "" {
-			r.log.Warn("log source problem", "jail", r.cfg.Name, "source", s.Source, "state", s.State.String(), "err", errString(s.Err))
-		} else if prev != "" {
-			r.log.Info("log source ok", "jail", r.cfg.Name, "source", s.Source)
-		}
+	if d.fj != nil {
+		deps.Journal = d.fj
 	}
+	r, err := pipeline.New(p, deps)
+	if err != nil {
+		return nil, fmt.Errorf("jail %s: %w", p.Name(), err)
+	}
+	return r, nil
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
-// Line implements source.Consumer: filter, count, ban. It returns after
-// the failure is recorded and any ban stored, so the source saves its
-// position only past lines fully processed.
-func (r *jailRT) Line(l source.Line) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.filt == nil {
+// startJail subscribes a jail to its source. A source that cannot be
+// subscribed (a journal match journalctl refuses) is the jail's problem,
+// shown by status; the other jails keep working.
+func (d *Daemon) startJail(r *pipeline.Jail) {
+	p := r.Plan()
+	if err := r.Start(d.sources()); err != nil {
+		r.SetProblem("source", err.Error())
+		d.log.Error("jail source", "jail", p.Name(), "err", err)
 		return
 	}
-	r.lines++
-	var res filter.Result
-	if r.journal || !l.Time.IsZero() {
-		t := l.Time
-		if t.IsZero() {
-			t = r.d.now()
-		}
-		res = r.filt.ProcessAt(l.Text, t)
-	} else {
-		res = r.filt.Process(l.Text)
-	}
-	if len(res.Failures) == 0 {
-		return
-	}
-	key := lineKey(r.cfg.Name, l.Source, l.Text)
-	if r.d.fj != nil && r.d.fj.replayed(key) {
-		r.log.Debug("line already counted before the restart; not counted again", "jail", r.cfg.Name, "source", l.Source)
-		return
-	}
-	now := r.d.now()
-	for _, f := range res.Failures {
-		v := r.jail.Observe(f, now)
-		r.d.act(r, v)
-		if r.d.fj != nil && (v.Action == jail.Counted || v.Action == jail.Banned) {
-			t := f.Time
-			if t.IsZero() {
-				t = now
+	d.log.Info("jail started", "jail", p.Name(), "filter", p.Jail.Filter.Raw, "watching", fmt.Sprint(p.Source.Watch()), "why", p.Source.Why)
+}
+
+// waitJailsReady waits (bounded) for every jail's first lookup of its
+// ignoreip host names, so that an admin's host name exempts it from the
+// first line on.
+func (d *Daemon) waitJailsReady(max time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), max)
+	defer cancel()
+	var wg sync.WaitGroup
+	slow := make(chan string, len(d.jails))
+	for name, r := range d.jails {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !r.WaitReady(ctx) {
+				slow <- name
 			}
-			if err := r.d.fj.append(failRecord{Jail: r.cfg.Name, Key: key, ID: f.ID, T: t.UnixNano(), Now: now.UnixNano()}); err != nil {
-				r.log.Error("failure journal", "err", err)
-			}
+		}()
+	}
+	wg.Wait()
+	close(slow)
+	var names []string
+	for n := range slow {
+		names = append(names, n)
+	}
+	if len(names) > 0 {
+		sort.Strings(names)
+		d.log.Warn("ignoreip host names not resolved within the start-up wait; they exempt once resolved", "jails", fmt.Sprint(names), "wait", max.String())
+	}
+}
+
+// specs are the plans' firewall scopes.
+func specs(plans []*pipeline.Plan) []firewall.JailSpec {
+	out := make([]firewall.JailSpec, len(plans))
+	for i, p := range plans {
+		out[i] = p.Spec
+	}
+	return out
+}
+
+// runningPlans returns the plans of the running jails.
+func (d *Daemon) runningPlans() []*pipeline.Plan {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*pipeline.Plan, 0, len(d.jails))
+	for _, r := range d.jails {
+		out = append(out, r.Plan())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out
+}
+
+// retrySetup sets up again the firewall of jails whose backend refused
+// it (ufw enabled later, a module loaded): their status clears when it
+// works.
+func (d *Daemon) retrySetup(ctx context.Context) {
+	d.mu.Lock()
+	failing := len(d.fwErr) > 0
+	d.mu.Unlock()
+	if failing {
+		d.setupFirewall(ctx, d.runningPlans())
+	}
+}
+
+// setupFirewall sets up every backend for the plans' jails, records each
+// jail's refusal and shows it on the running jails.
+func (d *Daemon) setupFirewall(ctx context.Context, plans []*pipeline.Plan) {
+	errs := d.fw.SetupEach(ctx, specs(plans))
+	d.mu.Lock()
+	d.fwErr = map[string]string{}
+	for _, p := range plans {
+		if e := errs[p.Name()]; e != nil {
+			d.fwErr[p.Name()] = "firewall: " + e.Error()
+		}
+	}
+	d.mu.Unlock()
+	d.showFirewallErrors()
+}
+
+// showFirewallErrors puts the recorded set-up refusals on the running
+// jails (and clears the resolved ones), logging each change.
+func (d *Daemon) showFirewallErrors() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, r := range d.jails {
+		msg := d.fwErr[name]
+		if !r.SetProblem("firewall", msg) {
+			continue
+		}
+		if msg != "" {
+			d.log.Error("jail's firewall backend refused its set-up; bans are recorded and retried", "jail", name, "err", msg)
+		} else {
+			d.log.Info("jail's firewall is set up", "jail", name)
 		}
 	}
 }
-
-// act carries out a verdict (and the verdicts of further addresses).
-func (d *Daemon) act(r *jailRT, v jail.Verdict) {
-	switch v.Action {
-	case jail.Banned:
-		dec := v.Ban
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := d.bans.Ban(ctx, r.cfg.Name, dec.Prefix, dec.Duration, dec.Reason)
-		cancel()
-		switch {
-		case errors.Is(err, ban.ErrAlreadyBanned):
-		case err != nil && !errors.Is(err, ban.ErrNotEnforced):
-			d.log.Error("ban failed", "jail", r.cfg.Name, "ip", banAddr(dec.Prefix), "err", err)
-		default:
-			if err != nil {
-				d.log.Error("ban recorded, firewall refused it (retried by reconcile)", "jail", r.cfg.Name, "ip", banAddr(dec.Prefix), "err", err)
-			}
-			d.log.Debug("ban decided", "jail", r.cfg.Name, "ip", banAddr(dec.Prefix), "failures", dec.Failures,
-				"bantime", durText(dec.Duration), "offence", dec.Offence)
-			if d.opts.OnBan != nil {
-				d.opts.OnBan(r.cfg.Name, dec.Prefix)
-			}
-		}
-	case jail.Ignored:
-		if v.Ignore != nil {
-			d.log.Debug("ignored", "jail", r.cfg.Name, "ip", v.Addr.String(), "rule", v.Ignore.Rule, "entry", v.Ignore.Entry)
-		}
-	case jail.Counted:
-		d.log.Debug("found", "jail", r.cfg.Name, "ip", v.Addr.String(), "failures", v.Failures)
-	}
-	for _, m := range v.More {
-		d.act(r, m)
-	}
-}
-
-func banAddr(p netip.Prefix) string {
-	if p.Bits() == p.Addr().BitLen() {
-		return p.Addr().String()
-	}
-	return p.String()
-}
-
-func durText(d time.Duration) string {
-	if d < 0 {
-		return "permanent"
-	}
-	return d.String()
-}
-
-// jailConfig turns the configuration model into jail.Config.
-func jailConfig(j config.Jail) (jail.Config, error) {
-	jc := jail.Config{
-		Name: j.Name, MaxRetry: j.MaxRetry, FindTime: j.FindTime, BanTime: j.BanTime,
-		IgnoreSelf: j.IgnoreSelf, MaxMatches: j.MaxMatches, UseDNS: jail.UseDNS(j.UseDNS),
-		MaxEntries: j.FailTableSize,
-		Increment: jail.Increment{
-			Enabled: j.Increment.Enabled, Factor: j.Increment.Factor, Multipliers: j.Increment.Multipliers,
-			MaxTime: j.Increment.MaxTime, RndTime: j.Increment.RndTime, OverallJails: j.Increment.OverallJails,
-		},
-	}
-	if j.IPv6Prefix < 128 {
-		jc.IPv6Prefix = j.IPv6Prefix
-	}
-	for _, e := range j.IgnoreIP {
-		jc.IgnoreIP = append(jc.IgnoreIP, e.Text)
-	}
-	if j.IgnoreCommand != "" {
-		argv, err := jail.SplitCommand(j.IgnoreCommand)
-		if err != nil {
-			return jc, fmt.Errorf("ignorecommand: %w", err)
-		}
-		jc.IgnoreCommand = argv
-	}
-	return jc, nil
-}
-
-// sameJail reports whether a reload can keep the running jail (and its
-// counters): nothing that shapes counting, filtering or sources changed.
-func sameJail(a, b config.Jail) bool {
-	if a.Name != b.Name || a.Filter.Raw != b.Filter.Raw || a.BackendName != b.BackendName ||
-		a.JournalMatch != b.JournalMatch || a.MaxRetry != b.MaxRetry || a.FindTime != b.FindTime ||
-		a.BanTime != b.BanTime || a.IgnoreSelf != b.IgnoreSelf || a.IgnoreCommand != b.IgnoreCommand ||
-		a.MaxMatches != b.MaxMatches || a.UseDNS != b.UseDNS || a.FailTableSize != b.FailTableSize ||
-		a.IPv6Prefix != b.IPv6Prefix || a.DatePattern != b.DatePattern || a.PortSpec != b.PortSpec ||
-		a.Protocol != b.Protocol || a.BlockType != b.BlockType || a.LogTimezone != b.LogTimezone {
-		return false
-	}
-	if fmt.Sprint(a.LogPaths) != fmt.Sprint(b.LogPaths) || fmt.Sprint(a.IgnoreIP) != fmt.Sprint(b.IgnoreIP) ||
-		fmt.Sprint(a.Increment) != fmt.Sprint(b.Increment) || fmt.Sprint(a.BackendOptions) != fmt.Sprint(b.BackendOptions) {
-		return false
-	}
-	return true
-}
-
-// errNoJail is bad input from the client (exit status 2 in the CLI).
-var errNoJail = fmt.Errorf("%w: no such jail", control.ErrBadRequest)

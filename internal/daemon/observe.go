@@ -14,7 +14,6 @@ import (
 	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/control"
-	"github.com/palisade-project/palisade/internal/filter"
 	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/health"
 	"github.com/palisade-project/palisade/internal/metrics"
@@ -221,10 +220,10 @@ func (d *Daemon) notifyEvent(ev ban.Event, n *notify.Notifier) notify.Event {
 		}
 		out.Manual = e.Reason == "manual"
 		if r != nil && !out.Manual {
-			base := r.cfg.BanTime
+			base := r.Plan().Jail.BanTime
 			out.Escalated = e.Offence > 1 && base > 0 && (out.BanTime < 0 || out.BanTime > base)
-			if r.jail != nil && n.WantsLines(e.Jail) {
-				if lb := r.jail.Explain(e.Prefix.Addr(), d.now()).LastBan; lb != nil {
+			if n.WantsLines(e.Jail) {
+				if lb := r.Logic().Explain(e.Prefix.Addr(), d.now()).LastBan; lb != nil {
 					out.Lines = lb.Matches
 				}
 			}
@@ -250,25 +249,21 @@ func (d *Daemon) healthChanged(c health.Change) {
 // problems and counters, and every source's line count.
 func (d *Daemon) healthSample() health.Sample {
 	var s health.Sample
-	for _, r := range d.jailList() {
-		js := health.JailSample{Jail: r.cfg.Name}
-		r.mu.Lock()
-		js.Lines = r.lines
-		if r.buildErr != "" {
-			js.Problems = append(js.Problems, health.Problem{Key: "jail", Text: "not working: " + r.buildErr})
+	for _, r := range d.sortedJails("") {
+		js := health.JailSample{Jail: r.Name()}
+		c := r.Counters()
+		js.Lines = c.Lines
+		if msg := r.Problem("source"); msg != "" {
+			js.Problems = append(js.Problems, health.Problem{Key: "jail", Text: "not working: " + msg})
 		}
-		for src, msg := range r.srcState {
+		for src, msg := range r.SourceStates() {
 			// The placeholder before a source's first look is no problem.
 			if msg != "" && !strings.HasSuffix(msg, source.ErrNotOpened.Error()) {
 				js.Problems = append(js.Problems, health.Problem{Key: "source:" + src, Text: "source " + msg})
 			}
 		}
-		r.mu.Unlock()
-		if r.jail != nil {
-			st := r.jail.Stats()
-			js.Matches = st.Failures + st.Ignored + st.Skipped
-		}
-		if m, ok := d.router.backendOf(r.cfg.Name).(*meteredBackend); ok {
+		js.Matches = c.Failures + c.Ignored + c.Skipped
+		if m, ok := d.fw.backendOf(r.Name()).(*meteredBackend); ok {
 			js.Problems = append(js.Problems, m.problems()...)
 		}
 		s.Jails = append(s.Jails, js)
@@ -298,17 +293,6 @@ func (d *Daemon) healthSample() health.Sample {
 		s.Sources = append(s.Sources, health.SourceSample{Name: "journal:" + js.Key, Lines: js.Entries})
 	}
 	return s
-}
-
-func (d *Daemon) jailList() []*jailRT {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]*jailRT, 0, len(d.jails))
-	for _, r := range d.jails {
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
-	return out
 }
 
 // addHealth fills the status reply's health fields.
@@ -343,27 +327,21 @@ func (d *Daemon) metricsSnapshot() metrics.Snapshot {
 	s.ReloadOK = d.reloadErr == ""
 	d.mu.Unlock()
 	elements := map[string]int{}
-	for _, r := range d.jailList() {
-		name := r.cfg.Name
+	for _, r := range d.sortedJails("") {
+		name := r.Name()
 		j := metrics.Jail{Name: name}
-		r.mu.Lock()
-		j.Lines = r.lines
-		if f, ok := r.filt.(interface{ Stats() filter.Stats }); ok {
-			fs := f.Stats()
-			j.RegexTimeouts, j.BacktrackSeconds, j.BacktrackSkipped = fs.Timeouts, fs.BacktrackTime.Seconds(), fs.BacktrackSkipped
-		}
-		r.mu.Unlock()
-		if r.jail != nil {
-			st := r.jail.Stats()
-			j.Matches, j.Failures, j.Ignored = st.Failures+st.Ignored+st.Skipped, st.Failures, st.Ignored
-			j.Tracked, j.Evictions = st.Tracked, st.Evicted
-		}
+		st := r.Counters()
+		j.Lines = st.Lines
+		fs := r.FilterStats()
+		j.RegexTimeouts, j.BacktrackSeconds, j.BacktrackSkipped = fs.Timeouts, fs.BacktrackTime.Seconds(), fs.BacktrackSkipped
+		j.Matches, j.Failures, j.Ignored = st.Failures+st.Ignored+st.Skipped, st.Failures, st.Ignored
+		j.Tracked, j.Evictions = st.Tracked, st.Evicted
 		j.Banned, j.Bans = d.bans.Count(name)
 		j.Unbans = d.bans.Unbans(name)
 		jh := o.watchdog.Jail(name)
 		j.Healthy, j.Problems = jh.Healthy, jh.ProblemsTotal
 		s.Jails = append(s.Jails, j)
-		elements[d.router.backendOf(name).Name()] += j.Banned
+		elements[d.fw.backendOf(name).Name()] += j.Banned
 	}
 	o.mu.Lock()
 	srcErrs := map[string]uint64{}

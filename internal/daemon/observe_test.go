@@ -69,7 +69,7 @@ func newObsEnv(t *testing.T, palisade, jail string) *obsEnv {
 	t.Cleanup(func() { devnull.Close() })
 	e.opts = Options{
 		ConfigDir: e.etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: filepath.Join(dir, "p.db"),
-		Builtin: defaults.FS(), LoadFilter: StandardLoadFilter(filters.FS()), NewFilter: StandardNewFilter,
+		Builtin: defaults.FS(), Filters: filters.FS(),
 		Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {},
 	}
 	return e

@@ -126,12 +126,7 @@ func (g *guard) check(ctx context.Context) {
 		}
 	}
 	if len(damage) > 0 {
-		d.mu.Lock()
-		cfg := d.cfg
-		d.mu.Unlock()
-		if err := d.fw.Setup(ctx, d.specs(cfg)); err != nil {
-			d.log.Error("firewall: re-installing the jail rules", "err", err)
-		}
+		d.setupFirewall(ctx, d.runningPlans())
 	}
 	if _, err := os.Stat(g.ctl.Path); err == nil {
 		what, busy, err := g.ctl.Repair(ctx, time.Second)

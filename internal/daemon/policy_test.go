@@ -44,7 +44,7 @@ func TestGuardRestoresFlushedTable(t *testing.T) {
 	defer devnull.Close()
 	opts := Options{
 		ConfigDir: etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: filepath.Join(dir, "p.db"), Root: dir,
-		Builtin: defaults.FS(), LoadFilter: StandardLoadFilter(filters.FS()), NewFilter: StandardNewFilter,
+		Builtin: defaults.FS(), Filters: filters.FS(),
 		Backend: be, Stderr: devnull, Notify: func(string) {},
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"github.com/palisade-project/palisade/internal/failjournal"
 	"github.com/palisade-project/palisade/internal/source"
 	"github.com/palisade-project/palisade/internal/store"
 )
@@ -10,14 +11,14 @@ import (
 // a saved position has its failure record in the journal file.
 type positions struct {
 	st *store.Store
-	fj *failJournal
+	fj *failjournal.Journal
 }
 
 func (p positions) flush() error {
 	if p.fj == nil {
 		return nil
 	}
-	return p.fj.flush()
+	return p.fj.Flush()
 }
 
 func (p positions) LoadPosition(path string) (source.Position, bool, error) {

@@ -109,6 +109,22 @@ func (r *router) Name() string {
 
 // Setup implements firewall.Backend: each backend sets up its own jails.
 func (r *router) Setup(ctx context.Context, jails []firewall.JailSpec) error {
+	errs := r.SetupEach(ctx, jails)
+	seen := map[string]bool{}
+	var out []error
+	for _, j := range jails {
+		if e := errs[j.Name]; e != nil && !seen[e.Error()] {
+			seen[e.Error()] = true
+			out = append(out, e)
+		}
+	}
+	return errors.Join(out...)
+}
+
+// SetupEach sets up each backend with its own jails, like Setup, and
+// returns each jail whose backend refused with that backend's error, so
+// one backend's failure (an inactive ufw) marks only its jails.
+func (r *router) SetupEach(ctx context.Context, jails []firewall.JailSpec) map[string]error {
 	groups := map[firewall.Backend][]firewall.JailSpec{}
 	for _, j := range jails {
 		b := r.backendOf(j.Name)
@@ -120,15 +136,19 @@ func (r *router) Setup(ctx context.Context, jails []firewall.JailSpec) error {
 		r.used[b] = true
 	}
 	r.mu.Unlock()
-	var errs []error
+	out := map[string]error{}
 	for _, b := range r.all() {
-		if specs, ok := groups[b]; ok {
-			if err := b.Setup(ctx, specs); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+		specs, ok := groups[b]
+		if !ok {
+			continue
+		}
+		if err := b.Setup(ctx, specs); err != nil {
+			for _, j := range specs {
+				out[j.Name] = fmt.Errorf("%s: %w", b.Name(), err)
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return out
 }
 
 func (r *router) split(bans []firewall.Ban) map[firewall.Backend][]firewall.Ban {
@@ -154,34 +174,42 @@ func (r *router) apply(ctx context.Context, bans []firewall.Ban, add bool) error
 	var errs []error
 	groups := r.split(bans)
 	for _, b := range r.all() {
-		group := groups[b]
-		if len(group) == 0 {
-			continue
+		if err := r.applyTo(ctx, b, groups[b], add); err != nil {
+			errs = append(errs, err)
 		}
-		var err error
-		if add {
-			err = b.Add(ctx, group)
-		} else {
-			err = b.Remove(ctx, group)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
-		}
-		r.mu.Lock()
-		if t := r.tracked[b]; t != nil {
-			for _, ban := range group {
-				k := banKey{ban.Jail, ban.Prefix.String()}
-				switch {
-				case !add:
-					delete(t, k)
-				case err == nil:
-					t[k] = ban
-				}
-			}
-		}
-		r.mu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// applyTo adds or removes bans in backend b (whatever their jails' route
+// says now), keeping the record of what a backend that cannot list holds.
+func (r *router) applyTo(ctx context.Context, b firewall.Backend, group []firewall.Ban, add bool) error {
+	if len(group) == 0 {
+		return nil
+	}
+	var err error
+	if add {
+		err = b.Add(ctx, group)
+	} else {
+		err = b.Remove(ctx, group)
+	}
+	r.mu.Lock()
+	if t := r.tracked[b]; t != nil {
+		for _, ban := range group {
+			k := banKey{ban.Jail, ban.Prefix.String()}
+			switch {
+			case !add:
+				delete(t, k)
+			case err == nil:
+				t[k] = ban
+			}
+		}
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return nil
 }
 
 // List implements firewall.Backend: every backend's bans, those of the

@@ -110,39 +110,3 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
-
-func TestSplitCommand(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    []string
-		wantErr bool
-	}{
-		{in: "/usr/bin/check <ip>", want: []string{"/usr/bin/check", "<ip>"}},
-		{in: `  cmd   'a b'  "c \"d\"" e\ f `, want: []string{"cmd", "a b", `c "d"`, "e f"}},
-		{in: `cmd ''`, want: []string{"cmd", ""}},
-		{in: "cmd <ip> | grep x", wantErr: true},
-		{in: "cmd; rm -rf /", wantErr: true},
-		{in: "cmd $(id)", wantErr: true},
-		{in: "cmd 'unterminated", wantErr: true},
-		{in: `cmd "unterminated`, wantErr: true},
-		{in: "   ", wantErr: true},
-		{in: `cmd 'a|b'`, want: []string{"cmd", "a|b"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := SplitCommand(tc.in)
-			if tc.wantErr {
-				if err == nil {
-					t.Fatalf("SplitCommand(%q) = %q, want an error", tc.in, got)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.Join(got, "\x00") != strings.Join(tc.want, "\x00") || len(got) != len(tc.want) {
-				t.Fatalf("SplitCommand(%q) = %q, want %q", tc.in, got, tc.want)
-			}
-		})
-	}
-}

@@ -20,7 +20,7 @@ func TestImplicitIgnore(t *testing.T) {
 	}
 	cfg := guide()
 	cfg.MaxRetry = 1
-	cfg.IgnoreIP = append(cfg.IgnoreIP, "198.51.100.7")
+	cfg.IgnoreIP = append(cfg.IgnoreIP, ignore("198.51.100.7")...)
 	j := mustNew(t, cfg, Deps{Implicit: implicit})
 
 	v := j.Observe(fail("198.51.100.8", t0), t0)

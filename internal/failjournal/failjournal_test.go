@@ -1,0 +1,331 @@
+package failjournal
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// t0 is a realistic time (unix ns have 19 digits).
+const t0 = int64(1796608295000000000)
+
+func rec(jail string, i int) Record {
+	return Record{Jail: jail, Key: LineKey(jail, "/var/log/auth.log", fmt.Sprint("line ", i)),
+		ID: fmt.Sprintf("192.0.2.%d", i%250), T: t0 + int64(i), Now: t0 + int64(1000+i)}
+}
+
+func collect(path string, t *testing.T) []Record {
+	t.Helper()
+	var out []Record
+	if err := each(path, -1, func(r Record, _ int) { out = append(out, r) }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestFlushOpenReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db.failures")
+	var replayed []Record
+	j, err := Open(path, Options{}, Policy{}, func(r Record) { replayed = append(replayed, r) })
+	if err != nil || len(replayed) != 0 {
+		t.Fatalf("open empty: %v %v", replayed, err)
+	}
+	for i := 1; i <= 3; i++ {
+		if err := j.Append(rec("sshd", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Buffered, never flushed: lost with the process (its line's position
+	// was not saved either, so the line is read and counted again).
+	if err := j.Append(rec("sshd", 4)); err != nil {
+		t.Fatal(err)
+	}
+	// A torn write at the end of the file is skipped.
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("sshd\tzz\t192.0.2")
+	f.Close()
+
+	// "kill -9": no Close; a new process opens the journal.
+	replayed = nil
+	j2, err := Open(path, Options{}, Policy{Keep: func(r Record) bool { return r.ID != "192.0.2.2" }}, func(r Record) { replayed = append(replayed, r) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if len(replayed) != 2 || replayed[0] != rec("sshd", 1) || replayed[1] != rec("sshd", 3) {
+		t.Fatalf("records = %+v", replayed)
+	}
+	// Replayed identities match once.
+	if !j2.Replayed(replayed[0].Key) || j2.Replayed(replayed[0].Key) || j2.Replayed(rec("sshd", 4).Key) {
+		t.Fatal("replayed identities must match exactly once")
+	}
+	// The file was rewritten with the kept records only.
+	if got := collect(path, t); len(got) != 2 {
+		t.Fatalf("after rewrite: %+v", got)
+	}
+	if st := j2.Stats(); st.Records != 2 || st.Bytes <= 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestDedupeWindow: only the lines recorded shortly before the newest
+// record can be delivered again, so only they are remembered.
+func TestDedupeWindow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := Open(path, Options{}, Policy{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := Record{Jail: "sshd", Key: 1, ID: "192.0.2.1", T: 0, Now: 0}
+	recent := Record{Jail: "sshd", Key: 2, ID: "192.0.2.2", T: int64(time.Hour), Now: int64(time.Hour)}
+	j.Append(old)
+	j.Append(recent)
+	j.Close()
+	n := 0
+	j, err = Open(path, Options{DedupeWindow: time.Minute}, Policy{}, func(Record) { n++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if n != 2 || j.Stats().Remembered != 1 || !j.Replayed(2) || j.Replayed(1) {
+		t.Fatalf("replayed %d, remembered %d", n, j.Stats().Remembered)
+	}
+}
+
+func TestCompact(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := Open(path, Options{}, Policy{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	for i := 1; i <= 10; i++ {
+		j.Append(rec("sshd", i))
+		j.Append(rec("web", i))
+		j.Append(rec("gone", i))
+	}
+	err = j.Compact(Policy{
+		Keep: func(r Record) bool { return r.Jail != "gone" && r.ID != "192.0.2.10" },
+		Limit: func(jail string) int {
+			if jail == "sshd" {
+				return 3
+			}
+			return 100
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := j.Stats().Records; n != 3+9 {
+		t.Fatalf("records after compaction = %d, want 12", n)
+	}
+	j.Append(rec("web", 11))
+	j.Flush()
+	var got []string
+	for _, r := range collect(path, t) {
+		got = append(got, r.Jail+" "+r.ID)
+	}
+	want := []string{"sshd 192.0.2.7", "web 192.0.2.7", "sshd 192.0.2.8", "web 192.0.2.8", "sshd 192.0.2.9", "web 192.0.2.9"}
+	// Compaction keeps file order; the record appended after it comes last.
+	if len(got) != 13 || got[len(got)-1] != "web 192.0.2.11" {
+		t.Fatalf("records = %v", got)
+	}
+	for i, w := range want {
+		if got[6+i] != w {
+			t.Fatalf("records = %v, want ... %v then web 192.0.2.11", got, want)
+		}
+	}
+}
+
+// TestBoundedBySize: under a flood of records that all still matter, the
+// file never grows past about MaxBytes: compaction is due as soon as the
+// growth outgrows what was kept, and keeps at most half of MaxBytes, the
+// newest records.
+func TestBoundedBySize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	const maxBytes = 64 << 10
+	j, err := Open(path, Options{MaxBytes: maxBytes, MinCompact: 8 << 10}, Policy{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	compactions := 0
+	var largest int64
+	for i := 0; i < 20000; i++ {
+		if err := j.Append(rec("sshd", i)); err != nil {
+			t.Fatal(err)
+		}
+		largest = max(largest, j.Stats().Bytes)
+		select {
+		case <-j.Due():
+			if err := j.Compact(Policy{}); err != nil {
+				t.Fatal(err)
+			}
+			compactions++
+			if b := j.Stats().Bytes; b > maxBytes/2 {
+				t.Fatalf("compaction kept %d bytes, more than MaxBytes/2", b)
+			}
+		default:
+		}
+	}
+	if compactions < 5 || largest > maxBytes+200 {
+		t.Fatalf("%d compactions, largest file %d bytes (MaxBytes %d)", compactions, largest, maxBytes)
+	}
+	j.Flush()
+	recs := collect(path, t)
+	if last := recs[len(recs)-1]; last != rec("sshd", 19999) {
+		t.Fatalf("newest record lost: last is %+v", last)
+	}
+	if first := recs[0]; first.T < t0+19999-int64(len(recs)) {
+		t.Fatalf("kept records are not the newest: first %+v of %d", first, len(recs))
+	}
+}
+
+// TestCompactKeepsConcurrentAppends: records appended while a compaction
+// runs are kept.
+func TestCompactKeepsConcurrentAppends(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := Open(path, Options{}, Policy{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	for i := 0; i < 5000; i++ {
+		j.Append(rec("sshd", i))
+	}
+	inKeep := make(chan struct{})
+	resume := make(chan struct{})
+	var once bool
+	done := make(chan error)
+	go func() {
+		done <- j.Compact(Policy{Keep: func(r Record) bool {
+			if !once {
+				once = true
+				close(inKeep)
+				<-resume
+			}
+			return (r.T-t0)%2 == 0 // keep half
+		}})
+	}()
+	<-inKeep
+	for i := 5000; i < 5100; i++ {
+		if err := j.Append(rec("sshd", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	j.Flush()
+	recs := collect(path, t)
+	if len(recs) != 2500+100 || j.Stats().Records != len(recs) {
+		t.Fatalf("%d records in the file, stats %d; want 2600", len(recs), j.Stats().Records)
+	}
+	for i, r := range recs[2500:] {
+		if r != rec("sshd", 5000+i) {
+			t.Fatalf("appended record %d = %+v", i, r)
+		}
+	}
+}
+
+func TestParseRecordRejectsGarbage(t *testing.T) {
+	for _, s := range []string{"", "a\tb", "sshd\tnothex\t1.2.3.4\t1\t2", "\t1\tx\t1\t2", "sshd\t1\tx\t1\t2\textra"} {
+		if _, ok := parseRecord([]byte(s)); ok {
+			t.Errorf("parsed %q", s)
+		}
+	}
+	r := rec("sshd", 5)
+	b := r.appendTo(nil)
+	if got, ok := parseRecord(b[:len(b)-1]); !ok || got != r {
+		t.Fatalf("round trip %+v → %q → %+v", r, b, got)
+	}
+}
+
+// writeFlood writes n records of distinct addresses to path, as a flood of
+// distinct attackers leaves them.
+func writeFlood(tb testing.TB, path string, n int) int64 {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	var b []byte
+	for i := 0; i < n; i++ {
+		r := Record{Jail: "sshd", Key: uint64(i) * 0x9e3779b97f4a7c15,
+			ID: fmt.Sprintf("%d.%d.%d.%d", 11+(i>>24), byte(i>>16), byte(i>>8), byte(i)), T: t0 + int64(i), Now: t0 + int64(i)}
+		b = r.appendTo(b)
+		if len(b) > 1<<20 {
+			f.Write(b)
+			b = b[:0]
+		}
+	}
+	f.Write(b)
+	fi, _ := f.Stat()
+	return fi.Size()
+}
+
+// BenchmarkOpenAtBound measures a restart's journal read at the size
+// bound (DefaultMaxBytes, the largest file a flood leaves): time, and the
+// heap the replay needs beyond the records themselves.
+func BenchmarkOpenAtBound(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "j")
+	n := 0
+	for size := int64(0); size < DefaultMaxBytes; n += 50000 {
+		size = writeFlood(b, path, n+50000)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		writeFlood(b, path, n)
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		count := 0
+		j, err := Open(path, Options{}, Policy{}, func(Record) { count++ })
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(count), "records")
+		b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/(1<<20), "alloc-MB")
+		b.ReportMetric(float64(after.HeapInuse)/(1<<20), "heap-MB")
+		j.Close()
+		b.StartTimer()
+	}
+}
+
+func TestParseNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{{"0", true}, {"ffffffffffffffff", true}, {"1ffffffffffffffff", false}, {"", false}, {"G", false}, {"A", false}} {
+		v, ok := parseHex([]byte(tc.in))
+		if ok != tc.ok || (ok && fmt.Sprintf("%x", v) != tc.in) {
+			t.Errorf("parseHex(%q) = %x %v", tc.in, v, ok)
+		}
+	}
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{{"0", true}, {"-5", true}, {"1796608295000000000", true}, {"9223372036854775807", true}, {"9223372036854775808", false},
+		{"-9223372036854775807", true}, {"12345678901234567890", false}, {"", false}, {"-", false}, {"1x", false}} {
+		v, ok := parseDec([]byte(tc.in))
+		if ok != tc.ok || (ok && fmt.Sprint(v) != tc.in) {
+			t.Errorf("parseDec(%q) = %d %v", tc.in, v, ok)
+		}
+	}
+}
