@@ -104,16 +104,32 @@ func writeStatus(w io.Writer, st control.StatusReply) {
 	writeHealth(w, st)
 	fmt.Fprintf(w, "Jails:   %d\n\n", len(st.Jails))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JAIL\tFAILED\tTOTAL FAILED\tBANNED\tTOTAL BANNED\tSOURCES\tERROR")
+	fmt.Fprintln(tw, "JAIL\tFAILED\tTOTAL FAILED\tBANNED\tTOTAL BANNED\tWATCHING\tERROR")
 	for _, j := range st.Jails {
 		e := j.Error
 		if e == "" {
 			e = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", j.Name, j.CurrentlyFailed, j.TotalFailed,
-			j.CurrentlyBanned, j.TotalBanned, strings.Join(j.Sources, ","), e)
+			j.CurrentlyBanned, j.TotalBanned, strings.Join(watching(j), ","), e)
 	}
 	tw.Flush()
+	for _, j := range st.Jails {
+		for _, x := range j.Warnings {
+			fmt.Fprintf(w, "warning: %s\n", x)
+		}
+		if j.Evicted > 0 {
+			fmt.Fprintf(w, "warning: jail %s: failure table full, %d addresses evicted (raise failtable.size)\n", j.Name, j.Evicted)
+		}
+	}
+}
+
+// watching is what a jail reads (its sources for an older daemon).
+func watching(j control.JailStatus) []string {
+	if len(j.Watching) > 0 {
+		return j.Watching
+	}
+	return j.Sources
 }
 
 // writeJailStatus prints one jail the way fail2ban-client does, so
@@ -124,10 +140,20 @@ func writeJailStatus(w io.Writer, j control.JailStatus) {
 		fmt.Fprintf(w, "|- Error: %s\n", j.Error)
 	}
 	writeJailHealth(w, j)
+	for _, x := range j.Warnings {
+		fmt.Fprintf(w, "|- Warning: %s\n", x)
+	}
 	fmt.Fprintf(w, "|- Filter\n")
 	fmt.Fprintf(w, "|  |- Currently failed:\t%d\n", j.CurrentlyFailed)
 	fmt.Fprintf(w, "|  |- Total failed:\t%d\n", j.TotalFailed)
-	fmt.Fprintf(w, "|  `- File list:\t%s\n", strings.Join(j.Sources, " "))
+	if j.Evicted > 0 {
+		fmt.Fprintf(w, "|  |- Evicted (failure table full):\t%d\n", j.Evicted)
+	}
+	if ws := watching(j); len(ws) == 1 && strings.HasPrefix(ws[0], "journal") {
+		fmt.Fprintf(w, "|  `- Journal matches:\t%s\n", strings.TrimPrefix(strings.TrimPrefix(ws[0], "journal"), ": "))
+	} else {
+		fmt.Fprintf(w, "|  `- File list:\t%s\n", strings.Join(ws, " "))
+	}
 	fmt.Fprintf(w, "`- Actions\n")
 	fmt.Fprintf(w, "   |- Currently banned:\t%d\n", j.CurrentlyBanned)
 	fmt.Fprintf(w, "   |- Total banned:\t%d\n", j.TotalBanned)

@@ -33,9 +33,19 @@ func (f *fakeDaemon) Handle(_ context.Context, req control.Request) (any, error)
 		if req.Jail == "nope" {
 			return nil, errors.New(`no such jail "nope"`)
 		}
-		return control.StatusReply{Backend: "fake", ConfigDir: "/etc/palisade", Jails: []control.JailStatus{
-			{Name: "sshd", Filter: "sshd", Sources: []string{"/var/log/auth.log"}, CurrentlyFailed: 2, TotalFailed: 9,
-				CurrentlyBanned: 1, TotalBanned: 3, Banned: []string{"192.0.2.7"}}}}, nil
+		rep := control.StatusReply{Backend: "fake", ConfigDir: "/etc/palisade", Jails: []control.JailStatus{
+			{Name: "sshd", Filter: "sshd", Sources: []string{"/var/log/auth.log"}, Watching: []string{"/var/log/auth.log"}, CurrentlyFailed: 2, TotalFailed: 9,
+				CurrentlyBanned: 1, TotalBanned: 3, Evicted: 7, Banned: []string{"192.0.2.7"}},
+			{Name: "web", Filter: "nginx-http-auth", Sources: []string{"journal"}, Watching: []string{"journal: _SYSTEMD_UNIT=nginx.service"},
+				Warnings: []string{"jail web: no journal files in /var/log/journal, /run/log/journal: the journal has nothing to read"}, Banned: []string{}}}}
+		if req.Jail != "" {
+			for _, j := range rep.Jails {
+				if j.Name == req.Jail {
+					rep.Jails = []control.JailStatus{j}
+				}
+			}
+		}
+		return rep, nil
 	case control.VerbBanned:
 		return control.BannedReply{Bans: []control.BanEntry{b}}, nil
 	case control.VerbBan:
@@ -94,8 +104,11 @@ func TestClientCommands(t *testing.T) {
 		want []string // substrings of stdout (or stderr when code != 0)
 		verb control.Verb
 	}{
-		{[]string{"status"}, 0, []string{"sshd", "/var/log/auth.log", "Backend: fake"}, control.VerbStatus},
-		{[]string{"status", "sshd"}, 0, []string{"Status for the jail: sshd", "Currently failed:\t2", "Banned IP list:\t192.0.2.7"}, control.VerbStatus},
+		{[]string{"status"}, 0, []string{"sshd", "/var/log/auth.log", "Backend: fake", "journal: _SYSTEMD_UNIT=nginx.service",
+			"warning: jail web: no journal files", "warning: jail sshd: failure table full, 7 addresses evicted"}, control.VerbStatus},
+		{[]string{"status", "sshd"}, 0, []string{"Status for the jail: sshd", "Currently failed:\t2", "Banned IP list:\t192.0.2.7",
+			"Evicted (failure table full):\t7", "File list:\t/var/log/auth.log"}, control.VerbStatus},
+		{[]string{"status", "web"}, 0, []string{"|- Warning: jail web: no journal files", "Journal matches:\t_SYSTEMD_UNIT=nginx.service"}, control.VerbStatus},
 		{[]string{"status", "nope"}, 1, []string{"no such jail"}, control.VerbStatus},
 		{[]string{"banned"}, 0, []string{"192.0.2.7", "2030-01-02T03:04:05Z"}, control.VerbBanned},
 		{[]string{"ban", "sshd", "2001:DB8::1", "--for", "2h"}, 0, []string{"banned 2001:db8::1 in sshd"}, control.VerbBan},

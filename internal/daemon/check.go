@@ -74,11 +74,12 @@ func Check(opts Options) CheckReport {
 		probes[kind] = probe(kind)
 		return probes[kind]
 	}
-	// The default backend: the daemon does not start without one.
+	// The default backend. Without a usable one the daemon cannot start
+	// (exit status 1): an environment problem, so a warning here.
 	defKind := strings.ToLower(cfg.Daemon.Firewall.Backend)
 	if opts.Backend == nil && defKind != "log" {
 		if err := probed(defKind); err != nil && !errors.Is(err, errNotActive) {
-			rep.Errors = append(rep.Errors, &config.Error{Section: "firewall", Key: "backend", Msg: err.Error()})
+			rep.Warnings = append(rep.Warnings, "firewall: "+err.Error()+": the daemon cannot start here")
 		}
 	}
 	for _, j := range cfg.Enabled() {
@@ -99,11 +100,14 @@ func Check(opts Options) CheckReport {
 		}
 		cj.Watching, cj.Source, cj.Firewall = p.Source.Watch(), p.Source.Why, p.Route.String()
 		cj.Warnings = append(cj.Warnings, p.Warnings...)
-		if opts.Backend == nil && defKind != "log" && p.Route.Action == nil {
-			kind := p.Route.Kind
-			if kind == "" {
-				kind = defKind
-			}
+		// The backend the daemon would use for the jail (the given one in
+		// tests, unless native backends are given too).
+		kind := p.Route.Kind
+		if kind == "" || p.Route.Action != nil || defKind != "auto" {
+			kind = defKind
+		}
+		usesGiven := opts.Backend != nil && (kind == defKind || opts.NewBackend == nil)
+		if !usesGiven && kind != "log" && p.Route.Action == nil {
 			if err := probed(kind); err != nil && (kind != defKind || errors.Is(err, errNotActive)) {
 				cj.Warnings = append(cj.Warnings, fmt.Sprintf("jail %s: firewall %s: %v", j.Name, kind, err))
 			}

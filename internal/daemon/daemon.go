@@ -77,6 +77,9 @@ type Options struct {
 	Stderr io.Writer
 	// Backend, when set, is used instead of the configured firewall.
 	Backend firewall.Backend
+	// NewBackend, when set, builds the native backend of a kind a jail's
+	// banaction names (tests; default: internal/firewall/detect).
+	NewBackend func(kind string) (firewall.Backend, error)
 	// Probe checks whether a firewall backend kind is usable here, for
 	// config check's warnings (default: detection plus "ufw status").
 	Probe func(kind string) error

@@ -599,3 +599,76 @@ func TestUnknownJailIsBadInput(t *testing.T) {
 		t.Fatalf("manual permanent ban = %+v, %v", b, ok)
 	}
 }
+
+// failAt writes a failure line dated at.
+func (e *env) failAt(ip string, at time.Time) {
+	e.t.Helper()
+	f, err := os.OpenFile(e.log, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s server sshd[4242]: Failed password for root from %s port 4242 ssh2\n", at.Format("Jan _2 15:04:05"), ip)
+}
+
+// TestFirstReadCountsRecentFailures: a log file seen for the first time is
+// read back over findtime (as fail2ban does): failures written just before
+// the daemon started count, older ones do not; a restart does not read the
+// file again.
+func TestFirstReadCountsRecentFailures(t *testing.T) {
+	e := newEnv(t, "")
+	e.write("jail.local", fmt.Sprintf(guideJailLocal, e.log))
+	now := time.Now()
+	for i := 0; i < 4; i++ {
+		e.failAt("198.51.100.70", now.Add(-time.Hour)) // older than findtime
+	}
+	for i := 0; i < 3; i++ {
+		e.failAt("198.51.100.71", now.Add(-time.Minute))
+	}
+	e.failAt("198.51.100.72", now.Add(-2*time.Minute))
+	e.failAt("198.51.100.72", now.Add(-time.Minute))
+	e.failAt("198.51.100.72", now)
+	e.failAt("198.51.100.72", now)
+	e.start()
+	e.waitFor("the recent offender banned from the backlog", 20*time.Second, func() bool {
+		_, ok := e.ban("sshd", "198.51.100.72")
+		return ok
+	})
+	if _, ok := e.ban("sshd", "198.51.100.70"); ok {
+		t.Fatal("failures older than findtime led to a ban")
+	}
+	if n := e.explainFailures("sshd", "198.51.100.71"); n != 3 {
+		t.Fatalf("198.51.100.71: %d failures counted from the backlog, want 3", n)
+	}
+	e.stop()
+	e.start()
+	if n := e.explainFailures("sshd", "198.51.100.71"); n != 3 {
+		t.Fatalf("after a restart: %d failures, want 3 (restored once, the file not read again)", n)
+	}
+}
+
+// TestConfigDirMustExist: an explicit --config-dir that does not exist or
+// is not a directory is bad usage (exit 2) for the daemon and config
+// check; nothing falls back to the built-in configuration.
+func TestConfigDirMustExist(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cd := range []string{filepath.Join(dir, "missing"), file} {
+		for _, args := range [][]string{
+			{"daemon", "--config-dir", cd, "--socket", filepath.Join(dir, "s"), "--db", filepath.Join(dir, "db")},
+			{"config", "check", "--config-dir", cd},
+		} {
+			out, err := exec.Command(palisadeBin(t), args...).CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), cd) {
+				t.Errorf("%v: %v\n%s", args, err, out)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s")); err == nil {
+		t.Fatal("a daemon started")
+	}
+}

@@ -37,16 +37,22 @@ func (d *Daemon) backendFor(jail string, rt pipeline.Route) firewall.Backend {
 	switch {
 	case rt.Action != nil:
 		return actionexec.NewBackend(rt.Action, sysexec.NewExec(30*time.Second), d.log.With("jail", jail))
-	case rt.Kind == "" || d.opts.Backend != nil || rt.Kind == d.defKind:
+	case rt.Kind == "" || (d.opts.Backend != nil && d.opts.NewBackend == nil) || rt.Kind == d.defKind:
 		return nil
 	}
 	if b, ok := d.native[rt.Kind]; ok {
 		return b
 	}
-	kind, _, err := detect.Choose(rt.Kind, d.detectDeps())
 	var b firewall.Backend
-	if err == nil {
-		b, err = detect.New(kind, d.detectDeps())
+	var err error
+	if d.opts.NewBackend != nil {
+		b, err = d.opts.NewBackend(rt.Kind)
+	} else {
+		var kind string
+		kind, _, err = detect.Choose(rt.Kind, d.detectDeps())
+		if err == nil {
+			b, err = detect.New(kind, d.detectDeps())
+		}
 	}
 	if err != nil {
 		d.log.Warn("jail banaction backend unusable; the default backend enforces the jail", "jail", jail, "backend", rt.Kind, "err", err)
