@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	defaults "github.com/palisade-project/palisade/config"
 	"github.com/palisade-project/palisade/filters"
+	"github.com/palisade-project/palisade/internal/failjournal"
 	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/firewall/nft"
 	"github.com/palisade-project/palisade/internal/firewall/nstest"
@@ -37,7 +39,7 @@ func benchOptions(b *testing.B, jailLocal string) (Options, string) {
 	return Options{
 		ConfigDir: etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: filepath.Join(dir, "p.db"),
 		Builtin: defaults.FS(), Filters: filters.FS(),
-		Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {},
+		Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {}, AllowUID: testerUID(),
 	}, logf
 }
 
@@ -217,5 +219,49 @@ func storeBans(b *testing.B, path string, n int) {
 	}
 	if err := st.AddBans(bans); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkRestartAfterFlood measures New with the failure journal a flood
+// of distinct attackers leaves at its size bound (failjournal's
+// DefaultMaxBytes; every record inside findtime): the time until READY
+// and the heap it needs. The file is written again before each start (a
+// start rewrites it).
+func BenchmarkRestartAfterFlood(b *testing.B) {
+	opts, _ := benchOptions(b, "[sshd]\nenabled = true\nfilter = sshd\nlogpath = %s\nmaxretry = 5\nfindtime = 1h\n")
+	journal := opts.DB + ".failures"
+	now := time.Now()
+	var recs []byte
+	n := 0
+	for ; len(recs) < failjournal.DefaultMaxBytes; n++ {
+		t := now.Add(-30*time.Minute + time.Duration(n)*time.Microsecond).UnixNano()
+		recs = fmt.Appendf(recs, "sshd\t%x\t%d.%d.%d.%d\t%d\t%d\n", uint64(n)*0x9e3779b97f4a7c15,
+			11+(n>>24), byte(n>>16), byte(n>>8), byte(n), t, t)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := os.WriteFile(journal, recs, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		b.StartTimer()
+		ctx := context.Background()
+		t0 := time.Now()
+		d, err := New(ctx, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(t0)
+		b.StopTimer()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		c := d.jails["sshd"].Counters()
+		b.ReportMetric(float64(took.Milliseconds()), "ms-to-ready")
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
+		b.ReportMetric(float64(n), "records")
+		b.ReportMetric(float64(c.Tracked), "tracked")
+		d.close(ctx)
+		b.StartTimer()
 	}
 }

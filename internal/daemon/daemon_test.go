@@ -79,7 +79,7 @@ func TestLifecycleNotifiesAndRestoresBeforeReady(t *testing.T) {
 	opts := Options{
 		ConfigDir: etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: db,
 		Builtin: defaults.FS(), Filters: filters.FS(),
-		Backend: fw, Stderr: devnull, Notify: n.notify,
+		Backend: fw, Stderr: devnull, Notify: n.notify, AllowUID: testerUID(),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -110,7 +110,7 @@ func TestLifecycleNotifiesAndRestoresBeforeReady(t *testing.T) {
 	}
 	// A second daemon on the same socket refuses to start.
 	if _, err := New(context.Background(), Options{ConfigDir: etc, Socket: opts.Socket, DB: filepath.Join(dir, "other.db"),
-		Builtin: opts.Builtin, Filters: opts.Filters, Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {}}); err == nil {
+		Builtin: opts.Builtin, Filters: opts.Filters, Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {}, AllowUID: testerUID()}); err == nil {
 		t.Fatal("a second daemon took over a live socket")
 	}
 	if _, err := c.Ping(ctx); err != nil {
@@ -161,7 +161,7 @@ func TestConcurrentLinesReloadStatus(t *testing.T) {
 	opts := Options{
 		ConfigDir: etc, Socket: filepath.Join(dir, "run", "p.sock"), DB: filepath.Join(dir, "p.db"),
 		Builtin: defaults.FS(), Filters: filters.FS(),
-		Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {},
+		Backend: firewall.NewFake(), Stderr: devnull, Notify: func(string) {}, AllowUID: testerUID(),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := New(ctx, opts)

@@ -31,6 +31,9 @@ var (
 
 func palisadeBin(t *testing.T) string {
 	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("end-to-end daemon test: needs root (the daemon's control socket serves root only)")
+	}
 	buildOnce.Do(func() { binPath, binClean, buildErr = testbin.Build() })
 	if buildErr != nil {
 		t.Fatal(buildErr)

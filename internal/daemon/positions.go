@@ -7,18 +7,20 @@ import (
 )
 
 // positions adapts the store to source.PositionStore. Before a position
-// or cursor is saved, the failure journal is flushed, so every line before
-// a saved position has its failure record in the journal file.
+// or cursor is saved, the failure journal is flushed and marks the source
+// checkpointed, so every line before a saved position has its failure
+// record in the journal file, and a restart knows which lines of the
+// source can be delivered again.
 type positions struct {
 	st *store.Store
 	fj *failjournal.Journal
 }
 
-func (p positions) flush() error {
+func (p positions) checkpoint(src string) error {
 	if p.fj == nil {
 		return nil
 	}
-	return p.fj.Flush()
+	return p.fj.Checkpoint(src)
 }
 
 func (p positions) LoadPosition(path string) (source.Position, bool, error) {
@@ -35,7 +37,7 @@ func (p positions) LoadPosition(path string) (source.Position, bool, error) {
 }
 
 func (p positions) SavePosition(path string, pos source.Position) error {
-	if err := p.flush(); err != nil {
+	if err := p.checkpoint(path); err != nil {
 		return err
 	}
 	return p.st.SetLogPositions(map[string]store.LogPosition{path: {
@@ -46,7 +48,7 @@ func (p positions) SavePosition(path string, pos source.Position) error {
 func (p positions) LoadCursor(key string) (string, bool, error) { return p.st.JournalCursor(key) }
 
 func (p positions) SaveCursor(key, cursor string) error {
-	if err := p.flush(); err != nil {
+	if err := p.checkpoint(key); err != nil {
 		return err
 	}
 	return p.st.SetJournalCursor(key, cursor)

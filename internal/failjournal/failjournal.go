@@ -10,8 +10,10 @@
 //
 //   - a line whose position was saved has its record in the file: at
 //     start-up (Open) the records still inside their jail's findtime are
-//     replayed into the jails, and the identities of the most recent lines
-//     remembered so that a line delivered again is not counted twice;
+//     replayed into the jails, and the identities of the lines recorded
+//     after their source's last saved position (Checkpoint writes a marker
+//     for it) are remembered, so that a line delivered again is not
+//     counted twice;
 //   - a line whose record was still buffered at the crash had no saved
 //     position either: it is delivered again and counted then.
 //
@@ -44,8 +46,8 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultMaxBytes     = 32 << 20
-	DefaultMinCompact   = 4 << 20
+	DefaultMaxBytes     = 16 << 20
+	DefaultMinCompact   = 2 << 20
 	DefaultDedupeWindow = 2 * time.Minute
 	readBufferSize      = 256 << 10
 	writeBufferSize     = 64 << 10
@@ -53,15 +55,24 @@ const (
 	tempSuffix          = ".tmp"
 )
 
-// Record is one counted failure: "jail\tkey\tid\tT\tNow\n" in the file
-// (times in unix ns; T is the failure's time, Now when it was observed).
+// Record is one counted failure: "jail\tkey\tid\tT\tNow\tsrc\n" in the
+// file (times in unix ns; T is the failure's time, Now when it was
+// observed; src is SourceKey of the line's source; records written before
+// src existed have five fields and Src 0).
 type Record struct {
 	Jail string
 	Key  uint64
 	ID   string
 	T    int64
 	Now  int64
+	Src  uint64
 }
+
+// markerJail is the jail field of a checkpoint marker (no jail is named
+// so): "#\tsrc\t\t0\t0".
+const markerJail = "#"
+
+func (r Record) marker() bool { return r.Jail == markerJail }
 
 func (r Record) appendTo(b []byte) []byte {
 	b = append(b, r.Jail...)
@@ -73,31 +84,54 @@ func (r Record) appendTo(b []byte) []byte {
 	b = strconv.AppendInt(b, r.T, 10)
 	b = append(b, '\t')
 	b = strconv.AppendInt(b, r.Now, 10)
+	if r.Src != 0 {
+		b = append(b, '\t')
+		b = strconv.AppendUint(b, r.Src, 16)
+	}
 	return append(b, '\n')
 }
 
 func parseRecord(line []byte) (Record, bool) {
-	var f [5][]byte
+	var f [6][]byte
 	n := 0
-	for n < 4 {
+	for n < 5 {
 		i := bytes.IndexByte(line, '\t')
 		if i < 0 {
-			return Record{}, false
+			break
 		}
 		f[n], line = line[:i], line[i+1:]
 		n++
 	}
-	if bytes.IndexByte(line, '\t') >= 0 || len(f[0]) == 0 {
+	if n < 4 || bytes.IndexByte(line, '\t') >= 0 || len(f[0]) == 0 {
 		return Record{}, false
 	}
-	f[4] = line
+	f[n] = line
 	k, ok1 := parseHex(f[1])
 	t, ok2 := parseDec(f[3])
 	now, ok3 := parseDec(f[4])
 	if !ok1 || !ok2 || !ok3 {
 		return Record{}, false
 	}
-	return Record{Jail: string(f[0]), Key: k, ID: string(f[2]), T: t, Now: now}, true
+	r := Record{Jail: string(f[0]), Key: k, ID: string(f[2]), T: t, Now: now}
+	if n == 5 {
+		src, ok := parseHex(f[5])
+		if !ok || src == 0 {
+			return Record{}, false
+		}
+		r.Src = src
+	}
+	return r, true
+}
+
+// SourceKey identifies a line source (a file path, "journal:KEY") in
+// records and checkpoint markers.
+func SourceKey(src string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(src))
+	if k := h.Sum64(); k != 0 {
+		return k
+	}
+	return 1
 }
 
 // parseHex reads 1 to 16 lower-case hex digits (strconv.AppendUint's form).
@@ -198,10 +232,10 @@ func each(path string, size int64, fn func(Record, int)) error {
 // Options tune a Journal. Zero values pick the defaults.
 type Options struct {
 	// MaxBytes bounds the file: compaction keeps at most half of it, and
-	// is due before the file outgrows it (default 32 MiB).
+	// is due before the file outgrows it (default 16 MiB).
 	MaxBytes int64
 	// MinCompact is the least growth since the last compaction that makes
-	// one due (default 4 MiB).
+	// one due (default 2 MiB).
 	MinCompact int64
 	// DedupeWindow: the identities of the lines recorded within this
 	// time before the newest record are remembered at Open, to recognise
@@ -266,7 +300,7 @@ func Open(path string, opts Options, policy Policy, replay func(Record)) (*Journ
 		opts.Now = time.Now
 	}
 	j := &Journal{path: path, opts: opts, seen: map[uint64]int64{}, due: make(chan struct{}, 1)}
-	var newest int64 // of the records read; set by filterInto's first pass
+	var pass passInfo // filterInto's first pass
 	expiry := opts.Now().Add(opts.DedupeWindow).UnixNano()
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -274,8 +308,11 @@ func Open(path string, opts Options, policy Policy, replay func(Record)) (*Journ
 	if err != nil {
 		return nil, err
 	}
-	n, err := filterInto(tmp, path, -1, policy, opts.MaxBytes/2, &newest, func(r Record) {
-		if r.Now >= newest-opts.DedupeWindow.Nanoseconds() {
+	n, err := filterInto(tmp, path, -1, policy, opts.MaxBytes/2, &pass, func(r Record, index int) {
+		// A line recorded after its source's last saved position may be
+		// delivered again: remember it. (Records without a source, from
+		// an older palisade: those of the last DedupeWindow.)
+		if (r.Src != 0 && index > pass.lastMarker[r.Src]) || (r.Src == 0 && r.Now >= pass.newest-opts.DedupeWindow.Nanoseconds()) {
 			j.seen[r.Key] = expiry
 		}
 		if replay != nil {
@@ -314,22 +351,37 @@ func (t *temp) abort() {
 	os.Remove(t.path)
 }
 
+// passInfo is what filterInto's first pass learns.
+type passInfo struct {
+	newest     int64          // the newest record's Now
+	lastMarker map[uint64]int // source → index of its last checkpoint marker
+}
+
 // filterInto writes the records of the first size bytes of src that
-// policy keeps, at most budget bytes of them (dropping the oldest), to t,
-// calling written for every record written. It reads src twice; the first
-// pass sets *newest (when not nil) to the newest record's Now. It returns
-// the number of records written.
-func filterInto(t *temp, src string, size int64, policy Policy, budget int64, newest *int64, written func(Record)) (int, error) {
+// policy keeps, at most budget bytes of them (dropping the oldest), and the
+// last checkpoint marker of each source, in file order, to t, calling
+// written with every record written and its index among the file's lines.
+// It reads src twice; the first pass fills *pass (when not nil). It
+// returns the number of records written.
+func filterInto(t *temp, src string, size int64, policy Policy, budget int64, pass *passInfo, written func(Record, int)) (int, error) {
 	keep := policy.Keep
 	if keep == nil {
 		keep = func(Record) bool { return true }
 	}
+	if pass == nil {
+		pass = &passInfo{}
+	}
+	pass.lastMarker = map[uint64]int{}
 	count := map[string]int{}
 	var total int64
+	index := 0
 	if err := each(src, size, func(r Record, ln int) {
-		if newest != nil {
-			*newest = max(*newest, r.Now)
+		index++
+		if r.marker() {
+			pass.lastMarker[r.Key] = index
+			return
 		}
+		pass.newest = max(pass.newest, r.Now)
 		if keep(r) {
 			count[r.Jail]++
 			total += int64(ln)
@@ -352,8 +404,21 @@ func filterInto(t *temp, src string, size int64, policy Policy, budget int64, ne
 	var b []byte
 	var werr error
 	n := 0
+	index = 0
 	err := each(src, size, func(r Record, ln int) {
-		if werr != nil || !keep(r) {
+		index++
+		if werr != nil {
+			return
+		}
+		if r.marker() {
+			if pass.lastMarker[r.Key] == index {
+				b = r.appendTo(b[:0])
+				_, werr = t.w.Write(b)
+				t.bytes += int64(len(b))
+			}
+			return
+		}
+		if !keep(r) {
 			return
 		}
 		if skip[r.Jail] > 0 {
@@ -370,7 +435,7 @@ func filterInto(t *temp, src string, size int64, policy Policy, budget int64, ne
 			t.bytes += int64(len(b))
 			n++
 			if written != nil {
-				written(r)
+				written(r, index)
 			}
 		}
 	})
@@ -447,6 +512,27 @@ func (j *Journal) Append(r Record) error {
 		case j.due <- struct{}{}:
 		default:
 		}
+	}
+	return nil
+}
+
+// Checkpoint makes every record appended so far durable (Flush) and marks
+// that the position of source src is about to be saved: lines of src
+// recorded before the marker are never delivered again after a restart.
+// Call it before saving src's read position.
+func (j *Journal) Checkpoint(src string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.w == nil {
+		return nil
+	}
+	j.buf = Record{Jail: markerJail, Key: SourceKey(src)}.appendTo(j.buf[:0])
+	if _, err := j.w.Write(j.buf); err != nil {
+		return fmt.Errorf("failure journal: %w", err)
+	}
+	j.size += int64(len(j.buf))
+	if err := j.w.Flush(); err != nil {
+		return fmt.Errorf("failure journal: %w", err)
 	}
 	return nil
 }

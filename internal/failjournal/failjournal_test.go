@@ -77,8 +77,67 @@ func TestFlushOpenReplay(t *testing.T) {
 	}
 }
 
-// TestDedupeWindow: only the lines recorded shortly before the newest
-// record can be delivered again, so only they are remembered.
+// TestCheckpointMarkers: only the lines recorded after their source's last
+// saved position can be delivered again after a restart, so only they are
+// remembered; the markers survive the rewrite and compaction.
+func TestCheckpointMarkers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := Open(path, Options{}, Policy{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := SourceKey("/var/log/auth.log"), SourceKey("journal:x")
+	r := func(key uint64, src uint64) Record {
+		return Record{Jail: "sshd", Key: key, ID: "192.0.2.1", T: t0, Now: t0, Src: src}
+	}
+	j.Append(r(1, a))
+	j.Append(r(2, b))
+	j.Checkpoint("/var/log/auth.log") // 1 is before auth.log's saved position
+	j.Append(r(3, a))
+	j.Checkpoint("journal:x") // 2 and 4 are before the journal's
+	j.Append(r(5, a))
+	j.Append(r(6, b))
+	j.Close()
+	reopen := func() *Journal {
+		t.Helper()
+		n := 0
+		j, err := Open(path, Options{}, Policy{}, func(Record) { n++ })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 5 {
+			t.Fatalf("replayed %d records, want 5", n)
+		}
+		return j
+	}
+	j = reopen()
+	if st := j.Stats(); st.Remembered != 3 || st.Records != 5 {
+		t.Fatalf("stats %+v, want 3 remembered (3, 5, 6) of 5", st)
+	}
+	for _, k := range []uint64{3, 5, 6} {
+		if !j.Replayed(k) {
+			t.Errorf("line %d (after its checkpoint) not remembered", k)
+		}
+	}
+	for _, k := range []uint64{1, 2} {
+		if j.Replayed(k) {
+			t.Errorf("line %d (before its checkpoint) remembered", k)
+		}
+	}
+	if err := j.Compact(Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	// The rewritten and compacted file still knows the checkpoints.
+	j = reopen()
+	defer j.Close()
+	if st := j.Stats(); st.Remembered != 3 {
+		t.Fatalf("after rewrite and compaction: %d remembered, want 3", st.Remembered)
+	}
+}
+
+// TestDedupeWindow: records of an older palisade carry no source: the
+// lines recorded shortly before the newest record are remembered.
 func TestDedupeWindow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j")
 	j, err := Open(path, Options{}, Policy{}, nil)
@@ -239,15 +298,19 @@ func TestCompactKeepsConcurrentAppends(t *testing.T) {
 }
 
 func TestParseRecordRejectsGarbage(t *testing.T) {
-	for _, s := range []string{"", "a\tb", "sshd\tnothex\t1.2.3.4\t1\t2", "\t1\tx\t1\t2", "sshd\t1\tx\t1\t2\textra"} {
+	for _, s := range []string{"", "a\tb", "sshd\tnothex\t1.2.3.4\t1\t2", "\t1\tx\t1\t2", "sshd\t1\tx\t1\t2\textra", "sshd\t1\tx\t1\t2\t3\t4"} {
 		if _, ok := parseRecord([]byte(s)); ok {
 			t.Errorf("parsed %q", s)
 		}
 	}
-	r := rec("sshd", 5)
-	b := r.appendTo(nil)
-	if got, ok := parseRecord(b[:len(b)-1]); !ok || got != r {
-		t.Fatalf("round trip %+v → %q → %+v", r, b, got)
+	for _, r := range []Record{rec("sshd", 5), {Jail: "sshd", Key: 7, ID: "2001:db8::1", T: t0, Now: t0, Src: SourceKey("x")}} {
+		b := r.appendTo(nil)
+		if got, ok := parseRecord(b[:len(b)-1]); !ok || got != r {
+			t.Fatalf("round trip %+v → %q → %+v", r, b, got)
+		}
+	}
+	if _, ok := parseRecord([]byte("sshd\t1\tx\t1\t2\t0")); ok {
+		t.Error("parsed a zero source")
 	}
 }
 

@@ -90,7 +90,8 @@ type Counters struct {
 // work is a failure waiting for a lookup or the ignorecommand.
 type work struct {
 	f      filter.Failure
-	key    uint64
+	key    uint64 // the line's identity (failjournal.LineKey)
+	src    uint64 // its source (failjournal.SourceKey)
 	now    time.Time
 	replay bool
 }
@@ -489,8 +490,9 @@ func (r *Jail) Line(l source.Line) {
 		return
 	}
 	now := r.deps.Now()
+	src := failjournal.SourceKey(l.Source)
 	for _, f := range res.Failures {
-		r.handle(work{f: f, key: key, now: now})
+		r.handle(work{f: f, key: key, src: src, now: now})
 	}
 }
 
@@ -501,7 +503,7 @@ func (r *Jail) Replay(rec failjournal.Record) {
 	if a, err := netip.ParseAddr(rec.ID); err == nil {
 		f.Addr = a
 	}
-	r.handle(work{f: f, key: rec.Key, now: time.Unix(0, rec.Now), replay: true})
+	r.handle(work{f: f, key: rec.Key, src: rec.Src, now: time.Unix(0, rec.Now), replay: true})
 }
 
 // handle counts a failure now when nothing slow is needed, else queues it
@@ -522,7 +524,7 @@ func (r *Jail) handle(w work) {
 		if !ok {
 			f := w.f
 			f.Addr = a
-			r.enqueue(work{f: f, key: w.key, now: w.now, replay: w.replay})
+			r.enqueue(work{f: f, key: w.key, src: w.src, now: w.now, replay: w.replay})
 			continue
 		}
 		r.observe(w, a, facts, true)
@@ -544,7 +546,7 @@ func (r *Jail) observe(w work, a netip.Addr, facts jail.Facts, record bool) {
 		if t.IsZero() {
 			t = w.now
 		}
-		if err := jn.Append(failjournal.Record{Jail: r.name, Key: w.key, ID: a.String(), T: t.UnixNano(), Now: w.now.UnixNano()}); err != nil {
+		if err := jn.Append(failjournal.Record{Jail: r.name, Key: w.key, ID: a.String(), T: t.UnixNano(), Now: w.now.UnixNano(), Src: w.src}); err != nil {
 			r.log.Error("failure journal", "jail", r.name, "err", err)
 		}
 	}
@@ -565,7 +567,7 @@ func (r *Jail) enqueue(w work) {
 		if w.f.Addr.IsValid() {
 			id = w.f.Addr.String()
 		}
-		if err := jn.Append(failjournal.Record{Jail: r.name, Key: w.key, ID: id, T: t.UnixNano(), Now: w.now.UnixNano()}); err != nil {
+		if err := jn.Append(failjournal.Record{Jail: r.name, Key: w.key, ID: id, T: t.UnixNano(), Now: w.now.UnixNano(), Src: w.src}); err != nil {
 			r.log.Error("failure journal", "jail", r.name, "err", err)
 		}
 	}
