@@ -15,7 +15,7 @@ VERSION_PKG := github.com/palisade-project/palisade/internal/version
 LDFLAGS  := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT) -X $(VERSION_PKG).modified=$(MODIFIED)
 GOFLAGS_BUILD := -trimpath -buildvcs=false -ldflags='$(LDFLAGS)'
 
-.PHONY: build test lint unit bench fuzz conformance clean install deb deb-test
+.PHONY: build test lint unit race bench fuzz conformance clean install deb deb-test
 
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/palisade
@@ -24,7 +24,7 @@ install: build
 	install -m 0755 $(BIN) /usr/local/bin/palisade
 
 ## test: everything CI runs (lint + every test tier; root-only tiers skip elsewhere).
-test: lint unit
+test: lint unit race
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -34,6 +34,13 @@ lint:
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
+
+## race: the race detector over every package whose tests need no root
+## (-short skips the end-to-end daemon tests there). A package with
+## kernel, namespace or real-sshd tests goes in RACE_EXCLUDE.
+RACE_EXCLUDE ?= /internal/firewall/(ipset|nft|ufw|actionexec|nstest|fwtest)$$|/internal/harden/|/test/e2e|/internal/cli$$|/internal/testbin$$
+race:
+	CGO_ENABLED=1 $(GO) test -race -short -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '$(RACE_EXCLUDE)')
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -34,6 +34,9 @@ func palisadeBin(t *testing.T) string {
 	if os.Geteuid() != 0 {
 		t.Skip("end-to-end daemon test: needs root (the daemon's control socket serves root only)")
 	}
+	if testing.Short() {
+		t.Skip("end-to-end daemon test: not in -short mode (make race)")
+	}
 	buildOnce.Do(func() { binPath, binClean, buildErr = testbin.Build() })
 	if buildErr != nil {
 		t.Fatal(buildErr)
