@@ -95,7 +95,8 @@ type Options struct {
 	CheckpointEvery time.Duration
 	// Journal bounds the failure journal (zero: failjournal's defaults).
 	Journal failjournal.Options
-	// Pipeline tunes the jails' slow work and lookups (tests).
+	// Resolver resolves host names for the jails (default: the host's
+	// resolver).
 	Resolver pipeline.Resolver
 	// OnBan is called after each new automatic ban (benchmarks).
 	OnBan func(jail string, p netip.Prefix)

@@ -56,6 +56,7 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 	d.mu.Unlock()
 	next := map[string]*pipeline.Jail{}
 	var started, stopped []*pipeline.Jail
+	carry := map[*pipeline.Jail]*pipeline.Jail{} // replacement → replaced
 	rerouted := false
 	for _, p := range plans {
 		for _, w := range p.Warnings {
@@ -99,7 +100,7 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 				next[name] = r
 				continue
 			}
-			nr.Carry(r)
+			carry[nr] = r
 			next[name] = nr
 			started = append(started, nr)
 			stopped = append(stopped, r)
@@ -129,6 +130,9 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 	}
 	for _, r := range stopped {
 		r.Stop()
+	}
+	for nr, r := range carry {
+		nr.Carry(r) // after Stop: the old jail's last counts are included
 	}
 	if rerouted || len(removed) > 0 {
 		d.setupFirewall(ctx, plans)
