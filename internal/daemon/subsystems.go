@@ -204,8 +204,9 @@ func (d *Daemon) maintain(ctx context.Context) error {
 			d.retrySetup(ctx)
 			due = time.Since(last) >= compactEvery
 		case <-d.fj.Due():
-			// Under a flood: compact now, but leave the jails room to work.
-			if wait := compactMinGap - time.Since(last); wait > 0 {
+			// Under a flood: compact now, but leave the jails room to work
+			// unless the file is at its bound.
+			if wait := compactMinGap - time.Since(last); wait > 0 && !d.fj.Full() {
 				select {
 				case <-ctx.Done():
 					return nil

@@ -540,6 +540,14 @@ func (j *Journal) Checkpoint(src string) error {
 // Due is signalled when a compaction is due because of the file's size.
 func (j *Journal) Due() <-chan struct{} { return j.due }
 
+// Full reports whether the file has outgrown Options.MaxBytes: a due
+// compaction must then not wait.
+func (j *Journal) Full() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.size > j.opts.MaxBytes
+}
+
 // Flush writes the buffered records to the file (before a read position
 // is saved).
 func (j *Journal) Flush() error {
