@@ -38,7 +38,7 @@ unit:
 ## race: the race detector over every package whose tests need no root
 ## (-short skips the end-to-end daemon tests there). A package with
 ## kernel, namespace or real-sshd tests goes in RACE_EXCLUDE.
-RACE_EXCLUDE ?= /internal/firewall/(ipset|nft|ufw|actionexec|nstest|fwtest)$$|/internal/harden/|/test/e2e|/internal/cli$$|/internal/testbin$$
+RACE_EXCLUDE ?= /internal/firewall/(ipset|nft|ufw|actionexec|detect|nstest|fwtest)$$|/internal/cloudflare$$|/internal/harden/|/test/e2e|/internal/cli$$|/internal/testbin$$
 race:
 	CGO_ENABLED=1 $(GO) test -race -short -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '$(RACE_EXCLUDE)')
 
