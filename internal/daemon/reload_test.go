@@ -2,14 +2,18 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/control"
+	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/pipeline"
 )
 
@@ -107,6 +111,9 @@ func TestReloadSwapsOnlyWhatChanged(t *testing.T) {
 	if running(d, "sshd") != sshd || counted(t, d, "sshd", ip) != 2 || running(d, "web") == nil {
 		t.Fatal("a filter change lost the jail's counters")
 	}
+	appendFailures(t, e.logf, "192.0.2.60", 3) // maxretry 3: banned in sshd
+	waitBanned(t, d, "sshd", "192.0.2.60")
+	waitCounted(t, d, "sshd", 5)
 
 	// 2. maxretry changes: a new failure table, totals carried over.
 	e.write(strings.Replace(agreeBase, "maxretry = 3", "maxretry = 4\nfilter = sshd[mode=aggressive]", 1) + web)
@@ -114,7 +121,8 @@ func TestReloadSwapsOnlyWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := d.status("sshd")
-	if running(d, "sshd") == sshd || counted(t, d, "sshd", ip) != 0 || st.Jails[0].TotalFailed != 2 {
+	if running(d, "sshd") == sshd || counted(t, d, "sshd", ip) != 0 || st.Jails[0].TotalFailed != 5 ||
+		st.Jails[0].TotalBanned != 1 || st.Jails[0].CurrentlyBanned != 1 {
 		t.Fatalf("after a counting change: same jail %v, counted %d, status %+v", running(d, "sshd") == sshd, counted(t, d, "sshd", ip), st.Jails[0])
 	}
 
@@ -124,10 +132,10 @@ func TestReloadSwapsOnlyWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendFailures(t, other, "192.0.2.56", 1)
-	waitCounted(t, d, "sshd", 3)
+	waitCounted(t, d, "sshd", 6)
 	appendFailures(t, e.logf, "192.0.2.57", 1)
-	waitCounted(t, d, "web", 3)
-	if st, _ := d.status("sshd"); st.Jails[0].TotalFailed != 3 {
+	waitCounted(t, d, "web", 6)
+	if st, _ := d.status("sshd"); st.Jails[0].TotalFailed != 6 {
 		t.Fatalf("sshd still reads its old logpath: %+v", st.Jails[0])
 	}
 
@@ -152,13 +160,77 @@ func TestReloadSwapsOnlyWhatChanged(t *testing.T) {
 	if strings.Join(rep.Removed, ",") != "web" || rep.Lifted["web"] != 1 || len(d.bans.List("web")) != 0 {
 		t.Fatalf("reply %+v, web bans %v", rep, d.bans.List("web"))
 	}
-	if bans, _ := e.opts.Backend.List(ctx); len(bans) != 0 {
-		t.Fatalf("firewall still holds %v", bans)
+	bans, _ := e.opts.Backend.List(ctx)
+	for _, b := range bans {
+		if b.Jail == "web" {
+			t.Fatalf("firewall still holds %v", bans)
+		}
 	}
 	if !strings.Contains(logs.String(), "jail removed: its bans are lifted jail=web lifted=1") {
 		t.Fatalf("removal not logged:\n%s", logs.String())
 	}
 	if _, err := d.status("web"); err == nil {
 		t.Fatal("removed jail still in status")
+	}
+}
+
+// TestReloadMovesBansWithTheRoute: a jail whose banaction changes is set up
+// on its new backend and its bans move there; a changed port is set up
+// again on the same backend; bans of a jail that is not running stay
+// manageable by its name.
+func TestReloadMovesBansWithTheRoute(t *testing.T) {
+	e := newAgreeEnv(t)
+	e.ufw.active.Store(true)
+	fake := e.opts.Backend.(*firewall.Fake)
+	e.write(agreeBase + "port = 22\n")
+	d, err := e.run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := d.manualBan(ctx, control.Request{Jail: "sshd", IP: "198.51.100.20"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// 1. The port changes: set up again, same backend.
+	e.write(agreeBase + "port = 2222\n")
+	if _, err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if p := fake.Jails()["sshd"].Scope.Ports; len(p) != 1 || p[0].From != 2222 {
+		t.Fatalf("scope after reload: %+v", fake.Jails()["sshd"])
+	}
+
+	// 2. The banaction changes to ufw: the ban moves.
+	e.write(agreeBase + "port = 2222\nbanaction = ufw\n")
+	if _, err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := fake.List(ctx); len(l) != 0 {
+		t.Fatalf("old backend still holds %v", l)
+	}
+	if l, _ := e.ufw.List(ctx); len(l) != 1 || l[0].Prefix.Addr().String() != "198.51.100.20" {
+		t.Fatalf("ufw holds %v, want the moved ban", l)
+	}
+	if _, ok := e.ufw.Jails()["sshd"]; !ok {
+		t.Fatal("sshd not set up in ufw")
+	}
+
+	// 3. A ban of a jail that is not running (stored before its jail went
+	// away) is listed and lifted by that jail's name.
+	if _, err := d.bans.Ban(ctx, "gone", netip.MustParsePrefix("203.0.113.9/32"), time.Hour, "test"); err != nil && !errors.Is(err, ban.ErrNotEnforced) {
+		t.Fatal(err)
+	}
+	h := handler{d}
+	r, err := h.Handle(ctx, control.Request{Verb: control.VerbBanned, Jail: "gone"})
+	if err != nil || len(r.(control.BannedReply).Bans) != 1 {
+		t.Fatalf("banned gone: %+v %v", r, err)
+	}
+	u, err := h.Handle(ctx, control.Request{Verb: control.VerbUnban, Jail: "gone", IP: "203.0.113.9"})
+	if err != nil || u.(control.UnbanReply).Removed != 1 {
+		t.Fatalf("unban gone: %+v %v", u, err)
+	}
+	if _, err := h.Handle(ctx, control.Request{Verb: control.VerbBanned, Jail: "gone"}); err == nil {
+		t.Fatal("a jail with neither a running jail nor bans is known")
 	}
 }
