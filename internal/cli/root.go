@@ -79,6 +79,7 @@ func NewRoot(app *App) *cobra.Command {
 	root.AddCommand(newCloudflareCmd(app))
 	root.AddCommand(newNotifyCmd(app))
 	root.AddCommand(newFirewallCmd(app))
+	root.AddCommand(newAuditCmd(app))
 	return root
 }
 

@@ -1,0 +1,84 @@
+package audit
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	defaults "github.com/palisade-project/palisade/config"
+	"github.com/palisade-project/palisade/internal/config"
+	"github.com/palisade-project/palisade/internal/control"
+	"github.com/palisade-project/palisade/internal/daemon"
+	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/harden/fsx"
+	"github.com/palisade-project/palisade/internal/harden/sshd"
+	"github.com/palisade-project/palisade/internal/sysexec"
+)
+
+// Checkers returns every area's checker.
+func Checkers() []Checker {
+	return []Checker{sshChecker{}, portsChecker{}, firewallChecker{}, jailsChecker{}, cloudflareChecker{}, notifyChecker{}, updatesChecker{}, daemonChecker{}}
+}
+
+// Options are the audit command's inputs.
+type Options struct {
+	// Root is --root; ConfigDir --config-dir ("" is /etc/palisade under
+	// the root).
+	Root      string
+	ConfigDir string
+	// Socket is an explicit --socket; "" uses the configuration's socket
+	// under the root.
+	Socket string
+	Runner sysexec.Runner
+	Getenv func(string) string
+	// Privileged is set when running as root.
+	Privileged bool
+}
+
+// HostSources builds the sources for a real host (or a --root tree):
+// files under the root, sshd -T, /proc/net (the root's copy when it has
+// one), the ruleset (DIR/nft-ruleset.json under a root that has one, else
+// nft), the daemon's control socket and palisade's database read-only.
+func HostSources(o Options) Sources {
+	configDir := o.ConfigDir
+	if configDir == "" {
+		configDir = fsx.Path(o.Root, config.DefaultConfigDir)
+	}
+	socket, db := config.DefaultSocket, config.DefaultDBFile
+	if cfg, err := daemon.LoadConfig(daemon.Options{ConfigDir: configDir, Root: o.Root, Builtin: defaults.FS()}); err == nil {
+		socket, db = cfg.Daemon.Socket, cfg.Daemon.DBFile
+	}
+	socket = fsx.Path(o.Root, socket)
+	if o.Socket != "" {
+		socket = o.Socket
+	}
+	src := Sources{
+		Root:       o.Root,
+		ConfigDir:  configDir,
+		Privileged: o.Privileged,
+		Getenv:     o.Getenv,
+		Sockets:    ProcNet{Root: o.Root},
+		Ruleset:    DefaultRuleset(o.Root, o.Runner),
+		Daemon:     ControlDaemon{Client: control.NewClient(socket)},
+		Policy:     PolicyFile{Path: filepath.Join(configDir, PolicyFileName), Services: etcServices(o.Root)},
+		UFW:        UFWFiles{Root: o.Root},
+		Cloudflare: CloudflareOffline{DBPath: fsx.Path(o.Root, db)},
+	}
+	if _, err := os.Stat(fsx.Path(o.Root, sshd.DefaultConfig)); err == nil {
+		src.SSHD = sshd.NewDaemon(o.Runner, o.Root)
+	}
+	if o.Root == "" || o.Root == "/" {
+		src.AdminAddr = func() (netip.Addr, string) { return SessionAddr("/proc") }
+	}
+	return src
+}
+
+// etcServices reads /etc/services under the root (nil when missing: numbers
+// only).
+func etcServices(root string) firewall.Services {
+	s, err := firewall.LoadServices(fsx.Path(root, "/etc/services"))
+	if err != nil {
+		return nil
+	}
+	return s
+}
