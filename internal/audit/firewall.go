@@ -48,7 +48,8 @@ func (e *effective) reach(proto string, port uint16) (Verdict, bool) {
 
 // Effective determines the firewall in force: palisade's policy when
 // firewall.rules enables it, else ufw when enabled, else firewalld or
-// another ruleset that drops by default, else none.
+// another ruleset that drops by default, else none ("unknown" when the
+// ruleset cannot be read).
 func (s *State) Effective(ctx context.Context) *effective {
 	e := &effective{Name: "none", Kernel: kernelUnknown}
 	rs, rsErr := s.Ruleset(ctx)
@@ -91,6 +92,11 @@ func (s *State) Effective(ctx context.Context) *effective {
 		for _, c := range rs.ForeignInput() {
 			e.Evidence = append(e.Evidence, fmt.Sprintf("table %s %s chain %s: hook input, policy drop", c.Family, c.Table, c.Name))
 		}
+	case rsErr != nil:
+		// Without the kernel's ruleset (not root) a firewall of another
+		// kind cannot be ruled out.
+		e.Name = "unknown"
+		e.Evidence = append(e.Evidence, "neither palisade's policy nor ufw is enabled, and the kernel's ruleset could not be read")
 	default:
 		if pol != nil {
 			e.Evidence = append(e.Evidence, "palisade policy not enabled ("+cmpOr(pol.EnabledWhere, pol.Files[0]+": no enable line")+")")
@@ -159,6 +165,8 @@ func fwEnabled(eff *effective) Check {
 		c.Status, c.Message = Pass, "ufw is enabled (palisade firewall import ufw moves its rules to palisade's policy)"
 	case "firewalld", "nftables":
 		c.Status, c.Message = Pass, "a firewall other than palisade's ("+eff.Name+") is loaded; the audit does not evaluate its rules"
+	case "unknown":
+		c.Status, c.Message = Skip, "neither palisade's policy nor ufw is enabled; whether another firewall is loaded needs root (nft list ruleset)"
 	default:
 		c.Status, c.Message = Fail, "no firewall is enabled: every listening port is reachable from the internet"
 		c.Fix = "palisade firewall default deny && palisade firewall limit 22/tcp --conn 2 --rate 1/1s && palisade firewall enable (then palisade firewall confirm)"
@@ -203,6 +211,8 @@ func fwDefault(eff *effective) Check {
 		}
 	case eff.Name == "firewalld" || eff.Name == "nftables":
 		c.Status, c.Message = Pass, eff.Name+" drops by default"
+	case eff.Name == "unknown":
+		c.Status, c.Message = Skip, "the kernel's ruleset could not be read (needs root)"
 	default:
 		c.Status, c.Message = Fail, "no firewall: every incoming connection is accepted"
 		c.Fix = "palisade firewall default deny && palisade firewall enable"
@@ -220,7 +230,7 @@ func fwPortsIntended(st *State, eff *effective) Check {
 		return c
 	}
 	if !eff.evaluated() {
-		c.Status, c.Message, c.Evidence = Skip, eff.Name+" decides what is open; the audit does not evaluate its rules", eff.Evidence
+		c.Status, c.Message, c.Evidence = Skip, "the firewall in force ("+eff.Name+") cannot be evaluated by the audit", eff.Evidence
 		return c
 	}
 	var accidental []string
@@ -252,8 +262,11 @@ func fwSSHLimit(ctx context.Context, st *State, eff *effective) Check {
 	if eff.State == nil {
 		c.Status = Fail
 		c.Message = "no palisade or ufw policy limits connections to SSH"
-		if eff.Name == "firewalld" || eff.Name == "nftables" {
+		switch eff.Name {
+		case "firewalld", "nftables":
 			c.Status, c.Message = Skip, eff.Name+" decides; the audit does not evaluate its rules"
+		case "unknown":
+			c.Status, c.Message = Skip, "the kernel's ruleset could not be read (needs root)"
 		}
 		c.Evidence = eff.Evidence
 		c.Fix = fmt.Sprintf("palisade firewall limit %d/tcp --conn 2 --rate 1/1s", ports[0])

@@ -67,7 +67,7 @@ type FirewallRule struct {
 	Action string
 	// Proto is tcp, udp or "" (both).
 	Proto string
-	// Ports are the destination ports (nil: every port).
+	// Ports are the destination ports (empty: every port).
 	Ports []firewall.PortRange
 	// From is the source (invalid: anywhere).
 	From netip.Prefix
@@ -86,7 +86,7 @@ func (r FirewallRule) covers(proto string, port uint16) bool {
 	if r.Proto != "" && r.Proto != proto {
 		return false
 	}
-	if r.Ports == nil {
+	if len(r.Ports) == 0 {
 		return true
 	}
 	return slices.ContainsFunc(r.Ports, func(p firewall.PortRange) bool { return p.From <= port && port <= p.To })
@@ -204,10 +204,10 @@ func (p PolicyFile) Read(context.Context) (*FirewallState, error) {
 			}
 		case ActAllow, ActDeny, ActReject, ActLimit:
 			n++
-			r := parseRule(words, p.Services)
+			r, unknown := parseRule(words, p.Services)
 			r.Number, r.Where = n, where
-			if r.Conditional {
-				st.Warnings = append(st.Warnings, where+": rule not fully understood, evaluated conservatively: "+r.Text)
+			if unknown {
+				st.Warnings = append(st.Warnings, where+": rule not understood, evaluated as one that may not apply: "+r.Text)
 			}
 			st.Rules = append(st.Rules, r)
 		default:
@@ -257,9 +257,10 @@ func splitWords(s string) ([]string, error) {
 }
 
 // parseRule reads "ACTION RULE [options]" in ufw's grammar. What it does
-// not understand makes the rule Conditional.
-func parseRule(words []string, svc firewall.Services) FirewallRule {
-	r := FirewallRule{Action: words[0], Text: strings.Join(words, " ")}
+// not evaluate (an interface, a destination address, a source port) or
+// does not understand (unknown is set then) makes the rule Conditional.
+func parseRule(words []string, svc firewall.Services) (r FirewallRule, unknown bool) {
+	r = FirewallRule{Action: words[0], Text: strings.Join(words, " ")}
 	rest := words[1:]
 	// Options (limit's --conn and --rate, comments) end the match.
 	var match []string
@@ -287,7 +288,7 @@ func parseRule(words []string, svc firewall.Services) FirewallRule {
 	if len(match) == 1 {
 		ports, proto, ok := parsePortProto(match[0], svc)
 		r.Ports, r.Proto, r.Conditional = ports, proto, !ok
-		return r
+		return r, !ok
 	}
 	for i := 0; i < len(match); i++ {
 		w := match[i]
@@ -296,7 +297,7 @@ func parseRule(words []string, svc firewall.Services) FirewallRule {
 				i++
 				return match[i]
 			}
-			r.Conditional = true
+			r.Conditional, unknown = true, true
 			return ""
 		}
 		switch w {
@@ -310,14 +311,14 @@ func parseRule(words []string, svc firewall.Services) FirewallRule {
 				r.Proto = p
 			case "any":
 			default:
-				r.Conditional = true
+				r.Conditional, unknown = true, true
 			}
 		case "from":
 			a := next()
 			if a != "any" {
 				pfx, err := parsePrefix(a)
 				if err != nil {
-					r.Conditional = true
+					r.Conditional, unknown = true, true
 				}
 				r.From = pfx
 			}
@@ -333,15 +334,15 @@ func parseRule(words []string, svc firewall.Services) FirewallRule {
 				ports, _, ok := parsePortProto(match[i+2], svc)
 				r.Ports = ports
 				if !ok {
-					r.Conditional = true
+					r.Conditional, unknown = true, true
 				}
 				i += 2
 			}
 		default:
-			r.Conditional = true
+			r.Conditional, unknown = true, true
 		}
 	}
-	return r
+	return r, unknown
 }
 
 // parsePortProto reads "22", "22/tcp", "80,443/tcp", "8000:8100", "ssh".

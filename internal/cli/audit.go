@@ -124,13 +124,17 @@ func writeAuditReport(w io.Writer, rep *audit.Report) {
 	}
 	fmt.Fprintf(w, "%d passed, %d failed, %d warnings, %d informational, %d skipped\n",
 		rep.Counts[audit.Pass], rep.Counts[audit.Fail], rep.Counts[audit.Warn], rep.Counts[audit.Info], rep.Counts[audit.Skip])
+	width := 0
+	for _, c := range rep.Checks {
+		width = max(width, len(c.ID))
+	}
 	area := ""
 	for _, c := range rep.Checks {
 		if c.Area != area {
 			area = c.Area
 			fmt.Fprintf(w, "\n%s\n", areaTitle(area))
 		}
-		fmt.Fprintf(w, "  %s %-8s %-34s %s\n", statusMark(c.Status), c.Severity, c.ID, c.Title)
+		fmt.Fprintf(w, "  %s %-8s %-*s  %s\n", statusMark(c.Status), c.Severity, width, c.ID, c.Title)
 		if c.Status == audit.Pass {
 			continue
 		}

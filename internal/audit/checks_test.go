@@ -1,0 +1,388 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	defaults "github.com/palisade-project/palisade/config"
+	"github.com/palisade-project/palisade/internal/cloudflare"
+	"github.com/palisade-project/palisade/internal/config"
+	"github.com/palisade-project/palisade/internal/daemon"
+	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/harden/sshd"
+	"github.com/palisade-project/palisade/internal/store"
+	"github.com/palisade-project/palisade/internal/sysexec"
+)
+
+// tree writes files (system path -> content) under a new root.
+func tree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, s := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func loadConfig(t *testing.T, root string) *config.Config {
+	t.Helper()
+	cfg, err := daemon.LoadConfig(daemon.Options{ConfigDir: filepath.Join(root, "etc/palisade"), Root: root, Builtin: defaults.FS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestNotifyFromConfig(t *testing.T) {
+	root := tree(t, map[string]string{
+		"/etc/palisade/palisade.local": `[notify]
+server = mail.example.org:587
+events = ban
+
+[notify:admin]
+type = smtp
+from = palisade@example.org
+to = admin@example.org
+events = ban, health
+
+[notify:chat]
+url = https://hooks.example.org/T000
+jails = sshd nginx-http-auth
+
+[notify:quiet]
+enabled = no
+events = all
+
+[notify:nothing]
+events = none
+`,
+		"/etc/palisade/jail.local": "[sshd]\nenabled = true\naction = nftables-multiport\n\tmail-whois[dest=root@example.org]\n",
+	})
+	cfg := loadConfig(t, root)
+	routes, err := NotifyFromConfig{}.Routes(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]NotifyRoute{}
+	for _, r := range routes {
+		byName[r.Name] = r
+	}
+	tests := []struct {
+		name, typ    string
+		ban, health  bool
+		jails, where string
+	}{
+		{"admin", "smtp", true, true, "", "palisade.local:9"},
+		{"chat", "webhook", true, false, "sshd,nginx-http-auth", "palisade.local:3"},
+		{"quiet", "smtp", false, false, "", "palisade.local:17"},
+		{"nothing", "smtp", false, false, "", "palisade.local:20"},
+	}
+	for _, tc := range tests {
+		r, ok := byName[tc.name]
+		if !ok {
+			t.Errorf("route %s missing: %+v", tc.name, routes)
+			continue
+		}
+		if r.Type != tc.typ || r.Sends("ban") != tc.ban || r.Sends("health") != tc.health || strings.Join(r.Jails, ",") != tc.jails || !strings.HasSuffix(r.Where, tc.where) {
+			t.Errorf("route %s: %+v", tc.name, r)
+		}
+	}
+	if r, ok := byName["fail2ban-mail"]; !ok || !hasMailAction(cfg) || !r.Sends("ban") || r.Sends("health") || strings.Join(r.Jails, ",") != "sshd" {
+		t.Errorf("fail2ban mail action route: %+v (jail actions %q)", r, cfg.Enabled()[0].Actions)
+	}
+}
+
+func hasMailAction(cfg *config.Config) bool {
+	for _, j := range cfg.Enabled() {
+		for _, a := range j.Actions {
+			name, _, _ := strings.Cut(a.Raw, "[")
+			if isMailAction(strings.TrimSpace(name)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestNotifyChecks(t *testing.T) {
+	tests := []struct {
+		name         string
+		local        string
+		bans, health Status
+	}{
+		{"no route", "", Fail, Fail},
+		{"bans only", "[notify:a]\nto = a@example.org\nevents = ban\n", Pass, Fail},
+		{"both", "[notify:a]\nto = a@example.org\n", Pass, Pass},
+		{"disabled", "[notify:a]\nenabled = false\n", Fail, Fail},
+		{"health from the defaults", "[notify]\nevents = health\n[notify:a]\nto = a@example.org\n[notify:b]\nevents = ban\n", Pass, Pass},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := tree(t, map[string]string{"/etc/palisade/palisade.local": "[Definition]\n" + tc.local})
+			st := NewState(Sources{Root: root})
+			got := map[string]Check{}
+			for _, c := range (notifyChecker{}).Check(context.Background(), st) {
+				got[c.ID] = c
+			}
+			if got["notify.bans"].Status != tc.bans || got["notify.health"].Status != tc.health {
+				t.Errorf("bans %s, health %s; want %s, %s", got["notify.bans"].Status, got["notify.health"].Status, tc.bans, tc.health)
+			}
+			for _, c := range got {
+				if c.Status == Fail && !strings.Contains(c.Fix, "palisade notify test") {
+					t.Errorf("%s: fix %q", c.ID, c.Fix)
+				}
+			}
+		})
+	}
+}
+
+func TestSecondFactor(t *testing.T) {
+	tests := []struct {
+		name, eff, pam, want string
+	}{
+		{"keys only", "authenticationmethods any\nusepam yes\nkbdinteractiveauthentication no\n", "", "key only"},
+		{"totp", "authenticationmethods publickey,keyboard-interactive\nusepam yes\nkbdinteractiveauthentication yes\n",
+			"# PAM\n@include common-auth\nauth required pam_google_authenticator.so nullok\n", "a key and then a code from pam_google_authenticator.so"},
+		{"alternatives, one with a code", "authenticationmethods publickey publickey,keyboard-interactive:pam\nusepam yes\nkbdinteractiveauthentication yes\n",
+			"auth required /lib/x86_64-linux-gnu/security/pam_oath.so usersfile=/etc/users.oath\n", "a key and then a code"},
+		{"module not required", "authenticationmethods any\nusepam yes\nkbdinteractiveauthentication yes\n",
+			"auth required pam_google_authenticator.so\n", "key logins skip it"},
+		{"kbd off", "authenticationmethods publickey,keyboard-interactive\nusepam yes\nkbdinteractiveauthentication no\n",
+			"auth required pam_google_authenticator.so\n", "cannot succeed"},
+		{"commented module", "authenticationmethods publickey,keyboard-interactive\nusepam yes\nkbdinteractiveauthentication yes\n",
+			"#auth required pam_google_authenticator.so\n", "key only"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{"/etc/ssh/sshd_config": "Port 22\n"}
+			if tc.pam != "" {
+				files["/etc/pam.d/sshd"] = tc.pam
+			}
+			root := tree(t, files)
+			run := &sysexec.Fake{}
+			run.On("sshd -T", sysexec.Result{Stdout: []byte(tc.eff)}, nil)
+			st := NewState(Sources{Root: root, SSHD: sshd.NewDaemon(run, root)})
+			c := secondFactor(context.Background(), st)
+			if c.Status != Info || !strings.Contains(c.Message, tc.want) {
+				t.Errorf("%s: %s", c.Status, c.Message)
+			}
+		})
+	}
+}
+
+// stubSockets returns fixed sockets.
+type stubSockets struct {
+	socks  []Socket
+	owners bool
+	err    error
+}
+
+func (s stubSockets) Sockets() ([]Socket, bool, error) { return s.socks, s.owners, s.err }
+
+// stubRuleset returns a fixed ruleset or error.
+type stubRuleset struct {
+	rs  *Ruleset
+	err error
+}
+
+func (s stubRuleset) Ruleset(context.Context) (*Ruleset, error) { return s.rs, s.err }
+
+// stubDaemon answers with fixed replies.
+type stubDaemon struct {
+	st  *DaemonStatus
+	cf  *cloudflare.Status
+	err error
+}
+
+func (s stubDaemon) Status(context.Context) (*DaemonStatus, error) { return s.st, s.err }
+func (s stubDaemon) Cloudflare(context.Context) (*cloudflare.Status, error) {
+	if s.cf == nil {
+		return nil, errors.New("no cloudflare status")
+	}
+	return s.cf, nil
+}
+
+func checksOf(cs []Check) map[string]Check {
+	m := map[string]Check{}
+	for _, c := range cs {
+		m[c.ID] = c
+	}
+	return m
+}
+
+func TestDaemonChecks(t *testing.T) {
+	rs, err := ParseRuleset([]byte(sampleRuleset))
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthy, unhealthy := true, false
+	jails := []DaemonJail{{Name: "sshd", Sources: []string{"/var/log/auth.log"}}}
+	tests := []struct {
+		name    string
+		daemon  stubDaemon
+		ruleset RulesetReader
+		want    map[string]Status
+	}{
+		{"not running", stubDaemon{err: ErrDaemonNotRunning}, stubRuleset{rs: rs},
+			map[string]Status{"daemon.running": Fail, "daemon.healthy": Skip, "daemon.backend": Skip}},
+		{"socket root-only", stubDaemon{err: ErrNotReadable}, stubRuleset{rs: rs},
+			map[string]Status{"daemon.running": Skip, "daemon.healthy": Skip}},
+		{"running, nftables in the kernel", stubDaemon{st: &DaemonStatus{Backend: "nftables", Jails: jails, Healthy: &healthy}}, stubRuleset{rs: rs},
+			map[string]Status{"daemon.running": Pass, "daemon.healthy": Pass, "daemon.backend": Pass}},
+		{"jail chain missing", stubDaemon{st: &DaemonStatus{Backend: "nftables", Jails: append(jails, DaemonJail{Name: "nginx-http-auth"})}}, stubRuleset{rs: rs},
+			map[string]Status{"daemon.backend": Fail}},
+		{"table missing", stubDaemon{st: &DaemonStatus{Backend: "nftables", Jails: jails}}, stubRuleset{rs: &Ruleset{}},
+			map[string]Status{"daemon.backend": Fail}},
+		{"ufw not loaded", stubDaemon{st: &DaemonStatus{Backend: "ufw"}}, stubRuleset{rs: rs},
+			map[string]Status{"daemon.backend": Fail}},
+		{"log only", stubDaemon{st: &DaemonStatus{Backend: "log"}}, stubRuleset{rs: rs},
+			map[string]Status{"daemon.backend": Fail}},
+		{"mixed with exec", stubDaemon{st: &DaemonStatus{Backend: "nftables+exec:route", Jails: append(jails, DaemonJail{Name: "route-jail"})}}, stubRuleset{rs: rs},
+			map[string]Status{"daemon.backend": Pass}},
+		{"ruleset unreadable", stubDaemon{st: &DaemonStatus{Backend: "nftables"}}, stubRuleset{err: ErrNotReadable},
+			map[string]Status{"daemon.backend": Skip}},
+		{"unhealthy", stubDaemon{st: &DaemonStatus{Backend: "nftables", Healthy: &unhealthy, Jails: []DaemonJail{{Name: "sshd", Health: &struct {
+			Healthy  bool     `json:"healthy"`
+			Problems []string `json:"problems"`
+		}{false, []string{"idle: no line for 6h"}}}}}}, stubRuleset{rs: rs},
+			map[string]Status{"daemon.healthy": Fail}},
+		{"jail error", stubDaemon{st: &DaemonStatus{Backend: "nftables", Jails: []DaemonJail{{Name: "sshd", Error: "no log file"}}}}, stubRuleset{rs: rs},
+			map[string]Status{"daemon.healthy": Fail, "daemon.backend": Pass}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := NewState(Sources{Root: t.TempDir(), Daemon: tc.daemon, Ruleset: tc.ruleset})
+			got := checksOf((daemonChecker{}).Check(context.Background(), st))
+			for id, want := range tc.want {
+				if got[id].Status != want {
+					t.Errorf("%s: %s (%s), want %s", id, got[id].Status, got[id].Message, want)
+				}
+			}
+			if got["daemon.boot"].Status != Fail {
+				t.Errorf("daemon.boot without palisade.service: %s", got["daemon.boot"].Status)
+			}
+		})
+	}
+}
+
+// TestUnprivileged runs the firewall and ports checks as a normal user
+// sees them: no ruleset, no socket owners. Nothing may claim "no firewall"
+// when it could not look.
+func TestUnprivileged(t *testing.T) {
+	root := tree(t, map[string]string{"/etc/ssh/sshd_config": "Port 22\n"})
+	run := &sysexec.Fake{}
+	run.On("sshd -T", sysexec.Result{ExitCode: 1}, &sysexec.ExitError{Cmd: "sshd -T", ExitCode: 1, Stderr: "sshd: no hostkeys available -- exiting."})
+	socks := []Socket{{Proto: "tcp", Addr: netip.MustParseAddr("0.0.0.0"), Port: 22}}
+	st := NewState(Sources{Root: root, SSHD: sshd.NewDaemon(run, root), Sockets: stubSockets{socks: socks},
+		Ruleset: stubRuleset{err: ErrNotReadable}, Daemon: stubDaemon{err: ErrNotReadable}})
+	rep := (&Auditor{Checkers: Checkers()}).Run(context.Background(), st)
+	for id, want := range map[string]Status{"ssh.sshd": Skip, "firewall.enabled": Skip, "firewall.default-deny": Skip,
+		"firewall.ports-intended": Skip, "firewall.ssh-limit": Skip, "daemon.running": Skip, "ports.ssh-default": Fail} {
+		if c, _ := rep.Check(id); c.Status != want {
+			t.Errorf("%s: %s (%s), want %s", id, c.Status, c.Message, want)
+		}
+	}
+	limits := strings.Join(rep.Limits, "\n")
+	for _, want := range []string{"sshd -T", "processes owning sockets", "ruleset", "control socket"} {
+		if !strings.Contains(limits, want) {
+			t.Errorf("limits do not name %q:\n%s", want, limits)
+		}
+	}
+}
+
+func TestCloudflareOffline(t *testing.T) {
+	root := tree(t, map[string]string{
+		"/etc/palisade/palisade.local": "[cloudflare]\nenabled = true\n",
+		"/cf.txt":                      "173.245.48.0/20\n103.21.244.0/22\n2400:cb00::/32\n",
+	})
+	cfg := loadConfig(t, root)
+	db := filepath.Join(root, "var/lib/palisade/palisade.db")
+
+	// Nothing stored yet: never turned on, and no database is created.
+	st, err := CloudflareOffline{DBPath: db}.Status(context.Background(), cfg, &Ruleset{})
+	if err != nil || st.State != cloudflare.StateNever {
+		t.Fatalf("no database: %+v %v", st, err)
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Fatal("the audit created the database")
+	}
+
+	// A sync by "palisade cloudflare sync" (the manager over the real
+	// store), then the audit reads it back read-only.
+	s, err := store.Open(db, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := &firewall.FakeLock{}
+	sc := cfg.Daemon.Cloudflare
+	m, err := cloudflare.New(cloudflare.Config{Enabled: sc.Enabled, Ports: sc.Ports, URL: sc.URL, Interval: sc.Interval, Block: sc.BlockType}, cloudflare.Deps{Lock: lock, Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Sync(context.Background(), cloudflare.SyncOptions{Source: filepath.Join(root, "cf.txt")}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	sum := func() [32]byte {
+		b, _ := os.ReadFile(db)
+		return sha256.Sum256(b)
+	}
+	before := sum()
+
+	inKernel, err := ParseRuleset([]byte(`{"nftables": [
+{"table": {"family": "inet", "name": "palisade"}},
+{"set": {"family": "inet", "table": "palisade", "name": "cf_v4", "elem": [{"prefix": {"addr": "103.21.244.0", "len": 22}}, {"prefix": {"addr": "173.245.48.0", "len": 20}}]}},
+{"set": {"family": "inet", "table": "palisade", "name": "cf_v6", "elem": [{"prefix": {"addr": "2400:cb00::", "len": 32}}]}},
+{"set": {"family": "inet", "table": "palisade", "name": "cf_ports", "elem": [80, 443]}},
+{"chain": {"family": "inet", "table": "palisade", "name": "cf_lock", "type": "filter", "hook": "prerouting", "prio": -300, "policy": "accept"}},
+{"rule": {"family": "inet", "table": "palisade", "chain": "cf_lock", "expr": [{"counter": {"packets": 3, "bytes": 1}}, {"drop": null}]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		rs        *Ruleset
+		installed bool
+		inSync    bool
+	}{
+		{"in the kernel", inKernel, true, true},
+		{"flushed", &Ruleset{}, false, false},
+		{"ruleset unreadable", nil, false, false},
+	}
+	for _, tc := range tests {
+		st, err := CloudflareOffline{DBPath: db}.Status(context.Background(), cfg, tc.rs)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if st.State != cloudflare.StateOn || st.Kernel.Installed != tc.installed || st.Kernel.InSync != tc.inSync || st.Fetched == nil || len(st.IPv4) != 2 {
+			t.Errorf("%s: %+v", tc.name, st)
+		}
+	}
+	if sum() != before {
+		t.Error("the audit changed the database")
+	}
+	// While a daemon holds the database the read-only open times out
+	// (the daemon is asked instead).
+	s, err = store.Open(db, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	if _, err := (CloudflareOffline{DBPath: db}).Status(context.Background(), cfg, inKernel); err == nil || time.Since(start) > 10*time.Second {
+		t.Errorf("held database: %v after %v", err, time.Since(start))
+	}
+}
