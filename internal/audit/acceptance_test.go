@@ -38,6 +38,7 @@ func TestFreshServerScoresLow(t *testing.T) {
 	if rep.Passed || rep.Score > 40 {
 		t.Errorf("fresh server: score %d, passed %v; want a low score and a failure\n%s", rep.Score, rep.Passed, dump(rep))
 	}
+	documented(t, rep)
 	cfg := l.Root.Path("/etc/ssh/sshd_config")
 	// Every finding the guide expects on such a server, with its fix and
 	// evidence.
@@ -115,9 +116,29 @@ func hardened(t *testing.T) *audittest.Lab {
 	return l
 }
 
+// documented fails the test for every check id docs/audit.md does not
+// list.
+func documented(t *testing.T, rep *audit.Report) {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/audit.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep.Checks {
+		if !strings.Contains(string(doc), "`"+c.ID+"`") {
+			t.Errorf("docs/audit.md does not list %s", c.ID)
+		}
+	}
+}
+
 func TestHardenedServerScores100(t *testing.T) {
 	l := hardened(t)
+	before := l.Root.Hash()
 	rep := run(t, l)
+	if l.Root.Hash() != before {
+		t.Error("the audit changed the tree")
+	}
+	documented(t, rep)
 	if rep.Score != 100 || !rep.Passed {
 		t.Fatalf("hardened server: score %d, passed %v\n%s", rep.Score, rep.Passed, dump(rep))
 	}
