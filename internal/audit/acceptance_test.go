@@ -12,6 +12,8 @@ import (
 	"github.com/palisade-project/palisade/internal/audit/audittest"
 	"github.com/palisade-project/palisade/internal/cloudflare"
 	"github.com/palisade-project/palisade/internal/control"
+	"github.com/palisade-project/palisade/internal/firewall/policy"
+	"github.com/palisade-project/palisade/internal/firewall/policyctl"
 	"github.com/palisade-project/palisade/internal/sysexec"
 )
 
@@ -187,11 +189,27 @@ func TestEachRegressionFlipsItsCheck(t *testing.T) {
 		{"no escalation for sshd", "jails.sshd-increment", audit.Fail, func() {
 			r.Write("/etc/palisade/jail.local", strings.Replace(r.Read("/etc/palisade/jail.local"), "bantime.increment = true", "bantime.increment = false", 1))
 		}},
-		{"missing limit", "firewall.ssh-limit", audit.Fail, func() {
-			r.Write("/etc/palisade/firewall.rules", strings.Replace(r.Read("/etc/palisade/firewall.rules"), "limit 2222/tcp --conn 2 --rate 1/1s", "allow 2222/tcp", 1))
+		{"missing limit (palisade firewall allow 2222/tcp)", "firewall.ssh-limit", audit.Fail, func() {
+			l.FirewallRule(policy.Allow, "2222/tcp")
 		}},
 		{"default allow", "firewall.default-deny", audit.Fail, func() {
-			r.Write("/etc/palisade/firewall.rules", strings.Replace(r.Read("/etc/palisade/firewall.rules"), "default deny incoming", "default allow incoming", 1))
+			if _, err := l.Firewall().SetDefault(context.Background(), policy.DefaultAllow, policyctl.Options{}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"hand edit not applied", "firewall.applied", audit.Warn, func() {
+			r.Write("/etc/palisade/firewall.rules", r.Read("/etc/palisade/firewall.rules")+"allow 8080/tcp\n")
+		}},
+		{"change waiting for confirmation", "firewall.applied", audit.Warn, func() {
+			// A risky change (a deny) while enabled waits for confirmation.
+			rl, given, err := policy.ParseRule(policy.Deny, []string{"from", "203.0.113.0/24"}, policy.Names{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := l.Firewall().Add(context.Background(), rl, given, policyctl.Options{ConfirmWithin: time.Minute})
+			if err != nil || res.Pending == nil {
+				t.Fatalf("deny: %+v %v", res, err)
+			}
 		}},
 		{"policy flushed from the kernel", "firewall.in-kernel", audit.Fail, func() {
 			l.NFT = l.NFT.Without("pol_input")

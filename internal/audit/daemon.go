@@ -46,22 +46,19 @@ func (daemonChecker) Check(ctx context.Context, st *State) []Check {
 	if d.ReloadError != "" {
 		problems = append(problems, "the last reload failed (the running configuration is older than the files): "+d.ReloadError)
 	}
-	if d.Healthy != nil && !*d.Healthy {
-		problems = append(problems, "the health watchdog reports a problem")
-	}
 	for _, j := range d.Jails {
 		switch {
 		case j.Error != "":
 			problems = append(problems, "jail "+j.Name+": "+j.Error)
-		case j.Health != nil && !j.Health.Healthy:
+		case !j.Health.Healthy:
 			problems = append(problems, "jail "+j.Name+" unhealthy: "+strings.Join(j.Health.Problems, "; "))
 		}
 	}
+	if !d.Healthy && len(problems) == 0 {
+		problems = append(problems, "the health watchdog reports a problem")
+	}
 	if len(problems) == 0 {
-		health.Status, health.Message = Pass, "no jail reports an error"
-		if d.Healthy != nil {
-			health.Message = "healthy; no jail reports an error"
-		}
+		health.Status, health.Message = Pass, "healthy; no jail reports an error"
 	} else {
 		health.Status, health.Message, health.Evidence = Fail, problems[0], problems
 		health.Fix = "palisade status (each jail's error), palisade config check; then palisade reload"

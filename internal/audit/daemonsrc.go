@@ -23,41 +23,23 @@ type DaemonReader interface {
 // ErrDaemonNotRunning is returned when no daemon answers.
 var ErrDaemonNotRunning = errors.New("the palisade daemon is not running")
 
-// DaemonStatus is the part of the daemon's ping and status replies the
-// audit reads. Healthy and the jails' Health are set by daemons with the
-// health watchdog and nil otherwise.
+// DaemonStatus is the daemon's status reply with its ping (pid, version)
+// and the socket that answered.
 type DaemonStatus struct {
-	Socket      string       `json:"-"`
-	PID         int          `json:"pid"`
-	Version     string       `json:"version"`
-	Backend     string       `json:"backend"`
-	ConfigDir   string       `json:"config_dir"`
-	Started     time.Time    `json:"started"`
-	ReloadError string       `json:"reload_error,omitempty"`
-	Healthy     *bool        `json:"healthy,omitempty"`
-	Jails       []DaemonJail `json:"jails"`
-}
-
-// DaemonJail is one running jail.
-type DaemonJail struct {
-	Name    string   `json:"name"`
-	Filter  string   `json:"filter"`
-	Sources []string `json:"sources"`
-	Error   string   `json:"error,omitempty"`
-	Health  *struct {
-		Healthy  bool     `json:"healthy"`
-		Problems []string `json:"problems"`
-	} `json:"health,omitempty"`
+	control.StatusReply
+	Socket  string
+	PID     int
+	Version string
 }
 
 // Jail returns the running jail named name.
-func (d *DaemonStatus) Jail(name string) (DaemonJail, bool) {
+func (d *DaemonStatus) Jail(name string) (control.JailStatus, bool) {
 	for _, j := range d.Jails {
 		if j.Name == name {
 			return j, true
 		}
 	}
-	return DaemonJail{}, false
+	return control.JailStatus{}, false
 }
 
 // ControlDaemon asks the daemon over its control socket.
@@ -74,7 +56,7 @@ func (c ControlDaemon) Status(ctx context.Context) (*DaemonStatus, error) {
 		return nil, c.err(err)
 	}
 	st := &DaemonStatus{Socket: c.Client.Path}
-	if err := c.Client.Call(ctx, control.Request{Verb: control.VerbStatus}, st); err != nil {
+	if err := c.Client.Call(ctx, control.Request{Verb: control.VerbStatus}, &st.StatusReply); err != nil {
 		return nil, c.err(err)
 	}
 	st.Socket, st.PID, st.Version = c.Client.Path, ping.PID, ping.Version

@@ -2,11 +2,17 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/palisade-project/palisade/internal/firewall/policy"
+	"github.com/palisade-project/palisade/internal/firewall/policyctl"
 	"github.com/palisade-project/palisade/internal/harden/fsx"
 )
 
@@ -28,19 +34,22 @@ type effective struct {
 	// Kernel says whether the kernel holds it.
 	Kernel string
 	// Open are ports opened in palisade's allow chain.
-	Open     []ProtoPort
+	Open []ProtoPort
+	// Broken is palisade's policy file when it does not parse (State is
+	// nil then: what the kernel holds is the last applied policy).
+	Broken   *FirewallState
 	Evidence []string
 }
 
 // evaluated reports whether reachability can be computed.
-func (e *effective) evaluated() bool { return e.State != nil || e.Name == "none" }
+func (e *effective) evaluated() bool { return e.State != nil || (e.Name == "none" && e.Broken == nil) }
 
 // reach is the verdict for proto/port.
 func (e *effective) reach(proto string, port uint16) (Verdict, bool) {
 	switch {
 	case e.State != nil:
 		return e.State.Reach(proto, port, e.Open), true
-	case e.Name == "none":
+	case e.Name == "none" && e.Broken == nil:
 		return Verdict{Reachable: true, Reason: "no firewall is enabled"}, true
 	}
 	return Verdict{Reachable: true, Reason: e.Name + " decides (not evaluated by the audit)"}, false
@@ -64,6 +73,9 @@ func (s *State) Effective(ctx context.Context) *effective {
 		}
 	}
 	switch {
+	case pol != nil && len(pol.Errors) > 0:
+		e.Name, e.Broken = FirewallPalisade, pol
+		e.Evidence = append(e.Evidence, pol.Errors...)
 	case pol != nil && pol.Enabled:
 		e.Name, e.State = FirewallPalisade, pol
 		e.Evidence = append(e.Evidence, "palisade policy enabled ("+pol.EnabledWhere+")")
@@ -151,13 +163,20 @@ func (firewallChecker) Area() string { return AreaFirewall }
 
 func (firewallChecker) Check(ctx context.Context, st *State) []Check {
 	eff := st.Effective(ctx)
-	out := []Check{fwEnabled(eff), fwInKernel(eff)}
+	out := []Check{fwEnabled(eff), fwInKernel(eff), fwApplied(st, eff)}
 	out = append(out, fwDefault(eff), fwPortsIntended(st, eff), fwSSHLimit(ctx, st, eff), fwFlush(ctx, st, eff), fwDocker(ctx, st, eff))
 	return out
 }
 
 func fwEnabled(eff *effective) Check {
 	c := Check{ID: "firewall.enabled", Severity: High, Title: "a firewall policy is enabled", Evidence: eff.Evidence}
+	switch {
+	case eff.Broken != nil:
+		c.Status = Fail
+		c.Message = eff.Broken.Files[0] + " does not parse: palisade firewall apply and the daemon refuse it (the kernel keeps whatever was applied last)"
+		c.Fix = "correct the lines named, then palisade firewall apply"
+		return c
+	}
 	switch eff.Name {
 	case FirewallPalisade:
 		c.Status, c.Message = Pass, "palisade's firewall policy is enabled"
@@ -177,7 +196,7 @@ func fwEnabled(eff *effective) Check {
 func fwInKernel(eff *effective) Check {
 	c := Check{ID: "firewall.in-kernel", Severity: High, Title: "the kernel holds the enabled policy", Evidence: eff.Evidence}
 	switch {
-	case eff.Name != FirewallPalisade && eff.Name != FirewallUFW:
+	case eff.State == nil:
 		c.Status, c.Message = Skip, "no palisade or ufw policy is enabled"
 	case eff.Kernel == kernelYes:
 		c.Status, c.Message = Pass, eff.Name+"'s rules are in the kernel"
@@ -192,6 +211,64 @@ func fwInKernel(eff *effective) Check {
 		c.Fix = "palisade firewall apply"
 	}
 	return c
+}
+
+// fwApplied checks that the policy in force is the file's: no hand edit
+// waits for "palisade firewall apply" (the daemon re-installs the policy
+// last applied, not the file), and no change waits for confirmation.
+func fwApplied(st *State, eff *effective) Check {
+	c := Check{ID: "firewall.applied", Severity: Medium, Title: "the policy in force is firewall.rules, confirmed"}
+	if eff.Name != FirewallPalisade || eff.State == nil {
+		c.Status, c.Message = Skip, "palisade's policy is not enabled"
+		return c
+	}
+	store := policyctl.NewStore(st.src.Root)
+	applied := filepath.Join(store.Dir, policyctl.AppliedFile)
+	data, err := fsx.ReadFile(applied)
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		st.Limit("the policy last applied (" + applied + ", root-only)")
+		c.Status, c.Message = Skip, "the policy last applied cannot be read (needs root)"
+		return c
+	case errors.Is(err, fs.ErrNotExist):
+		c.Status = Warn
+		c.Message = "firewall.rules was never applied by palisade firewall: after a flush the daemon has no recorded policy to re-install"
+		c.Fix = "palisade firewall apply"
+		return c
+	case err != nil:
+		c.Status, c.Message, c.Evidence = Skip, "the policy last applied cannot be read", []string{err.Error()}
+		return c
+	}
+	c.Evidence = append(c.Evidence, "applied: "+applied)
+	var problems []string
+	if last, perr := policy.Parse(applied, data, policyctl.LoadNames(st.src.Root)); perr != nil || !samePolicy(last.Policy(), eff.State) {
+		problems = append(problems, "firewall.rules was changed since it was applied: the kernel (and a re-install after a flush) runs the previous policy")
+		c.Fix = "palisade firewall apply"
+	}
+	if tx, err := store.Load(); err == nil && tx != nil && tx.Pending() {
+		problems = append(problems, fmt.Sprintf("change %s waits for confirmation: it is rolled back at %s unless confirmed", tx.ID, tx.Deadline.UTC().Format(time.RFC3339)))
+		c.Fix = "palisade firewall confirm (after checking that a new SSH session gets in)"
+	}
+	if len(problems) == 0 {
+		c.Status, c.Message = Pass, "the kernel runs firewall.rules as it is, and no change waits for confirmation"
+		return c
+	}
+	c.Status, c.Message = Warn, strings.Join(problems, "; ")
+	c.Evidence = append(c.Evidence, problems...)
+	return c
+}
+
+// samePolicy compares an applied policy with the file's.
+func samePolicy(p policy.Policy, st *FirewallState) bool {
+	if p.Enabled != st.Enabled || string(p.Default) != st.Default || len(p.Rules) != len(st.Rules) {
+		return false
+	}
+	for i, r := range p.Rules {
+		if r.String() != st.Rules[i].Text {
+			return false
+		}
+	}
+	return true
 }
 
 func fwDefault(eff *effective) Check {
@@ -211,6 +288,8 @@ func fwDefault(eff *effective) Check {
 		}
 	case eff.Name == "firewalld" || eff.Name == "nftables":
 		c.Status, c.Message = Pass, eff.Name+" drops by default"
+	case eff.Broken != nil:
+		c.Status, c.Message = Skip, "firewall.rules does not parse (see firewall.enabled)"
 	case eff.Name == "unknown":
 		c.Status, c.Message = Skip, "the kernel's ruleset could not be read (needs root)"
 	default:
@@ -262,10 +341,12 @@ func fwSSHLimit(ctx context.Context, st *State, eff *effective) Check {
 	if eff.State == nil {
 		c.Status = Fail
 		c.Message = "no palisade or ufw policy limits connections to SSH"
-		switch eff.Name {
-		case "firewalld", "nftables":
+		switch {
+		case eff.Broken != nil:
+			c.Status, c.Message = Skip, "firewall.rules does not parse (see firewall.enabled)"
+		case eff.Name == "firewalld" || eff.Name == "nftables":
 			c.Status, c.Message = Skip, eff.Name+" decides; the audit does not evaluate its rules"
-		case "unknown":
+		case eff.Name == "unknown":
 			c.Status, c.Message = Skip, "the kernel's ruleset could not be read (needs root)"
 		}
 		c.Evidence = eff.Evidence

@@ -9,7 +9,8 @@ import (
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/control"
 	"github.com/palisade-project/palisade/internal/daemon"
-	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/firewall/policy"
+	"github.com/palisade-project/palisade/internal/firewall/policyctl"
 	"github.com/palisade-project/palisade/internal/harden/fsx"
 	"github.com/palisade-project/palisade/internal/harden/sshd"
 	"github.com/palisade-project/palisade/internal/sysexec"
@@ -60,7 +61,7 @@ func HostSources(o Options) Sources {
 		Sockets:    ProcNet{Root: o.Root},
 		Ruleset:    DefaultRuleset(o.Root, o.Runner),
 		Daemon:     ControlDaemon{Client: control.NewClient(socket)},
-		Policy:     PolicyFile{Path: filepath.Join(configDir, PolicyFileName), Services: etcServices(o.Root)},
+		Policy:     PolicyFile{Path: filepath.Join(configDir, policy.FileName), Names: policyctl.LoadNames(o.Root)},
 		UFW:        UFWFiles{Root: o.Root},
 		Cloudflare: CloudflareOffline{DBPath: fsx.Path(o.Root, db)},
 	}
@@ -71,14 +72,4 @@ func HostSources(o Options) Sources {
 		src.AdminAddr = func() (netip.Addr, string) { return SessionAddr("/proc") }
 	}
 	return src
-}
-
-// etcServices reads /etc/services under the root (nil when missing: numbers
-// only).
-func etcServices(root string) firewall.Services {
-	s, err := firewall.LoadServices(fsx.Path(root, "/etc/services"))
-	if err != nil {
-		return nil
-	}
-	return s
 }

@@ -161,7 +161,7 @@ func serviceJail(st *State, cfg *config.Config, sv service, socks []Socket, daem
 				problem = "the running daemon does not run it (palisade reload?)"
 			case dj.Error != "":
 				problem = "the daemon reports: " + dj.Error
-			case dj.Health != nil && !dj.Health.Healthy:
+			case !dj.Health.Healthy:
 				problem = "unhealthy: " + strings.Join(dj.Health.Problems, "; ")
 			default:
 				line += "; read by the daemon from " + strings.Join(dj.Sources, ", ")

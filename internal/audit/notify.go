@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/palisade-project/palisade/internal/config"
+	"github.com/palisade-project/palisade/internal/notify"
 )
 
 // NotifyRoute is a notification route as the audit needs it.
@@ -30,111 +31,37 @@ type NotifyReader interface {
 	Routes(cfg *config.Config) ([]NotifyRoute, error)
 }
 
-// NotifyFromConfig reads the routes from the [notify] and [notify:NAME]
-// sections of palisade.conf/.local (docs/notify.md) and the fail2ban mail
-// actions of enabled jails, which palisade turns into mail routes for bans.
+// NotifyFromConfig lists the routes the configuration loader built
+// (config.Observe.Notify: the enabled [notify:NAME] sections, with
+// [notify]'s defaults, and the mail routes palisade makes of fail2ban's
+// mail actions; docs/notify.md).
 type NotifyFromConfig struct{}
-
-// defaultEvents are the events a route sends unless it says otherwise.
-func defaultEvents() []string { return []string{"ban", "health"} }
 
 // Routes implements NotifyReader.
 func (NotifyFromConfig) Routes(cfg *config.Config) ([]NotifyRoute, error) {
 	var out []NotifyRoute
-	c, err := cfg.Loader().Read("palisade")
-	if err == nil {
-		get := func(section, key string) (string, string, bool) {
-			if v, ok := c.Raw(section, key); ok && c.HasOption(section, key, false) {
-				return strings.TrimSpace(v.Text), v.Where(), true
-			}
-			if v, ok := c.Raw("notify", key); ok && c.HasOption("notify", key, false) {
-				return strings.TrimSpace(v.Text), v.Where(), true
-			}
-			return "", "", false
-		}
-		for _, sec := range c.Sections() {
-			name, ok := strings.CutPrefix(sec, "notify:")
-			if !ok || name == "" {
-				continue
-			}
-			r := NotifyRoute{Name: name, Enabled: true, Events: defaultEvents(), Type: "smtp"}
-			if v, where, ok := get(sec, "enabled"); ok {
-				r.Enabled = !slices.Contains([]string{"no", "false", "0", "off"}, strings.ToLower(v))
-				r.Where = where
-			}
-			if v, where, ok := get(sec, "events"); ok {
-				r.Events = parseEvents(v)
-				r.Where = where
-			}
-			if v, _, ok := get(sec, "jails"); ok {
-				r.Jails = strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' })
-			}
-			if v, _, ok := get(sec, "type"); ok {
-				r.Type = v
-			} else if _, _, ok := get(sec, "url"); ok {
-				r.Type = "webhook"
-			} else if _, _, ok := get(sec, "url_file"); ok {
-				r.Type = "webhook"
-			}
-			if r.Where == "" {
-				if v, ok := c.Raw(sec, "type"); ok {
+	pc, _ := cfg.Loader().Read("palisade")
+	for _, rc := range cfg.Observe.Notify {
+		r := NotifyRoute{Name: rc.Name, Type: rc.Type, Enabled: true, Jails: rc.Jails, Where: rc.Where}
+		if r.Where == "" && pc != nil {
+			// The section's first option locates it.
+			if opts, err := pc.Options("notify:"+rc.Name, false); err == nil && len(opts) > 0 {
+				if v, ok := pc.Raw("notify:"+rc.Name, opts[0]); ok {
 					r.Where = v.Where()
-				} else {
-					r.Where = sectionWhere(c.Files(), sec)
 				}
 			}
-			out = append(out, r)
 		}
-	}
-	// fail2ban's mail actions become mail routes for bans.
-	var mailJails []string
-	where := ""
-	for _, j := range cfg.Enabled() {
-		for _, a := range j.Actions {
-			name, _, _ := strings.Cut(strings.TrimSpace(a.Raw), "[")
-			if isMailAction(name) {
-				mailJails = append(mailJails, j.Name)
-				if where == "" {
-					where = j.Where
-				}
-				break
+		for _, e := range []struct {
+			name string
+			set  notify.EventSet
+		}{{"ban", notify.EventBan}, {"unban", notify.EventUnban}, {"escalation", notify.EventEscalation}, {"health", notify.EventHealth}, {"lifecycle", notify.EventLifecycle}} {
+			if rc.Events&e.set != 0 {
+				r.Events = append(r.Events, e.name)
 			}
 		}
-	}
-	if len(mailJails) > 0 {
-		out = append(out, NotifyRoute{Name: "fail2ban-mail", Type: "smtp", Enabled: true, Events: []string{"ban"}, Jails: mailJails, Where: where})
+		out = append(out, r)
 	}
 	return out, nil
-}
-
-func sectionWhere(files []string, sec string) string {
-	if len(files) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("[%s] in %s", sec, strings.Join(files, ", "))
-}
-
-// isMailAction reports whether a fail2ban action name sends mail.
-func isMailAction(name string) bool {
-	switch {
-	case name == "mail", name == "sendmail", strings.HasPrefix(name, "mail-"), strings.HasPrefix(name, "sendmail-"):
-		return true
-	}
-	return false
-}
-
-func parseEvents(v string) []string {
-	var out []string
-	for _, e := range strings.FieldsFunc(strings.ToLower(v), func(c rune) bool { return c == ',' || c == ' ' || c == '\t' }) {
-		switch e {
-		case "all":
-			return []string{"ban", "unban", "escalation", "health", "lifecycle"}
-		case "none":
-			return nil
-		}
-		out = append(out, e)
-	}
-	return out
 }
 
 // notifyChecker checks that bans and health problems reach somebody.

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/firewall/policy"
 )
 
 func TestParseProcNet(t *testing.T) {
@@ -218,7 +219,7 @@ func readPolicy(t *testing.T, text string) *FirewallState {
 		t.Fatal(err)
 	}
 	svc := firewall.Services{"ssh/tcp": 22, "http/tcp": 80, "https/tcp": 443, "domain/tcp": 53, "domain/udp": 53, "syslog/udp": 514}
-	st, err := PolicyFile{Path: p, Services: svc}.Read(context.Background())
+	st, err := PolicyFile{Path: p, Names: policy.Names{Services: svc}}.Read(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,16 +242,15 @@ allow 8000:8100/tcp
 allow domain
 allow syslog
 allow to 192.0.2.9 port 9000
-frobnicate 1
 `)
-	if !st.Enabled || st.Default != "deny" || len(st.Rules) != 11 {
-		t.Fatalf("policy: enabled %v, default %q, %d rules: %+v", st.Enabled, st.Default, len(st.Rules), st.Rules)
+	if !st.Enabled || st.Default != "deny" || len(st.Rules) != 11 || len(st.Errors) != 0 || !strings.HasSuffix(st.EnabledWhere, ":2") || !strings.HasSuffix(st.DefaultWhere, ":3") {
+		t.Fatalf("policy: %+v", st)
 	}
-	if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "firewall.rules:16: not understood: frobnicate 1") {
-		t.Errorf("warnings: %q", st.Warnings)
-	}
-	if r := st.Rules[1]; r.Action != ActLimit || r.Conn != 2 || r.Rate != "1/1s" || r.Proto != "tcp" || !strings.HasSuffix(r.Where, ":6") {
+	if r := st.Rules[1]; r.Action != ActLimit || r.Conn != 2 || r.Rate != "1/1s" || r.Proto != "tcp" || !strings.HasSuffix(r.Where, ":6") || r.Text != "limit ssh --conn 2 --rate 1/1s" {
 		t.Errorf("limit rule: %+v", r)
+	}
+	if r := st.Rules[10]; !strings.HasSuffix(r.Where, ":15") || !r.Conditional {
+		t.Errorf("last rule: %+v", r)
 	}
 	open := []ProtoPort{{"tcp", 2222}}
 	tests := []struct {
@@ -309,9 +309,9 @@ frobnicate 1
 	if st, err := (PolicyFile{Path: filepath.Join(t.TempDir(), "missing")}).Read(context.Background()); st != nil || err != nil {
 		t.Errorf("missing file: %v, %v", st, err)
 	}
-	bad := readPolicy(t, "enable\nallow 'unterminated\n")
-	if len(bad.Warnings) != 1 || !strings.Contains(bad.Warnings[0], ":2: unterminated quote") {
-		t.Errorf("unterminated quote: %q", bad.Warnings)
+	bad := readPolicy(t, "enable\nallow 'unterminated\nfrobnicate 1\nallow 99999/tcp\n")
+	if len(bad.Errors) != 3 || !strings.Contains(bad.Errors[0], "firewall.rules:2:") || !strings.Contains(bad.Errors[1], "firewall.rules:3:") || !strings.Contains(bad.Errors[2], "firewall.rules:4:") || bad.Enabled {
+		t.Errorf("errors: %q", bad.Errors)
 	}
 }
 
@@ -337,7 +337,7 @@ func TestUFWFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Enabled || st.Default != "deny" || len(st.Rules) != 5 || !strings.HasSuffix(st.EnabledWhere, "ufw.conf:2") {
+	if !st.Enabled || st.Default != "deny" || len(st.Rules) != 5 || !strings.HasSuffix(st.EnabledWhere, "ufw.conf") {
 		t.Fatalf("ufw: %+v", st)
 	}
 	for _, tc := range []struct {
@@ -349,7 +349,7 @@ func TestUFWFiles(t *testing.T) {
 			t.Errorf("%d/%s: %+v", tc.port, tc.proto, v)
 		}
 	}
-	if r, ok := st.Limited(22); !ok || !strings.HasSuffix(r.Where, "user.rules:4") {
+	if r, ok := st.Limited(22); !ok || !strings.HasPrefix(r.Where, "ufw rule 1 (") || !strings.Contains(r.Where, "user.rules") {
 		t.Errorf("ufw limit: %+v %v", r, ok)
 	}
 	if st, err := (UFWFiles{Root: t.TempDir()}).Read(context.Background()); st != nil || err != nil {

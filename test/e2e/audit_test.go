@@ -159,6 +159,33 @@ func TestAuditLiveServer(t *testing.T) {
 		t.Errorf("firewall.ports-intended: %s\n%s", st, ev)
 	}
 
+	// The firewall policy, made with palisade firewall: the audit reads the
+	// same file and the real kernel, and agrees with firewall status.
+	t.Cleanup(func() { stopFirewallWatcher(root) })
+	for _, args := range [][]string{{"default", "deny"}, {"allow", "80/tcp"}, {"limit", "22/tcp", "--conn", "2", "--rate", "1/1s"},
+		{"enable", "--confirm-within", "60s"}, {"confirm"}} {
+		if r := cli(append([]string{"firewall"}, args...)...); r.Code != 0 {
+			t.Fatalf("firewall %v: exit %d: %s", args, r.Code, r.Out)
+		}
+	}
+	var fw struct {
+		Enabled   bool   `json:"enabled"`
+		Default   string `json:"default_incoming"`
+		Installed bool   `json:"installed"`
+	}
+	if r := cli("firewall", "status", "--json"); r.Code != 0 || json.Unmarshal([]byte(r.Out), &fw) != nil || !fw.Enabled || !fw.Installed || fw.Default != "deny" {
+		t.Fatalf("firewall status: %+v: %s", fw, r.Out)
+	}
+	withPolicy := audit()
+	for _, id := range []string{"firewall.enabled", "firewall.in-kernel", "firewall.applied", "firewall.default-deny", "firewall.ssh-limit", "firewall.ports-intended"} {
+		if st, ev, _ := withPolicy.check(t, id); st != "pass" {
+			t.Errorf("%s with the policy: %s\n%s", id, st, ev)
+		}
+	}
+	if _, ev, _ := withPolicy.check(t, "firewall.ssh-limit"); !strings.Contains(ev, "port 22/tcp: rule 2 limit 22/tcp --conn 2 --rate 1/1s") {
+		t.Errorf("firewall.ssh-limit evidence:\n%s", ev)
+	}
+
 	// The Cloudflare lock: in force and fresh, as cloudflare status says.
 	var cf struct {
 		State  string `json:"state"`

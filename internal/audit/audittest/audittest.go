@@ -21,6 +21,9 @@ import (
 
 	"github.com/palisade-project/palisade/internal/cloudflare"
 	"github.com/palisade-project/palisade/internal/control"
+	"github.com/palisade-project/palisade/internal/firewall/policy"
+	"github.com/palisade-project/palisade/internal/firewall/policyctl"
+	"github.com/palisade-project/palisade/internal/firewall/policynft"
 	"github.com/palisade-project/palisade/internal/harden/hardentest"
 	"github.com/palisade-project/palisade/internal/harden/ports"
 	"github.com/palisade-project/palisade/internal/harden/rollback"
@@ -214,6 +217,45 @@ func (l *Lab) Sync() {
 	}
 }
 
+func fwOpts() policyctl.Options { return policyctl.Options{ConfirmWithin: time.Minute} }
+
+// Firewall is "palisade firewall" on the lab's tree, with a kernel that
+// takes every policy; its watcher never starts.
+func (l *Lab) Firewall() *policyctl.Controller {
+	r := l.Root
+	return &policyctl.Controller{Path: r.Path("/etc/palisade/" + policy.FileName), Names: policyctl.LoadNames(r.Dir), Kernel: kernel{},
+		Store: policyctl.NewStore(r.Dir), Root: r.Dir, StartWatcher: func(*rollback.State) (int, error) { return 0, nil }}
+}
+
+// FirewallRule runs "palisade firewall ACTION WORDS..." and confirms it.
+func (l *Lab) FirewallRule(a policy.Action, words ...string) {
+	l.T.Helper()
+	fw := l.Firewall()
+	rl, given, err := policy.ParseRule(a, words, fw.Names)
+	if err != nil {
+		l.T.Fatalf("rule %v: %v", words, err)
+	}
+	ctx := context.Background()
+	res, err := fw.Add(ctx, rl, given, fwOpts())
+	if err != nil {
+		l.T.Fatalf("firewall %s %v: %v", a, words, err)
+	}
+	if res.Pending != nil {
+		if _, err := fw.Confirm(ctx); err != nil {
+			l.T.Fatalf("firewall confirm: %v", err)
+		}
+	}
+}
+
+// kernel takes every policy (policyctl.Kernel).
+type kernel struct{}
+
+func (kernel) Apply(context.Context, policy.Policy) error     { return nil }
+func (kernel) Installed(context.Context, policy.Policy) error { return nil }
+func (kernel) Stats(context.Context, policy.Policy) ([]policynft.LimitStats, error) {
+	return nil, nil
+}
+
 type reloader struct{}
 
 func (reloader) Detect(context.Context, sshd.Effective) string { return "pidfile:/nonexistent" }
@@ -252,8 +294,21 @@ func (l *Lab) Harden() {
 	l.Socks[0].Port, l.Socks[1].Port = HardPort, HardPort
 	l.Env["SSH_CONNECTION"] = fmt.Sprintf(SSHConnFmt, HardPort)
 
-	// The firewall policy (docs/firewall-policy.md), applied.
-	r.Write("/etc/palisade/firewall.rules", fmt.Sprintf("# policy\nenable\ndefault deny incoming\nallow 80,443/tcp comment 'web'\nlimit %d/tcp --conn 2 --rate 1/1s   # the guide\n", HardPort))
+	// The firewall policy, made by the commands of "palisade firewall"
+	// (default deny, allow the web, limit SSH, enable, confirm) against a
+	// kernel that takes it.
+	fw := l.Firewall()
+	if _, err := fw.SetDefault(ctx, policy.DefaultDeny, fwOpts()); err != nil {
+		t.Fatalf("firewall default deny: %v", err)
+	}
+	l.FirewallRule(policy.Allow, "80,443/tcp", "comment", "web")
+	l.FirewallRule(policy.Limit, fmt.Sprint(HardPort)+"/tcp", "--conn", "2", "--rate", "1/1s")
+	if _, err := fw.Enable(ctx, fwOpts()); err != nil {
+		t.Fatalf("firewall enable: %v", err)
+	}
+	if _, err := fw.Confirm(ctx); err != nil {
+		t.Fatalf("firewall confirm: %v", err)
+	}
 	l.Link("/lib/systemd/system/palisade-firewall.service", "/etc/systemd/system/multi-user.target.wants/palisade-firewall.service")
 	l.Link("/lib/systemd/system/palisade.service", "/etc/systemd/system/multi-user.target.wants/palisade.service")
 
@@ -292,9 +347,10 @@ events = ban, health
 	l.NFT = HardenedRuleset()
 	now := time.Now().UTC()
 	l.mu.Lock()
-	l.Status = &control.StatusReply{Backend: "nftables", ConfigDir: r.Path("/etc/palisade"), Started: now.Add(-time.Hour), Jails: []control.JailStatus{
-		{Name: "nginx-http-auth", Filter: "nginx-http-auth", Sources: []string{r.Path("/var/log/nginx/error.log")}},
-		{Name: "sshd", Filter: "sshd", Sources: []string{r.Path("/var/log/auth.log")}},
+	healthy := control.JailHealth{Healthy: true, Problems: []string{}, Since: now.Add(-time.Hour)}
+	l.Status = &control.StatusReply{Backend: "nftables", ConfigDir: r.Path("/etc/palisade"), Started: now.Add(-time.Hour), Healthy: true, Jails: []control.JailStatus{
+		{Name: "nginx-http-auth", Filter: "nginx-http-auth", Sources: []string{r.Path("/var/log/nginx/error.log")}, Health: healthy},
+		{Name: "sshd", Filter: "sshd", Sources: []string{r.Path("/var/log/auth.log")}, Health: healthy},
 	}}
 	fetched := now.Add(-time.Hour)
 	l.Cloudflare = cloudflare.Status{State: cloudflare.StateOn, Origin: cloudflare.OriginConfig, Enabled: true, Daemon: true,
