@@ -20,7 +20,7 @@ import (
 // run audits the lab's tree the way "palisade --root DIR audit" does.
 func run(t *testing.T, l *audittest.Lab) *audit.Report {
 	t.Helper()
-	src := audit.HostSources(audit.Options{Root: l.Root.Dir, Socket: l.DaemonSocket(), Runner: sysexec.NewExec(30 * time.Second), Getenv: l.Getenv, Privileged: true})
+	src := audit.HostSources(context.Background(), audit.Options{Root: l.Root.Dir, Socket: l.DaemonSocket(), Runner: sysexec.NewExec(30 * time.Second), Getenv: l.Getenv, Privileged: true})
 	return (&audit.Auditor{Checkers: audit.Checkers()}).Run(context.Background(), audit.NewState(src))
 }
 

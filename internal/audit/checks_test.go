@@ -378,3 +378,41 @@ func TestCloudflareOffline(t *testing.T) {
 		t.Errorf("held database: %v after %v", err, time.Since(start))
 	}
 }
+
+func TestHostSourcesFollowsTheDaemon(t *testing.T) {
+	root := t.TempDir()
+	other := filepath.Join(root, "srv/palisade")
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	srv, err := control.Listen(sock, control.Options{AllowUID: func(uint32) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ctx, control.HandlerFunc(func(_ context.Context, req control.Request) (any, error) {
+			if req.Verb == control.VerbPing {
+				return control.PingReply{PID: 7}, nil
+			}
+			return control.StatusReply{Backend: "nftables", ConfigDir: other, Healthy: true}, nil
+		}))
+	}()
+	defer func() { cancel(); <-done }()
+
+	src := HostSources(context.Background(), Options{Root: root, Socket: sock, Runner: &sysexec.Fake{}})
+	if src.ConfigDir != other {
+		t.Errorf("config dir %s, want the daemon's %s", src.ConfigDir, other)
+	}
+	st, err := src.Daemon.Status(context.Background())
+	if err != nil || st.PID != 7 || st.Backend != "nftables" || st.Socket != sock {
+		t.Errorf("daemon status: %+v %v", st, err)
+	}
+	explicit := filepath.Join(root, "etc/candidate")
+	if src := HostSources(context.Background(), Options{Root: root, ConfigDir: explicit, Socket: sock, Runner: &sysexec.Fake{}}); src.ConfigDir != explicit {
+		t.Errorf("--config-dir %s not kept: %s", explicit, src.ConfigDir)
+	}
+	if src := HostSources(context.Background(), Options{Root: root, Socket: sock + ".none", Runner: &sysexec.Fake{}}); src.ConfigDir != filepath.Join(root, "etc/palisade") {
+		t.Errorf("without a daemon: %s", src.ConfigDir)
+	}
+}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -40,18 +41,30 @@ type Options struct {
 // files under the root, sshd -T, /proc/net (the root's copy when it has
 // one), the ruleset (DIR/nft-ruleset.json under a root that has one, else
 // nft), the daemon's control socket and palisade's database read-only.
-func HostSources(o Options) Sources {
+// Without --config-dir, the configuration audited is the one the running
+// daemon reads (the default directory when none answers).
+func HostSources(ctx context.Context, o Options) Sources {
 	configDir := o.ConfigDir
 	if configDir == "" {
 		configDir = fsx.Path(o.Root, config.DefaultConfigDir)
 	}
 	socket, db := config.DefaultSocket, config.DefaultDBFile
-	if cfg, err := daemon.LoadConfig(daemon.Options{ConfigDir: configDir, Root: o.Root, Builtin: defaults.FS()}); err == nil {
+	cfg, err := daemon.LoadConfig(daemon.Options{ConfigDir: configDir, Root: o.Root, Builtin: defaults.FS()})
+	if err == nil {
 		socket, db = cfg.Daemon.Socket, cfg.Daemon.DBFile
 	}
 	socket = fsx.Path(o.Root, socket)
 	if o.Socket != "" {
 		socket = o.Socket
+	}
+	dmn := ControlDaemon{Client: control.NewClient(socket)}
+	if o.ConfigDir == "" {
+		if st, err := dmn.Status(ctx); err == nil && st.ConfigDir != "" && filepath.Clean(st.ConfigDir) != filepath.Clean(configDir) {
+			configDir = st.ConfigDir
+			if cfg, err := daemon.LoadConfig(daemon.Options{ConfigDir: configDir, Root: o.Root, Builtin: defaults.FS()}); err == nil {
+				db = cfg.Daemon.DBFile
+			}
+		}
 	}
 	src := Sources{
 		Root:       o.Root,
@@ -60,7 +73,7 @@ func HostSources(o Options) Sources {
 		Getenv:     o.Getenv,
 		Sockets:    ProcNet{Root: o.Root},
 		Ruleset:    DefaultRuleset(o.Root, o.Runner),
-		Daemon:     ControlDaemon{Client: control.NewClient(socket)},
+		Daemon:     dmn,
 		Policy:     PolicyFile{Path: filepath.Join(configDir, policy.FileName), Names: policyctl.LoadNames(o.Root)},
 		UFW:        UFWFiles{Root: o.Root},
 		Cloudflare: CloudflareOffline{DBPath: fsx.Path(o.Root, db)},

@@ -17,6 +17,7 @@ import (
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/daemon"
 	"github.com/palisade-project/palisade/internal/harden/fsx"
+	"github.com/palisade-project/palisade/internal/harden/ports"
 	"github.com/palisade-project/palisade/internal/harden/sshd"
 )
 
@@ -173,17 +174,20 @@ func (s *State) SSHReport(ctx context.Context) (*sshd.Report, error) {
 	})
 }
 
-// sshJail describes palisade's sshd jail for the ssh audit.
+// sshJail describes palisade's sshd jail for the ssh audit: the first
+// enabled jail with the sshd filter (nil when the configuration does not
+// load), as the hardening commands see it.
 func (s *State) sshJail() *sshd.JailInfo {
 	cfg, err := s.Config()
 	if err != nil {
 		return nil
 	}
-	j, ok := cfg.Jail("sshd")
-	if !ok {
-		return &sshd.JailInfo{}
+	for _, j := range cfg.Enabled() {
+		if (service{filters: []string{"sshd"}}).protects(j) {
+			return &sshd.JailInfo{Found: true, Enabled: true, Name: j.Name, Ports: j.Ports, Where: j.Where, PortFile: ports.TargetIn(cfg.Dir, j.Name).File}
+		}
 	}
-	return &sshd.JailInfo{Found: true, Enabled: j.Enabled, Ports: j.Ports, Where: j.Where}
+	return &sshd.JailInfo{PortFile: filepath.Join(cfg.Dir, "jail.local")}
 }
 
 // Sockets lists the sockets listening on the host.

@@ -36,7 +36,7 @@ func newAuditCmd(app *App) *cobra.Command {
 				// Otherwise the configuration's socket, under --root.
 				opts.Socket = app.Socket
 			}
-			st := audit.NewState(audit.HostSources(opts))
+			st := audit.NewState(audit.HostSources(cmd.Context(), opts))
 			rep := (&audit.Auditor{Checkers: audit.Checkers()}).Run(cmd.Context(), st)
 			if asJSON {
 				if err := writeJSON(app.Stdout, rep); err != nil {
