@@ -2,14 +2,21 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
+	"compress/bzip2"
 	"compress/gzip"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/palisade-project/palisade/internal/sysexec"
 )
 
 // Package is one dpkg status or apt list entry.
@@ -87,10 +94,15 @@ func readStanzas(r io.Reader, fn func(Package)) error {
 	return sc.Err()
 }
 
+// indexSuffixes are the names apt gives a Packages index: plain, or
+// compressed when it keeps indexes compressed (Acquire::GzipIndexes, as
+// Debian's container images do: lz4).
+var indexSuffixes = []string{"_Packages", "_Packages.gz", "_Packages.bz2", "_Packages.lz4", "_Packages.xz", "_Packages.zst"}
+
 // SecurityIndexes returns apt's downloaded package indexes of security
 // suites in dir (/var/lib/apt/lists): files named after a "-security"
-// suite or the debian-security archive, ending in _Packages (or
-// _Packages.gz).
+// suite or the debian-security archive, ending in _Packages, plain or
+// compressed (.gz, .bz2, .lz4, .xz, .zst).
 func SecurityIndexes(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -99,7 +111,7 @@ func SecurityIndexes(dir string) ([]string, error) {
 	var out []string
 	for _, e := range entries {
 		n := e.Name()
-		if !e.Type().IsRegular() || !(strings.HasSuffix(n, "_Packages") || strings.HasSuffix(n, "_Packages.gz")) {
+		if !e.Type().IsRegular() || !slices.ContainsFunc(indexSuffixes, func(s string) bool { return strings.HasSuffix(n, s) }) {
 			continue
 		}
 		if strings.Contains(n, "-security_") || strings.Contains(n, "_debian-security_") || strings.Contains(n, "security.debian.org") {
@@ -110,6 +122,58 @@ func SecurityIndexes(dir string) ([]string, error) {
 	return out, nil
 }
 
+// AptCat uncompresses an index whose compression the standard library does
+// not read (lz4, xz, zstd); nil leaves such indexes unread.
+type AptCat func(ctx context.Context, path string) ([]byte, error)
+
+// AptHelperCat is AptCat through apt's own "apt-helper cat-file", which
+// reads every compression apt writes.
+func AptHelperCat(run sysexec.Runner) AptCat {
+	return func(ctx context.Context, path string) ([]byte, error) {
+		res, err := run.Run(ctx, sysexec.Cmd{Name: "/usr/lib/apt/apt-helper", Args: []string{"cat-file", path}})
+		if err != nil {
+			return nil, err
+		}
+		return res.Stdout, nil
+	}
+}
+
+// openIndex opens a Packages index, uncompressed.
+func openIndex(ctx context.Context, path string, cat AptCat) (io.ReadCloser, error) {
+	switch filepath.Ext(path) {
+	case ".gz", ".bz2":
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		if filepath.Ext(path) == ".bz2" {
+			return struct {
+				io.Reader
+				io.Closer
+			}{bzip2.NewReader(f), f}, nil
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{zr, f}, nil
+	case ".lz4", ".xz", ".zst":
+		if cat == nil {
+			return nil, fmt.Errorf("%s: no reader for %s-compressed indexes", path, filepath.Ext(path)[1:])
+		}
+		data, err := cat(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}
+	return os.Open(path)
+}
+
 // Pending is an installed package with a newer version in a security
 // index.
 type Pending struct {
@@ -118,22 +182,13 @@ type Pending struct {
 
 // PendingSecurity compares the installed packages with the security
 // indexes and returns the packages a security update would upgrade,
-// sorted by name.
-func PendingSecurity(installed map[string]Package, indexes []string) ([]Pending, error) {
+// sorted by name. cat reads the indexes compressed with lz4, xz or zstd.
+func PendingSecurity(ctx context.Context, installed map[string]Package, indexes []string, cat AptCat) ([]Pending, error) {
 	best := map[string]string{}
 	for _, path := range indexes {
-		f, err := os.Open(path)
+		r, err := openIndex(ctx, path, cat)
 		if err != nil {
 			return nil, err
-		}
-		var r io.Reader = f
-		if strings.HasSuffix(path, ".gz") {
-			zr, err := gzip.NewReader(f)
-			if err != nil {
-				f.Close()
-				return nil, err
-			}
-			r = zr
 		}
 		err = readStanzas(io.LimitReader(r, maxIndexSize), func(p Package) {
 			inst, ok := installed[p.Name]
@@ -144,9 +199,9 @@ func PendingSecurity(installed map[string]Package, indexes []string) ([]Pending,
 				best[p.Name] = p.Version
 			}
 		})
-		f.Close()
+		r.Close()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	var out []Pending

@@ -78,6 +78,9 @@ func HostSources(ctx context.Context, o Options) Sources {
 		UFW:        UFWFiles{Root: o.Root},
 		Cloudflare: CloudflareOffline{DBPath: fsx.Path(o.Root, db)},
 	}
+	if o.Runner != nil {
+		src.AptCat = AptHelperCat(o.Runner)
+	}
 	if _, err := os.Stat(fsx.Path(o.Root, sshd.DefaultConfig)); err == nil {
 		src.SSHD = sshd.NewDaemon(o.Runner, o.Root)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -11,11 +12,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/firewall/policy"
+	"github.com/palisade-project/palisade/internal/sysexec"
 )
 
 func TestParseProcNet(t *testing.T) {
@@ -476,7 +479,7 @@ Architecture: amd64
 	if err != nil || len(found) != 2 {
 		t.Fatalf("security indexes: %v %q", err, found)
 	}
-	pending, err := PendingSecurity(pkgs, found)
+	pending, err := PendingSecurity(context.Background(), pkgs, found, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,6 +487,99 @@ Architecture: amd64
 	if d := cmp.Diff(want, pending); d != "" {
 		t.Errorf("pending (-want +got):\n%s", d)
 	}
+
+	// Debian's container images keep the indexes lz4-compressed
+	// (Acquire::GzipIndexes); apt-helper reads them.
+	lz4Index := filepath.Join(lists, "deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages.lz4")
+	if err := os.Rename(filepath.Join(lists, "deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages"), lz4Index); err != nil {
+		t.Fatal(err)
+	}
+	found, err = SecurityIndexes(lists)
+	if err != nil || len(found) != 2 || found[0] != lz4Index {
+		t.Fatalf("security indexes with lz4: %v %q", err, found)
+	}
+	if _, err := PendingSecurity(context.Background(), pkgs, found, nil); err == nil || !strings.Contains(err.Error(), "no reader for lz4") {
+		t.Errorf("lz4 index without a reader: %v", err)
+	}
+	plain := []byte(idx["deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages"])
+	var asked []string
+	cat := func(_ context.Context, path string) ([]byte, error) { asked = append(asked, path); return plain, nil }
+	pending, err = PendingSecurity(context.Background(), pkgs, found, cat)
+	if d := cmp.Diff(want, pending); err != nil || d != "" || !slices.Equal(asked, []string{lz4Index}) {
+		t.Errorf("lz4 index through cat %q: %v (-want +got):\n%s", asked, err, d)
+	}
+	helper := "/usr/lib/apt/apt-helper"
+	if _, err := os.Stat(helper); err != nil {
+		t.Logf("%s: %v: the real lz4 read is not tested", helper, err)
+		return
+	}
+	// "Package: openssl\nVersion: 3.0.13-1~deb12u1\nArchitecture: amd64\n", lz4 -c.
+	frame, err := base64.StdEncoding.DecodeString("BCJNGGRApz8AAIBQYWNrYWdlOiBvcGVuc3NsClZlcnNpb246IDMuMC4xMy0xfmRlYjEydTEKQXJjaGl0ZWN0dXJlOiBhbWQ2NAoAAAAAGfm+TQ==")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lz4Index, frame, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pending, err = PendingSecurity(context.Background(), pkgs, found, AptHelperCat(sysexec.NewExec(10*time.Second)))
+	if d := cmp.Diff(want, pending); err != nil || d != "" {
+		t.Errorf("lz4 index through apt-helper: %v (-want +got):\n%s", err, d)
+	}
+}
+
+// TestPendingSecurityAgreesWithApt compares the offline count with apt's
+// own simulation on this host: every upgrade apt-get -s takes from a
+// security suite is pending, and nothing pending is unknown to apt.
+func TestPendingSecurityAgreesWithApt(t *testing.T) {
+	aptGet, err := exec.LookPath("apt-get")
+	if err != nil {
+		t.Skip("apt-get is not installed: not a Debian-based host")
+	}
+	pkgs, err := ReadDpkgStatus("/var/lib/dpkg/status")
+	if err != nil || len(pkgs) == 0 {
+		t.Skipf("no dpkg database: %v", err)
+	}
+	out, err := exec.Command(aptGet, "-s", "-o", "Debug::NoLocking=1", "dist-upgrade").Output()
+	if err != nil {
+		t.Skipf("apt-get -s dist-upgrade: %v", err)
+	}
+	// "Inst NAME [OLD] (NEW ORIGIN:SUITE[, ORIGIN:SUITE] [ARCH])"
+	upgrades, security := map[string]string{}, map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[0] != "Inst" || !strings.HasPrefix(f[2], "[") {
+			continue
+		}
+		name, _, _ := strings.Cut(f[1], ":")
+		upgrades[name] = strings.TrimPrefix(f[3], "(")
+		if strings.Contains(line, "-security") {
+			security[name] = true
+		}
+	}
+	idx, err := SecurityIndexes("/var/lib/apt/lists")
+	if err != nil || len(idx) == 0 {
+		if len(security) > 0 {
+			t.Fatalf("apt upgrades %d packages from a security suite, but no security index is found in /var/lib/apt/lists: %v", len(security), err)
+		}
+		t.Skipf("apt has no security index on this host: %v", err)
+	}
+	pending, err := PendingSecurity(context.Background(), pkgs, idx, AptHelperCat(sysexec.NewExec(30*time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, p := range pending {
+		got[p.Name] = true
+		if _, ok := upgrades[p.Name]; !ok {
+			t.Errorf("%s %s -> %s pending, but apt-get -s dist-upgrade does not upgrade it", p.Name, p.Installed, p.Candidate)
+		}
+	}
+	for name := range security {
+		if !got[name] {
+			t.Errorf("apt upgrades %s to %s from a security suite; not counted as pending", name, upgrades[name])
+		}
+	}
+	t.Logf("%d pending security updates, %d from a security suite in apt's simulation, %d upgrades in all", len(pending), len(security), len(upgrades))
 }
 
 func TestScore(t *testing.T) {

@@ -55,6 +55,9 @@ type Sources struct {
 	// Cloudflare reports the Cloudflare lock when no daemon answers; nil
 	// skips that.
 	Cloudflare CloudflareReader
+	// AptCat reads apt's indexes kept compressed with lz4, xz or zstd;
+	// nil leaves them unread.
+	AptCat AptCat
 	// AdminAddr finds the address of the admin's SSH session when the
 	// environment does not say it; nil skips that.
 	AdminAddr func() (netip.Addr, string)

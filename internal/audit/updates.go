@@ -22,7 +22,7 @@ func (updatesChecker) Area() string { return AreaUpdates }
 // called stale.
 const listsMaxAge = 7 * 24 * time.Hour
 
-func (updatesChecker) Check(_ context.Context, st *State) []Check {
+func (updatesChecker) Check(ctx context.Context, st *State) []Check {
 	un := Check{ID: "updates.unattended", Severity: Medium, Title: "security updates install themselves (unattended-upgrades)"}
 	sec := Check{ID: "updates.security", Severity: High, Title: "no security update is pending"}
 	pkgs, err := st.Packages()
@@ -36,7 +36,7 @@ func (updatesChecker) Check(_ context.Context, st *State) []Check {
 		return []Check{un, sec}
 	}
 	unattended(&un, st)
-	pendingSecurity(&sec, st, pkgs)
+	pendingSecurity(ctx, &sec, st, pkgs)
 	return []Check{un, sec}
 }
 
@@ -92,7 +92,7 @@ func unattended(c *Check, st *State) {
 	}
 }
 
-func pendingSecurity(c *Check, st *State, pkgs map[string]Package) {
+func pendingSecurity(ctx context.Context, c *Check, st *State, pkgs map[string]Package) {
 	dir := st.Path("/var/lib/apt/lists")
 	idx, err := SecurityIndexes(dir)
 	if err != nil || len(idx) == 0 {
@@ -101,7 +101,7 @@ func pendingSecurity(c *Check, st *State, pkgs map[string]Package) {
 		c.Fix = "apt-get update"
 		return
 	}
-	pending, err := PendingSecurity(pkgs, idx)
+	pending, err := PendingSecurity(ctx, pkgs, idx, st.src.AptCat)
 	if err != nil {
 		c.Status, c.Message, c.Evidence = Skip, "the security indexes cannot be read", []string{err.Error()}
 		return
