@@ -287,6 +287,10 @@ func TestUnprivileged(t *testing.T) {
 			t.Errorf("%s: %s (%s), want %s", id, c.Status, c.Message, want)
 		}
 	}
+	if c, _ := rep.Check("ports.exposed"); !strings.Contains(c.Message, "0 reachable from outside, 1 not known") ||
+		!strings.Contains(strings.Join(c.Evidence, "\n"), "tcp 0.0.0.0:22: not known (the kernel's ruleset could not be read (needs root))") {
+		t.Errorf("ports.exposed without the ruleset: %s %q", c.Message, c.Evidence)
+	}
 	limits := strings.Join(rep.Limits, "\n")
 	for _, want := range []string{"sshd -T", "processes owning sockets", "ruleset", "control socket"} {
 		if !strings.Contains(limits, want) {
@@ -414,5 +418,54 @@ func TestHostSourcesFollowsTheDaemon(t *testing.T) {
 	}
 	if src := HostSources(context.Background(), Options{Root: root, Socket: sock + ".none", Runner: &sysexec.Fake{}}); src.ConfigDir != filepath.Join(root, "etc/palisade") {
 		t.Errorf("without a daemon: %s", src.ConfigDir)
+	}
+}
+
+// TestServiceJails: a service the guide names is found by its package, its
+// binary or a listening socket, and the message says which.
+func TestServiceJails(t *testing.T) {
+	dpkg := func(pkg string) string {
+		return "Package: " + pkg + "\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n"
+	}
+	vsftpd := []Socket{{Proto: "tcp", Addr: netip.MustParseAddr("0.0.0.0"), Port: 21, Process: "vsftpd", PID: 9}}
+	tests := []struct {
+		name    string
+		files   map[string]string
+		socks   []Socket
+		id      string
+		status  Status
+		message string
+	}{
+		{"not there", nil, nil, "jails.proftpd", Skip, "proftpd is neither installed nor listening"},
+		{"no configuration", nil, nil, "jails.config", Pass, "etc/palisade does not exist: the built-in defaults"},
+		{"no configuration, fail2ban's", map[string]string{"/etc/fail2ban/jail.conf": "[DEFAULT]\n"}, nil, "jails.config", Pass, "etc/palisade does not exist"},
+		{"configured", map[string]string{"/etc/palisade/jail.local": "[sshd]\nenabled = true\n"}, nil, "jails.config", Pass, "1 enabled"},
+		{"installed only", map[string]string{"/var/lib/dpkg/status": dpkg("proftpd-core")}, nil, "jails.proftpd", Fail, "proftpd is installed but no enabled jail"},
+		{"binary only", map[string]string{"/usr/sbin/dovecot": ""}, nil, "jails.dovecot", Fail, "dovecot is installed but no enabled jail"},
+		{"listening", nil, vsftpd, "jails.vsftpd", Fail, "vsftpd listens but no enabled jail"},
+		{"listening on loopback only", nil, []Socket{{Proto: "tcp", Addr: netip.MustParseAddr("127.0.0.1"), Port: 21, Process: "vsftpd"}}, "jails.vsftpd", Skip, "neither installed nor listening"},
+		{"jail enabled", map[string]string{"/var/lib/dpkg/status": dpkg("vsftpd"), "/etc/palisade/jail.local": "[vsftpd]\nenabled = true\nlogpath = /var/log/vsftpd.log\n", "/var/log/vsftpd.log": ""},
+			vsftpd, "jails.vsftpd", Fail, "the daemon is not running"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := tree(t, tc.files)
+			st := NewState(Sources{Root: root, Sockets: stubSockets{socks: tc.socks}, Daemon: stubDaemon{err: ErrDaemonNotRunning}})
+			rep := (&Auditor{Checkers: []Checker{jailsChecker{}}}).Run(context.Background(), st)
+			c, ok := rep.Check(tc.id)
+			if !ok || c.Status != tc.status || !strings.Contains(c.Message, tc.message) {
+				t.Errorf("%s: %s %q, want %s %q", tc.id, c.Status, c.Message, tc.status, tc.message)
+			}
+			if c.Status == Fail && c.Fix == "" {
+				t.Errorf("%s fails without a fix", tc.id)
+			}
+			hint := strings.Contains(strings.Join(c.Evidence, "\n"), "palisade audit --config-dir "+filepath.Join(root, "etc/fail2ban"))
+			if want := tc.files["/etc/fail2ban/jail.conf"] != ""; tc.id == "jails.config" && hint != want {
+				t.Errorf("jails.config evidence %q: fail2ban hint %v, want %v", c.Evidence, hint, want)
+			}
+			if tc.name == "configured" && strings.Contains(c.Message, "does not exist") {
+				t.Errorf("jails.config: %s", c.Message)
+			}
+		})
 	}
 }

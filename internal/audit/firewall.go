@@ -517,13 +517,17 @@ func (portsChecker) Check(ctx context.Context, st *State) []Check {
 	if cf, err := st.Cloudflare(ctx); err == nil && cf.State == "on" && cf.Kernel.Installed {
 		lock = strings.Split(cf.Ports, ",")
 	}
-	n := 0
+	n, unknown := 0, 0
 	for _, s := range Exposed(socks) {
 		v, known := eff.reach(s.Proto, s.Port)
 		verdict := "closed"
 		switch {
 		case !known:
-			verdict = "unknown"
+			verdict = "not known"
+			unknown++
+			if eff.Name == "unknown" {
+				v.Reason = "the kernel's ruleset could not be read (needs root)"
+			}
 		case v.Reachable && s.Proto == "tcp" && slices.Contains(lock, strconv.Itoa(int(s.Port))):
 			verdict = "reachable from Cloudflare only"
 			n++
@@ -534,6 +538,9 @@ func (portsChecker) Check(ctx context.Context, st *State) []Check {
 		exposed.Evidence = append(exposed.Evidence, fmt.Sprintf("%s: %s (%s)", s, verdict, v.Reason))
 	}
 	exposed.Message = fmt.Sprintf("%d of %d non-loopback listening ports are reachable from outside (firewall: %s)", n, len(Exposed(socks)), eff.Name)
+	if unknown > 0 {
+		exposed.Message = fmt.Sprintf("%d non-loopback listening port(s): %d reachable from outside, %d not known (firewall: %s)", len(Exposed(socks)), n, unknown, eff.Name)
+	}
 	return append(out, exposed)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -101,7 +102,13 @@ func (jailsChecker) Check(ctx context.Context, st *State) []Check {
 		return []Check{cfgCheck}
 	}
 	cfgCheck.Status, cfgCheck.Message = Pass, fmt.Sprintf("%d jail(s), %d enabled", len(cfg.Jails), len(cfg.Enabled()))
-	cfgCheck.Evidence = append(cfg.Files, cfg.Warnings...)
+	cfgCheck.Evidence = append(slices.Clone(cfg.Files), cfg.Warnings...)
+	if _, err := os.Stat(st.src.ConfigDir); err != nil {
+		cfgCheck.Message += " (" + st.src.ConfigDir + " does not exist: the built-in defaults)"
+		if f2b := st.Path("/etc/fail2ban"); st.Exists("/etc/fail2ban/jail.conf") && filepath.Clean(f2b) != filepath.Clean(st.src.ConfigDir) {
+			cfgCheck.Evidence = append(cfgCheck.Evidence, "fail2ban's configuration is in "+f2b+": palisade audit --config-dir "+f2b+" audits its jails (palisade daemon --config-dir "+f2b+" runs them)")
+		}
+	}
 	out := []Check{cfgCheck}
 
 	socks, _ := st.Sockets()
@@ -132,7 +139,11 @@ func serviceJail(st *State, cfg *config.Config, sv service, socks []Socket, daem
 	}
 	fix := "add to " + st.src.ConfigDir + "/jail.local: " + sv.example + "; then palisade config check && palisade reload"
 	if len(jails) == 0 {
-		c.Status, c.Message, c.Fix = Fail, sv.name+" runs but no enabled jail watches it: its failed logins are never banned", fix
+		how := "is installed"
+		if slices.ContainsFunc(why, func(w string) bool { return strings.HasPrefix(w, "listening: ") }) {
+			how = "listens"
+		}
+		c.Status, c.Message, c.Fix = Fail, sv.name+" "+how+" but no enabled jail watches it: its failed logins are never banned", fix
 		for _, j := range cfg.Jails {
 			if sv.protects(j) {
 				c.Evidence = append(c.Evidence, fmt.Sprintf("jail %s is disabled (%s)", j.Name, j.Where))

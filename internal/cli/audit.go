@@ -31,6 +31,18 @@ func newAuditCmd(app *App) *cobra.Command {
 			if minScore < 0 || minScore > 100 {
 				return usageErr("--min-score %d: a number 0-100", minScore)
 			}
+			// A missing /etc/palisade is a fresh server (the built-in
+			// defaults); a --root or --config-dir that is not there is a typo.
+			if app.Root != "" {
+				if fi, err := os.Stat(app.Root); err != nil || !fi.IsDir() {
+					return usageErr("--root %s: not a directory", app.Root)
+				}
+			}
+			if configDir != "" {
+				if fi, err := os.Stat(configDir); err != nil || !fi.IsDir() {
+					return usageErr("--config-dir %s: not a directory", configDir)
+				}
+			}
 			opts := audit.Options{Root: app.Root, ConfigDir: configDir, Runner: app.runner(), Getenv: os.Getenv, Privileged: os.Geteuid() == 0}
 			if cmd.Flags().Changed("socket") || app.Socket != DefaultSocket {
 				// Otherwise the configuration's socket, under --root.

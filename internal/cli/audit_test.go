@@ -30,11 +30,15 @@ func TestAuditUsage(t *testing.T) {
 		{"audit", "--min-score", "high"},
 		{"audit", "extra"},
 		{"audit", "--frobnicate"},
+		{"audit", "--config-dir", filepath.Join(root, "etc/palisade.typo")},
 	} {
 		code, _, errOut := runClient(append([]string{"--root", root, "--socket", filepath.Join(root, "none.sock")}, args...)...)
 		if code != ExitUsage || errOut == "" {
 			t.Errorf("%q: exit %d, stderr %q; want 2", args, code, errOut)
 		}
+	}
+	if code, _, errOut := runClient("--root", filepath.Join(root, "missing"), "audit"); code != ExitUsage || !strings.Contains(errOut, "--root") {
+		t.Errorf("audit under a missing --root: exit %d, stderr %q; want 2", code, errOut)
 	}
 }
 
