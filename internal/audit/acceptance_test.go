@@ -180,6 +180,12 @@ func TestEachRegressionFlipsItsCheck(t *testing.T) {
 		{"MaxAuthTries back to the default", "ssh.max-auth-tries", audit.Fail, func() {
 			r.Write("/etc/ssh/sshd_config", strings.Replace(r.Read("/etc/ssh/sshd_config"), "MaxAuthTries 3\n", "", 1))
 		}},
+		{"a Match block turns passwords back on", "ssh.match-passwordauthentication", audit.Fail, func() {
+			r.Write("/etc/ssh/sshd_config", r.Read("/etc/ssh/sshd_config")+"Match Address 203.0.113.0/24\n\tPasswordAuthentication yes\n")
+		}},
+		{"a one-minute ban", "jails.values", audit.Fail, func() {
+			r.Write("/etc/palisade/jail.local", strings.Replace(r.Read("/etc/palisade/jail.local"), "bantime = 1h", "bantime = 1m", 1))
+		}},
 		{"disabled jail", "jails.nginx", audit.Fail, func() {
 			r.Write("/etc/palisade/jail.local", strings.Replace(r.Read("/etc/palisade/jail.local"), "[nginx-http-auth]\nenabled = true", "[nginx-http-auth]\nenabled = false", 1))
 		}},
