@@ -531,6 +531,9 @@ Architecture: amd64
 // own simulation on this host: every upgrade apt-get -s takes from a
 // security suite is pending, and nothing pending is unknown to apt.
 func TestPendingSecurityAgreesWithApt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: apt-get -s dist-upgrade takes seconds")
+	}
 	aptGet, err := exec.LookPath("apt-get")
 	if err != nil {
 		t.Skip("apt-get is not installed: not a Debian-based host")
