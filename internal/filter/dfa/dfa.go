@@ -21,6 +21,7 @@ package dfa
 
 import (
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -74,16 +75,25 @@ type trans struct {
 	match   bool
 	mParent int32
 	mSlots  []int32
+	// plain: see slowBit
+	plain bool
 }
 
-// table entries: 0 = not computed yet, else (target id + 1) | matchBit.
-// They are 16 bits wide (states are bounded well below 1<<15), which keeps
-// the table small enough for the caches: a DFA step is one dependent load.
+// Table entries are 16 bits wide (states are bounded well below 1<<13),
+// which keeps the table small enough for the caches: a DFA step is one
+// dependent load. A plain transition - every thread of the target state
+// comes from the thread of the same index, no capture slot is written, no
+// thread matches, the target is not the dead state - is its target id
+// alone; the forward pass records nothing for it, and the backward walk
+// knows it changes nothing. Every other entry has slowBit set: not yet
+// computed (slowBit alone), or doneBit | matchBit? | target id.
 const (
-	matchBit = 1 << 15
-	idMask   = matchBit - 1
+	slowBit  = 1 << 15
+	matchBit = 1 << 14
+	doneBit  = 1 << 13
+	idMask   = doneBit - 1
 	// maxStatesLimit bounds maxStates so that ids fit an entry.
-	maxStatesLimit = 1<<15 - 2
+	maxStatesLimit = idMask - 1
 )
 
 // trail entries: position << 32 | transition index; extBit marks an
@@ -95,17 +105,23 @@ type machine struct {
 	prog      *syntax.Prog
 	nslot     int
 	hasEmpty  bool
-	classes   [128]uint8
-	repr      []rune // representative rune per class
-	nclass    int
-	stride    int // nclass + 1: the last column is the end of the text
+	classes   [256]uint8 // bytes >= 0x80 are class nclass (never cached)
+	repr      []rune     // representative rune per ASCII class
+	nclass    int        // ASCII classes
+	endCol    int        // column of the end of the text: nclass + 1
+	shift     uint       // a state's row is id << shift (stride 1<<shift > endCol)
 	maxStates int
 	resets    int
 
 	ids    map[string]int32
 	states []*state
 	table  []uint16 // states x stride
-	trans  []*trans // states x stride
+	trans  []*trans // states x stride (nil: not computed)
+
+	// patSlots[i] is the first slot of pattern i (one past the last for
+	// i = number of patterns); slotPat maps a slot to its pattern.
+	patSlots []int
+	slotPat  []int32
 
 	// scratch
 	trail   []uint64
@@ -122,7 +138,8 @@ type elem struct {
 	slots  []int32
 }
 
-func newMachine(re *syntax.Regexp, nslot, maxStates int) (*machine, error) {
+func newMachine(re *syntax.Regexp, patSlots []int, maxStates int) (*machine, error) {
+	nslot := patSlots[len(patSlots)-1]
 	prog, err := syntax.Compile(re.Simplify())
 	if err != nil {
 		return nil, err
@@ -131,7 +148,13 @@ func newMachine(re *syntax.Regexp, nslot, maxStates int) (*machine, error) {
 		maxStates = DefaultMaxStates
 	}
 	maxStates = min(maxStates, maxStatesLimit)
-	m := &machine{prog: prog, nslot: nslot, maxStates: maxStates}
+	m := &machine{prog: prog, nslot: nslot, maxStates: maxStates, patSlots: patSlots}
+	m.slotPat = make([]int32, nslot)
+	for i := 0; i+1 < len(patSlots); i++ {
+		for x := patSlots[i]; x < patSlots[i+1]; x++ {
+			m.slotPat[x] = int32(i)
+		}
+	}
 	for i := range prog.Inst {
 		if prog.Inst[i].Op == syntax.InstEmptyWidth {
 			m.hasEmpty = true
@@ -139,7 +162,10 @@ func newMachine(re *syntax.Regexp, nslot, maxStates int) (*machine, error) {
 	}
 	m.visited = make([]bool, len(prog.Inst))
 	m.buildClasses()
-	m.stride = m.nclass + 1
+	m.endCol = m.nclass + 1
+	for 1<<m.shift <= m.endCol {
+		m.shift++
+	}
 	m.reset()
 	return m, nil
 }
@@ -176,6 +202,9 @@ func (m *machine) buildClasses() {
 		m.classes[c] = id
 	}
 	m.nclass = len(m.repr)
+	for c := 128; c < 256; c++ {
+		m.classes[c] = uint8(m.nclass)
+	}
 }
 
 func matchRune(in *syntax.Inst, r rune) bool {
@@ -219,8 +248,8 @@ func (m *machine) intern(kernel []uint32, prev uint8) int32 {
 	id := int32(len(m.states))
 	m.states = append(m.states, &state{id: id, kernel: append([]uint32(nil), kernel...), prev: prev})
 	m.ids[string(k)] = id
-	for i := 0; i < m.stride; i++ {
-		m.table = append(m.table, 0)
+	for i := 0; i < 1<<m.shift; i++ {
+		m.table = append(m.table, slowBit)
 		m.trans = append(m.trans, nil)
 	}
 	return id
@@ -309,6 +338,12 @@ func (m *machine) compute(id int32, r rune, nk uint8, end bool) *trans {
 	if !end {
 		t.to = m.intern(kernel, nk)
 	}
+	t.plain = !end && !t.match && !t.anySlots && t.to != 0
+	for j, p := range t.parents {
+		if p != int32(j) {
+			t.plain = false
+		}
+	}
 	return t
 }
 
@@ -319,12 +354,15 @@ func (m *machine) compute(id int32, r rune, nk uint8, end bool) *trans {
 func (m *machine) cached(trail []uint64, id int32, cl int, r rune, nk uint8, end bool) int32 {
 	t := m.compute(id, r, nk, end)
 	if len(m.states) <= m.maxStates {
-		e := t.to + 1
-		if t.match {
-			e |= matchBit
+		e := t.to
+		if !t.plain {
+			e |= slowBit | doneBit
+			if t.match {
+				e |= matchBit
+			}
 		}
-		m.table[int(id)*m.stride+cl] = uint16(e)
-		m.trans[int(id)*m.stride+cl] = t
+		m.table[int(id)<<m.shift+cl] = uint16(e)
+		m.trans[int(id)<<m.shift+cl] = t
 		return e
 	}
 	m.detach(trail)
@@ -356,38 +394,65 @@ func (m *machine) detach(trail []uint64) {
 	}
 }
 
-// run matches b; dst (len nslot) receives the slots. It reports whether a
-// match was found.
-func (m *machine) run(b []byte, dst []int) bool {
+// scan follows plain transitions from state id at b[p]; it returns the
+// position of the first step that is not plain (len(b) at the end) and the
+// state there. It is the hot loop: kept small so that everything stays in
+// registers.
+func scan(table []uint16, classes *[256]uint8, shift uint, b []byte, p int, id int) (int, int) {
+	for ; p < len(b); p++ {
+		e := table[id<<(shift&63)+int(classes[b[p]])]
+		if e&slowBit != 0 {
+			return p, id
+		}
+		id = int(e)
+	}
+	return p, id
+}
+
+// run matches b. It returns the pattern that matched (the owner of the
+// match's group 0), or -1; dst (len nslot) then holds that pattern's slots
+// (the slots of other patterns are stale).
+func (m *machine) run(b []byte, dst []int) int {
 	if len(m.states) > m.maxStates {
 		m.reset()
 		m.resets++
 	}
-	if cap(m.trail) < len(b) {
-		m.trail = make([]uint64, 0, len(b)+len(b)/4)
+	if cap(m.trail) < len(b)+1 {
+		m.trail = make([]uint64, 0, len(b)+len(b)/4+1)
 	}
 	trail := m.trail[:0]
 	m.ext = m.ext[:0]
-	stride := m.stride
 	id := int32(1)
 	last := -1 // index in trail of the matching step, or len(trail) for the end
 	var lastT *trans
 	lastPos := 0
 	p := 0
 	for p < len(b) {
+		var i int
+		p, i = scan(m.table, &m.classes, m.shift, b, p, int(id))
+		id = int32(i)
+		if p == len(b) {
+			break
+		}
 		c := b[p]
 		w := 1
-		var e int32
 		var ref uint64
+		var next int32
+		var matched bool
 		if c < utf8.RuneSelf {
 			cl := int(m.classes[c])
-			idx := int(id)*stride + cl
-			e = int32(m.table[idx])
-			if e == 0 {
-				e = m.cached(trail, id, cl, m.repr[cl], runeKind(rune(c)), false)
+			idx := int(id)<<m.shift + cl
+			x := int32(m.table[idx])
+			if x&doneBit == 0 {
+				x = m.cached(trail, id, cl, m.repr[cl], runeKind(rune(c)), false)
 			}
-			if e > 0 {
+			if x >= 0 {
 				ref = uint64(idx)
+				next, matched = x&idMask, x&matchBit != 0
+			} else {
+				ref = uint64(-x-1) | extBit
+				t := m.ext[-x-1]
+				next, matched = t.to, t.match
 			}
 		} else {
 			var r rune
@@ -396,17 +461,9 @@ func (m *machine) run(b []byte, dst []int) bool {
 			if len(m.states) > m.maxStates {
 				m.detach(trail)
 			}
-			e = m.external(t)
-		}
-		var next int32
-		var matched bool
-		if e < 0 {
-			x := int(-e - 1)
-			ref = uint64(x) | extBit
-			t := m.ext[x]
+			x := m.external(t)
+			ref = uint64(-x-1) | extBit
 			next, matched = t.to, t.match
-		} else {
-			next, matched = e&idMask-1, e&matchBit != 0
 		}
 		if matched {
 			last, lastPos = len(trail), p
@@ -419,12 +476,12 @@ func (m *machine) run(b []byte, dst []int) bool {
 		}
 	}
 	if id != 0 {
-		t := m.trans[int(id)*stride+m.nclass]
+		t := m.trans[int(id)<<m.shift+m.endCol]
 		if t == nil {
-			if e := m.cached(trail, id, m.nclass, -1, kindBegin, true); e < 0 {
+			if e := m.cached(trail, id, m.endCol, -1, kindBegin, true); e < 0 {
 				t = m.ext[-e-1]
 			} else {
-				t = m.trans[int(id)*stride+m.nclass]
+				t = m.trans[int(id)<<m.shift+m.endCol]
 			}
 		}
 		if t.match {
@@ -433,12 +490,15 @@ func (m *machine) run(b []byte, dst []int) bool {
 	}
 	m.trail = trail
 	if last < 0 {
-		return false
+		return -1
 	}
 	if lastT == nil {
 		lastT = m.at(trail[last])
 	}
-	for i := range dst {
+	// the match path closes its pattern's group 0 just before Match
+	pat := int(m.slotPat[lastT.mSlots[len(lastT.mSlots)-1]])
+	lo, hi := m.patSlots[pat], m.patSlots[pat+1]
+	for i := lo; i < hi; i++ {
 		dst[i] = -1
 	}
 	set(dst, lastT.mSlots, lastPos)
@@ -450,7 +510,7 @@ func (m *machine) run(b []byte, dst []int) bool {
 		}
 		k = t.parents[k]
 	}
-	return true
+	return pat
 }
 
 func (m *machine) at(ref uint64) *trans {
@@ -487,7 +547,7 @@ func Compile(expr string, maxStates int) (*Regexp, error) {
 	}
 	ncap := re.MaxCap() + 1
 	top := anchor(wrap(re, 0))
-	m, err := newMachine(top, 2*ncap, maxStates)
+	m, err := newMachine(top, []int{0, 2 * ncap}, maxStates)
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +571,7 @@ func (r *Regexp) FindSubmatchIndex(b []byte) []int {
 		r.buf = make([]int, 2*r.ncap)
 	}
 	dst := r.buf[:2*r.ncap]
-	if !r.m.run(b, dst) {
+	if r.m.run(b, dst) < 0 {
 		return nil
 	}
 	return dst
@@ -559,7 +619,7 @@ func anchoredStart(re *syntax.Regexp) bool {
 // as if each pattern were tried in turn with regexp's FindSubmatchIndex.
 type Set struct {
 	m    *machine
-	base []int // slot base of pattern i's group 0 is 2*base[i]
+	base []int // first slot of pattern i
 	ncap []int
 	buf  []int
 }
@@ -589,7 +649,10 @@ func CompileSet(exprs []string, maxStates int) (*Set, error) {
 	default:
 		top = &syntax.Regexp{Op: syntax.OpAlternate, Sub: alts}
 	}
-	m, err := newMachine(anchor(top), 2*base, maxStates)
+	for i := range s.base {
+		s.base[i] *= 2
+	}
+	m, err := newMachine(anchor(top), append(slices.Clone(s.base), 2*base), maxStates)
 	if err != nil {
 		return nil, err
 	}
@@ -602,15 +665,11 @@ func CompileSet(exprs []string, maxStates int) (*Set, error) {
 // pattern's spans (as FindSubmatchIndex), or -1 and nil. The spans are
 // valid until the next call.
 func (s *Set) Match(b []byte) (int, []int) {
-	if !s.m.run(b, s.buf) {
+	i := s.m.run(b, s.buf)
+	if i < 0 {
 		return -1, nil
 	}
-	for i, base := range s.base {
-		if s.buf[2*base] >= 0 {
-			return i, s.buf[2*base : 2*(base+s.ncap[i])]
-		}
-	}
-	return -1, nil
+	return i, s.buf[s.base[i] : s.base[i]+2*s.ncap[i]]
 }
 
 // Len is the number of patterns.
