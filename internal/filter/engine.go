@@ -42,6 +42,9 @@ type rx struct {
 	alts           []altGroup
 	hasName        map[string]bool
 
+	// fids[i] is the field id of group i (-1: unnamed); see fields.go.
+	fids []int
+
 	// Pre-filter: every match contains all lits; prefix is a literal every
 	// match starts with at the start of the buffer.
 	lits   []clause
@@ -91,6 +94,24 @@ func (r *rx) matchHead(buf []byte) (spans []int, ok bool) {
 type altGroup struct {
 	group  int    // index of alt_NAME group
 	target string // NAME
+	// field ids of the group and of NAME; inRx: the regex has a NAME group
+	fid, targetID int
+	inRx          bool
+}
+
+// assignFields gives the regex's named groups their field ids.
+func (r *rx) assignFields(fn *fieldNames) {
+	r.fids = make([]int, len(r.names))
+	for i, n := range r.names {
+		r.fids[i] = -1
+		if n != "" && i > 0 {
+			r.fids[i] = fn.id(n)
+		}
+	}
+	for i := range r.alts {
+		a := &r.alts[i]
+		a.fid, a.targetID, a.inRx = r.fids[a.group], fn.id(a.target), r.hasName[a.target]
+	}
 }
 
 // compileRx translates and compiles one regex.

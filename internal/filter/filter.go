@@ -3,7 +3,6 @@ package filter
 import (
 	"bytes"
 	"fmt"
-	"maps"
 	"net/netip"
 	"sort"
 	"strings"
@@ -167,9 +166,12 @@ type Filter struct {
 	timeouts uint64
 	budget   *btBudget // nil: no backtracking regex, or no budget
 
+	// field ids of every group name (fields.go)
+	names []string
 	// per-line scratch: failure() copies what it keeps
-	fieldsBuf  map[string]string
+	fieldsBuf  fieldSet
 	matchedBuf []string
+	scr        scratch
 }
 
 // New compiles def.
@@ -249,7 +251,14 @@ func New(def Definition, opts Options) (*Filter, error) {
 		}
 	}
 	f.opts = opts
-	f.fieldsBuf = make(map[string]string, 8)
+	fn := newFieldNames()
+	for _, r := range append(append([]*rx{f.pref}, f.fail...), f.ignore...) {
+		if r != nil {
+			r.assignFields(fn)
+		}
+	}
+	f.names = fn.names
+	f.fieldsBuf = newFieldSet(len(f.names))
 	f.failL = newRxList(f.fail)
 	f.ignoreL = newRxList(f.ignore)
 	f.cache = newMLFIDCache(opts.MLFIDCacheSize, opts.MLFIDCacheAge, opts.Clock)
@@ -636,26 +645,26 @@ func (f *Filter) ignored(buf []byte, fd *found) int {
 	return i
 }
 
-// setGroups stores the named groups of a match in m like Python's
+// setGroups stores the named groups of a match in fs like Python's
 // dict.update(groupdict()): a group that did not take part removes the
-// key (None). alt_NAME groups fill NAME when the match left it empty.
-func setGroups(m map[string]string, r *rx, spans []int, buf string, skip int) {
-	for i := 1; i < len(r.names); i++ {
-		n := r.names[i]
-		if n == "" || i == skip {
-			continue
+// key (None); of several groups of one name, one that took part wins.
+// alt_NAME groups fill NAME when the match left it empty.
+func setGroups(fs fieldSet, r *rx, spans []int, buf string, skip int) {
+	for i := 1; i < len(r.fids); i++ {
+		if id := r.fids[i]; id >= 0 && i != skip && (2*i+1 >= len(spans) || spans[2*i] < 0) {
+			fs.del(id)
 		}
-		if 2*i+1 >= len(spans) || spans[2*i] < 0 {
-			delete(m, n)
-			continue
+	}
+	for i := 1; i < len(r.fids); i++ {
+		if id := r.fids[i]; id >= 0 && i != skip && 2*i+1 < len(spans) && spans[2*i] >= 0 {
+			fs.set(id, buf[spans[2*i]:spans[2*i+1]])
 		}
-		m[n] = buf[spans[2*i]:spans[2*i+1]]
 	}
 	for _, a := range r.alts {
 		// the target is judged within this match only: a value from an
 		// earlier match (the prefregex) is overwritten
-		if v := m[r.names[a.group]]; v != "" && (!r.hasName[a.target] || m[a.target] == "") {
-			m[a.target] = v
+		if v := fs[a.fid].s; v != "" && (!a.inRx || !fs.truthy(a.targetID)) {
+			fs.set(a.targetID, v)
 		}
 	}
 }
@@ -730,30 +739,19 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 		if f.maxLines > 1 {
 			f.lines = fd.unmatched
 		}
-		// one copy of each buffer; the fields are substrings of it
+		// the fields point into the buffers; failure() copies what it keeps
 		fields := f.fieldsBuf
-		clear(fields)
-		var sPre string
+		fields.clear()
+		f.scr.reset(f.bufA, f.bufB)
 		if pre != nil {
-			sPre = string(pre.buf)
-			setGroups(fields, f.pref, pre.spans, sPre, f.pref.content)
+			setGroups(fields, f.pref, pre.spans, unsafeString(pre.buf), f.pref.content)
 		}
-		sFail := sPre
-		if pre == nil || unsafe.SliceData(fd.buf) != unsafe.SliceData(pre.buf) || len(fd.buf) != len(pre.buf) {
-			sFail = string(fd.buf)
-		}
-		setGroups(fields, fr, fd.spans, sFail, -1)
+		setGroups(fields, fr, fd.spans, unsafeString(fd.buf), -1)
 		matched := f.matchedBuf[:0]
-		if len(fd.matched) == 1 && len(org) == 1 {
-			// the line's text is its buffer without the final newline
-			whole := sFail
-			if pre != nil {
-				whole = sPre
-			}
-			if pre != nil || unsafe.SliceData(fd.buf) == unsafe.SliceData(f.bufA) {
-				if t := fd.matched[0]; len(whole) == len(t.pre)+len(t.post)+1 {
-					matched = append(matched, whole[:len(whole)-1])
-				}
+		if len(fd.matched) == 1 && len(org) == 1 && (pre != nil || unsafe.SliceData(fd.buf) == unsafe.SliceData(f.bufA)) {
+			// the line's text is the joined buffer without the final newline
+			if t := fd.matched[0]; len(f.bufA) == len(t.pre)+len(t.post)+1 {
+				matched = append(matched, unsafeString(f.bufA[:len(f.bufA)-1]))
 			}
 		}
 		if len(matched) == 0 {
@@ -762,8 +760,8 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 			}
 		}
 		f.matchedBuf = matched[:0]
-		if fl := f.failure(i, fields, matched, date, hasDate); fl != nil {
-			res.Failures = append(res.Failures, *fl)
+		if fl, ok := f.failure(i, fields, matched, date, hasDate); ok {
+			res.Failures = append(res.Failures, fl)
 		}
 		// production semantics: the first failregex that matches decides
 		return res
@@ -771,30 +769,51 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 	return res
 }
 
-// failData is fail2ban's failure dict.
+// failData is fail2ban's failure dict of one connection (mlfid).
 type failData struct {
-	fields        map[string]string
+	fields        fieldSet
 	users         []string
 	matches       []string
 	nofailMatches []string
 	attempts      int // len(matches) including those dropped by the bound
 	nofailCount   int
 	pending       bool
+
+	// what the connection's failures share until it changes: the Fields
+	// map (nil: rebuild) and the sorted users (nil: rebuild)
+	outFields map[string]string
+	outUsers  []string
+
+	// cache entry
+	expires time.Time
+	seq     uint64
 }
 
-func truthy(m map[string]string, k string) bool { return m[k] != "" }
+func (d *failData) setField(id int, v string, keep func(string) string) {
+	if old := d.fields[id]; !old.ok || old.s != v {
+		d.fields.set(id, keep(v))
+		d.outFields = nil
+	}
+}
 
-func (d *failData) addMatches(ms []string) {
+func (d *failData) delField(id int) {
+	if d.fields[id].ok {
+		d.fields.del(id)
+		d.outFields = nil
+	}
+}
+
+func (d *failData) addMatches(ms []string, keep func(string) string) {
 	d.attempts += len(ms)
 	for _, m := range ms {
-		d.matches = append(d.matches, clip(m, maxMatchBytes))
+		d.matches = append(d.matches, keep(clip(m, maxMatchBytes)))
 	}
 	if len(d.matches) > maxKeptMatches {
 		d.matches = append([]string(nil), d.matches[len(d.matches)-maxKeptMatches:]...)
 	}
 }
 
-func (d *failData) addUser(u string) []string {
+func (d *failData) addUser(u string, keep func(string) string) []string {
 	if u != "" {
 		for _, x := range d.users {
 			if x == u {
@@ -802,39 +821,42 @@ func (d *failData) addUser(u string) []string {
 			}
 		}
 		if len(d.users) < maxUsers {
-			d.users = append(d.users, u)
+			d.users = append(d.users, keep(u))
+			d.outUsers = nil
 		}
 	}
 	return d.users
 }
 
-// failure turns a failregex match into a Failure (or nil when pending or
-// no-failure).
-func (f *Filter) failure(idx int, fields map[string]string, matched []string, date time.Time, hasDate bool) *Failure {
+// failure turns a failregex match into a Failure (ok false when pending or
+// no-failure). fields and matched may point into the line's buffers
+// (f.scr): what outlives the line is copied.
+func (f *Filter) failure(idx int, fields fieldSet, matched []string, date time.Time, hasDate bool) (Failure, bool) {
+	keep := f.scr.keep
+	var ff fieldSet // the failure's fields
 	var fail *failData
-	mlfid, isML := fields["mlfid"]
+	mlfid, isML := fields.get(fidMLFID)
 	if isML {
 		fail = f.merge(mlfid, fields, matched)
-		if truthy(fail.fields, "nofail") {
-			return nil
+		if fail.fields.truthy(fidNoFail) {
+			return Failure{}, false
 		}
+		ff = fail.fields
 	} else {
-		if truthy(fields, "nofail") {
+		if fields.truthy(fidNoFail) {
 			// fail2ban reports it with a nofail mark that every consumer
 			// (fail2ban-regex, the sample test) drops: never a failure.
-			return nil
+			return Failure{}, false
 		}
-		// fields is the caller's scratch map
-		fail = &failData{fields: maps.Clone(fields)}
-		fail.addMatches(matched)
+		ff = fields
 	}
-	fid, hasFID := fail.fields["fid"]
-	ip, hasIP := fail.fields["ip4"]
+	fid, hasFID := ff.get(fidFID)
+	ip, hasIP := ff.get(fidIP4)
 	if !hasIP {
-		ip, hasIP = fail.fields["ip6"]
+		ip, hasIP = ff.get(fidIP6)
 	}
 	if !hasIP {
-		ip, hasIP = fail.fields["dns"]
+		ip, hasIP = ff.get(fidDNS)
 	}
 	if !hasIP {
 		if hasFID {
@@ -846,68 +868,101 @@ func (f *Filter) failure(idx int, fields map[string]string, matched []string, da
 		if isML {
 			fail.pending = true
 		}
-		return nil
+		return Failure{}, false
 	}
 	id := ip
-	out := fail.fields
-	if isML {
-		// the cached connection state lives on: copy
-		out = make(map[string]string, len(fail.fields)+1)
-		for k, v := range fail.fields {
-			out[k] = v
-		}
-	}
 	if hasFID && fid != ip {
-		out["ip"] = ip
 		id = fid
 	}
-	fl := &Failure{ID: id, Fields: out, Attempts: fail.attempts, Regex: idx}
+	var out map[string]string
+	if isML && fail.outFields != nil {
+		out = fail.outFields
+	} else {
+		// copied out of the buffers
+		n := 0
+		if hasFID && fid != ip {
+			n++
+		}
+		for _, v := range ff {
+			if v.ok {
+				n++
+			}
+		}
+		out = make(map[string]string, n)
+		for k, v := range ff {
+			if v.ok {
+				out[f.names[k]] = keep(v.s)
+			}
+		}
+		if hasFID && fid != ip {
+			out["ip"] = keep(ip)
+		}
+		if isML {
+			fail.outFields = out
+		}
+	}
+	fl := Failure{ID: keep(id), Fields: out, Regex: idx}
 	if a, err := netip.ParseAddr(strings.TrimPrefix(strings.TrimSuffix(id, "]"), "[")); err == nil {
 		fl.Addr = a.Unmap()
 	}
 	if hasDate {
 		fl.Time = date
 	}
-	if fail.users != nil {
-		fl.Users = append([]string(nil), fail.users...)
-		sort.Strings(fl.Users)
+	if isML {
+		fl.Attempts = fail.attempts
+		if fail.users != nil {
+			if fail.outUsers == nil {
+				fail.outUsers = append([]string(nil), fail.users...)
+				sort.Strings(fail.outUsers)
+			}
+			fl.Users = fail.outUsers
+		}
+		// the connection only appends to its matches (or starts a new
+		// slice), so its failures can share them up to their length
+		fl.Matches = fail.matches[:len(fail.matches):len(fail.matches)]
+	} else {
+		fl.Attempts = len(matched)
+		fl.Matches = make([]string, 0, min(len(matched), maxKeptMatches))
+		for _, m := range matched[max(0, len(matched)-maxKeptMatches):] {
+			fl.Matches = append(fl.Matches, keep(clip(m, maxMatchBytes)))
+		}
 	}
-	fl.Matches = append([]string(nil), fail.matches...)
-	return fl
+	return fl, true
 }
 
 // merge is fail2ban's Filter._mergeFailure. fields (the line's groups) is
-// scratch: a copy is kept when the connection is new.
-func (f *Filter) merge(mlfid string, fields map[string]string, matched []string) *failData {
+// scratch: what the connection keeps is copied.
+func (f *Filter) merge(mlfid string, fields fieldSet, matched []string) *failData {
+	keep := f.scr.keep
 	var fail *failData
 	cached := f.cache.get(mlfid)
 	var users []string
 	nf := 0
-	if truthy(fields, "mlfgained") {
+	if fields.truthy(fidMLFGained) {
 		nf |= 8 | 1
-		if !truthy(fields, "nofail") {
-			fields["nofail"] = fields["mlfgained"]
+		if !fields.truthy(fidNoFail) {
+			fields.set(fidNoFail, fields[fidMLFGained].s)
 		}
-	} else if truthy(fields, "nofail") {
+	} else if fields.truthy(fidNoFail) {
 		nf |= 1
 	}
-	if v, ok := fields["mlfforget"]; ok {
-		delete(fields, "mlfforget")
+	if v, ok := fields.get(fidMLFForget); ok {
+		fields.del(fidMLFForget)
 		if v != "" {
 			nf |= 2
 		}
 	}
 	if cached != nil {
 		g := cached
-		users = g.addUser(fields["user"])
-		if v, ok := g.fields["nofail"]; ok {
-			delete(g.fields, "nofail")
+		users = g.addUser(fields[fidUser].s, keep)
+		if v, ok := g.fields.get(fidNoFail); ok {
+			g.delField(fidNoFail)
 			if v != "" {
 				nf |= 4
 			}
 		}
-		if v, ok := g.fields["mlfgained"]; ok {
-			delete(g.fields, "mlfgained")
+		if v, ok := g.fields.get(fidMLFGained); ok {
+			g.delField(fidMLFGained)
 			if v != "" {
 				nf |= 4
 			}
@@ -919,24 +974,31 @@ func (f *Filter) merge(mlfid string, fields map[string]string, matched []string)
 			g.matches, g.attempts = nil, 0
 		}
 		for k, v := range fields {
-			g.fields[k] = v
+			if v.ok {
+				g.setField(k, v.s, keep)
+			}
 		}
 		fail = g
 		if nf&2 != 0 {
 			f.cache.unset(mlfid)
 		}
-	} else if nf&2 == 0 {
-		fail = &failData{fields: maps.Clone(fields)}
-		users = fail.addUser(fail.fields["user"])
-		f.cache.set(mlfid, fail)
 	} else {
-		fail = &failData{fields: maps.Clone(fields)}
+		fail = &failData{fields: newFieldSet(len(fields))}
+		for k, v := range fields {
+			if v.ok {
+				fail.fields.set(k, keep(v.s))
+			}
+		}
+		if nf&2 == 0 {
+			users = fail.addUser(fail.fields[fidUser].s, keep)
+			f.cache.set(keep(mlfid), fail)
+		}
 	}
 	pending := fail.pending
 	fail.pending = false
 	if pending || len(users) > 1 {
-		delete(fail.fields, "nofail")
-		delete(fail.fields, "mlfgained")
+		fail.delField(fidNoFail)
+		fail.delField(fidMLFGained)
 		nf &^= 8 | 1
 	}
 	if nf&1 == 0 {
@@ -950,13 +1012,13 @@ func (f *Filter) merge(mlfid string, fields map[string]string, matched []string)
 		fail.matches = append(fail.matches, old...)
 		fail.attempts += oldN
 		if nf&8 == 0 {
-			fail.addMatches(matched)
+			fail.addMatches(matched, keep)
 		} else if len(fail.matches) > maxKeptMatches {
 			fail.matches = fail.matches[len(fail.matches)-maxKeptMatches:]
 		}
 	} else if nf&3 == 1 {
 		for _, m := range matched {
-			fail.nofailMatches = append(fail.nofailMatches, clip(m, maxMatchBytes))
+			fail.nofailMatches = append(fail.nofailMatches, keep(clip(m, maxMatchBytes)))
 		}
 		fail.nofailCount += len(matched)
 		if len(fail.nofailMatches) > maxKeptMatches {

@@ -9,17 +9,11 @@ type mlfidCache struct {
 	size  int
 	age   time.Duration
 	clock func() time.Time
-	m     map[string]*cacheEntry
+	m     map[string]*failData
 	// order holds keys in insertion order; entries whose seq no longer
 	// matches were removed and are skipped.
 	order []orderKey
 	seq   uint64
-}
-
-type cacheEntry struct {
-	v       *failData
-	expires time.Time
-	seq     uint64
 }
 
 type orderKey struct {
@@ -28,16 +22,17 @@ type orderKey struct {
 }
 
 func newMLFIDCache(size int, age time.Duration, clock func() time.Time) *mlfidCache {
-	return &mlfidCache{size: size, age: age, clock: clock, m: make(map[string]*cacheEntry)}
+	return &mlfidCache{size: size, age: age, clock: clock, m: make(map[string]*failData)}
 }
 
+// get returns the live entry of k; k may point into a scratch buffer.
 func (c *mlfidCache) get(k string) *failData {
 	e := c.m[k]
 	if e == nil {
 		return nil
 	}
 	if e.expires.After(c.clock()) {
-		return e.v
+		return e
 	}
 	delete(c.m, k)
 	return nil
@@ -45,11 +40,14 @@ func (c *mlfidCache) get(k string) *failData {
 
 func (c *mlfidCache) unset(k string) { delete(c.m, k) }
 
+// set stores v under k (which must not point into a scratch buffer).
 func (c *mlfidCache) set(k string, v *failData) {
 	now := c.clock()
 	if e := c.m[k]; e != nil {
 		// an existing key keeps its place
-		e.v, e.expires = v, now.Add(c.age)
+		v.seq = e.seq
+		v.expires = now.Add(c.age)
+		c.m[k] = v
 		return
 	}
 	if len(c.m) >= c.size {
@@ -67,7 +65,8 @@ func (c *mlfidCache) set(k string, v *failData) {
 		}
 	}
 	c.seq++
-	c.m[k] = &cacheEntry{v: v, expires: now.Add(c.age), seq: c.seq}
+	v.expires, v.seq = now.Add(c.age), c.seq
+	c.m[k] = v
 	c.order = append(c.order, orderKey{k: k, seq: c.seq})
 	// keep the order slice from growing without bound through unset keys
 	if len(c.order) > 4*c.size+16 {

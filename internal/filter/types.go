@@ -34,13 +34,16 @@ type Failure struct {
 	// Time is the log line's time; zero when the line had no usable date.
 	Time time.Time
 	// Fields are the other captures by lower-case fail2ban name
-	// (user, ip4, ip6, dns, fid, mlfid, ...).
+	// (user, ip4, ip6, dns, fid, mlfid, ...). Read only: the failures of
+	// one connection (mlfid) share the map while its fields stay the same.
 	Fields map[string]string
-	// Users is the set of user names seen for this failure (mlfid merging).
+	// Users is the set of user names seen for this failure (mlfid
+	// merging), sorted. Read only (shared like Fields).
 	Users []string
 	// Attempts is the number of log lines attributed to this failure.
 	Attempts int
-	// Matches are those log lines.
+	// Matches are those log lines (at most the last 32). Read only: the
+	// failures of one connection share the backing array.
 	Matches []string
 	// Regex is the index of the failregex that matched.
 	Regex int

@@ -1,0 +1,109 @@
+package filter
+
+import "unsafe"
+
+// Field ids: every group name of a filter's regexes gets a small integer,
+// so a line's groups live in a slice instead of a map. The names fail2ban
+// gives a meaning come first, at fixed ids.
+const (
+	fidMLFID = iota
+	fidNoFail
+	fidMLFGained
+	fidMLFForget
+	fidUser
+	fidFID
+	fidIP4
+	fidIP6
+	fidDNS
+	fidIP
+	fidContent
+	numFixedFields
+)
+
+var fixedFieldNames = [numFixedFields]string{"mlfid", "nofail", "mlfgained", "mlfforget", "user", "fid", "ip4", "ip6", "dns", "ip", "content"}
+
+// fieldNames assigns ids to group names (used while a filter is built).
+type fieldNames struct {
+	names []string
+	ids   map[string]int
+}
+
+func newFieldNames() *fieldNames {
+	fn := &fieldNames{names: append([]string(nil), fixedFieldNames[:]...), ids: map[string]int{}}
+	for i, n := range fn.names {
+		fn.ids[n] = i
+	}
+	return fn
+}
+
+func (fn *fieldNames) id(name string) int {
+	if id, ok := fn.ids[name]; ok {
+		return id
+	}
+	fn.ids[name] = len(fn.names)
+	fn.names = append(fn.names, name)
+	return len(fn.names) - 1
+}
+
+// fieldVal is one field: ok is false when the key is absent (fail2ban's
+// None, or never set).
+type fieldVal struct {
+	s  string
+	ok bool
+}
+
+// fieldSet is fail2ban's dict of a match's named groups, indexed by id.
+type fieldSet []fieldVal
+
+func newFieldSet(n int) fieldSet { return make(fieldSet, n) }
+
+func (fs fieldSet) get(id int) (string, bool) { return fs[id].s, fs[id].ok }
+
+// truthy is Python's bool(d.get(k)).
+func (fs fieldSet) truthy(id int) bool { return fs[id].s != "" && fs[id].ok }
+
+func (fs fieldSet) set(id int, s string) { fs[id] = fieldVal{s, true} }
+
+func (fs fieldSet) del(id int) { fs[id] = fieldVal{} }
+
+func (fs fieldSet) clear() { clear(fs) }
+
+// scratch tells whether strings point into the filter's reused buffers,
+// and copies them out when they must outlive the line.
+type scratch struct {
+	ranges [3][]byte // buffers a field may point into
+	copies [3]string // each buffer copied once per line (lazily)
+}
+
+// reset starts a line: bufs are the buffers fields may point into.
+func (s *scratch) reset(bufs ...[]byte) {
+	for i := range s.ranges {
+		s.ranges[i] = nil
+		s.copies[i] = ""
+	}
+	copy(s.ranges[:], bufs)
+}
+
+// keep returns v in memory that outlives the line: a substring of a copy
+// of the buffer v points into (one copy per buffer and line), or v itself.
+func (s *scratch) keep(v string) string {
+	if v == "" {
+		return ""
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
+	for i, b := range s.ranges {
+		if len(b) == 0 {
+			continue
+		}
+		lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		if p < lo || p+uintptr(len(v)) > lo+uintptr(len(b)) {
+			continue
+		}
+		if s.copies[i] == "" {
+			s.copies[i] = string(b)
+		}
+		off := int(p - lo)
+		return s.copies[i][off : off+len(v)]
+	}
+	return v
+}
