@@ -62,7 +62,7 @@ const (
 type trans struct {
 	to    int32 // target state id (0: dead)
 	toRow int32 // its row offset in the table
-	n  int32 // threads of the target
+	n     int32 // threads of the target
 	// parents: i32[par+j] is the index in the previous state's kernel of
 	// the thread that became thread j of the target.
 	par int32
