@@ -67,11 +67,54 @@ type Detector struct {
 	defaultList []*template
 	asciiTo     int // bytes of the current line known to be ASCII
 
+	// The last syslog fast-path match and the last computed time: log
+	// lines come in bursts with the same stamp, and both are pure
+	// functions of what they read (see memoFast, memoTime).
+	fastMemo fastMemo
+	timeMemo timeMemo
+
 	// per-line scratch
 	line    string
 	runes   []rune
 	offs    []int // byte offset of each rune, plus len(line)
 	runesOK bool
+}
+
+// fastMemo is the last fastMatch of the syslog fast path: key holds the
+// bytes of that line it may have read (the date and up to fastMemoTail
+// bytes after it, or the whole line when shorter: whole).
+type fastMemo struct {
+	t     *template
+	key   []byte
+	whole bool
+	m     tmatch
+}
+
+// fastMemoTail bounds what fastSyslog reads after the end of the date it
+// returns: the optional " YYYY" and the boundary check.
+const fastMemoTail = 8
+
+func (f *fastMemo) hit(t *template, line string) bool {
+	n := len(f.key)
+	return f.t == t && len(line) >= n && line[:n] == string(f.key) && (!f.whole || len(line) == n)
+}
+
+func (f *fastMemo) store(t *template, line string, m *tmatch) {
+	n := min(len(line), m.g1e+fastMemoTail)
+	f.t, f.key, f.whole, f.m = t, append(f.key[:0], line[:n]...), n < m.g1e+fastMemoTail, *m
+}
+
+// timeMemo is the last time computed from fast-path parts: the result
+// depends on the parts, on now to the second (year and day inference) and
+// on the clock's memory of its last conversion, which an identical call
+// leaves as it found it.
+type timeMemo struct {
+	ok     bool
+	t      *template
+	parts  dateParts
+	nowSec int64
+	tm     time.Time
+	valid  bool
 }
 
 type posInfo struct {
@@ -319,7 +362,17 @@ type tmatch struct {
 func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
 	t := e.t
 	if t.fast != fastNone && !d.noFast && pos == 0 && endpos < 0 {
-		switch d.runFast(t.fast, d.line, m) {
+		var r fastResult
+		switch {
+		case t.fast == fastKindSyslog && d.fastMemo.hit(t, d.line):
+			*m, r = d.fastMemo.m, fastMatch
+		default:
+			r = d.runFast(t.fast, d.line, m)
+			if r == fastMatch && t.fast == fastKindSyslog {
+				d.fastMemo.store(t, d.line, m)
+			}
+		}
+		switch r {
 		case fastMatch:
 			e.searchHits++
 			m.hasParts = true
@@ -387,6 +440,10 @@ func (d *Detector) timeOf(t *template, m *tmatch, now time.Time) (time.Time, boo
 	var ok bool
 	switch t.kind {
 	case kindPattern:
+		if tmo := &d.timeMemo; m.hasParts && tmo.ok && tmo.t == t && tmo.parts == m.parts && tmo.nowSec == now.Unix() {
+			return tmo.tm, tmo.valid
+		}
+		d.timeMemo.ok = false
 		d.clock.set(now, d.loc)
 		p := m.parts
 		ok = m.hasParts
@@ -394,7 +451,11 @@ func (d *Detector) timeOf(t *template, m *tmatch, now time.Time) (time.Time, boo
 			p, ok = partsFromFields(m.fields[:m.nf])
 		}
 		if ok {
-			return d.clock.finish(&p, d.loc)
+			tm, ok = d.clock.finish(&p, d.loc)
+			if m.hasParts {
+				d.timeMemo = timeMemo{ok: true, t: t, parts: m.parts, nowSec: now.Unix(), tm: tm, valid: ok}
+			}
+			return tm, ok
 		}
 		return tm, false
 	case kindEpoch:

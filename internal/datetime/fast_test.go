@@ -293,3 +293,49 @@ func TestFastPathGrammar(t *testing.T) {
 		t.Errorf("grammar exercises the fast paths too little: %d matches, %d rejections", matched, rejected)
 	}
 }
+
+// TestMemoSameAsFresh: consecutive lines that share a stamp (and differ
+// right after it, or in their length), with "now" moving across a year,
+// give what a detector without fast paths (and so without memos) gives.
+func TestMemoSameAsFresh(t *testing.T) {
+	loc := time.FixedZone("X", 3600)
+	lines := []string{
+		"Dec 31 23:59:59 host sshd[1]: a",
+		"Dec 31 23:59:59 host sshd[1]: b",
+		"Dec 31 23:59:59 2025 host sshd[1]: c",
+		"Dec 31 23:59:59 2025",
+		"Dec 31 23:59:59 202",
+		"Dec 31 23:59:59",
+		"Dec 31 23:59:59x",
+		"Dec 31 23:59:59.123 host",
+		"Dec 31 23:59:59.1234567 host",
+		"Dec 31 23:59:59 host",
+		"Jan  1 00:00:00 host",
+		"Jan  1 00:00:00 host sshd",
+		"Jan  1 00:00:00 1999 host",
+		"Jan  1 00:00:00 host",
+	}
+	nows := []time.Time{
+		time.Date(2025, 12, 31, 23, 0, 0, 0, loc),
+		time.Date(2025, 12, 31, 23, 0, 0, 0, loc),
+		time.Date(2025, 12, 31, 23, 0, 0, 500, loc),
+		time.Date(2026, 1, 1, 0, 0, 1, 0, loc),
+		time.Date(2026, 1, 2, 0, 0, 1, 0, loc),
+	}
+	for _, p := range []string{"", "{^LN-BEG}"} {
+		a, _ := New(p, loc)
+		b, _ := New(p, loc)
+		b.noFast = true
+		for _, now := range nows {
+			for _, line := range lines {
+				for rep := 0; rep < 2; rep++ {
+					ma, oka := a.Match(line, now)
+					mb, okb := b.Match(line, now)
+					if oka != okb || ma.Start != mb.Start || ma.End != mb.End || ma.Valid != mb.Valid || !ma.Time.Equal(mb.Time) {
+						t.Fatalf("pattern %q now %v line %q: memo %+v %v, fresh %+v %v", p, now, line, ma, oka, mb, okb)
+					}
+				}
+			}
+		}
+	}
+}
