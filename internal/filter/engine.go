@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"regexp/syntax"
 	"sort"
 	"strings"
@@ -26,11 +25,11 @@ type rx struct {
 	src  string // as written (before tag expansion)
 	expr string // after tag expansion (Python syntax)
 
-	re     *regexp.Regexp  // Go engine (its DFA in d), or
+	syn    *syntax.Regexp  // the RE2 pattern, parsed (run by the DFA), or
 	bt     *regexp2.Regexp // backtracking engine
 	btNums []int
-	d      *dfa.Regexp
-	goExpr string    // the RE2 pattern (for sets)
+	d      *dfa.Regexp // built when the regex runs on its own (dfaRegexp)
+	goExpr string      // the RE2 pattern
 	budget *btBudget // shared by the filter's backtracking regexes
 	spans  []int     // scratch for head matches
 
@@ -61,7 +60,7 @@ const contentTail = `(?P<content>.+)(?m:$)`
 
 // setupHead prepares head (see rx.head).
 func (r *rx) setupHead(t translation, dm dollarMode) {
-	if r.re == nil || dm != dollarSingle || !strings.HasSuffix(t.Go, contentTail) || r.content != len(r.names)-1 {
+	if r.syn == nil || dm != dollarSingle || !strings.HasSuffix(t.Go, contentTail) || r.content != len(r.names)-1 {
 		return
 	}
 	h, err := dfa.Compile(strings.TrimSuffix(t.Go, contentTail), 0)
@@ -127,18 +126,17 @@ func compileRx(src, useDNS string, dm dollarMode, requireRE2 bool, timeout time.
 	r := &rx{src: src, expr: expr, content: -1, mlfid: -1}
 	var goErr error
 	if t.Go != "" {
-		r.re, goErr = regexp.Compile(t.Go)
-		if goErr == nil {
-			r.d, goErr = dfa.Compile(t.Go, 0)
-			r.goExpr = t.Go
-			if goErr != nil {
-				r.re = nil
+		// what regexp.Compile checks
+		var re *syntax.Regexp
+		if re, goErr = syntax.Parse(t.Go, syntax.Perl); goErr == nil {
+			if _, goErr = syntax.Compile(re.Simplify()); goErr == nil {
+				r.syn, r.goExpr = re, t.Go
 			}
 		}
 	} else {
 		goErr = errors.New(t.Reason)
 	}
-	if r.re == nil {
+	if r.syn == nil {
 		if requireRE2 {
 			return nil, fmt.Errorf("%w: %v", ErrNotRE2, goErr)
 		}
@@ -172,7 +170,7 @@ func compileRx(src, useDNS string, dm dollarMode, requireRE2 bool, timeout time.
 			r.names[n] = name
 		}
 	} else {
-		r.names = r.re.SubexpNames()
+		r.names = r.syn.CapNames()
 	}
 	r.hasName = map[string]bool{}
 	for i, n := range r.names {
@@ -193,9 +191,27 @@ func compileRx(src, useDNS string, dm dollarMode, requireRE2 bool, timeout time.
 		}
 	}
 	sort.Slice(r.alts, func(a, b int) bool { return r.names[r.alts[a].group] < r.names[r.alts[b].group] })
-	r.lits, r.prefix = literals(t.Ana)
+	if r.syn != nil {
+		r.lits, r.prefix = literalsOf(r.syn)
+	} else {
+		r.lits, r.prefix = literals(t.Ana)
+	}
 	r.setupHead(t, dm)
 	return r, nil
+}
+
+// dfaRegexp builds the regex's own automaton (a regex in a list's set
+// runs in the set's).
+func (r *rx) dfaRegexp() error {
+	if r.syn == nil || r.d != nil {
+		return nil
+	}
+	d, err := dfa.CompileSyntax(r.syn, 0)
+	if err != nil {
+		return err
+	}
+	r.d = d
+	return nil
 }
 
 // altTarget maps alt_NAME or alt_NAME_N to NAME (fail2ban's COMPLNAME_CRE).
@@ -250,7 +266,10 @@ func (r *rx) match(buf []byte) (spans []int, timedOut bool) {
 			return spans, false
 		}
 	}
-	if r.d != nil {
+	if r.syn != nil {
+		if r.d == nil && r.dfaRegexp() != nil {
+			return nil, false
+		}
 		return r.d.FindSubmatchIndex(buf), false
 	}
 	if r.budget != nil {
@@ -346,6 +365,11 @@ func literals(expr string) ([]clause, []byte) {
 	if err != nil {
 		return nil, nil
 	}
+	return literalsOf(re)
+}
+
+// literalsOf is literals for a parsed pattern.
+func literalsOf(re *syntax.Regexp) ([]clause, []byte) {
 	re = re.Simplify()
 	req := requiredClauses(re)
 	score := func(c []string) int {

@@ -259,8 +259,17 @@ func New(def Definition, opts Options) (*Filter, error) {
 	}
 	f.names = fn.names
 	f.fieldsBuf = newFieldSet(len(f.names))
-	f.failL = newRxList(f.fail)
-	f.ignoreL = newRxList(f.ignore)
+	if f.failL, err = newRxList(f.fail); err != nil {
+		return nil, fmt.Errorf("filter %s: failregex: %w", def.Name, err)
+	}
+	if f.ignoreL, err = newRxList(f.ignore); err != nil {
+		return nil, fmt.Errorf("filter %s: ignoreregex: %w", def.Name, err)
+	}
+	if f.pref != nil {
+		if err := f.pref.dfaRegexp(); err != nil {
+			return nil, fmt.Errorf("filter %s: prefregex: %w", def.Name, err)
+		}
+	}
 	f.cache = newMLFIDCache(opts.MLFIDCacheSize, opts.MLFIDCacheAge, opts.Clock)
 	// The line-level pre-filter looks at the line before its date is cut
 	// out; that is sound only when the cut cannot join two pieces of text

@@ -1,6 +1,10 @@
 package filter
 
-import "github.com/palisade-project/palisade/internal/filter/dfa"
+import (
+	"regexp/syntax"
+
+	"github.com/palisade-project/palisade/internal/filter/dfa"
+)
 
 // rxList is an ordered list of regexes of which the first that matches
 // decides (failregex, ignoreregex). The RE2 ones run as one automaton
@@ -18,31 +22,38 @@ type rxList struct {
 // minSet is the list length from which a set pays off.
 const minSet = 2
 
-func newRxList(rxs []*rx) rxList {
+func newRxList(rxs []*rx) (rxList, error) {
 	l := rxList{rxs: rxs}
-	if len(rxs) < minSet {
-		return l
-	}
-	var exprs []string
-	for i, r := range rxs {
-		if r.d == nil || r.head != nil {
-			l.bt = append(l.bt, i)
-			continue
+	if len(rxs) >= minSet {
+		var exprs []*syntax.Regexp
+		for i, r := range rxs {
+			if r.syn == nil || r.head != nil {
+				l.bt = append(l.bt, i)
+				continue
+			}
+			exprs = append(exprs, r.syn)
+			l.setIdx = append(l.setIdx, i)
 		}
-		exprs = append(exprs, r.goExpr)
-		l.setIdx = append(l.setIdx, i)
-	}
-	if len(exprs) < minSet {
+		if len(exprs) >= minSet {
+			if s, err := dfa.CompileSetSyntax(exprs, 0); err == nil {
+				l.set = s
+				for _, i := range l.bt {
+					if err := rxs[i].dfaRegexp(); err != nil {
+						return l, err
+					}
+				}
+				return l, nil
+			}
+		}
 		l.setIdx, l.bt = nil, nil
-		return l
 	}
-	s, err := dfa.CompileSet(exprs, 0)
-	if err != nil {
-		l.setIdx, l.bt = nil, nil
-		return l
+	// each regex on its own
+	for _, r := range rxs {
+		if err := r.dfaRegexp(); err != nil {
+			return l, err
+		}
 	}
-	l.set = s
-	return l
+	return l, nil
 }
 
 // first returns the index of the first regex that matches buf and its

@@ -78,8 +78,11 @@ func TestTranslateSemantics(t *testing.T) {
 			if err != nil {
 				t.Fatalf("compile %q: %v", tt.re, err)
 			}
-			if (r.re != nil) != tt.wantGo {
-				t.Errorf("Go engine = %v, want %v", r.re != nil, tt.wantGo)
+			if (r.syn != nil) != tt.wantGo {
+				t.Errorf("Go engine = %v, want %v", r.syn != nil, tt.wantGo)
+			}
+			if err := r.dfaRegexp(); err != nil {
+				t.Fatal(err)
 			}
 			spans, _ := r.match([]byte(tt.in))
 			if (spans != nil) != tt.match {

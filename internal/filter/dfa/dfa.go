@@ -43,6 +43,12 @@ func Compile(expr string, maxStates int) (*Regexp, error) {
 	if err != nil {
 		return nil, err
 	}
+	return CompileSyntax(re, maxStates)
+}
+
+// CompileSyntax is Compile for a parsed pattern (not modified).
+func CompileSyntax(re *syntax.Regexp, maxStates int) (*Regexp, error) {
+	re = clone(re)
 	ncap := re.MaxCap() + 1
 	top := anchor(wrap(re, 0))
 	m, err := newMachine(top, []int{0, 2 * ncap}, maxStates)
@@ -93,6 +99,20 @@ func anchor(re *syntax.Regexp) *syntax.Regexp {
 	return &syntax.Regexp{Op: syntax.OpConcat, Sub: []*syntax.Regexp{{Op: syntax.OpBeginText}, re}}
 }
 
+// clone copies re deeply (wrap renumbers groups in place).
+func clone(re *syntax.Regexp) *syntax.Regexp {
+	c := *re
+	c.Sub = nil
+	c.Sub0 = [1]*syntax.Regexp{}
+	if len(re.Sub) > 0 {
+		c.Sub = make([]*syntax.Regexp, len(re.Sub))
+		for i, s := range re.Sub {
+			c.Sub[i] = clone(s)
+		}
+	}
+	return &c
+}
+
 func shiftCaps(re *syntax.Regexp, by int) {
 	if re.Op == syntax.OpCapture {
 		re.Cap += by
@@ -124,14 +144,24 @@ type Set struct {
 
 // CompileSet compiles the patterns (Perl syntax, like regexp.Compile).
 func CompileSet(exprs []string, maxStates int) (*Set, error) {
-	var alts []*syntax.Regexp
-	s := &Set{}
-	base := 0
-	for _, e := range exprs {
+	res := make([]*syntax.Regexp, len(exprs))
+	for i, e := range exprs {
 		re, err := syntax.Parse(e, syntax.Perl)
 		if err != nil {
 			return nil, err
 		}
+		res[i] = re
+	}
+	return CompileSetSyntax(res, maxStates)
+}
+
+// CompileSetSyntax is CompileSet for parsed patterns (not modified).
+func CompileSetSyntax(res []*syntax.Regexp, maxStates int) (*Set, error) {
+	var alts []*syntax.Regexp
+	s := &Set{}
+	base := 0
+	for _, re := range res {
+		re = clone(re)
 		n := re.MaxCap() + 1
 		s.base = append(s.base, base)
 		s.ncap = append(s.ncap, n)
