@@ -30,8 +30,8 @@ type rx struct {
 	btNums []int
 	d      *dfa.Regexp // built when the regex runs on its own (dfaRegexp)
 	goExpr string      // the RE2 pattern
-	budget *btBudget // shared by the filter's backtracking regexes
-	spans  []int     // scratch for head matches
+	budget *btBudget   // shared by the filter's backtracking regexes
+	spans  []int       // scratch for head matches
 
 	// names[i] is the name of group i ("" for unnamed groups).
 	names []string
