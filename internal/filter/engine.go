@@ -42,12 +42,16 @@ type rx struct {
 	hasName        map[string]bool
 
 	// fids[i] is the field id of group i (-1: unnamed); see fields.go.
-	fids []int
+	// named lists the named groups; dupNames: two groups share a name.
+	fids     []int
+	named    []namedGroup
+	dupNames bool
 
 	// Pre-filter: every match contains all lits; prefix is a literal every
 	// match starts with at the start of the buffer.
 	lits   []clause
 	prefix []byte
+	qgate  gate // the pre-filter of a linear-time regex runs while it pays
 
 	// head is the pattern without a final `<F-CONTENT>.+</F-CONTENT>$`
 	// (the usual prefregex shape): the content is then the rest of the
@@ -99,12 +103,19 @@ type altGroup struct {
 }
 
 // assignFields gives the regex's named groups their field ids.
+type namedGroup struct{ group, fid int }
+
 func (r *rx) assignFields(fn *fieldNames) {
 	r.fids = make([]int, len(r.names))
+	seen := map[int]bool{}
 	for i, n := range r.names {
 		r.fids[i] = -1
 		if n != "" && i > 0 {
-			r.fids[i] = fn.id(n)
+			id := fn.id(n)
+			r.fids[i] = id
+			r.named = append(r.named, namedGroup{i, id})
+			r.dupNames = r.dupNames || seen[id]
+			seen[id] = true
 		}
 	}
 	for i := range r.alts {
@@ -258,8 +269,12 @@ func (r *rx) quick(buf []byte) bool {
 // a group did not take part), or nil. timedOut is set when the backtracking
 // engine gave up.
 func (r *rx) match(buf []byte) (spans []int, timedOut bool) {
-	if !r.quick(buf) {
-		return nil, false
+	if r.bt != nil || r.qgate.on() {
+		ok := r.quick(buf)
+		r.qgate.result(ok)
+		if !ok {
+			return nil, false
+		}
 	}
 	if r.head != nil {
 		if spans, ok := r.matchHead(buf); ok {

@@ -71,17 +71,13 @@ func (fs fieldSet) clear() { clear(fs) }
 // scratch tells whether strings point into the filter's reused buffers,
 // and copies them out when they must outlive the line.
 type scratch struct {
-	ranges [3][]byte // buffers a field may point into
-	copies [3]string // each buffer copied once per line (lazily)
+	a, b   []byte // buffers a field may point into
+	ca, cb string // each copied once per line (lazily)
 }
 
-// reset starts a line: bufs are the buffers fields may point into.
-func (s *scratch) reset(bufs ...[]byte) {
-	for i := range s.ranges {
-		s.ranges[i] = nil
-		s.copies[i] = ""
-	}
-	copy(s.ranges[:], bufs)
+// reset starts a line: a and b are the buffers fields may point into.
+func (s *scratch) reset(a, b []byte) {
+	s.a, s.b, s.ca, s.cb = a, b, "", ""
 }
 
 // keep returns v in memory that outlives the line: a substring of a copy
@@ -91,19 +87,25 @@ func (s *scratch) keep(v string) string {
 		return ""
 	}
 	p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
-	for i, b := range s.ranges {
-		if len(b) == 0 {
-			continue
+	if in(p, len(v), s.a) {
+		if s.ca == "" {
+			s.ca = string(s.a)
 		}
-		lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-		if p < lo || p+uintptr(len(v)) > lo+uintptr(len(b)) {
-			continue
+		off := int(p - uintptr(unsafe.Pointer(unsafe.SliceData(s.a))))
+		return s.ca[off : off+len(v)]
+	}
+	if in(p, len(v), s.b) {
+		if s.cb == "" {
+			s.cb = string(s.b)
 		}
-		if s.copies[i] == "" {
-			s.copies[i] = string(b)
-		}
-		off := int(p - lo)
-		return s.copies[i][off : off+len(v)]
+		off := int(p - uintptr(unsafe.Pointer(unsafe.SliceData(s.b))))
+		return s.cb[off : off+len(v)]
 	}
 	return v
+}
+
+// in reports whether [p, p+n) lies in b.
+func in(p uintptr, n int, b []byte) bool {
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return len(b) > 0 && p >= lo && p+uintptr(n) <= lo+uintptr(len(b))
 }

@@ -143,10 +143,8 @@ type Filter struct {
 	failOpen bool // some failregex has no literal: no line-level filter
 	canSkip  bool
 	lnBeg    bool // datepattern {^LN-BEG}: see New
-	// The pre-filter pays only when most lines fail it: it is switched
-	// off for a while when most lines of a sample pass (see prefilter).
-	pfTried, pfPassed int
-	pfOff             int // lines left with the pre-filter off
+	// The pre-filter pays only when most lines fail it (see gate).
+	pf gate
 
 	lastDate     time.Time
 	hasLast      bool
@@ -408,33 +406,52 @@ func (f *Filter) mayMatch(line string) bool {
 	return false
 }
 
-// Pre-filter adaptation: after pfSample lines, if more than pfKeep of them
-// passed, the pre-filter is off for pfPause lines. Skipping a line the
-// pre-filter would have skipped or processing it gives the same result, so
-// this changes only the cost.
+// gate runs a cheap necessary check (a literal pre-filter) only while it
+// pays: after gateSample inputs, if more than gateKeep of them passed, the
+// check is off for gatePause inputs. Skipping an input the check would
+// have rejected or processing it gives the same result, so this changes
+// only the cost.
+type gate struct {
+	tried, passed int
+	off           int // inputs left with the check off
+}
+
 const (
-	pfSample = 4096
-	pfKeep   = 0.6
-	pfPause  = 64 << 10
+	gateSample = 1024
+	gateKeep   = 0.6
+	gatePause  = 256 << 10
 )
+
+// on reports whether the check runs for this input.
+func (g *gate) on() bool {
+	if g.off > 0 {
+		g.off--
+		return false
+	}
+	return true
+}
+
+// result records the check's answer for an input it ran on.
+func (g *gate) result(pass bool) {
+	g.tried++
+	if pass {
+		g.passed++
+	}
+	if g.tried == gateSample {
+		if float64(g.passed) > gateKeep*gateSample {
+			g.off = gatePause
+		}
+		g.tried, g.passed = 0, 0
+	}
+}
 
 // prefilter reports whether line can be skipped.
 func (f *Filter) prefilter(line string) bool {
-	if f.pfOff > 0 {
-		f.pfOff--
+	if !f.pf.on() {
 		return false
 	}
 	ok := f.mayMatch(line)
-	f.pfTried++
-	if ok {
-		f.pfPassed++
-	}
-	if f.pfTried == pfSample {
-		if float64(f.pfPassed) > pfKeep*pfSample {
-			f.pfOff = pfPause
-		}
-		f.pfTried, f.pfPassed = 0, 0
-	}
+	f.pf.result(ok)
 	return !ok
 }
 
@@ -659,14 +676,26 @@ func (f *Filter) ignored(buf []byte, fd *found) int {
 // key (None); of several groups of one name, one that took part wins.
 // alt_NAME groups fill NAME when the match left it empty.
 func setGroups(fs fieldSet, r *rx, spans []int, buf string, skip int) {
-	for i := 1; i < len(r.fids); i++ {
-		if id := r.fids[i]; id >= 0 && i != skip && (2*i+1 >= len(spans) || spans[2*i] < 0) {
-			fs.del(id)
+	if r.dupNames {
+		for _, g := range r.named {
+			if i := g.group; i != skip && (2*i+1 >= len(spans) || spans[2*i] < 0) {
+				fs.del(g.fid)
+			}
 		}
-	}
-	for i := 1; i < len(r.fids); i++ {
-		if id := r.fids[i]; id >= 0 && i != skip && 2*i+1 < len(spans) && spans[2*i] >= 0 {
-			fs.set(id, buf[spans[2*i]:spans[2*i+1]])
+		for _, g := range r.named {
+			if i := g.group; i != skip && 2*i+1 < len(spans) && spans[2*i] >= 0 {
+				fs.set(g.fid, buf[spans[2*i]:spans[2*i+1]])
+			}
+		}
+	} else {
+		for _, g := range r.named {
+			switch i := g.group; {
+			case i == skip:
+			case 2*i+1 >= len(spans) || spans[2*i] < 0:
+				fs.del(g.fid)
+			default:
+				fs.set(g.fid, buf[spans[2*i]:spans[2*i+1]])
+			}
 		}
 	}
 	for _, a := range r.alts {
@@ -723,11 +752,17 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 		pre = &preFound
 		if c := f.pref.content; c >= 0 && p.spans[2*c] >= 0 && p.spans[2*c] < p.spans[2*c+1] {
 			content := buf[p.spans[2*c]:p.spans[2*c+1]]
-			f.bufB = append(append(f.bufB[:0], content...), '\n')
-			if f.maxLines > 1 {
-				f.lines = []tline{{post: string(content)}}
+			switch {
+			case f.maxLines == 1 && p.spans[2*c+1] == len(buf)-1:
+				// content + "\n" is the end of the line's buffer
+				buf = buf[p.spans[2*c]:]
+			default:
+				f.bufB = append(append(f.bufB[:0], content...), '\n')
+				if f.maxLines > 1 {
+					f.lines = []tline{{post: string(content)}}
+				}
+				buf = f.bufB
 			}
-			buf = f.bufB
 		}
 	}
 
