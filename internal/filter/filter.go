@@ -160,7 +160,11 @@ type Filter struct {
 	bufB   []byte
 	bufC   []byte
 
-	cache    *mlfidCache
+	cache *mlfidCache
+	// retired is the connection entry the last line dropped (forgotten
+	// or never cached): recycled when the next line is merged, once the
+	// failure built from it is out.
+	retired  *failData
 	timeouts uint64
 	budget   *btBudget // nil: no backtracking regex, or no budget
 
@@ -979,6 +983,10 @@ func (f *Filter) failure(idx int, fields fieldSet, matched []string, date time.T
 func (f *Filter) merge(mlfid string, fields fieldSet, matched []string) *failData {
 	keep := f.scr.keep
 	var fail *failData
+	if f.retired != nil {
+		f.cache.recycle(f.retired)
+		f.retired = nil
+	}
 	cached := f.cache.get(mlfid)
 	var users []string
 	nf := 0
@@ -1025,9 +1033,10 @@ func (f *Filter) merge(mlfid string, fields fieldSet, matched []string) *failDat
 		fail = g
 		if nf&2 != 0 {
 			f.cache.unset(mlfid)
+			f.retired = g
 		}
 	} else {
-		fail = &failData{fields: newFieldSet(len(fields))}
+		fail = f.cache.alloc(len(fields))
 		for k, v := range fields {
 			if v.ok {
 				fail.fields.set(k, keep(v.s))
@@ -1036,6 +1045,8 @@ func (f *Filter) merge(mlfid string, fields fieldSet, matched []string) *failDat
 		if nf&2 == 0 {
 			users = fail.addUser(fail.fields[fidUser].s, keep)
 			f.cache.set(keep(mlfid), fail)
+		} else {
+			f.retired = fail
 		}
 	}
 	pending := fail.pending

@@ -14,7 +14,12 @@ type mlfidCache struct {
 	// matches were removed and are skipped.
 	order []orderKey
 	seq   uint64
+	// free holds dropped entries for reuse (see recycle).
+	free []*failData
 }
+
+// maxFree bounds the dropped entries kept for reuse.
+const maxFree = 64
 
 type orderKey struct {
 	k   string
@@ -35,7 +40,34 @@ func (c *mlfidCache) get(k string) *failData {
 		return e
 	}
 	delete(c.m, k)
+	c.recycle(e)
 	return nil
+}
+
+// alloc returns an empty entry with n fields, reusing a dropped one.
+func (c *mlfidCache) alloc(n int) *failData {
+	if k := len(c.free); k > 0 {
+		d := c.free[k-1]
+		c.free = c.free[:k-1]
+		if len(d.fields) == n {
+			return d
+		}
+	}
+	return &failData{fields: newFieldSet(n)}
+}
+
+// recycle takes back an entry no longer in the cache. What failures
+// share with it (matches, the Fields map, the sorted users) is let go,
+// not reused; its own fields, user and no-failure lists are.
+func (c *mlfidCache) recycle(d *failData) {
+	if len(c.free) >= maxFree {
+		return
+	}
+	clear(d.fields)
+	clear(d.users)
+	clear(d.nofailMatches)
+	*d = failData{fields: d.fields, users: d.users[:0], nofailMatches: d.nofailMatches[:0]}
+	c.free = append(c.free, d)
 }
 
 func (c *mlfidCache) unset(k string) { delete(c.m, k) }
@@ -59,6 +91,7 @@ func (c *mlfidCache) set(k string, v *failData) {
 				continue
 			}
 			delete(c.m, ok.k)
+			c.recycle(e)
 			if e.expires.After(now) && len(c.m) < c.size {
 				break
 			}
