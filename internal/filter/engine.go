@@ -31,7 +31,9 @@ type rx struct {
 	d      *dfa.Regexp // built when the regex runs on its own (dfaRegexp)
 	goExpr string      // the RE2 pattern
 	budget *btBudget   // shared by the filter's backtracking regexes
-	spans  []int       // scratch for head matches
+	spans  []int       // scratch for head and backtracking matches
+	runes  []rune      // scratch: the text for the backtracking engine
+	offs   []int       // scratch: its runes' byte offsets
 
 	// names[i] is the name of group i ("" for unnamed groups).
 	names []string
@@ -294,24 +296,37 @@ func (r *rx) match(buf []byte) (spans []int, timedOut bool) {
 		}
 		defer r.budget.done(t0)
 	}
-	s := string(buf)
-	m, err := r.bt.FindStringMatch(s)
+	runes, offs := r.decode(buf)
+	m, err := r.bt.FindRunesMatch(runes)
 	if err != nil {
 		// The limit is wall-clock time: one retry keeps a descheduled
 		// process on a busy host from missing a failure, while a truly
 		// pathological line still gives up.
-		if m, err = r.bt.FindStringMatch(s); err != nil {
+		if m, err = r.bt.FindRunesMatch(runes); err != nil {
 			return nil, true
 		}
 	}
 	if m == nil {
 		return nil, false
 	}
-	spans = make([]int, 2*len(r.names))
+	if cap(r.spans) < 2*len(r.names) {
+		r.spans = make([]int, 2*len(r.names))
+	}
+	spans = r.spans[:2*len(r.names)]
 	for i := range spans {
 		spans[i] = -1
 	}
-	conv := runeOffsets(s)
+	conv := func(i int) int {
+		switch {
+		case offs == nil:
+			return i
+		case i < 0:
+			return 0
+		case i >= len(offs):
+			return len(buf)
+		}
+		return offs[i]
+	}
 	for _, n := range r.btNums {
 		g := m.GroupByNumber(n)
 		if g == nil || n >= len(r.names) || len(g.Captures) == 0 {
@@ -323,32 +338,35 @@ func (r *rx) match(buf []byte) (spans []int, timedOut bool) {
 	return spans, false
 }
 
-// runeOffsets returns a function mapping rune offsets of s to byte offsets.
-func runeOffsets(s string) func(int) int {
+// decode returns buf's runes for the backtracking engine (an invalid byte
+// is one U+FFFD, as converting a string does) in a buffer reused across
+// lines, and the byte offset of each rune plus len(buf) at the end, or nil
+// when buf is ASCII (rune and byte offsets are the same).
+func (r *rx) decode(buf []byte) ([]rune, []int) {
+	runes := r.runes[:0]
 	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
+	for _, c := range buf {
+		if c >= utf8.RuneSelf {
 			ascii = false
 			break
 		}
+		runes = append(runes, rune(c))
 	}
 	if ascii {
-		return func(i int) int { return i }
+		r.runes = runes
+		return runes, nil
 	}
-	var offs []int
-	for i := range s {
+	runes = runes[:0]
+	offs := r.offs[:0]
+	for i := 0; i < len(buf); {
+		c, w := utf8.DecodeRune(buf[i:])
+		runes = append(runes, c)
 		offs = append(offs, i)
+		i += w
 	}
-	offs = append(offs, len(s))
-	return func(i int) int {
-		if i < 0 {
-			return 0
-		}
-		if i >= len(offs) {
-			return len(s)
-		}
-		return offs[i]
-	}
+	offs = append(offs, len(buf))
+	r.runes, r.offs = runes, offs
+	return runes, offs
 }
 
 // clause is a set of literals of which a match contains at least one.
