@@ -831,6 +831,10 @@ type failData struct {
 	// map (nil: rebuild) and the sorted users (nil: rebuild)
 	outFields map[string]string
 	outUsers  []string
+	// addr is the failure id addrOf parsed (the connection's failures
+	// mostly share one id)
+	addrOf string
+	addr   netip.Addr
 
 	// cache entry
 	expires time.Time
@@ -950,8 +954,15 @@ func (f *Filter) failure(idx int, fields fieldSet, matched []string, date time.T
 		}
 	}
 	fl := Failure{ID: keep(id), Fields: out, Regex: idx}
-	if a, err := netip.ParseAddr(strings.TrimPrefix(strings.TrimSuffix(id, "]"), "[")); err == nil {
-		fl.Addr = a.Unmap()
+	if isML && fail.addrOf == id && id != "" {
+		fl.Addr = fail.addr
+	} else {
+		if a, err := netip.ParseAddr(strings.TrimPrefix(strings.TrimSuffix(id, "]"), "[")); err == nil {
+			fl.Addr = a.Unmap()
+		}
+		if isML {
+			fail.addrOf, fail.addr = fl.ID, fl.Addr
+		}
 	}
 	if hasDate {
 		fl.Time = date
