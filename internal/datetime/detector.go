@@ -72,6 +72,8 @@ type Detector struct {
 	// functions of what they read (see memoFast, memoTime).
 	fastMemo fastMemo
 	timeMemo timeMemo
+	lineMemo lineMemo
+	viaFast  bool // the last search matched on the syslog fast path
 
 	// per-line scratch
 	line    string
@@ -93,6 +95,19 @@ type fastMemo struct {
 // fastMemoTail bounds what fastSyslog reads after the end of the date it
 // returns: the optional " YYYY" and the boundary check.
 const fastMemoTail = 8
+
+// lineMemo is the last answer of Match when it came from the syslog fast
+// path of the first template tried, anchored at the line's start: a line
+// whose first bytes are the ones that path read, in the same second,
+// gets the same answer (see Match).
+type lineMemo struct {
+	ok         bool
+	idx        int
+	t          *template
+	nowSec     int64
+	start, end int
+	res        Match
+}
 
 func (f *fastMemo) hit(t *template, line string) bool {
 	n := len(f.key)
@@ -376,6 +391,7 @@ func (d *Detector) search(e *entry, pos, endpos int, m *tmatch) bool {
 		case fastMatch:
 			e.searchHits++
 			m.hasParts = true
+			d.viaFast = t.fast == fastKindSyslog
 			// the fast paths read only ASCII up to and including the byte at
 			// the end (before the date: when the rune and byte counts agree)
 			if m.end == m.g1e {
@@ -498,6 +514,12 @@ func (d *Detector) Match(line string, now time.Time) (Match, bool) {
 	d.line = line
 	d.runesOK = false
 	d.asciiTo = 0
+	if lm := &d.lineMemo; lm.ok && lm.idx == d.lastIdx && lm.nowSec == now.Unix() && d.fastMemo.hit(lm.t, line) {
+		return d.memoMatch(lm, now), true
+	}
+	d.lineMemo.ok = false
+	first := d.lastIdx
+	d.viaFast = false
 	var m tmatch
 	found := tmatch{start: noPos}
 	foundIdx := -1
@@ -580,11 +602,38 @@ func (d *Detector) Match(line string, now time.Time) (Match, bool) {
 	d.lastIdx = i
 
 	res := Match{Start: m.g1s, End: m.g1e}
-	if m.g1s == m.g1e {
-		return res, true
+	if m.g1s != m.g1e {
+		res.Time, res.Valid = d.timeOf(e.t, &m, now)
 	}
-	res.Time, res.Valid = d.timeOf(e.t, &m, now)
+	if d.viaFast && i == first && e.t.flags&(flagLineBegin|flagLineEnd) != 0 && d.fastMemo.t == e.t {
+		d.lineMemo = lineMemo{ok: true, idx: i, t: e.t, nowSec: now.Unix(), start: m.start, end: m.end, res: res}
+	}
 	return res, true
+}
+
+// memoMatch is Match for a line the line memo answers: the same template
+// (tried first, anchored, so it is tried alone) reads the same bytes on
+// the fast path, so the match, its time (the same second) and every
+// update of the detector's state are the previous line's.
+func (d *Detector) memoMatch(lm *lineMemo, now time.Time) Match {
+	e := d.tpls[lm.idx]
+	e.searchHits++
+	if lm.end == lm.res.End {
+		d.asciiTo = min(lm.res.End+1, len(d.line))
+	}
+	e.hits++
+	e.lastUsed = float64(now.UnixNano()) / 1e9
+	e.distance = lm.start
+	if d.firstFree == lm.idx {
+		d.firstFree++
+	}
+	d.lastPos = posInfo{pos: lm.start, before: d.runeAt(lm.start - 1), at: d.runeAt(lm.start)}
+	endBefore := d.runeAt(lm.end - 1)
+	if lm.end == 0 {
+		endBefore = d.runeAt(d.runeCount() - 1)
+	}
+	d.lastEnd = posInfo{pos: lm.end, before: endBefore, at: d.runeAt(lm.end)}
+	return lm.res
 }
 
 // boundariesAgree is fail2ban's check that the characters around the last date

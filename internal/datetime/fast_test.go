@@ -326,9 +326,13 @@ func TestMemoSameAsFresh(t *testing.T) {
 		a, _ := New(p, loc)
 		b, _ := New(p, loc)
 		b.noFast = true
+		lineMemo := 0
 		for _, now := range nows {
 			for _, line := range lines {
 				for rep := 0; rep < 2; rep++ {
+					if a.lineMemo.ok {
+						lineMemo++
+					}
 					ma, oka := a.Match(line, now)
 					mb, okb := b.Match(line, now)
 					if oka != okb || ma.Start != mb.Start || ma.End != mb.End || ma.Valid != mb.Valid || !ma.Time.Equal(mb.Time) {
@@ -336,6 +340,9 @@ func TestMemoSameAsFresh(t *testing.T) {
 					}
 				}
 			}
+		}
+		if p != "" && lineMemo == 0 {
+			t.Errorf("pattern %q: the line memo never held an answer", p)
 		}
 	}
 }
