@@ -1070,13 +1070,15 @@ func (f *Filter) merge(mlfid string, fields fieldSet, matched []string) *failDat
 	if nf&1 == 0 {
 		m := fail.nofailMatches
 		n := fail.nofailCount
-		fail.nofailMatches, fail.nofailCount = nil, 0
-		old, oldN := fail.matches, fail.attempts
-		fail.matches, fail.attempts = nil, 0
-		fail.matches = append(fail.matches, m...)
-		fail.attempts = n
-		fail.matches = append(fail.matches, old...)
-		fail.attempts += oldN
+		fail.nofailMatches, fail.nofailCount = fail.nofailMatches[:0], 0
+		if len(m) > 0 {
+			// the no-failure lines come first: a new slice (failures
+			// share the old one up to their length)
+			old := fail.matches
+			fail.matches = append(append(make([]string, 0, len(m)+len(old)+len(matched)), m...), old...)
+			clear(m)
+		}
+		fail.attempts += n
 		if nf&8 == 0 {
 			fail.addMatches(matched, keep)
 		} else if len(fail.matches) > maxKeptMatches {
