@@ -91,8 +91,8 @@ func runFilter(b *testing.B, spec config.FilterSpec, builtin bool, lines []strin
 
 // BenchmarkFilter runs every built-in filter on a log of its own service
 // under attack (bench/authlog profiles; fail2ban's sample logs for the
-// services the generator does not write), and the stock fail2ban sshd
-// filter on the attack profile.
+// services the generator does not write), and the stock fail2ban filters
+// of the generated services on the same logs.
 func BenchmarkFilter(b *testing.B) {
 	gen := map[string][]string{}
 	log := func(profile string) []string {
@@ -126,7 +126,16 @@ func BenchmarkFilter(b *testing.B) {
 			runFilter(b, config.FilterSpec{Name: tc.name}, true, lines)
 		})
 	}
-	b.Run("stock-sshd", func(b *testing.B) {
-		runFilter(b, config.FilterSpec{Name: "/etc/fail2ban/filter.d/sshd.conf"}, false, log("attack"))
-	})
+	// fail2ban's own filters (where installed) on the same logs
+	for _, tc := range []struct{ name, profile string }{
+		{"sshd", "attack"},
+		{"postfix", "mail"},
+		{"dovecot", "mail"},
+		{"nginx-http-auth", "web"},
+		{"apache-auth", "web"},
+	} {
+		b.Run("stock-"+tc.name, func(b *testing.B) {
+			runFilter(b, config.FilterSpec{Name: "/etc/fail2ban/filter.d/" + tc.name + ".conf"}, false, log(tc.profile))
+		})
+	}
 }
