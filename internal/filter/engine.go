@@ -137,6 +137,15 @@ func compileRx(src, useDNS string, dm dollarMode, requireRE2 bool, timeout time.
 		return nil, fmt.Errorf("unable to compile regular expression %q: %w", expr, err)
 	}
 	r := &rx{src: src, expr: expr, content: -1, mlfid: -1}
+	rewritten := false
+	if t.Go == "" {
+		// conditionals and literal look-aheads RE2 can express otherwise
+		if rw, err := rewriteForRE2(expr); err == nil {
+			if t2, err := translate(rw, dm); err == nil && t2.Go != "" {
+				t.Go, rewritten = t2.Go, true
+			}
+		}
+	}
 	var goErr error
 	if t.Go != "" {
 		// what regexp.Compile checks
@@ -144,6 +153,10 @@ func compileRx(src, useDNS string, dm dollarMode, requireRE2 bool, timeout time.
 		if re, goErr = syntax.Parse(t.Go, syntax.Perl); goErr == nil {
 			if _, goErr = syntax.Compile(re.Simplify()); goErr == nil {
 				r.syn, r.goExpr = re, t.Go
+			}
+			if rewritten && !uniqueSpecialGroups(re.CapNames()) {
+				// the rewrite copied a group whose index matters
+				r.syn, goErr = nil, errors.New(t.Reason)
 			}
 		}
 	} else {
