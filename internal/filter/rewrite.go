@@ -81,7 +81,7 @@ func rewriteForRE2(expr string) (string, error) {
 		writeSeq(&b, a)
 	}
 	out := b.String()
-	if out == expr {
+	if out == expr || len(out) > maxRewrite {
 		return "", errNoRewrite
 	}
 	return out, nil
@@ -459,8 +459,16 @@ func lookaheadDot(n *rnode) (string, bool) {
 		return "", false
 	}
 	lit, ok := literalSeq(la.alts[0])
-	return lit, ok && lit != ""
+	return lit, ok && lit != "" && len(lit) <= maxAvoidLiteral
 }
+
+// maxAvoidLiteral bounds the literals whose avoidance language is built
+// (its pattern grows with the literal's self-overlaps).
+const maxAvoidLiteral = 24
+
+// maxRewrite bounds a rewritten pattern (each distribution copies the
+// rest of a sequence).
+const maxRewrite = 64 << 10
 
 // literalSeq returns the text of a sequence of plain characters.
 func literalSeq(seq []*rnode) (string, bool) {

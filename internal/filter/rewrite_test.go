@@ -131,3 +131,23 @@ func TestRewriteRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestAvoidRegexBounded: the avoidance pattern of the longest literal
+// taken, with many self-overlaps, stays small and matches as it should.
+func TestAvoidRegexBounded(t *testing.T) {
+	lit := strings.Repeat("a", maxAvoidLiteral-1) + "b"
+	for _, before := range []bool{false, true} {
+		p := avoidRegex(lit, before)
+		if len(p) > maxRewrite {
+			t.Fatalf("avoidRegex(%q, %v): %d bytes", lit, before, len(p))
+		}
+		tr, err := translate("^"+p+"$", dollarSingle)
+		if err != nil || tr.Go == "" {
+			t.Fatalf("avoidRegex(%q) is not RE2: %v", lit, err)
+		}
+		re := regexp.MustCompile(tr.Go)
+		if !re.MatchString(strings.Repeat("a", 40)+"\n") || re.MatchString("x"+lit+"\n") {
+			t.Errorf("avoidRegex(%q, %v) = %q matches wrongly", lit, before, p)
+		}
+	}
+}
