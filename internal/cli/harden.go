@@ -98,6 +98,7 @@ func (app *App) opener(ctx context.Context, r sysexec.Runner, via string) (ports
 // configuration it follows when no daemon answers on the socket.
 func configDirFlag(cmd *cobra.Command, dir *string) {
 	cmd.Flags().StringVar(dir, "config-dir", "", "palisade configuration to follow when no daemon runs (default /etc/palisade; a running daemon's own wins)")
+	clientCmd(cmd)
 }
 
 func newSSHAuditCmd(app *App) *cobra.Command {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -303,4 +304,20 @@ func parseBlock(s string) (firewall.Block, bool) {
 		return firewall.Drop, true
 	}
 	return "", false
+}
+
+// LoadDaemon reads only the daemon settings of dir (socket, dbfile, log
+// settings, ...), as Load would, without building any jail: what a client
+// command needs to find the daemon's socket. builtin is palisade's
+// built-in configuration (nil: none). A missing dir gives the defaults.
+func LoadDaemon(dir string, builtin fs.FS) (Daemon, error) {
+	layers := []ini.Layer{ini.DirLayer(dir)}
+	if builtin != nil {
+		layers = append(layers, ini.Layer{FS: builtin, Name: BuiltinName})
+	}
+	d, _, _, errs := loadDaemon(dir, &ini.Loader{Layers: layers})
+	if len(errs) > 0 {
+		return d, errs
+	}
+	return d, nil
 }
