@@ -124,7 +124,7 @@ func (d *Daemon) status(only string) (control.StatusReply, error) {
 		js := control.JailStatus{Name: r.Name(), Filter: p.Jail.Filter.Raw, Sources: sourcesOf(p), Watching: p.Source.Watch(),
 			Error: r.Problems(), Warnings: p.SourceWarnings(env), Banned: []string{}}
 		c := r.Counters()
-		js.CurrentlyFailed, js.TotalFailed, js.Evicted = c.Tracked, c.Failures, c.Evicted
+		js.CurrentlyFailed, js.TotalFailed, js.Evicted = c.Failing, c.Failures, c.Evicted
 		js.CurrentlyBanned, js.TotalBanned = d.bans.Count(r.Name())
 		for _, b := range d.bans.List(r.Name()) {
 			js.Banned = append(js.Banned, banAddr(b.Prefix))
