@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/palisade-project/palisade/internal/control"
-	"github.com/palisade-project/palisade/internal/jail"
+	"github.com/palisade-project/palisade/internal/duration"
 	"github.com/spf13/cobra"
 )
 
@@ -475,7 +475,7 @@ func newGetCmd(app *App) *cobra.Command {
 
 // checkDuration validates a --for value (fail2ban time syntax).
 func checkDuration(s string) error {
-	d, err := jail.ParseDuration(s)
+	d, err := duration.Parse(s)
 	if err != nil {
 		return usageErr("--for: %v", err)
 	}

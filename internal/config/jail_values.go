@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/palisade-project/palisade/internal/config/ini"
+	"github.com/palisade-project/palisade/internal/duration"
 	"github.com/palisade-project/palisade/internal/firewall"
-	"github.com/palisade-project/palisade/internal/jail"
 )
 
 // reader reads typed options of one section, collecting errors with the
@@ -107,7 +107,7 @@ func (r *reader) duration(key string, def time.Duration, allowNegative bool) tim
 	if s == "" {
 		return def
 	}
-	d, err := jail.ParseDuration(s)
+	d, err := duration.Parse(s)
 	if err != nil {
 		r.fail(key, "%v", err)
 		return def

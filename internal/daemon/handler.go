@@ -11,6 +11,7 @@ import (
 
 	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/control"
+	"github.com/palisade-project/palisade/internal/duration"
 	"github.com/palisade-project/palisade/internal/jail"
 	"github.com/palisade-project/palisade/internal/pipeline"
 	"github.com/palisade-project/palisade/internal/version"
@@ -175,7 +176,7 @@ func (d *Daemon) manualBan(ctx context.Context, req control.Request) (control.Ba
 		dur = r.Explain(a, d.now()).NextBanTime
 	}
 	if req.For != "" {
-		dur, err = jail.ParseDuration(req.For)
+		dur, err = duration.Parse(req.For)
 		if err != nil {
 			return control.BanReply{}, fmt.Errorf("%w: %v", control.ErrBadRequest, err)
 		}
