@@ -938,18 +938,6 @@ func (m *Manager) emit(ev Event) {
 	}
 }
 
-// BanLogLine renders one ban-log line in the stable format the built-in
-// recidive filter reads:
-//
-//	2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [sshd] Ban 192.0.2.1
-func BanLogLine(t time.Time, pid int, jail, verb string, p netip.Prefix) string {
-	target := p.String()
-	if p.IsSingleIP() {
-		target = p.Addr().String()
-	}
-	return fmt.Sprintf("%s palisade.ban [%d]: NOTICE  [%s] %s %s\n", t.Format("2006-01-02 15:04:05,000"), pid, jail, verb, target)
-}
-
 func (m *Manager) writeLog(t time.Time, jail, verb string, p netip.Prefix) {
 	if m.banlog == nil {
 		return

@@ -126,10 +126,10 @@ func TestBanLogLine(t *testing.T) {
 	tests := []struct {
 		verb, jail, prefix, want string
 	}{
-		{"Ban", "sshd", "192.0.2.1", "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [sshd] Ban 192.0.2.1\n"},
-		{"Unban", "sshd", "192.0.2.1", "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [sshd] Unban 192.0.2.1\n"},
-		{"Ban", "recidive", "2001:db8::1", "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [recidive] Ban 2001:db8::1\n"},
-		{"Ban", "sshd", "2001:db8::/64", "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [sshd] Ban 2001:db8::/64\n"},
+		{"Ban", "sshd", "192.0.2.1", "2026-11-24 19:50:01,123 fail2ban.actions        [1234]: NOTICE  [sshd] Ban 192.0.2.1\n"},
+		{"Unban", "sshd", "192.0.2.1", "2026-11-24 19:50:01,123 fail2ban.actions        [1234]: NOTICE  [sshd] Unban 192.0.2.1\n"},
+		{"Ban", "recidive", "2001:db8::1", "2026-11-24 19:50:01,123 fail2ban.actions        [1234]: NOTICE  [recidive] Ban 2001:db8::1\n"},
+		{"Ban", "sshd", "2001:db8::/64", "2026-11-24 19:50:01,123 fail2ban.actions        [1234]: NOTICE  [sshd] Ban 2001:db8::/64\n"},
 	}
 	for _, tc := range tests {
 		if got := BanLogLine(t0, 1234, tc.jail, tc.verb, pfx(tc.prefix)); got != tc.want {
@@ -184,8 +184,8 @@ func TestBanUnban(t *testing.T) {
 	if ev := <-events; ev.Kind != EventUnban || ev.Cause != "manual" {
 		t.Fatalf("event %+v", ev)
 	}
-	want := "2026-11-24 19:50:01,123 palisade.ban [1234]: NOTICE  [sshd] Ban 192.0.2.1\n" +
-		"2026-11-24 19:50:02,123 palisade.ban [1234]: NOTICE  [sshd] Unban 192.0.2.1\n"
+	want := "2026-11-24 19:50:01,123 fail2ban.actions        [1234]: NOTICE  [sshd] Ban 192.0.2.1\n" +
+		"2026-11-24 19:50:02,123 fail2ban.actions        [1234]: NOTICE  [sshd] Unban 192.0.2.1\n"
 	if e.log.String() != want {
 		t.Fatalf("ban log\n%q\nwant\n%q", e.log.String(), want)
 	}

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/palisade-project/palisade/internal/control"
-	"github.com/palisade-project/palisade/internal/jail"
+	"github.com/palisade-project/palisade/internal/duration"
 	"github.com/spf13/cobra"
 )
 
@@ -46,6 +47,18 @@ func parseIPArg(s string) (string, error) {
 		return "", usageErr("%v", err)
 	}
 	return a.String(), nil
+}
+
+// parseUnbanArg validates unban's address or network argument.
+func parseUnbanArg(s string) (string, error) {
+	if !strings.Contains(s, "/") {
+		return parseIPArg(s)
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return "", usageErr("invalid address %q: want an address or a network ADDRESS/BITS", s)
+	}
+	return p.Masked().String(), nil
 }
 
 func parseJailArg(s string) error {
@@ -164,16 +177,23 @@ func newBanCmd(app *App) *cobra.Command {
 	var dur string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "ban JAIL IP",
-		Short: "Ban an address in a jail now",
-		Args:  cobra.ExactArgs(2),
+		Use:   "ban JAIL IP|CIDR",
+		Short: "Ban an address or a network in a jail now",
+		Long: "Ban an address (by the jail's ipv4prefix/ipv6prefix network when it aggregates) or a\n" +
+			"network given as ADDRESS/BITS. Addresses that can never be an attacker's (unspecified,\n" +
+			"loopback, multicast, link-local, broadcast) and addresses the jail ignores are refused.",
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := parseJailArg(args[0]); err != nil {
 				return err
 			}
-			ip, err := parseIPArg(args[1])
+			p, err := control.ParseTarget(args[1])
 			if err != nil {
-				return err
+				return usageErr("%v", err)
+			}
+			ip := p.String()
+			if p.IsSingleIP() {
+				ip = p.Addr().String()
 			}
 			if dur != "" {
 				if err := checkDuration(dur); err != nil {
@@ -206,7 +226,7 @@ func untilText(b control.BanEntry) string {
 func newUnbanCmd(app *App) *cobra.Command {
 	var all, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "unban JAIL IP | unban --all [JAIL]",
+		Use:   "unban [JAIL] IP|CIDR | unban --all [JAIL]",
 		Short: "Lift a ban (or every ban)",
 		Args:  cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -225,17 +245,21 @@ func newUnbanCmd(app *App) *cobra.Command {
 				}
 				r, err = app.client().UnbanAll(cmd.Context(), jail)
 			} else {
-				if len(args) != 2 {
-					return usageErr("usage: palisade unban JAIL IP | palisade unban --all [JAIL]")
+				if len(args) == 0 {
+					return usageErr("usage: palisade unban [JAIL] IP|CIDR | palisade unban --all [JAIL]")
 				}
-				if err := parseJailArg(args[0]); err != nil {
-					return err
+				jail, target := "", args[len(args)-1]
+				if len(args) == 2 {
+					jail = args[0]
+					if err := parseJailArg(jail); err != nil {
+						return err
+					}
 				}
-				ip, perr := parseIPArg(args[1])
+				ip, perr := parseUnbanArg(target)
 				if perr != nil {
 					return perr
 				}
-				r, err = app.client().Unban(cmd.Context(), args[0], ip)
+				r, err = app.client().Unban(cmd.Context(), jail, ip)
 			}
 			if err != nil {
 				return callErr(err)
@@ -451,7 +475,7 @@ func newGetCmd(app *App) *cobra.Command {
 
 // checkDuration validates a --for value (fail2ban time syntax).
 func checkDuration(s string) error {
-	d, err := jail.ParseDuration(s)
+	d, err := duration.Parse(s)
 	if err != nil {
 		return usageErr("--for: %v", err)
 	}

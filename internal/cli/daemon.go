@@ -17,14 +17,14 @@ import (
 func newDaemonCmds(app *App) []*cobra.Command {
 	return []*cobra.Command{
 		newDaemonCmd(app),
-		newStatusCmd(app),
-		newBanCmd(app),
-		newUnbanCmd(app),
-		newBannedCmd(app),
-		newExplainCmd(app),
-		newReloadCmd(app),
-		newSetCmd(app),
-		newGetCmd(app),
+		clientCmd(newStatusCmd(app)),
+		clientCmd(newBanCmd(app)),
+		clientCmd(newUnbanCmd(app)),
+		clientCmd(newBannedCmd(app)),
+		clientCmd(newExplainCmd(app)),
+		clientCmd(newReloadCmd(app)),
+		clientCmd(newSetCmd(app)),
+		clientCmd(newGetCmd(app)),
 		newConfigCmd(app),
 	}
 }

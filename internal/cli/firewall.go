@@ -50,7 +50,7 @@ func newFirewallCmd(app *App) *cobra.Command {
 	pf.StringVar(&ff.configDir, "config-dir", "", "configuration directory holding firewall.rules (default /etc/palisade)")
 	pf.BoolVar(&ff.force, "force", false, "skip the SSH lockout protection and the ufw/firewalld check")
 	pf.BoolVar(&ff.dryRun, "dry-run", false, "show the change to firewall.rules and write nothing")
-	pf.DurationVar(&ff.within, "confirm-within", policyctl.DefaultConfirmWithin, "roll a risky change back unless confirmed within this time")
+	durationVar(pf, &ff.within, "confirm-within", policyctl.DefaultConfirmWithin, "roll a risky change back unless confirmed within this time")
 	pf.BoolVar(&ff.asJSON, "json", false, "JSON output")
 	cmd.AddCommand(
 		fwStatusCmd(app, ff), fwEnableCmd(app, ff), fwDisableCmd(app, ff), fwConfirmCmd(app, ff),

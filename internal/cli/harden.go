@@ -98,6 +98,7 @@ func (app *App) opener(ctx context.Context, r sysexec.Runner, via string) (ports
 // configuration it follows when no daemon answers on the socket.
 func configDirFlag(cmd *cobra.Command, dir *string) {
 	cmd.Flags().StringVar(dir, "config-dir", "", "palisade configuration to follow when no daemon runs (default /etc/palisade; a running daemon's own wins)")
+	clientCmd(cmd)
 }
 
 func newSSHAuditCmd(app *App) *cobra.Command {
@@ -229,7 +230,7 @@ func newSSHHardenCmd(app *App) *cobra.Command {
 	f.BoolVar(&opts.KeysOnly, "keys-only", false, "key logins only: PasswordAuthentication and KbdInteractiveAuthentication no")
 	f.BoolVar(&opts.NoRootPassword, "no-root-password", false, "PermitRootLogin prohibit-password")
 	f.IntVar(&opts.Port, "port", 0, "move sshd to port N (1024-65535)")
-	f.DurationVar(&opts.ConfirmWithin, "confirm-within", sshd.DefaultConfirmWithin, "roll back unless confirmed within this time")
+	durationVar(f, &opts.ConfirmWithin, "confirm-within", sshd.DefaultConfirmWithin, "roll back unless confirmed within this time")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "show the diff and stop")
 	f.BoolVar(&opts.Force, "force", false, "override the missing-key and /etc/services checks")
 	f.StringVar(&fwFlag, "firewall", "auto", "firewall to open the new port in: auto, nftables, ufw or none")

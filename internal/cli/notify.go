@@ -81,7 +81,7 @@ func newNotifyCmd(app *App) *cobra.Command {
 	}
 	test.Flags().StringVar(&configDir, "config-dir", "", "configuration directory (default /etc/palisade)")
 	test.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	test.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up on the routes after this long")
+	durationVar(test.Flags(), &timeout, "timeout", time.Minute, "give up on the routes after this long")
 	cmd.AddCommand(test)
 	return cmd
 }

@@ -68,6 +68,7 @@ func NewRoot(app *App) *cobra.Command {
 	root.SetErr(app.Stderr)
 	root.PersistentFlags().StringVar(&app.Root, "root", "", "prefix for every system path (tests, dry runs)")
 	root.PersistentFlags().StringVar(&app.Socket, "socket", DefaultSocket, "control socket of the daemon")
+	root.PersistentPreRunE = app.preRun
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &ExitError{Code: ExitUsage, Err: err}
 	})

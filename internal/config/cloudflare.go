@@ -11,8 +11,8 @@ import (
 	"github.com/palisade-project/palisade/internal/cloudflare"
 	"github.com/palisade-project/palisade/internal/cloudflare/edge"
 	"github.com/palisade-project/palisade/internal/config/ini"
+	"github.com/palisade-project/palisade/internal/duration"
 	"github.com/palisade-project/palisade/internal/firewall"
-	"github.com/palisade-project/palisade/internal/jail"
 )
 
 // Defaults of the [cloudflare] section.
@@ -99,7 +99,7 @@ func readCloudflare(c *ini.Config, cf *CloudflareSettings) (ErrorList, []string)
 		}
 	}
 	if s := r.str("interval", ""); s != "" {
-		d, err := jail.ParseDuration(s)
+		d, err := duration.Parse(s)
 		switch {
 		case err != nil:
 			r.fail("interval", "%v", err)

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,8 +12,8 @@ import (
 	"time"
 
 	"github.com/palisade-project/palisade/internal/config/ini"
+	"github.com/palisade-project/palisade/internal/duration"
 	"github.com/palisade-project/palisade/internal/firewall"
-	"github.com/palisade-project/palisade/internal/jail"
 )
 
 // reader reads typed options of one section, collecting errors with the
@@ -22,6 +23,11 @@ type reader struct {
 	section string
 	errs    ErrorList
 	warns   []string
+	// overBuiltin leaves values that only the built-in files set to the
+	// caller's default (fail2ban.conf's settings beat palisade's
+	// built-in palisade.conf, the directory's own palisade.conf beats
+	// both).
+	overBuiltin bool
 }
 
 func (r *reader) fail(key, format string, args ...any) {
@@ -32,10 +38,16 @@ func (r *reader) fail(key, format string, args ...any) {
 	r.errs = append(r.errs, e)
 }
 
-// str returns the interpolated value of key, def when it is not set.
+// str returns the interpolated value of key, def when it is not set (or
+// set only by the built-in files when r.overBuiltin).
 func (r *reader) str(key, def string) string {
 	if !r.c.HasOption(r.section, key, true) {
 		return def
+	}
+	if r.overBuiltin {
+		if v, ok := r.c.Raw(r.section, key); ok && strings.HasPrefix(v.File, BuiltinName) {
+			return def
+		}
 	}
 	s, err := r.c.GetEx(r.section, key, nil)
 	if err != nil {
@@ -95,7 +107,7 @@ func (r *reader) duration(key string, def time.Duration, allowNegative bool) tim
 	if s == "" {
 		return def
 	}
-	d, err := jail.ParseDuration(s)
+	d, err := duration.Parse(s)
 	if err != nil {
 		r.fail(key, "%v", err)
 		return def
@@ -158,9 +170,11 @@ func exists(dir, name string) bool {
 	return err == nil
 }
 
-// loadDaemon reads the daemon settings: palisade's built-in palisade.conf,
-// then fail2ban.conf's log settings when the directory holds one, then
-// the directory's palisade.conf/.local (and palisade.d).
+// loadDaemon reads the daemon settings. Later sources win, key by key:
+// palisade's built-in palisade.conf; fail2ban.conf/fail2ban.local (and
+// fail2ban.d) when the directory is a fail2ban tree, for loglevel,
+// logtarget, socket, dbfile and dbpurgeage; the directory's own
+// palisade.conf/palisade.local (and palisade.d).
 func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, ErrorList) {
 	d := Daemon{
 		LogLevel: slog.LevelInfo, LogTarget: "STDERR", Socket: DefaultSocket, DBFile: DefaultDBFile,
@@ -170,9 +184,10 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 	}
 	var files, warns []string
 	var errs ErrorList
-	apply := func(c *ini.Config, logOnly bool) {
-		r := &reader{c: c, section: "Definition"}
-		if c.HasSection("Definition") {
+	fail2banTree := exists(dir, "fail2ban.conf") || exists(dir, "fail2ban.local")
+	apply := func(c *ini.Config, fromFail2ban bool) {
+		r := &reader{c: c, section: "Definition", overBuiltin: fail2banTree && !fromFail2ban}
+		if c.HasSection("Definition") || fromFail2ban {
 			if s := r.str("loglevel", ""); s != "" {
 				if l, ok := parseLogLevel(s); ok {
 					d.LogLevel = l
@@ -194,25 +209,30 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 					}
 				}
 			}
-			if !logOnly {
-				if s := r.str("socket", ""); s != "" {
-					if !filepath.IsAbs(s) {
-						r.fail("socket", "%q is not an absolute path", s)
-					} else {
-						d.Socket = filepath.Clean(s)
-					}
+			if s := r.str("socket", ""); s != "" {
+				if !filepath.IsAbs(s) {
+					r.fail("socket", "%q is not an absolute path", s)
+				} else {
+					d.Socket = filepath.Clean(s)
 				}
-				if s := r.str("dbfile", ""); s != "" {
-					if !filepath.IsAbs(s) {
-						r.fail("dbfile", "%q is not an absolute path", s)
-					} else {
-						d.DBFile = filepath.Clean(s)
-					}
+			}
+			if s := r.str("dbfile", ""); s != "" {
+				switch {
+				case fromFail2ban && (s == ":memory:" || strings.EqualFold(s, "none")):
+					r.warns = append(r.warns, fmt.Sprintf("fail2ban.conf dbfile = %s: palisade always keeps its bans on disk, in %s", s, d.DBFile))
+				case !filepath.IsAbs(s):
+					r.fail("dbfile", "%q is not an absolute path", s)
+				case fromFail2ban && isSQLite(s):
+					// fail2ban's own database: palisade's store has another
+					// format and would move it aside as corrupt.
+					r.warns = append(r.warns, fmt.Sprintf("fail2ban.conf dbfile %s is fail2ban's SQLite database, left alone: palisade keeps its bans in %s (set dbfile in palisade.local to choose)", s, d.DBFile))
+				default:
+					d.DBFile = filepath.Clean(s)
 				}
 			}
 			d.DBPurgeAge = r.duration("dbpurgeage", d.DBPurgeAge, false)
 		}
-		if !logOnly && c.HasSection("firewall") {
+		if !fromFail2ban && c.HasSection("firewall") {
 			fr := &reader{c: c, section: "firewall"}
 			if s := strings.ToLower(fr.str("backend", "")); s != "" {
 				switch s {
@@ -232,17 +252,16 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 			d.Firewall.RemoveOnStop = fr.boolean("remove-on-stop", false)
 			errs = append(errs, fr.errs...)
 		}
-		if !logOnly && c.HasSection("cloudflare") {
+		if !fromFail2ban && c.HasSection("cloudflare") {
 			cerrs, cwarns := readCloudflare(c, &d.Cloudflare)
 			errs, warns = append(errs, cerrs...), append(warns, cwarns...)
 		}
 		errs = append(errs, r.errs...)
+		warns = append(warns, r.warns...)
 		files = append(files, c.Files()...)
 		warns = append(warns, c.Warnings()...)
 	}
-	if exists(dir, "fail2ban.conf") || exists(dir, "fail2ban.local") {
-		// fail2ban's socket and database are fail2ban's own: only its log
-		// settings carry over.
+	if fail2banTree {
 		fl := &ini.Loader{Layers: []ini.Layer{ini.DirLayer(dir)}}
 		c, err := fl.Read("fail2ban")
 		if err != nil {
@@ -264,6 +283,19 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 	return d, files, warns, errs
 }
 
+// isSQLite reports whether path is an SQLite database (fail2ban's
+// fail2ban.sqlite3).
+func isSQLite(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 16)
+	n, _ := f.Read(head)
+	return n == 16 && string(head) == "SQLite format 3\x00"
+}
+
 func parseBlock(s string) (firewall.Block, bool) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "reject", "refuse", "unreachable", "prohibit", "port-unreachable", "icmp-port-unreachable":
@@ -272,4 +304,20 @@ func parseBlock(s string) (firewall.Block, bool) {
 		return firewall.Drop, true
 	}
 	return "", false
+}
+
+// LoadDaemon reads only the daemon settings of dir (socket, dbfile, log
+// settings, ...), as Load would, without building any jail: what a client
+// command needs to find the daemon's socket. builtin is palisade's
+// built-in configuration (nil: none). A missing dir gives the defaults.
+func LoadDaemon(dir string, builtin fs.FS) (Daemon, error) {
+	layers := []ini.Layer{ini.DirLayer(dir)}
+	if builtin != nil {
+		layers = append(layers, ini.Layer{FS: builtin, Name: BuiltinName})
+	}
+	d, _, _, errs := loadDaemon(dir, &ini.Loader{Layers: layers})
+	if len(errs) > 0 {
+		return d, errs
+	}
+	return d, nil
 }

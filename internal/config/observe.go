@@ -139,16 +139,9 @@ func loadObserve(dir string, loader *ini.Loader, jc *ini.Config, jails []Jail) (
 	return obs, warns, errs
 }
 
-// fineDuration reads a duration in fail2ban's syntax (600, 10m, 1h, 2d)
-// or Go's (500ms, 1m30s), for options that need less than a second.
+// fineDuration reads a duration that may be shorter than a second: the
+// one duration syntax (fail2ban's 600, 10m, 1h, 2d or Go's 500ms, 1m30s).
 func (r *reader) fineDuration(key string, def time.Duration) time.Duration {
-	s := r.str(key, "")
-	if s == "" {
-		return def
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return d
-	}
 	return r.duration(key, def, false)
 }
 

@@ -160,9 +160,7 @@ func (r Request) Validate() error {
 				return badRequest("unban takes an address or all, not both")
 			}
 		} else {
-			if r.Jail == "" {
-				return badRequest("unban needs a jail and an address, or all")
-			}
+			// No jail: every jail's ban of the address.
 			needIP = true
 		}
 	case VerbExplain:
@@ -175,7 +173,7 @@ func (r Request) Validate() error {
 		if r.IP == "" {
 			return badRequest("%s needs an address", r.Verb)
 		}
-		if _, err := ParseIP(r.IP); err != nil {
+		if err := r.validateIP(); err != nil {
 			return badRequest("%v", err)
 		}
 	} else if r.IP != "" {

@@ -591,10 +591,10 @@ func TestUnknownJailIsBadInput(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "no such jail") {
 		t.Fatalf("ban in unknown jail: %v\n%s", err, out)
 	}
-	// Loopback is protected: the ban is refused (operation failed, 1).
+	// Loopback can never be an attacker: the ban is refused as bad input (2).
 	cmd = exec.Command(palisadeBin(t), "ban", "sshd", "127.0.0.1", "--socket", e.socket)
 	out, err = cmd.CombinedOutput()
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "loopback") {
 		t.Fatalf("ban of loopback: %v\n%s", err, out)
 	}
 	cmd = exec.Command(palisadeBin(t), "ban", "sshd", "198.51.100.200", "--for", "-1", "--socket", e.socket)

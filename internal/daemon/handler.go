@@ -7,9 +7,11 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/control"
+	"github.com/palisade-project/palisade/internal/duration"
 	"github.com/palisade-project/palisade/internal/jail"
 	"github.com/palisade-project/palisade/internal/pipeline"
 	"github.com/palisade-project/palisade/internal/version"
@@ -123,7 +125,7 @@ func (d *Daemon) status(only string) (control.StatusReply, error) {
 		js := control.JailStatus{Name: r.Name(), Filter: p.Jail.Filter.Raw, Sources: sourcesOf(p), Watching: p.Source.Watch(),
 			Error: r.Problems(), Warnings: p.SourceWarnings(env), Banned: []string{}}
 		c := r.Counters()
-		js.CurrentlyFailed, js.TotalFailed, js.Evicted = c.Tracked, c.Failures, c.Evicted
+		js.CurrentlyFailed, js.TotalFailed, js.Evicted = c.Failing, c.Failures, c.Evicted
 		js.CurrentlyBanned, js.TotalBanned = d.bans.Count(r.Name())
 		for _, b := range d.bans.List(r.Name()) {
 			js.Banned = append(js.Banned, banAddr(b.Prefix))
@@ -148,14 +150,33 @@ func (d *Daemon) manualBan(ctx context.Context, req control.Request) (control.Ba
 	if err != nil {
 		return control.BanReply{}, err
 	}
-	a := req.Addr()
-	ex := r.Explain(a, d.now())
-	if ex.Ignore != nil {
-		return control.BanReply{}, fmt.Errorf("%s is exempt in jail %s (%s %s): not banned", a, req.Jail, ex.Ignore.Rule, ex.Ignore.Entry)
+	// Validated: an address or a network that may be an attacker's
+	// (control.ParseTarget refuses loopback, multicast, ...).
+	p := req.Target()
+	if !p.IsValid() {
+		return control.BanReply{}, fmt.Errorf("%w: invalid address %q", control.ErrBadRequest, req.IP)
 	}
-	dur := ex.NextBanTime
+	a := p.Addr()
+	var dur time.Duration
+	if p.IsSingleIP() {
+		ex := r.Explain(a, d.now())
+		if ex.Ignore != nil {
+			return control.BanReply{}, fmt.Errorf("%s is exempt in jail %s (%s %s): not banned", a, req.Jail, ex.Ignore.Rule, ex.Ignore.Entry)
+		}
+		dur = ex.NextBanTime
+		// The jail's ipv4prefix/ipv6prefix: a manual ban covers what an
+		// automatic one would, unless that network holds an exempt address.
+		if k := r.Logic().KeyOf(a); k.IsValid() && k.Bits() < p.Bits() && r.Logic().ExemptOverlap(k) == nil {
+			p = k
+		}
+	} else {
+		if m := r.Logic().ExemptOverlap(p); m != nil {
+			return control.BanReply{}, fmt.Errorf("%s covers an address exempt in jail %s (%s %s): not banned", p, req.Jail, m.Rule, m.Entry)
+		}
+		dur = r.Explain(a, d.now()).NextBanTime
+	}
 	if req.For != "" {
-		dur, err = jail.ParseDuration(req.For)
+		dur, err = duration.Parse(req.For)
 		if err != nil {
 			return control.BanReply{}, fmt.Errorf("%w: %v", control.ErrBadRequest, err)
 		}
@@ -163,7 +184,6 @@ func (d *Daemon) manualBan(ctx context.Context, req control.Request) (control.Ba
 			return control.BanReply{}, fmt.Errorf("%w: ban duration must not be 0", control.ErrBadRequest)
 		}
 	}
-	p := netip.PrefixFrom(a, a.BitLen())
 	b, err := d.bans.Ban(ctx, req.Jail, p, dur, "manual")
 	if err != nil && !errors.Is(err, ban.ErrAlreadyBanned) && !errors.Is(err, ban.ErrNotEnforced) {
 		return control.BanReply{}, err
@@ -181,18 +201,24 @@ func (d *Daemon) unban(ctx context.Context, req control.Request) (control.UnbanR
 		n, err := d.bans.UnbanAll(ctx, req.Jail)
 		return control.UnbanReply{Removed: n}, err
 	}
-	if err := d.knownJail(req.Jail); err != nil {
-		return control.UnbanReply{}, err
+	if req.Jail != "" {
+		if err := d.knownJail(req.Jail); err != nil {
+			return control.UnbanReply{}, err
+		}
 	}
-	r, _ := d.jail(req.Jail)
-	a := req.Addr()
+	target := req.Target()
+	if !target.IsValid() {
+		return control.UnbanReply{}, fmt.Errorf("%w: invalid address %q", control.ErrBadRequest, req.IP)
+	}
 	n := 0
-	// The ban may be of the address or of its aggregate prefix.
-	for _, b := range d.bans.Find(a) {
-		if b.Jail != req.Jail {
+	// An address lifts the ban of the address or of its aggregate prefix;
+	// a network lifts the ban of exactly that network. No jail: in every
+	// jail (fail2ban's "unban IP").
+	for _, b := range d.bans.Find(target.Addr()) {
+		if req.Jail != "" && b.Jail != req.Jail || !target.IsSingleIP() && b.Prefix != target {
 			continue
 		}
-		_, err := d.bans.Unban(ctx, req.Jail, b.Prefix)
+		_, err := d.bans.Unban(ctx, b.Jail, b.Prefix)
 		if errors.Is(err, ban.ErrNotBanned) {
 			continue
 		}
@@ -200,7 +226,7 @@ func (d *Daemon) unban(ctx context.Context, req control.Request) (control.UnbanR
 			return control.UnbanReply{Removed: n}, err
 		}
 		n++
-		if r != nil {
+		if r, _ := d.jail(b.Jail); r != nil {
 			r.Logic().Forget(b.Prefix)
 		}
 	}

@@ -16,10 +16,12 @@ const LevelNotice = slog.LevelInfo + 2
 
 // logHandler writes fail2ban-style lines:
 //
-//	2026-01-02 15:04:05,123 palisade.ban    [1234]: NOTICE  [sshd] Ban 192.0.2.1
+//	2026-01-02 15:04:05,123 palisade                [1234]: INFO    bans restored restored=3
 //
-// so that the recidive filter (and people used to fail2ban's log) can read
-// palisade's log. Attributes follow the message as key=value.
+// in fail2ban's layout (the logger name padded to 24), so people and
+// scripts used to fail2ban's log read palisade's. The ban and unban lines
+// recidive counts are the ban manager's (ban.BanLogLine), written to the
+// same writer. Attributes follow the message as key=value.
 type logHandler struct {
 	mu    *sync.Mutex
 	w     io.Writer
@@ -59,7 +61,7 @@ func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 		t = time.Now()
 	}
 	b.WriteString(t.Format("2006-01-02 15:04:05"))
-	fmt.Fprintf(&b, ",%03d %-16s[%d]: %-7s %s", t.Nanosecond()/1e6, h.name, h.pid, levelName(r.Level), r.Message)
+	fmt.Fprintf(&b, ",%03d %-24s[%d]: %-7s %s", t.Nanosecond()/1e6, h.name, h.pid, levelName(r.Level), r.Message)
 	b.WriteString(h.attrs)
 	r.Attrs(func(a slog.Attr) bool {
 		writeAttr(&b, a)

@@ -37,3 +37,7 @@ func (j *Jail) BanTime(prevBans int) (time.Duration, int) {
 	sec = math.Min(sec, maxBanSeconds)
 	return time.Duration(sec * float64(time.Second)), prevBans
 }
+
+// IsPermanent reports whether a ban time means "never expires" (negative,
+// as fail2ban's bantime = -1).
+func IsPermanent(d time.Duration) bool { return d < 0 }

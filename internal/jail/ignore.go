@@ -179,3 +179,23 @@ func CommandMatch(argv []string, cached bool) *IgnoreMatch {
 	}
 	return &IgnoreMatch{Rule: RuleCommand, Entry: e}
 }
+
+// ExemptOverlap returns an ignoreself or ignoreip rule with an address
+// inside p, or nil: a manual ban of network p would cover that exempt
+// address.
+func (j *Jail) ExemptOverlap(p netip.Prefix) *IgnoreMatch {
+	p = p.Masked()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, l := range []struct {
+		rule string
+		list []ignoreEntry
+	}{{RuleSelf, j.self}, {RuleIP, j.static}, {RuleIP, j.hosts}} {
+		for _, ie := range l.list {
+			if ie.prefix.Overlaps(p) {
+				return &IgnoreMatch{Rule: l.rule, Entry: ie.text}
+			}
+		}
+	}
+	return nil
+}

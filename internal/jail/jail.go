@@ -204,7 +204,11 @@ type Facts struct {
 
 // Stats are a jail's counters.
 type Stats struct {
-	Tracked  int    // entries in the failure table
+	Tracked int // entries in the failure table
+	// Failing counts the entries with failures counted towards a ban:
+	// fail2ban's "Currently failed", which leaves out addresses just
+	// banned (their failures start over).
+	Failing  int
 	Failures uint64 // failures counted
 	Ignored  uint64
 	Skipped  uint64
@@ -212,7 +216,7 @@ type Stats struct {
 	Evicted  uint64 // entries evicted because the table was full
 }
 
-// Add returns the sum of two counters (Tracked is s's).
+// Add returns the sum of two counters (Tracked and Failing are s's).
 func (s Stats) Add(o Stats) Stats {
 	s.Failures += o.Failures
 	s.Ignored += o.Ignored
@@ -545,5 +549,10 @@ func (j *Jail) Stats() Stats {
 	defer j.mu.Unlock()
 	s := j.stats
 	s.Tracked = len(j.entries)
+	for _, e := range j.entries {
+		if e.recs.n > 0 {
+			s.Failing++
+		}
+	}
 	return s
 }

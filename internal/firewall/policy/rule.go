@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/palisade-project/palisade/internal/duration"
 	"github.com/palisade-project/palisade/internal/firewall"
 )
 
@@ -494,17 +495,8 @@ func parseDuration(s string) (time.Duration, error) {
 	case "d", "day":
 		return 24 * time.Hour, nil
 	}
-	if n, err := strconv.Atoi(s); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil {
-			return 0, err
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	return time.ParseDuration(s)
+	// Everything else: palisade's one duration syntax (fail2ban's and Go's).
+	return duration.Parse(s)
 }
 
 func checkLimits(l Limits, given []string) error {

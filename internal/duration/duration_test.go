@@ -1,4 +1,4 @@
-package jail
+package duration
 
 import (
 	"os"
@@ -37,15 +37,29 @@ func TestParseDuration(t *testing.T) {
 		{"1h30", time.Hour + 30*time.Second},
 		{"1e3", 1000 * time.Second},
 		{"-1h", -time.Hour},
+		// Go's syntax, alike.
+		{"1h30m", 90 * time.Minute},
+		{"2h45m30s", 2*time.Hour + 45*time.Minute + 30*time.Second},
+		{"500ms", 500 * time.Millisecond},
+		{"1m30s", 90 * time.Second},
+		{"1.5s", 1500 * time.Millisecond},
+		// fail2ban's spellings.
+		{"1h 30m", 90 * time.Minute},
+		{"1ho 30mi", 90 * time.Minute},
+		{"2w", 14 * 24 * time.Hour},
+		{"1d", 24 * time.Hour},
+		{"3 days", 72 * time.Hour},
+		{"1 wee", 7 * 24 * time.Hour},
+		{"1hou 1se", time.Hour + time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseDuration(tc.in)
+			got, err := Parse(tc.in)
 			if err != nil {
-				t.Fatalf("ParseDuration(%q): %v", tc.in, err)
+				t.Fatalf("Parse(%q): %v", tc.in, err)
 			}
 			if got != tc.want {
-				t.Fatalf("ParseDuration(%q) = %v, want %v", tc.in, got, tc.want)
+				t.Fatalf("Parse(%q) = %v, want %v", tc.in, got, tc.want)
 			}
 		})
 	}
@@ -53,8 +67,8 @@ func TestParseDuration(t *testing.T) {
 
 func TestParseDurationErrors(t *testing.T) {
 	for _, in := range []string{"", " ", "abc", "1x", "1h+", "((1h)", "1h)", "1/0", "1e400", "1..2", "1h;rm", "5 weeks bogus", strings.Repeat("(", 100) + "1" + strings.Repeat(")", 100), "99999999999999999999y"} {
-		if d, err := ParseDuration(in); err == nil {
-			t.Errorf("ParseDuration(%q) = %v, want an error", in, d)
+		if d, err := Parse(in); err == nil {
+			t.Errorf("Parse(%q) = %v, want an error", in, d)
 		}
 	}
 }
@@ -88,7 +102,7 @@ func TestParseDurationMatchesFail2ban(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := ParseDuration(in)
+		got, err := Parse(in)
 		if err != nil {
 			t.Errorf("%q: %v", in, err)
 			continue
@@ -99,12 +113,12 @@ func TestParseDurationMatchesFail2ban(t *testing.T) {
 	}
 }
 
-func FuzzParseDuration(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{"1h", "1d12h", "1year-6mo", "(1h)*2", "-1", "1e3", "((((", "1/0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		d, err := ParseDuration(s)
+		d, err := Parse(s)
 		if err == nil && strings.TrimSpace(s) == "" {
 			t.Fatalf("empty input parsed to %v", d)
 		}

@@ -1,4 +1,10 @@
-package jail
+// Package duration is palisade's one parser of lengths of time, used
+// wherever a duration is read (jail and bantime.* options, [cloudflare],
+// notification and firewall-policy settings, command-line flags such as
+// ban --for): fail2ban's time syntax (MyTime.str2seconds: "600", "10m",
+// "1h 30m", "2w", "-1", "1 hour", "mi", "ho") and Go's ("1h30m", "500ms")
+// alike.
+package duration
 
 import (
 	"fmt"
@@ -24,16 +30,18 @@ var unitSeconds = map[string]float64{
 	"d": 86400, "dd": 86400, "da": 86400, "day": 86400, "days": 86400,
 	"w": 7 * 86400, "ww": 7 * 86400, "we": 7 * 86400, "wee": 7 * 86400, "week": 7 * 86400, "weeks": 7 * 86400,
 	"mo": secondsPerMonth, "mon": secondsPerMonth, "month": secondsPerMonth, "months": secondsPerMonth,
+	// Go's sub-second units (time.ParseDuration); "m" stays minutes.
+	"ms": 1e-3, "us": 1e-6, "ns": 1e-9,
 	"y": secondsPerYear, "yy": secondsPerYear, "ye": secondsPerYear, "yea": secondsPerYear, "year": secondsPerYear, "years": secondsPerYear,
 }
 
-// ParseDuration reads fail2ban's time syntax: plain seconds ("600", "-1"),
+// Parse reads fail2ban's time syntax: plain seconds ("600", "-1"),
 // numbers with units ("10m", "1h", "5w", "1d12h", "1 hour 30 min",
 // "6 months"), and arithmetic over them with + - * / and parentheses
 // ("1year-6mo", "60*60*24"). Terms standing side by side are added, as in
 // fail2ban. A negative result (bantime = -1) means permanent; see
 // IsPermanent.
-func ParseDuration(s string) (time.Duration, error) {
+func Parse(s string) (time.Duration, error) {
 	p := durParser{src: s}
 	p.next()
 	v, err := p.expr(0)
@@ -48,10 +56,6 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return time.Duration(math.Round(v * 1e9)), nil
 }
-
-// IsPermanent reports whether a ban time means "never expires" (negative,
-// as fail2ban's bantime = -1).
-func IsPermanent(d time.Duration) bool { return d < 0 }
 
 type tokKind int
 
