@@ -255,11 +255,13 @@ func (n *Node) Run(ctx context.Context) error {
 	h := Handlers{
 		Connected: func(url string) {
 			n.mu.Lock()
-			if n.st.since.IsZero() || !n.st.connected {
-				n.st.since = n.now()
-			}
+			dup := n.st.connected && n.st.server == url
+			n.st.since = n.now()
 			n.st.connected, n.st.server = true, url
 			n.mu.Unlock()
+			if dup {
+				return
+			}
 			n.log.Info("fleet: connected", "server", url)
 			select {
 			case reconnected <- struct{}{}:
@@ -546,7 +548,8 @@ func (n *Node) consumer(ctx context.Context, bus Bus, reconnected <-chan struct{
 			cur.Stop()
 		}
 	}()
-	retry := time.NewTimer(0)
+	retry := time.NewTimer(time.Hour) // the first replay starts on the connection
+	retry.Stop()
 	defer retry.Stop()
 	check := time.NewTicker(time.Second)
 	defer check.Stop()

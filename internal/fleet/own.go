@@ -84,6 +84,9 @@ type ownState struct {
 	// synced is set once the stream was replayed: before, the node does
 	// not know what the stream holds and only follows new events.
 	synced bool
+	// again is set when the full queue dropped records: a resync soon
+	// queues again what is still banned.
+	again bool
 }
 
 func (n *Node) own(ctx context.Context, events <-chan ban.Event) {
@@ -98,9 +101,14 @@ func (n *Node) own(ctx context.Context, events <-chan ban.Event) {
 	n.rebuildActive(s)
 	resync := time.NewTicker(n.cfg.ResyncInterval)
 	defer resync.Stop()
+	soon := time.NewTimer(time.Hour)
+	soon.Stop()
+	defer soon.Stop()
 	var pending []Record
 	for {
 		select {
+		case <-soon.C:
+			pending = n.resync(s, pending)
 		case <-ctx.Done():
 			return
 		case op := <-n.ownOps:
@@ -127,7 +135,16 @@ func (n *Node) own(ctx context.Context, events <-chan ban.Event) {
 				}
 			}
 		}
-		pending = n.flush(pending)
+		pending = n.flush(s, pending)
+		if s.again {
+			s.again = false
+			n.mu.Lock()
+			connected := n.st.connected
+			n.mu.Unlock()
+			if connected { // disconnected, the replay on reconnect resyncs
+				soon.Reset(time.Second)
+			}
+		}
 	}
 }
 
@@ -269,7 +286,7 @@ func (n *Node) resync(s *ownState, pending []Record) []Record {
 
 // flush signs and queues records (one store transaction) and wakes the
 // publisher.
-func (n *Node) flush(pending []Record) []Record {
+func (n *Node) flush(s *ownState, pending []Record) []Record {
 	if len(pending) == 0 {
 		return pending
 	}
@@ -287,10 +304,18 @@ func (n *Node) flush(pending []Record) []Record {
 		it := queued{seq: r.Seq, subject: r.Subject(), body: body, rec: r}
 		n.q.items = append(n.q.items, it)
 		put[seqKey(r.Seq)] = body
+		if r.Kind == KindBan {
+			s.published[r.Prefix] = r
+		}
 		for len(n.q.items) > n.q.max {
 			old := n.q.items[0]
 			n.q.items = n.q.items[1:]
 			n.q.dropped++
+			if pub, ok := s.published[old.rec.Prefix]; ok && pub.Seq == old.seq {
+				// Not on the stream after all: queued again by a resync.
+				delete(s.published, old.rec.Prefix)
+				s.again = true
+			}
 			if _, ok := put[seqKey(old.seq)]; ok {
 				delete(put, seqKey(old.seq))
 			} else {
@@ -303,6 +328,7 @@ func (n *Node) flush(pending []Record) []Record {
 	if err := n.deps.Store.PutRecords(SpaceQueue, put, del); err != nil {
 		n.log.Error("fleet: cannot persist the outgoing queue (published anyway when connected)", "err", err)
 	}
+	n.log.Debug("fleet: records queued", "count", len(pending))
 	n.pokePublisher()
 	return pending[:0]
 }
@@ -356,6 +382,7 @@ func (n *Node) publisher(ctx context.Context, bus Bus) {
 		acked, err := bus.Publish(cctx, out)
 		cancel()
 		done := append(skip, acked...)
+		n.log.Debug("fleet: records published", "sent", len(out), "acked", len(acked), "skipped", len(skip), "err", err)
 		n.dequeue(done, len(acked), err)
 		if err != nil {
 			n.setErr(fmt.Errorf("publish: %w", err))
