@@ -167,6 +167,7 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 		DBPurgeAge: 24 * time.Hour,
 		Firewall:   FirewallSettings{Backend: "auto", BlockType: firewall.Reject},
 		Cloudflare: defaultCloudflare(),
+		Fleet:      defaultFleet(),
 	}
 	var files, warns []string
 	var errs ErrorList
@@ -235,6 +236,10 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 		if !logOnly && c.HasSection("cloudflare") {
 			cerrs, cwarns := readCloudflare(c, &d.Cloudflare)
 			errs, warns = append(errs, cerrs...), append(warns, cwarns...)
+		}
+		if !logOnly && c.HasSection("fleet") {
+			ferrs, fwarns := readFleet(c, &d.Fleet)
+			errs, warns = append(errs, ferrs...), append(warns, fwarns...)
 		}
 		errs = append(errs, r.errs...)
 		files = append(files, c.Files()...)
