@@ -70,7 +70,6 @@ ignoreip = 192.0.2.0/24 2001:db8::1
 	}
 }
 
-
 func TestFleetErrors(t *testing.T) {
 	for _, c := range []struct{ text, want string }{
 		{"[fleet]\nenabled = maybe\n", "palisade.local:2: [fleet] enabled"},
