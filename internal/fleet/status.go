@@ -54,6 +54,11 @@ type Status struct {
 	Peers       []Peer `json:"peers"`
 	Trusted     int    `json:"trusted"`
 	ApplyErrors uint64 `json:"apply_errors"`
+	// Error is set when the fleet is configured but could not start (a
+	// missing key, a broken trust file); the daemon fills it.
+	Error string `json:"error,omitempty"`
+	// Daemon is true when a running daemon answered.
+	Daemon bool `json:"daemon"`
 }
 
 // Peer is one origin as this server sees it.
