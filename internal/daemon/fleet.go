@@ -152,6 +152,9 @@ func originName() string {
 	return s
 }
 
+// FleetName is this server's origin name: [fleet] name, or the host name.
+func FleetName(f config.FleetSettings) string { return fleetName(f) }
+
 // fleetName is this server's origin name.
 func fleetName(f config.FleetSettings) string {
 	if f.Name != "" {

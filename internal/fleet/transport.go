@@ -337,7 +337,13 @@ func StreamConfig(name string, replicas int) jetstream.StreamConfig {
 // InitStream creates the stream, or updates one whose settings differ,
 // and returns it as the server reports it.
 func InitStream(ctx context.Context, c Conn, client, stream string, replicas int) (StreamInfo, bool, error) {
-	opts, err := natsOptions(c, client, Handlers{})
+	// A permission violation (a member's account) fails at once, not at
+	// the request's timeout.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	opts, err := natsOptions(c, client, Handlers{Error: func(err error) {
+		cancel(fmt.Errorf("%w (this account may not manage streams: use --user/--password or --creds of an admin account)", err))
+	}})
 	if err != nil {
 		return StreamInfo{}, false, err
 	}
@@ -351,13 +357,19 @@ func InitStream(ctx context.Context, c Conn, client, stream string, replicas int
 	if err != nil {
 		return StreamInfo{}, false, err
 	}
+	cause := func(err error) error {
+		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+			return c
+		}
+		return err
+	}
 	_, err = js.Stream(ctx, stream)
 	created := errors.Is(err, jetstream.ErrStreamNotFound)
 	if err != nil && !created {
-		return StreamInfo{}, false, fmt.Errorf("stream %s: %w", stream, err)
+		return StreamInfo{}, false, fmt.Errorf("stream %s: %w", stream, cause(err))
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(stream, replicas)); err != nil {
-		return StreamInfo{}, false, fmt.Errorf("create stream %s: %w", stream, err)
+		return StreamInfo{}, false, fmt.Errorf("create stream %s: %w", stream, cause(err))
 	}
 	si, err := streamInfo(ctx, js, stream)
 	return si, created, err
