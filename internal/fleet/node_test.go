@@ -50,7 +50,7 @@ func (k fleetKeys) trust(names ...string) *fleet.Trust {
 // member is one daemon's ban manager (real, over a fake firewall and a
 // real store) and fleet node.
 type member struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	dir    string
 	cfg    fleet.Config
@@ -62,7 +62,7 @@ type member struct {
 	done   chan struct{}
 }
 
-func newMember(t *testing.T, url, name string, keys fleetKeys, trusted []string, mod func(*fleet.Config)) *member {
+func newMember(t testing.TB, url, name string, keys fleetKeys, trusted []string, mod func(*fleet.Config)) *member {
 	t.Helper()
 	m := &member{t: t, name: name, dir: t.TempDir()}
 	m.cfg = fleet.Config{Name: name, Key: keys[name], Trust: keys.trust(trusted...),
@@ -114,7 +114,7 @@ func (m *member) start() {
 }
 
 type tlog struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 }
 
@@ -199,7 +199,7 @@ func (m *member) waitQueueEmpty() {
 	poll.Until(m.t, 10*time.Second, m.name+" queue published", func() bool { return m.node.Status().Queue.Depth == 0 })
 }
 
-func initStream(t *testing.T, srv *fleettest.Server, c fleet.Conn) {
+func initStream(t testing.TB, srv *fleettest.Server, c fleet.Conn) {
 	t.Helper()
 	if c.Servers == nil {
 		c.Servers = []string{srv.URL()}
