@@ -247,8 +247,10 @@ func (n *Node) Run(ctx context.Context) error {
 		stop()
 		wg.Wait()
 	}()
-	wg.Add(2)
-	go func() { defer wg.Done(); n.applier(ctx) }()
+	wg.Add(3)
+	batches := make(chan verifiedBatch, 1)
+	go func() { defer wg.Done(); n.verifier(ctx, batches) }()
+	go func() { defer wg.Done(); n.applier(ctx, batches) }()
 	go func() { defer wg.Done(); n.own(ctx, events) }()
 
 	reconnected := make(chan struct{}, 1)
@@ -338,14 +340,57 @@ func (n *Node) load(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// applier owns the book: it verifies messages in batches (in parallel),
-// applies the policy and enforces the result.
-func (n *Node) applier(ctx context.Context) {
+// verifiedBatch is a batch of the applier's items, in order, with the
+// verdicts of its messages, all judged under one trust set.
+type verifiedBatch struct {
+	items []inItem
+	vs    []Verified
+	trust *Trust
+}
+
+// maxBatch bounds one batch of the applier.
+const maxBatch = 1024
+
+// verifier collects the incoming items in batches and verifies their
+// messages in parallel, one batch ahead of the applier, so that checking
+// signatures overlaps storing and enforcing. An operation ends its batch.
+func (n *Node) verifier(ctx context.Context, out chan<- verifiedBatch) {
+	for {
+		batch := make([]inItem, 0, maxBatch)
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-n.in:
+			batch = append(batch, it)
+		}
+	drain:
+		for len(batch) < maxBatch && batch[len(batch)-1].op == nil {
+			select {
+			case it := <-n.in:
+				batch = append(batch, it)
+			default:
+				break drain
+			}
+		}
+		n.mu.Lock()
+		trust := n.trust
+		n.mu.Unlock()
+		vs := make([]Verified, len(batch))
+		n.verifyAll(batch, vs, trust)
+		select {
+		case out <- verifiedBatch{items: batch, vs: vs, trust: trust}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// applier owns the book: it applies the policy to the verified batches and
+// enforces the result.
+func (n *Node) applier(ctx context.Context, in <-chan verifiedBatch) {
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
-	batch := make([]inItem, 0, 1024)
 	for {
-		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return
@@ -355,31 +400,23 @@ func (n *Node) applier(ctx context.Context) {
 			n.book.sweep(now, 0)
 			n.mu.Unlock()
 			n.commit(ctx, now)
-			continue
-		case it := <-n.in:
-			batch = append(batch, it)
+		case vb := <-in:
+			n.process(ctx, vb)
 		}
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case it := <-n.in:
-				batch = append(batch, it)
-			default:
-				break drain
-			}
-		}
-		n.process(ctx, batch)
 	}
 }
 
-// process handles one batch in order: runs of messages are verified in
-// parallel, operations run between them.
-func (n *Node) process(ctx context.Context, batch []inItem) {
+// process handles one batch in order: operations run between the
+// messages. Messages verified under a trust set that has changed since
+// are verified again.
+func (n *Node) process(ctx context.Context, vb verifiedBatch) {
+	batch, vs := vb.items, vb.vs
 	n.mu.Lock()
 	trust := n.trust
 	n.mu.Unlock()
-	vs := make([]Verified, len(batch))
-	n.verifyAll(batch, vs, trust)
+	if trust != vb.trust {
+		n.verifyAll(batch, vs, trust)
+	}
 	now := n.now()
 	for i, it := range batch {
 		if it.op != nil {
