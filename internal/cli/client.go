@@ -115,6 +115,7 @@ func writeStatus(w io.Writer, st control.StatusReply) {
 		fmt.Fprintf(w, "Last reload FAILED (old configuration kept): %s\n", st.ReloadError)
 	}
 	writeHealth(w, st)
+	writeFleetSummary(w, st.Fleet)
 	fmt.Fprintf(w, "Jails:   %d\n\n", len(st.Jails))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JAIL\tFAILED\tTOTAL FAILED\tBANNED\tTOTAL BANNED\tWATCHING\tERROR")
@@ -315,7 +316,7 @@ func writeBanned(w io.Writer, bans []control.BanEntry, now time.Time) {
 			exp = b.Expires.Local().Format(time.RFC3339)
 			left = b.Expires.Sub(now).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", b.Jail, b.IP, b.Since.Local().Format(time.RFC3339), exp, left, b.Offences)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d%s\n", b.Jail, b.IP, b.Since.Local().Format(time.RFC3339), exp, left, b.Offences, originsText(b.Origins))
 	}
 	tw.Flush()
 }
@@ -354,6 +355,7 @@ func writeExplain(w io.Writer, r control.ExplainReply) {
 	for _, b := range r.Banned {
 		fmt.Fprintf(w, "  BANNED in %s since %s %s (offence %d)\n", b.Jail, b.Since.Local().Format(time.RFC3339), untilText(b), b.Offences)
 	}
+	writeFleetExplain(w, r.Fleet)
 	for _, j := range r.Jails {
 		fmt.Fprintf(w, "  jail %s:\n", j.Jail)
 		if j.Ignored {

@@ -81,6 +81,7 @@ func NewRoot(app *App) *cobra.Command {
 	root.AddCommand(newNotifyCmd(app))
 	root.AddCommand(newFirewallCmd(app))
 	root.AddCommand(newAuditCmd(app))
+	root.AddCommand(newFleetCmd(app))
 	return root
 }
 

@@ -159,6 +159,8 @@ type Daemon struct {
 	Firewall   FirewallSettings
 	// Cloudflare is the [cloudflare] section (cloudflare.go).
 	Cloudflare CloudflareSettings
+	// Fleet is the [fleet] section (fleet.go).
+	Fleet FleetSettings
 }
 
 // FirewallSettings is the [firewall] section of palisade.conf.

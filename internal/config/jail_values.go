@@ -181,6 +181,7 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 		DBPurgeAge: 24 * time.Hour,
 		Firewall:   FirewallSettings{Backend: "auto", BlockType: firewall.Reject},
 		Cloudflare: defaultCloudflare(),
+		Fleet:      defaultFleet(),
 	}
 	var files, warns []string
 	var errs ErrorList
@@ -255,6 +256,10 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 		if !fromFail2ban && c.HasSection("cloudflare") {
 			cerrs, cwarns := readCloudflare(c, &d.Cloudflare)
 			errs, warns = append(errs, cerrs...), append(warns, cwarns...)
+		}
+		if !logOnly && c.HasSection("fleet") {
+			ferrs, fwarns := readFleet(c, &d.Fleet)
+			errs, warns = append(errs, ferrs...), append(warns, fwarns...)
 		}
 		errs = append(errs, r.errs...)
 		warns = append(warns, r.warns...)

@@ -41,7 +41,7 @@ const (
 var verbs = map[Verb]bool{
 	VerbPing: true, VerbStatus: true, VerbBan: true, VerbUnban: true,
 	VerbBanned: true, VerbExplain: true, VerbReload: true, VerbCloudflare: true,
-	VerbConfig: true,
+	VerbConfig: true, VerbFleet: true,
 }
 
 // MaxRequestSize is the default bound on one request, newline included.
@@ -135,7 +135,7 @@ func (r Request) Validate() error {
 		if err := r.Cloudflare.validate(); err != nil {
 			return err
 		}
-	case VerbPing, VerbReload, VerbConfig:
+	case VerbPing, VerbReload, VerbConfig, VerbFleet:
 		if r.Jail != "" || r.IP != "" || r.For != "" || r.All {
 			return badRequest("%s takes no arguments", r.Verb)
 		}
@@ -227,6 +227,8 @@ type StatusReply struct {
 	// Healthy is false while any jail has a health problem (health.go).
 	Healthy bool         `json:"healthy"`
 	Jails   []JailStatus `json:"jails"`
+	// Fleet is present when fleet-wide bans are configured (fleet.go).
+	Fleet *FleetSummary `json:"fleet,omitempty"`
 }
 
 // JailStatus is one jail in a StatusReply.
@@ -268,6 +270,9 @@ type BanEntry struct {
 	// Offences counts this address's bans in the jail, this one included
 	// (the bantime.increment step).
 	Offences int `json:"offences"`
+	// Origins are the fleet members whose records this ban enforces (a
+	// ban of the fleet jail only).
+	Origins []FleetOrigin `json:"origins,omitempty"`
 }
 
 // BannedReply answers banned.
@@ -301,6 +306,9 @@ type ExplainReply struct {
 	IP     string        `json:"ip"`
 	Banned []BanEntry    `json:"banned"`
 	Jails  []JailExplain `json:"jails"`
+	// Fleet lists the fleet members' records for the address, applied or
+	// not (present when fleet-wide bans are configured).
+	Fleet []FleetOrigin `json:"fleet,omitempty"`
 }
 
 // JailExplain is one jail's view of an address.

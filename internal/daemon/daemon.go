@@ -126,6 +126,7 @@ type Daemon struct {
 	dbPath  string
 	subs    []Subsystem
 	cf      *cloudflareRT // the Cloudflare lock and edge bans (cloudflare.go)
+	fl      *fleetRT      // fleet-wide bans (fleet.go)
 	obs     observer      // notifications, metrics, health (observe.go)
 
 	reloadMu sync.Mutex // one reload at a time
@@ -257,6 +258,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	for i, p := range plans {
 		names[i] = p.Name()
 	}
+	names = append(names, fleetJails(cfg)...) // remote bans (fleet.go)
 	d.bans, err = ban.New(ban.Config{Protected: protected, HistoryMaxAge: cfg.Daemon.DBPurgeAge, Jails: names},
 		ban.Deps{Store: d.st, Backend: d.fw, Now: d.now, Logger: d.log, BanLog: d.logW})
 	if err != nil {

@@ -36,7 +36,7 @@ func (h handler) Handle(ctx context.Context, req control.Request) (any, error) {
 				return nil, err
 			}
 		}
-		return control.BannedReply{Bans: entries(d.bans.List(req.Jail))}, nil
+		return control.BannedReply{Bans: d.fleetEntries(entries(d.bans.List(req.Jail)))}, nil
 	case control.VerbBan:
 		return d.manualBan(ctx, req)
 	case control.VerbUnban:
@@ -49,6 +49,8 @@ func (h handler) Handle(ctx context.Context, req control.Request) (any, error) {
 		return d.cloudflareOp(ctx, req.Cloudflare)
 	case control.VerbConfig:
 		return d.configReply(), nil
+	case control.VerbFleet:
+		return d.fleetOp()
 	}
 	return nil, fmt.Errorf("unsupported verb %q", req.Verb)
 }
@@ -67,7 +69,7 @@ func (d *Daemon) jail(name string) (*pipeline.Jail, error) {
 // knownJail accepts a running jail, and a jail that is no longer running
 // but still has bans (its bans stay manageable by name until lifted).
 func (d *Daemon) knownJail(name string) error {
-	if _, err := d.jail(name); err == nil || len(d.bans.List(name)) > 0 {
+	if _, err := d.jail(name); err == nil || d.isFleetJail(name) || len(d.bans.List(name)) > 0 {
 		return nil
 	}
 	return fmt.Errorf("%w %q", errNoJail, name)
@@ -133,6 +135,7 @@ func (d *Daemon) status(only string) (control.StatusReply, error) {
 		rep.Jails = append(rep.Jails, js)
 	}
 	d.addHealth(&rep)
+	rep.Fleet = d.fleetSummary()
 	return rep, nil
 }
 
@@ -234,7 +237,7 @@ func (d *Daemon) unban(ctx context.Context, req control.Request) (control.UnbanR
 }
 
 func (d *Daemon) explain(a netip.Addr) control.ExplainReply {
-	rep := control.ExplainReply{IP: a.String(), Banned: entries(d.bans.Find(a)), Jails: []control.JailExplain{}}
+	rep := control.ExplainReply{IP: a.String(), Banned: d.fleetEntries(entries(d.bans.Find(a))), Jails: []control.JailExplain{}, Fleet: d.fleetExplain(a)}
 	now := d.now()
 	for _, r := range d.sortedJails("") {
 		ex := r.Explain(a, now)

@@ -125,12 +125,13 @@ func (d *Daemon) retrySetup(ctx context.Context) {
 // setupFirewall sets up every backend for the plans' jails, records each
 // jail's refusal and shows it on the running jails.
 func (d *Daemon) setupFirewall(ctx context.Context, plans []*pipeline.Plan) {
-	errs := d.fw.SetupEach(ctx, specs(plans))
+	all := append(specs(plans), fleetSpecs(d.config())...) // the jails' and the fleet jail's (fleet.go)
+	errs := d.fw.SetupEach(ctx, all)
 	d.mu.Lock()
 	d.fwErr = map[string]string{}
-	for _, p := range plans {
-		if e := errs[p.Name()]; e != nil {
-			d.fwErr[p.Name()] = "firewall: " + e.Error()
+	for _, s := range all {
+		if e := errs[s.Name]; e != nil {
+			d.fwErr[s.Name] = "firewall: " + e.Error()
 		}
 	}
 	d.mu.Unlock()

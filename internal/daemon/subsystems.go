@@ -47,6 +47,7 @@ func (d *Daemon) subsystems() []Subsystem {
 		&hooks{name: "observe", start: func(context.Context) error { return d.startObserve(d.config()) }, run: d.serveObserve,
 			stop: d.closeObserve, reload: d.reloadObserve},
 		&hooks{name: "firewall policy", run: d.firewallRun},
+		d.fleetSubsystem(),
 	}
 }
 

@@ -1,0 +1,231 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/palisade-project/palisade/internal/ban"
+	"github.com/palisade-project/palisade/internal/fleet"
+	"github.com/palisade-project/palisade/internal/fleet/fleettest"
+	"github.com/palisade-project/palisade/internal/testutil/poll"
+)
+
+// fleetOf returns n origin names and their keys.
+func fleetOf(b testing.TB, n int) ([]string, fleetKeys) {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("m%04d", i)
+	}
+	return names, newKeys(b, names...)
+}
+
+// publishBans puts one signed ban per address into the stream, spread
+// over origins. addr gives the i-th address, issued the i-th issue time
+// (an hour's spread keeps the default rate cap of 600 per origin and
+// minute satisfied, as in a real fleet).
+func publishBans(b testing.TB, url string, names []string, keys fleetKeys, total int, ttl time.Duration,
+	addr func(i int) netip.Addr, issued func(i int) time.Time) {
+	b.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	for i := range total {
+		o := names[i%len(names)]
+		r := fleet.Record{Origin: o, Kind: fleet.KindBan, Prefix: netip.PrefixFrom(addr(i), 32), Jail: "sshd",
+			Reason: "5 failures within 10m", Issued: issued(i), Expires: now.Add(ttl), Seq: uint64(now.UnixMicro()) + uint64(i)}
+		body, err := fleet.Sign(r, keys[o])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := js.PublishAsync(r.Subject(), body, jetstream.WithMsgTTL(ttl)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(2 * time.Minute):
+		b.Fatal("publishing did not complete")
+	}
+}
+
+// BenchmarkCatchUp100k: a daemon that was offline joins a stream holding
+// 100,000 active bans of 100 origins: the time until all are enforced
+// (verified, judged, stored, in the ban manager and its firewall) is the
+// time per operation.
+func BenchmarkCatchUp100k(b *testing.B) {
+	const total, origins = 100_000, 100
+	srv := fleettest.Start(b, fleettest.Options{})
+	initStream(b, srv, fleet.Conn{})
+	names, keys := fleetOf(b, origins)
+	keys["observer"] = newKeys(b, "observer")["observer"]
+	now := time.Now()
+	publishBans(b, srv.URL(), names, keys, total, 6*time.Hour,
+		func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) },
+		func(i int) time.Time { return now.Add(-time.Duration(i%3600) * time.Second) })
+	var took []time.Duration
+	for b.Loop() {
+		m := newMember(b, srv.URL(), "observer", keys, append(names, "observer"), func(c *fleet.Config) {
+			c.Policy.Caps = fleet.Caps{Rate: fleet.DefaultRate, Active: fleet.DefaultActive, TTL: fleet.DefaultTTL}
+		})
+		t0 := time.Now()
+		poll.Until(b, 2*time.Minute, "catch-up", func() bool {
+			return m.node.Status().CaughtUp && len(m.bans.List(fleet.DefaultJail)) == total
+		})
+		took = append(took, time.Since(t0))
+		if st := m.node.Status(); len(st.Refused) > 0 {
+			b.Fatalf("refused %v", st.Refused)
+		}
+		m.stop()
+	}
+	slices.Sort(took)
+	med := took[len(took)/2]
+	b.ReportMetric(med.Seconds(), "s/catch-up")
+	b.ReportMetric(float64(total)/med.Seconds(), "bans/s")
+}
+
+// sim is one simulated fleet member: its own connection and ordered
+// consumer of the stream, verifying every record as a daemon does.
+type sim struct {
+	nc       *nats.Conn
+	cc       jetstream.ConsumeContext
+	verified atomic.Int64
+}
+
+func startSims(b *testing.B, url string, n int, trust *fleet.Trust) []*sim {
+	sims := make([]*sim, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 32)
+	for i := range sims {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s := &sim{}
+			nc, err := nats.Connect(url, nats.Name(fmt.Sprintf("sim%d", i)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			s.nc = nc
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cons, err := js.OrderedConsumer(ctx, fleet.DefaultStream, jetstream.OrderedConsumerConfig{
+				FilterSubjects: []string{fleet.SubjectRoot + ".>"}, DeliverPolicy: jetstream.DeliverNewPolicy})
+			if err != nil {
+				errs <- err
+				return
+			}
+			s.cc, err = cons.Consume(func(m jetstream.Msg) {
+				if v := fleet.Verify(m.Subject(), m.Data(), trust); v.Refused == "" {
+					s.verified.Add(1)
+				}
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			sims[i] = s
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		for _, s := range sims {
+			s.cc.Stop()
+			s.nc.Close()
+		}
+	})
+	return sims
+}
+
+// BenchmarkPropagation1000: 1,000 fleet members on one embedded server
+// (998 simulated: a connection and an ordered consumer each, verifying
+// every record; plus two real nodes). Each operation is one ban on the
+// publishing node; the metrics are the time until the observing node
+// enforces it (median, max) and, in a second phase, the records per
+// second the whole fleet receives and verifies.
+func BenchmarkPropagation1000(b *testing.B) {
+	const members = 1000
+	srv := fleettest.Start(b, fleettest.Options{})
+	initStream(b, srv, fleet.Conn{})
+	names, keys := fleetOf(b, members)
+	trust := keys.trust(names...)
+	sims := startSims(b, srv.URL(), members-2, trust)
+	pub := newMember(b, srv.URL(), names[0], keys, names, nil)
+	obs := newMember(b, srv.URL(), names[1], keys, names, nil)
+	pub.waitCaughtUp()
+	obs.waitCaughtUp()
+	events, cancel := obs.bans.Subscribe(4096)
+	defer cancel()
+
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 32)
+		t0 := time.Now()
+		if _, err := pub.bans.Ban(context.Background(), "sshd", p, time.Hour, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		for done := false; !done; {
+			select {
+			case ev := <-events:
+				done = ev.Kind == ban.EventBan && ev.Entry.Prefix == p
+			case <-time.After(30 * time.Second):
+				b.Fatalf("ban %s not propagated", p)
+			}
+		}
+		lat = append(lat, time.Since(t0))
+		time.Sleep(20 * time.Millisecond) // a steady trickle, not a burst
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-median")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "ms-max")
+
+	// Throughput: a burst of records from many origins; the time until
+	// every simulated member verified all of them.
+	b.StopTimer()
+	const burst = 2000
+	base := make([]int64, len(sims))
+	for k, s := range sims {
+		base[k] = s.verified.Load()
+	}
+	t0 := time.Now()
+	now := time.Now()
+	publishBans(b, srv.URL(), names, keys, burst, time.Hour,
+		func(i int) netip.Addr { return netip.AddrFrom4([4]byte{100, 84, byte(i >> 8), byte(i)}) },
+		func(int) time.Time { return now })
+	poll.Until(b, 5*time.Minute, "every member verified the burst", func() bool {
+		for k, s := range sims {
+			if s.verified.Load()-base[k] < burst {
+				return false
+			}
+		}
+		return true
+	})
+	d := time.Since(t0)
+	b.ReportMetric(float64(burst)/d.Seconds(), "records/s")
+	b.ReportMetric(float64(burst)*float64(len(sims))/d.Seconds(), "verified-deliveries/s")
+}

@@ -1,0 +1,615 @@
+package fleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Caps bound what one origin can make this server enforce. Zero fields
+// mean "no cap" (Prefix4/Prefix6: the defaults).
+type Caps struct {
+	// Rate is the most bans one origin may issue per minute (by their
+	// issue time, so a replay of old bans is not refused); the rest of
+	// that minute's bans are refused.
+	Rate int
+	// Active is the most bans of one origin in force here at once.
+	Active int
+	// TTL is the longest a remote ban is enforced here (a longer or
+	// permanent one is shortened to it).
+	TTL time.Duration
+	// Prefix4 and Prefix6 are the widest prefixes applied (default /24
+	// and /48): a wider network ban is refused.
+	Prefix4, Prefix6 int
+}
+
+// Default caps.
+const (
+	DefaultRate    = 600
+	DefaultActive  = 50000
+	DefaultTTL     = 7 * 24 * time.Hour
+	DefaultPrefix4 = 24
+	DefaultPrefix6 = 48
+	// MaxSkew is how far in the future a record's issue time may be.
+	MaxSkew = 5 * time.Minute
+	// tombstoneLife is how long a tombstone of a permanent ban is kept.
+	tombstoneLife = 7 * 24 * time.Hour
+)
+
+// Policy is what a server applies.
+type Policy struct {
+	// Self is this server's origin name: its own records are never
+	// applied here.
+	Self string
+	// Apply says whether bans of an origin's jail are applied (nil: all).
+	Apply func(jail string) bool
+	// Quorum is the number of distinct origins that must ban an address
+	// before it is banned here (default 1).
+	Quorum int
+	Caps   Caps
+	// Exempt says why a prefix must never be banned here (ignoreip of a
+	// local jail, the host's own addresses, the admin's session); ok
+	// false when it may be.
+	Exempt func(p netip.Prefix) (why string, exempt bool)
+}
+
+func (p *Policy) norm() {
+	if p.Quorum < 1 {
+		p.Quorum = 1
+	}
+	if p.Caps.Prefix4 <= 0 {
+		p.Caps.Prefix4 = DefaultPrefix4
+	}
+	if p.Caps.Prefix6 <= 0 {
+		p.Caps.Prefix6 = DefaultPrefix6
+	}
+}
+
+type okey struct {
+	origin string
+	prefix netip.Prefix
+}
+
+func (k okey) String() string { return k.origin + " " + k.prefix.String() }
+
+func parseOKey(s string) (okey, bool) {
+	o, ps, ok := strings.Cut(s, " ")
+	p, err := netip.ParsePrefix(ps)
+	if !ok || err != nil || !ValidName(o) {
+		return okey{}, false
+	}
+	return okey{o, p}, true
+}
+
+// entry is the latest record of one origin for one prefix.
+type entry struct {
+	Rec Record `json:"rec"`
+	// Refused is the policy's refusal ("" when eligible).
+	Refused string `json:"refused,omitempty"`
+	// Detail says more about a refusal (the exempting rule).
+	Detail string `json:"detail,omitempty"`
+	// Until is when the record stops counting here: its expiry shortened
+	// to the TTL cap (and a tombstone's life).
+	Until    time.Time `json:"until"`
+	Received time.Time `json:"received"`
+	// Lifted: an admin unbanned the prefix here; the record is not
+	// applied again until a newer one arrives.
+	Lifted bool `json:"lifted,omitempty"`
+	gen    uint64
+}
+
+func (e *entry) eligible(now time.Time) bool {
+	return e.Rec.Kind == KindBan && e.Refused == "" && !e.Lifted && (e.Until.IsZero() || e.Until.After(now))
+}
+
+// originStats are one origin's counters.
+type originStats struct {
+	received, applied uint64
+	refused           map[string]uint64
+	active            int
+	lastSeen          time.Time
+	lastSeq           uint64
+	minutes           map[int64]int // bans by issue minute (rate cap)
+}
+
+// applied is what the book put into the ban manager for a prefix.
+type applied struct {
+	until time.Time
+}
+
+// Change is one thing the ban manager must do.
+type Change struct {
+	Prefix netip.Prefix
+	// Ban: ban for Duration (Lift first when Shorten); otherwise lift.
+	Ban     bool
+	Shorten bool
+	// Duration is the ban length (ban manager semantics: negative is
+	// permanent).
+	Duration time.Duration
+	Reason   string
+}
+
+// book holds every origin's latest record per prefix and decides what is
+// enforced. It is not safe for concurrent use (the node's applier owns it).
+type book struct {
+	pol     Policy
+	entries map[okey]*entry
+	// byPrefix lists the origins with an entry for a prefix.
+	byPrefix map[netip.Prefix][]string
+	origins  map[string]*originStats
+	applied  map[netip.Prefix]applied
+	// dirty keys must be saved (or deleted when absent).
+	dirty   map[okey]bool
+	touched map[netip.Prefix]bool
+	refused map[string]uint64
+	// ownSeen are this server's own records seen on the stream (prefix →
+	// record), for republishing what the stream lost.
+	ownSeen map[netip.Prefix]Record
+}
+
+func newBook(pol Policy) *book {
+	pol.norm()
+	return &book{pol: pol, entries: map[okey]*entry{}, byPrefix: map[netip.Prefix][]string{},
+		origins: map[string]*originStats{}, applied: map[netip.Prefix]applied{}, dirty: map[okey]bool{},
+		touched: map[netip.Prefix]bool{}, refused: map[string]uint64{}, ownSeen: map[netip.Prefix]Record{}}
+}
+
+func (b *book) origin(name string) *originStats {
+	o := b.origins[name]
+	if o == nil {
+		o = &originStats{refused: map[string]uint64{}, minutes: map[int64]int{}}
+		b.origins[name] = o
+	}
+	return o
+}
+
+func (b *book) refuse(origin, reason string) {
+	b.refused[reason]++
+	if origin != "" && ValidName(origin) {
+		b.origin(origin).refused[reason]++
+	}
+}
+
+// put stores e under k, keeping the indexes and counters right.
+func (b *book) put(k okey, e *entry, now time.Time) {
+	if old := b.entries[k]; old != nil {
+		if old.eligibleCounted() {
+			b.origin(k.origin).active--
+		}
+	} else {
+		b.byPrefix[k.prefix] = append(b.byPrefix[k.prefix], k.origin)
+	}
+	b.entries[k] = e
+	if e.eligibleCounted() {
+		b.origin(k.origin).active++
+	}
+	b.dirty[k] = true
+	b.touched[k.prefix] = true
+}
+
+// eligibleCounted: the entry counts against the origin's active cap.
+func (e *entry) eligibleCounted() bool { return e.Rec.Kind == KindBan && e.Refused == "" }
+
+func (b *book) del(k okey) {
+	e := b.entries[k]
+	if e == nil {
+		return
+	}
+	if e.eligibleCounted() {
+		b.origin(k.origin).active--
+	}
+	delete(b.entries, k)
+	l := slices.DeleteFunc(b.byPrefix[k.prefix], func(o string) bool { return o == k.origin })
+	if len(l) == 0 {
+		delete(b.byPrefix, k.prefix)
+	} else {
+		b.byPrefix[k.prefix] = l
+	}
+	b.dirty[k] = true
+	b.touched[k.prefix] = true
+}
+
+// receive applies one verified message seen in replay generation gen.
+func (b *book) receive(v Verified, gen uint64, now time.Time) {
+	r := v.Record
+	if v.Refused != "" {
+		b.refuse(r.Origin, v.Refused)
+		return
+	}
+	if r.Origin == b.pol.Self {
+		if r.Kind == KindBan {
+			b.ownSeen[r.Prefix] = r
+		} else {
+			delete(b.ownSeen, r.Prefix)
+		}
+		return
+	}
+	o := b.origin(r.Origin)
+	o.lastSeen = now
+	o.lastSeq = max(o.lastSeq, r.Seq)
+	k := okey{r.Origin, r.Prefix}
+	old := b.entries[k]
+	if old != nil {
+		switch {
+		case old.Rec.Seq == r.Seq:
+			old.gen = gen // seen again (a replay)
+			return
+		case old.Rec.Seq > r.Seq:
+			b.refuse(r.Origin, RefuseStale)
+			return
+		}
+	}
+	o.received++
+	if r.Kind == KindUnban {
+		if old == nil {
+			return // nothing of it here
+		}
+		until := r.Expires
+		if r.Permanent() || until.Sub(now) > tombstoneLife {
+			until = now.Add(tombstoneLife)
+		}
+		b.put(k, &entry{Rec: r, Until: until, Received: now, gen: gen}, now)
+		return
+	}
+	e := &entry{Rec: r, Received: now, gen: gen}
+	e.Until = r.Expires
+	if ttl := b.pol.Caps.TTL; ttl > 0 && (r.Permanent() || r.Expires.Sub(now) > ttl) {
+		e.Until = now.Add(ttl)
+	}
+	e.Refused, e.Detail = b.judge(r, old, now)
+	if e.Refused != "" {
+		b.refuse(r.Origin, e.Refused)
+	} else {
+		o.minutes[r.Issued.Unix()/60]++
+	}
+	if e.Refused == RefuseExpired || e.Refused == RefuseJail {
+		// Nothing to keep: it can never apply here.
+		if old != nil {
+			b.del(k)
+		}
+		return
+	}
+	b.put(k, e, now)
+}
+
+// judge returns why r must not be applied ("" when it may).
+func (b *book) judge(r Record, old *entry, now time.Time) (string, string) {
+	p := b.pol
+	c := p.Caps
+	switch {
+	case !r.Permanent() && !r.Expires.After(now):
+		return RefuseExpired, ""
+	case r.Issued.After(now.Add(MaxSkew)):
+		return RefuseFuture, fmt.Sprintf("issued %s, %s ahead of this clock", r.Issued.UTC().Format(time.RFC3339), r.Issued.Sub(now).Round(time.Second))
+	case p.Apply != nil && !p.Apply(r.Jail):
+		return RefuseJail, ""
+	case r.Prefix.Addr().Is4() && r.Prefix.Bits() < c.Prefix4:
+		return RefusePrefix, fmt.Sprintf("/%d is wider than /%d", r.Prefix.Bits(), c.Prefix4)
+	case r.Prefix.Addr().Is6() && r.Prefix.Bits() < c.Prefix6:
+		return RefusePrefix, fmt.Sprintf("/%d is wider than /%d", r.Prefix.Bits(), c.Prefix6)
+	}
+	if p.Exempt != nil {
+		if why, ok := p.Exempt(r.Prefix); ok {
+			return RefuseExempt, why
+		}
+	}
+	o := b.origin(r.Origin)
+	replaces := old != nil && old.eligibleCounted()
+	if c.Active > 0 && !replaces && o.active >= c.Active {
+		return RefuseActive, fmt.Sprintf("%s already has %d bans in force here", r.Origin, o.active)
+	}
+	if c.Rate > 0 && !replaces && o.minutes[r.Issued.Unix()/60] >= c.Rate {
+		return RefuseRate, fmt.Sprintf("more than %d bans issued by %s in one minute", c.Rate, r.Origin)
+	}
+	return "", ""
+}
+
+// want is the ban a prefix should have here: the quorum-th longest of
+// the eligible records (zero until: permanent).
+func (b *book) want(p netip.Prefix, now time.Time) (until time.Time, ok bool, who []*entry) {
+	var ups []time.Time
+	for _, o := range b.byPrefix[p] {
+		e := b.entries[okey{o, p}]
+		if e != nil && e.eligible(now) {
+			ups = append(ups, e.Until)
+			who = append(who, e)
+		}
+	}
+	if len(ups) < b.pol.Quorum {
+		return time.Time{}, false, who
+	}
+	// Longest first; zero (permanent) is the longest.
+	sort.Slice(ups, func(i, j int) bool {
+		if ups[i].IsZero() != ups[j].IsZero() {
+			return ups[i].IsZero()
+		}
+		return ups[i].After(ups[j])
+	})
+	return ups[b.pol.Quorum-1], true, who
+}
+
+// changes computes the ban manager work for every touched prefix and
+// records the result as applied (the caller reports failures back).
+func (b *book) changes(now time.Time) []Change {
+	var out []Change
+	ps := make([]netip.Prefix, 0, len(b.touched))
+	for p := range b.touched {
+		ps = append(ps, p)
+	}
+	b.touched = map[netip.Prefix]bool{}
+	slices.SortFunc(ps, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
+	for _, p := range ps {
+		until, ok, who := b.want(p, now)
+		cur, have := b.applied[p]
+		switch {
+		case !ok && have:
+			delete(b.applied, p)
+			out = append(out, Change{Prefix: p})
+		case !ok:
+		case !have || !until.Equal(cur.until):
+			d := time.Duration(-1)
+			if !until.IsZero() {
+				d = until.Sub(now)
+				if d <= 0 {
+					continue
+				}
+			}
+			shorten := have && longer(cur.until, until)
+			b.applied[p] = applied{until: until}
+			if !have {
+				for _, e := range who {
+					b.origin(e.Rec.Origin).applied++
+				}
+			}
+			out = append(out, Change{Prefix: p, Ban: true, Shorten: shorten, Duration: d, Reason: reasonOf(who)})
+		}
+	}
+	return out
+}
+
+// longer reports whether a outlasts b (zero is permanent).
+func longer(a, b time.Time) bool {
+	if a.IsZero() {
+		return !b.IsZero()
+	}
+	return !b.IsZero() && a.After(b)
+}
+
+func reasonOf(who []*entry) string {
+	parts := make([]string, 0, len(who))
+	for _, e := range who {
+		parts = append(parts, e.Rec.Origin+"/"+e.Rec.Jail)
+	}
+	slices.Sort(parts)
+	s := "fleet: " + strings.Join(parts, ", ")
+	if len(who) == 1 && who[0].Rec.Reason != "" {
+		s += ": " + who[0].Rec.Reason
+	}
+	if len(s) > 400 {
+		s = s[:400]
+	}
+	return s
+}
+
+// refusedByManager marks the records of p refused when the ban manager
+// would not ban it (a protected address).
+func (b *book) refusedByManager(p netip.Prefix, why string, now time.Time) {
+	delete(b.applied, p)
+	for _, o := range slices.Clone(b.byPrefix[p]) {
+		k := okey{o, p}
+		e := b.entries[k]
+		if e == nil || !e.eligibleCounted() {
+			continue
+		}
+		ne := *e
+		ne.Refused, ne.Detail = RefuseExempt, why
+		b.put(k, &ne, now)
+		b.refuse(o, RefuseExempt)
+	}
+	delete(b.touched, p)
+}
+
+// liftedLocally records that an admin unbanned p in the fleet jail.
+func (b *book) liftedLocally(p netip.Prefix) {
+	delete(b.applied, p)
+	for _, o := range b.byPrefix[p] {
+		k := okey{o, p}
+		if e := b.entries[k]; e != nil && !e.Lifted {
+			e.Lifted = true
+			b.dirty[k] = true
+		}
+	}
+}
+
+// forgetUntrusted drops the records of origins no longer trusted.
+func (b *book) forgetUntrusted(t *Trust) int {
+	n := 0
+	for k := range b.entries {
+		if _, ok := t.Key(k.origin); !ok {
+			b.del(k)
+			n++
+		}
+	}
+	for name := range b.origins {
+		if _, ok := t.Key(name); !ok {
+			delete(b.origins, name)
+		}
+	}
+	return n
+}
+
+// reevaluate applies a changed policy (exemptions, jails, caps) to every
+// record.
+func (b *book) reevaluate(pol Policy, now time.Time) {
+	pol.norm()
+	b.pol = pol
+	for k, e := range b.entries {
+		if e.Rec.Kind != KindBan {
+			continue
+		}
+		if why, ok := b.exemptNow(e.Rec); ok && e.Refused == "" {
+			ne := *e
+			ne.Refused, ne.Detail = RefuseExempt, why
+			b.put(k, &ne, now)
+		} else if !ok && e.Refused == RefuseExempt {
+			ne := *e
+			ne.Refused, ne.Detail = "", ""
+			b.put(k, &ne, now)
+		}
+	}
+}
+
+func (b *book) exemptNow(r Record) (string, bool) {
+	if b.pol.Apply != nil && !b.pol.Apply(r.Jail) {
+		return "jail " + r.Jail + " is not applied here", true
+	}
+	if b.pol.Exempt != nil {
+		return b.pol.Exempt(r.Prefix)
+	}
+	return "", false
+}
+
+// sweep drops records that stopped counting (expired) and, after a full
+// replay of generation gen (gen > 0), records the stream no longer holds.
+func (b *book) sweep(now time.Time, gen uint64) (expired, unseen int) {
+	for k, e := range b.entries {
+		switch {
+		case gen > 0 && e.gen != gen:
+			b.del(k)
+			unseen++
+		case !e.Until.IsZero() && !e.Until.After(now):
+			b.del(k)
+			expired++
+		}
+	}
+	for p, a := range b.applied {
+		if !a.until.IsZero() && !a.until.After(now) {
+			delete(b.applied, p) // the ban manager expired it
+		}
+	}
+	if gen > 0 {
+		for p, r := range b.ownSeen {
+			if !r.Permanent() && !r.Expires.After(now) {
+				delete(b.ownSeen, p)
+			}
+		}
+	}
+	for _, o := range b.origins {
+		for m := range o.minutes {
+			if now.Unix()/60-m > 24*60 {
+				delete(o.minutes, m)
+			}
+		}
+	}
+	return expired, unseen
+}
+
+// save returns the dirty records to put and the keys to delete, and
+// clears the dirty set.
+func (b *book) save() (map[string][]byte, []string) {
+	put := map[string][]byte{}
+	var del []string
+	for k := range b.dirty {
+		if e := b.entries[k]; e != nil {
+			raw, err := json.Marshal(e)
+			if err == nil {
+				put[k.String()] = raw
+			}
+		} else {
+			del = append(del, k.String())
+		}
+	}
+	b.dirty = map[okey]bool{}
+	return put, del
+}
+
+// load restores persisted records (before any message); records of
+// untrusted origins are dropped.
+func (b *book) load(recs map[string][]byte, t *Trust, now time.Time) (bad int) {
+	for ks, v := range recs {
+		k, ok := parseOKey(ks)
+		var e entry
+		if !ok || json.Unmarshal(v, &e) != nil || e.Rec.validate() != nil || e.Rec.Origin != k.origin || e.Rec.Prefix != k.prefix {
+			bad++
+			b.dirty[k] = true
+			continue
+		}
+		if _, trusted := t.Key(k.origin); !trusted {
+			b.dirty[k] = true // deleted by the next save
+			continue
+		}
+		b.put(k, &e, now)
+		o := b.origin(k.origin)
+		o.lastSeq = max(o.lastSeq, e.Rec.Seq)
+		if e.Refused == "" && e.Rec.Kind == KindBan {
+			o.minutes[e.Rec.Issued.Unix()/60]++
+		}
+	}
+	b.dirty = map[okey]bool{}
+	return bad
+}
+
+// Origin is one remote record behind (or refused for) a ban here.
+type Origin struct {
+	Origin  string     `json:"origin"`
+	Prefix  string     `json:"prefix"`
+	Jail    string     `json:"jail"`
+	Reason  string     `json:"reason,omitempty"`
+	Issued  time.Time  `json:"issued"`
+	Expires *time.Time `json:"expires,omitempty"`
+	// Until is when it stops counting here (the TTL cap applied).
+	Until    *time.Time `json:"until,omitempty"`
+	Received time.Time  `json:"received"`
+	Seq      uint64     `json:"seq"`
+	// State is "applied", "quorum" (waiting for more origins), "lifted"
+	// (unbanned by an admin here), "unbanned" (a tombstone) or "refused".
+	State   string `json:"state"`
+	Refused string `json:"refused,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// explain lists the records of every prefix containing a.
+func (b *book) explain(a netip.Addr, now time.Time) []Origin {
+	var out []Origin
+	for p, origins := range b.byPrefix {
+		if !p.Contains(a) {
+			continue
+		}
+		_, ok, _ := b.want(p, now)
+		for _, o := range origins {
+			e := b.entries[okey{o, p}]
+			if e == nil {
+				continue
+			}
+			v := Origin{Origin: o, Prefix: p.String(), Jail: e.Rec.Jail, Reason: e.Rec.Reason, Issued: e.Rec.Issued,
+				Received: e.Received, Seq: e.Rec.Seq, Refused: e.Refused, Detail: e.Detail}
+			if !e.Rec.Expires.IsZero() {
+				t := e.Rec.Expires
+				v.Expires = &t
+			}
+			if !e.Until.IsZero() {
+				t := e.Until
+				v.Until = &t
+			}
+			switch {
+			case e.Rec.Kind == KindUnban:
+				v.State = "unbanned"
+			case e.Refused != "":
+				v.State = "refused"
+			case e.Lifted:
+				v.State = "lifted"
+			case ok:
+				v.State = "applied"
+			default:
+				v.State = "quorum"
+			}
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, func(x, y Origin) int { return strings.Compare(x.Origin, y.Origin) })
+	return out
+}

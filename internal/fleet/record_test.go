@@ -1,0 +1,121 @@
+package fleet
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, priv
+}
+
+func rec(origin, prefix string, seq uint64) Record {
+	now := time.Now()
+	return Record{Origin: origin, Kind: KindBan, Prefix: netip.MustParsePrefix(prefix), Jail: "sshd",
+		Reason: "5 failures", Issued: now, Expires: now.Add(time.Hour), Seq: seq}
+}
+
+func TestAddressKey(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"198.51.100.7/32", "198-51-100-7"},
+		{"203.0.113.0/24", "203-0-113-0_24"},
+		{"2001:db8::1/128", "2001-db8--1"},
+		{"2001:db8:1::/48", "2001-db8-1--_48"},
+	} {
+		if got := AddressKey(netip.MustParsePrefix(c.in)); got != c.want {
+			t.Errorf("AddressKey(%s) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if s := Subject("web1", netip.MustParsePrefix("192.0.2.1/32")); s != "palisade.bans.web1.192-0-2-1" {
+		t.Errorf("subject %q", s)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	pubA, privA := testKey(t)
+	pubB, privB := testKey(t)
+	_, privX := testKey(t)
+	trust := NewTrust(map[string]ed25519.PublicKey{"web1": pubA, "web2": pubB})
+	good := rec("web1", "198.51.100.7/32", 1)
+	body, err := Sign(good, privA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A record of web1 with its signature bytes altered.
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatal(err)
+	}
+	env.S[0] ^= 1
+	badSig, _ := json.Marshal(env)
+	// The record altered after signing (another address).
+	env.S[0] ^= 1
+	env.R = json.RawMessage(strings.Replace(string(env.R), "198.51.100.7", "198.51.100.8", 1))
+	tampered, _ := json.Marshal(env)
+	signedBy := func(r Record, k ed25519.PrivateKey) []byte {
+		b, err := Sign(r, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, c := range []struct {
+		name, subject string
+		body          []byte
+		want          string
+	}{
+		{"valid", good.Subject(), body, ""},
+		{"bad signature", good.Subject(), badSig, RefuseSignature},
+		{"altered record", "palisade.bans.web1.198-51-100-8", tampered, RefuseSignature},
+		{"signed by another key", good.Subject(), signedBy(good, privX), RefuseSignature},
+		{"unknown origin", "palisade.bans.evil.198-51-100-7", signedBy(rec("evil", "198.51.100.7/32", 1), privX), RefuseUntrusted},
+		// web2 publishing (validly signed) a record of its own under web1's subject.
+		{"under another's subject", good.Subject(), signedBy(rec("web2", "198.51.100.7/32", 1), privB), RefuseSubject},
+		// web2 signing a record that claims to be web1's.
+		{"claims another origin", good.Subject(), signedBy(good, privB), RefuseSignature},
+		{"wrong address key", "palisade.bans.web1.198-51-100-9", body, RefuseSubject},
+		{"garbage", good.Subject(), []byte("not json"), RefuseMalformed},
+		{"no signature", good.Subject(), []byte(`{"v":1,"r":{}}`), RefuseMalformed},
+		{"unknown version", good.Subject(), []byte(`{"v":2,"r":{},"s":"` + strings.Repeat("A", 86) + `=="}`), RefuseMalformed},
+		{"oversized", good.Subject(), make([]byte, MaxMessage+1), RefuseMalformed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := Verify(c.subject, c.body, trust)
+			if v.Refused != c.want {
+				t.Fatalf("Refused = %q (%v), want %q", v.Refused, v.Err, c.want)
+			}
+			if c.want == "" && (v.Record.Prefix != good.Prefix || v.Record.Seq != 1 || !v.Record.Expires.Equal(good.Expires)) {
+				t.Errorf("record %+v, want %+v", v.Record, good)
+			}
+		})
+	}
+}
+
+func TestSignRefusesInvalidRecords(t *testing.T) {
+	_, priv := testKey(t)
+	for name, mod := range map[string]func(*Record){
+		"bad origin":   func(r *Record) { r.Origin = "a.b" },
+		"bad kind":     func(r *Record) { r.Kind = "maybe" },
+		"no seq":       func(r *Record) { r.Seq = 0 },
+		"bad jail":     func(r *Record) { r.Jail = "x y" },
+		"long reason":  func(r *Record) { r.Reason = strings.Repeat("x", maxReason+1) },
+		"no prefix":    func(r *Record) { r.Prefix = netip.Prefix{} },
+		"no issued":    func(r *Record) { r.Issued = time.Time{} },
+		"mapped addr4": func(r *Record) { r.Prefix = netip.MustParsePrefix("::ffff:192.0.2.1/128") },
+	} {
+		r := rec("web1", "192.0.2.1/32", 1)
+		mod(&r)
+		if _, err := Sign(r, priv); err == nil {
+			t.Errorf("%s: signed", name)
+		}
+	}
+}
