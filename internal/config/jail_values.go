@@ -257,7 +257,7 @@ func loadDaemon(dir string, loader *ini.Loader) (Daemon, []string, []string, Err
 			cerrs, cwarns := readCloudflare(c, &d.Cloudflare)
 			errs, warns = append(errs, cerrs...), append(warns, cwarns...)
 		}
-		if !logOnly && c.HasSection("fleet") {
+		if !fromFail2ban && c.HasSection("fleet") {
 			ferrs, fwarns := readFleet(c, &d.Fleet)
 			errs, warns = append(errs, ferrs...), append(warns, fwarns...)
 		}
