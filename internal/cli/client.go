@@ -132,6 +132,9 @@ func writeStatus(w io.Writer, st control.StatusReply) {
 		for _, x := range j.Warnings {
 			fmt.Fprintf(w, "warning: %s\n", x)
 		}
+		if j.StockReplaced != "" {
+			fmt.Fprintf(w, "note: jail %s: fail2ban's stock %s replaced by palisade's built-in filter\n", j.Name, j.StockReplaced)
+		}
 		if j.Evicted > 0 {
 			fmt.Fprintf(w, "warning: jail %s: failure table full, %d addresses evicted (raise failtable.size)\n", j.Name, j.Evicted)
 		}
@@ -156,6 +159,9 @@ func writeJailStatus(w io.Writer, j control.JailStatus) {
 	writeJailHealth(w, j)
 	for _, x := range j.Warnings {
 		fmt.Fprintf(w, "|- Warning: %s\n", x)
+	}
+	if j.StockReplaced != "" {
+		fmt.Fprintf(w, "|- Note: fail2ban's stock %s replaced by palisade's built-in filter\n", j.StockReplaced)
 	}
 	fmt.Fprintf(w, "|- Filter\n")
 	fmt.Fprintf(w, "|  |- Currently failed:\t%d\n", j.CurrentlyFailed)

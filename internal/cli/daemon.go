@@ -126,6 +126,9 @@ func writeCheck(app *App, rep daemon.CheckReport) {
 		if len(j.Watching) > 0 {
 			fmt.Fprintf(app.Stdout, "     %-20s watching %s (%s); firewall %s\n", "", strings.Join(j.Watching, ", "), j.Source, j.Firewall)
 		}
+		for _, n := range j.Notes {
+			fmt.Fprintf(app.Stdout, "     %-20s note: %s\n", "", n)
+		}
 	}
 	if rep.OK {
 		fmt.Fprintf(app.Stdout, "configuration OK: %d enabled jail(s) in %s\n", len(rep.Jails), rep.ConfigDir)

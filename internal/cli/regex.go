@@ -18,6 +18,7 @@ import (
 	"github.com/palisade-project/palisade/filters"
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/config/ini"
+	"github.com/palisade-project/palisade/internal/config/stock"
 	"github.com/palisade-project/palisade/internal/filter"
 	"github.com/palisade-project/palisade/internal/pipeline"
 	"github.com/palisade-project/palisade/internal/source"
@@ -27,10 +28,12 @@ import (
 const maxTopHosts = 100000
 
 type regexFlags struct {
-	json bool
-	opts []string
-	now  string
-	tz   string
+	json      bool
+	opts      []string
+	now       string
+	tz        string
+	configDir string
+	asWritten bool
 }
 
 // newRegexCmd builds `palisade regex` (fail2ban-regex's equivalent).
@@ -41,7 +44,11 @@ func newRegexCmd(app *App) *cobra.Command {
 		Short: "Test a filter against a log (like fail2ban-regex)",
 		Long: "Run FILTER (a built-in filter name or the path of a fail2ban filter .conf) over the\n" +
 			"log file LOG (\"-\" for standard input) and report what it finds: a summary, or with\n" +
-			"--json one object per failure.",
+			"--json one object per failure.\n\n" +
+			"A filter NAME is read from --config-dir's filter.d, then the built-ins, as a jail\n" +
+			"reads it: when the files found are fail2ban's unmodified stock files, palisade's\n" +
+			"built-in filter of that name is used instead, as the daemon does (--as-written\n" +
+			"uses the files). A filter PATH is always used as written.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRegex(app, fl, args[0], args[1])
@@ -52,11 +59,14 @@ func newRegexCmd(app *App) *cobra.Command {
 	f.StringArrayVar(&fl.opts, "opt", nil, "filter option NAME=VALUE (like filter = NAME[NAME=VALUE]); repeatable")
 	f.StringVar(&fl.now, "now", "", "current time (RFC3339) for year inference and journal times (default: the real time)")
 	f.StringVar(&fl.tz, "tz", "", "time zone of zone-less log times and of the output (default: local, $TZ)")
+	f.StringVar(&fl.configDir, "config-dir", "", "configuration directory whose filter.d a filter NAME is read from (default /etc/palisade)")
+	f.BoolVar(&fl.asWritten, "as-written", false, "use fail2ban's stock filter files as written instead of palisade's built-in of the same name")
 	return cmd
 }
 
 // regexRun is one run's setup.
 type regexRun struct {
+	note    string // the stock filter decision, if any
 	flt     *filter.Filter
 	def     filter.Definition
 	loc     *time.Location
@@ -94,23 +104,41 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 			journal = strings.TrimSpace(value) == "journal"
 		}
 	}
+	dir := filepath.Join(app.Root, "/etc/palisade")
+	if fl.configDir != "" {
+		dir = fl.configDir
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, usageErr("--config-dir %s: not a directory", dir)
+		}
+	}
+	// the sums of fail2ban's stock files; without them (no dpkg) every
+	// file is used as written
+	sums, _ := stock.Load(app.Root)
 	// a test run over a file gives every answer: no backtracking budget
 	bf, err := pipeline.BuildFilter(pipeline.FilterInput{
 		Spec:     config.FilterSpec{Name: filterArg, Options: opts},
-		Dirs:     []string{filepath.Join(app.Root, "/etc/palisade")},
+		Dirs:     []string{dir},
 		Builtin:  filters.FS(),
 		Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
+		Stock: sums, AsWritten: fl.asWritten,
 	})
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
-	return &regexRun{flt: bf.Filter, def: bf.Definition, loc: loc, now: now, journal: journal}, nil
+	run := &regexRun{flt: bf.Filter, def: bf.Definition, loc: loc, now: now, journal: journal}
+	if bf.Stock != nil {
+		run.note = bf.Stock.String()
+	}
+	return run, nil
 }
 
 func runRegex(app *App, fl regexFlags, logArg, filterArg string) error {
 	run, err := setupRegex(app, fl, filterArg)
 	if err != nil {
 		return err
+	}
+	if run.note != "" && fl.json {
+		fmt.Fprintf(app.Stderr, "palisade: note: %s\n", run.note)
 	}
 	var in io.Reader
 	if logArg == "-" {
@@ -284,6 +312,9 @@ func (s *regexStats) add(res filter.Result) {
 func (s *regexStats) write(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("Filter: %s\n", s.run.def.Name)
+	if s.run.note != "" {
+		p("Note: %s\n", s.run.note)
+	}
 	p("\nFailregex: %d total\n", sum(s.failHits))
 	for i, re := range s.run.def.FailRegex {
 		p("  %3d) [%d] %s\n", i+1, s.failHits[i], re)

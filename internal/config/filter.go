@@ -60,6 +60,15 @@ type LoadedFilter struct {
 	// problems (include cycles).
 	Files    []string
 	Warnings []string
+	// Raw are the options of [Definition] and [Init] (with [DEFAULT]) as
+	// written, with file and line, for locating a regex in the files.
+	Raw []RawOption
+}
+
+// RawOption is one filter option as written.
+type RawOption struct {
+	Section, Key string
+	ini.Value
 }
 
 // Option returns a combined option's value.
@@ -201,6 +210,14 @@ func ReadFilter(spec FilterSpec, dirs []string, builtin fs.FS) (*LoadedFilter, e
 		pOpts = initOpts.vars(jailVars(spec.JailOptions, jailConfigOpts))
 	}
 	res := &LoadedFilter{Files: cfg.Files(), Warnings: cfg.Warnings()}
+	for _, sec := range []string{"Definition", "Init"} {
+		keys, _ := cfg.Options(sec, true)
+		for _, k := range keys {
+			if v, ok := cfg.Raw(sec, k); ok && v.File != "" && k != "__name__" {
+				res.Raw = append(res.Raw, RawOption{Section: sec, Key: k, Value: v})
+			}
+		}
+	}
 	definition := func(pOpts ini.Vars, all bool) (*optMap, error) {
 		opts := newOptMap(nil)
 		if !cfg.HasSection("Definition") {

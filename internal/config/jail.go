@@ -56,7 +56,9 @@ func (e *Error) Error() string {
 	if e.Section != "" {
 		fmt.Fprintf(&b, "[%s] ", e.Section)
 	}
-	if e.Key != "" {
+	// a message that starts with the key's own name names it already
+	// ("filter sshd: ..." for key filter)
+	if e.Key != "" && !strings.HasPrefix(e.Msg, e.Key+" ") {
 		fmt.Fprintf(&b, "%s: ", e.Key)
 	}
 	b.WriteString(e.Msg)
@@ -208,8 +210,8 @@ type Source struct {
 	Journal bool
 	// Files are the logpath lines (globs allowed); empty for journal jails.
 	Files []LogPath
-	// JournalMatch is the jail's journalmatch, words joined by single
-	// blanks ("" uses the filter's).
+	// JournalMatch is the jail's journalmatch, one alternative per line
+	// (JournalMatchLines; "" uses the filter's).
 	JournalMatch string
 	// JournalPath and JournalFiles are systemd[journalpath=DIR,
 	// journalfiles=GLOBS]: read those journal files instead of the

@@ -147,7 +147,7 @@ func (r *reader) source(j *Jail) {
 		// ignores it too).
 		src.Files = nil
 	}
-	src.JournalMatch = strings.Join(strings.Fields(r.str("journalmatch", "")), " ")
+	src.JournalMatch = JournalMatchLines(r.str("journalmatch", ""))
 	if src.JournalMatch != "" {
 		if _, err := journal.ParseMatch(src.JournalMatch); err != nil {
 			r.fail("journalmatch", "%v", err)
@@ -155,6 +155,21 @@ func (r *reader) source(j *Jail) {
 	}
 	src.JournalFallback = b.Kind == source.BackendAuto && !r.userSet("backend") && !r.userSet("logpath")
 	j.Source = src
+}
+
+// JournalMatchLines normalises a journalmatch value the way fail2ban
+// reads it: each non-empty line is one alternative ("addjournalmatch"
+// per line, ORed with the others; within a line, words are ANDed and "+"
+// separates further alternatives), so lines are kept, trimmed, and empty
+// ones dropped. Words are not re-split: a quoted value may hold blanks.
+func JournalMatchLines(v string) string {
+	var lines []string
+	for ln := range strings.SplitSeq(v, "\n") {
+		if ln = strings.TrimSpace(ln); ln != "" {
+			lines = append(lines, ln)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (r *reader) scope(j *Jail, services firewall.Services) {

@@ -244,11 +244,15 @@ type JailStatus struct {
 	Error string `json:"error,omitempty"`
 	// Warnings say when a source has nothing to read now (a missing log
 	// file, no journal files, journalctl absent).
-	Warnings        []string `json:"warnings,omitempty"`
-	CurrentlyFailed int      `json:"currently_failed"`
-	TotalFailed     uint64   `json:"total_failed"`
-	CurrentlyBanned int      `json:"currently_banned"`
-	TotalBanned     uint64   `json:"total_banned"`
+	Warnings []string `json:"warnings,omitempty"`
+	// StockReplaced is the fail2ban stock filter file palisade's built-in
+	// filter of the same name replaces (absent: the filter is used as
+	// read).
+	StockReplaced   string `json:"stock_replaced,omitempty"`
+	CurrentlyFailed int    `json:"currently_failed"`
+	TotalFailed     uint64 `json:"total_failed"`
+	CurrentlyBanned int    `json:"currently_banned"`
+	TotalBanned     uint64 `json:"total_banned"`
 	// Evicted counts the addresses pushed out of the full failure table
 	// (failtable.size) since start.
 	Evicted uint64 `json:"evicted"`

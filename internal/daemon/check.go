@@ -42,8 +42,14 @@ type CheckedJail struct {
 	// "default" (the [firewall] backend or auto detection).
 	Firewall string `json:"firewall"`
 	// Warnings are the jail's problems that do not stop it (nothing to
-	// read yet, a firewall backend that is not active).
+	// read yet, a firewall backend that is not active, failregexes that
+	// may take a forged address, forgeable journal matches).
 	Warnings []string `json:"warnings"`
+	// StockReplaced is the fail2ban stock filter file palisade's built-in
+	// filter of the same name replaces (absent: the filter is used as
+	// read); Notes say so in words.
+	StockReplaced string   `json:"stock_replaced,omitempty"`
+	Notes         []string `json:"notes,omitempty"`
 	// Error is set when the jail cannot be built (its filter or action).
 	Error string `json:"error,omitempty"`
 }
@@ -60,8 +66,8 @@ func Check(opts Options) CheckReport {
 		return rep
 	}
 	rep.Files = cfg.Files
+	env := opts.buildEnv(cfg)
 	rep.Warnings = append(rep.Warnings, cfg.Warnings...)
-	env := opts.env()
 	probe := opts.Probe
 	if probe == nil {
 		probe = probeBackend
@@ -100,6 +106,10 @@ func Check(opts Options) CheckReport {
 		}
 		cj.Watching, cj.Source, cj.Firewall = p.Source.Watch(), p.Source.Why, p.Route.String()
 		cj.Warnings = append(cj.Warnings, p.Warnings...)
+		cj.Notes = p.Notes
+		if u := p.Filter.Stock; u != nil && u.Replaced {
+			cj.StockReplaced = u.File
+		}
 		// The backend the daemon would use for the jail (the given one in
 		// tests, unless native backends are given too).
 		kind := p.Route.Kind

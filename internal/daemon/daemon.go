@@ -39,6 +39,7 @@ import (
 	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/cloudflare"
 	"github.com/palisade-project/palisade/internal/config"
+	"github.com/palisade-project/palisade/internal/config/stock"
 	"github.com/palisade-project/palisade/internal/control"
 	"github.com/palisade-project/palisade/internal/failjournal"
 	"github.com/palisade-project/palisade/internal/firewall"
@@ -102,6 +103,9 @@ type Options struct {
 	OnBan func(jail string, p netip.Prefix)
 	// CloudflareLock, when set, replaces the nftables origin lock (tests).
 	CloudflareLock cloudflare.Lock
+	// Stock, when set, recognises fail2ban's stock filter files instead
+	// of the dpkg database under Root (or the real root's) (tests).
+	Stock *stock.Sums
 }
 
 // Daemon is a running palisade.
@@ -150,6 +154,22 @@ func (o *Options) env() pipeline.Env {
 	return pipeline.Env{Filters: o.Filters, Root: o.Root}
 }
 
+// buildEnv is env with the sums of fail2ban's stock files (read from the
+// dpkg database each time a configuration is built, so a reload after a
+// package upgrade knows the new files); a database that cannot be read
+// is a configuration warning.
+func (o *Options) buildEnv(cfg *config.Config) pipeline.Env {
+	env := o.env()
+	env.Stock = o.Stock
+	if env.Stock == nil {
+		var err error
+		if env.Stock, err = stock.Load(o.Root); err != nil {
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("fail2ban's stock filters are not recognised (%v): filter files are used as written", err))
+		}
+	}
+	return env
+}
+
 // LoadConfig loads the configuration the daemon would use.
 func LoadConfig(opts Options) (*config.Config, error) {
 	services := wellKnownServices()
@@ -173,7 +193,7 @@ func Build(opts Options) (*config.Config, []*pipeline.Plan, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	plans, errs := pipeline.BuildAll(cfg, opts.env())
+	plans, errs := pipeline.BuildAll(cfg, opts.buildEnv(cfg))
 	if len(errs) > 0 {
 		return nil, nil, fmt.Errorf("%w: %w", ErrConfig, errs)
 	}
@@ -218,6 +238,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		d.log.Warn("configuration: " + w)
 	}
 	for _, p := range plans {
+		for _, n := range p.Notes {
+			d.log.Info("configuration: " + n)
+		}
 		for _, w := range p.Warnings {
 			d.log.Warn("configuration: " + w)
 		}

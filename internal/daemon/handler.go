@@ -126,6 +126,9 @@ func (d *Daemon) status(only string) (control.StatusReply, error) {
 		p := r.Plan()
 		js := control.JailStatus{Name: r.Name(), Filter: p.Jail.Filter.Raw, Sources: sourcesOf(p), Watching: p.Source.Watch(),
 			Error: r.Problems(), Warnings: p.SourceWarnings(env), Banned: []string{}}
+		if u := p.Filter.Stock; u != nil && u.Replaced {
+			js.StockReplaced = u.File
+		}
 		c := r.Counters()
 		js.CurrentlyFailed, js.TotalFailed, js.Evicted = c.Failing, c.Failures, c.Evicted
 		js.CurrentlyBanned, js.TotalBanned = d.bans.Count(r.Name())

@@ -59,6 +59,9 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 	carry := map[*pipeline.Jail]*pipeline.Jail{} // replacement → replaced
 	rerouted := false
 	for _, p := range plans {
+		for _, n := range p.Notes {
+			d.log.Info("configuration: " + n)
+		}
 		for _, w := range p.Warnings {
 			d.log.Warn("configuration: " + w)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/config/ini"
+	"github.com/palisade-project/palisade/internal/config/stock"
 	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/jail"
 	"github.com/palisade-project/palisade/internal/source/journal"
@@ -37,6 +38,9 @@ type Env struct {
 	// JournalDirs are where the system journal's files live (default
 	// /var/log/journal and /run/log/journal).
 	JournalDirs []string
+	// Stock recognises fail2ban's unmodified stock filter files, which
+	// are replaced by palisade's built-in of the same name (nil: never).
+	Stock *stock.Sums
 }
 
 func (e Env) rooted(p string) string {
@@ -69,7 +73,11 @@ func (s SourcePlan) Watch() []string {
 		return append([]string(nil), s.Files...)
 	}
 	w := "journal"
-	if m := strings.Join(strings.Split(s.JournalSpec.Match, "\n"), " + "); m != "" {
+	words, err := journal.ParseMatch(s.JournalSpec.Match)
+	if err != nil { // not built: Build refuses such a match
+		words = strings.Fields(s.JournalSpec.Match)
+	}
+	if m := strings.Join(words, " "); m != "" {
 		w += ": " + m
 	} else {
 		w += " (every entry)"
@@ -123,8 +131,12 @@ type Plan struct {
 	Spec firewall.JailSpec
 	// Warnings are problems that do not stop the jail: a log file that
 	// does not exist yet, a journal with nothing to read, actions that
-	// are not run.
+	// are not run, failregexes that may take a forged address, journal
+	// matches a local user can forge.
 	Warnings []string
+	// Notes say what was decided for the jail that a user should know:
+	// a stock filter replaced by the built-in.
+	Notes []string
 }
 
 // Name is the jail's name.
@@ -230,10 +242,20 @@ func Build(cfg *config.Config, j config.Jail, env Env) (*Plan, error) {
 		Location:    loc,
 		Journal:     useJournal,
 		UseDNS:      j.UseDNS,
+		Stock:       env.Stock,
 	})
 	if err != nil {
 		located("filter", err)
 	} else {
+		if bf.Stock != nil && bf.Stock.Replaced {
+			p.Notes = append(p.Notes, "jail "+j.Name+": "+bf.Stock.String())
+		}
+		for _, n := range bf.Lint {
+			if n.Where == "" {
+				n.Where = fmt.Sprintf("%s:%d", j.File, j.Line)
+			}
+			p.Warnings = append(p.Warnings, "jail "+j.Name+": "+n.String())
+		}
 		p.Filter = bf
 		p.Settings = FilterSettings{Location: loc.String(), Journal: useJournal, UseDNS: j.UseDNS, Encoding: j.LogEncoding, RE2: bf.RE2}
 	}
@@ -250,6 +272,12 @@ func Build(cfg *config.Config, j config.Jail, env Env) (*Plan, error) {
 		src.JournalSpec.Match = match
 		if match == "" {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("jail %s: no journalmatch: every journal entry is read", j.Name))
+		} else if alts, err := journal.Untrusted(match); err == nil {
+			for _, a := range alts {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("jail %s: journalmatch alternative %q names no field journald sets itself "+
+					"(_COMM, _EXE, SYSLOG_IDENTIFIER are chosen by whoever starts the program): read only from root's entries (%s); "+
+					"match on _SYSTEMD_UNIT= instead", j.Name, a, journal.RootOnly))
+			}
 		}
 	}
 	p.Source = src

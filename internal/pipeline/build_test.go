@@ -103,7 +103,7 @@ func TestSourceChoice(t *testing.T) {
 			cfg := load(t, map[string]string{"jail.local": "[sshd]\nenabled = true\n" + tc.jail + "\n"})
 			p := buildOne(t, cfg, "sshd")
 			// the built-in sshd jail's journalmatch
-			want := strings.Replace(tc.watching, "BUILTIN", p.Jail.Source.JournalMatch, 1)
+			want := strings.Replace(tc.watching, "BUILTIN", strings.Join(strings.Fields(p.Jail.Source.JournalMatch), " "), 1)
 			if p.Jail.Source.JournalMatch == "" || p.Source.Journal != tc.journal || strings.Join(p.Source.Watch(), ",") != want || p.Source.Head != tc.head {
 				t.Fatalf("source %+v watching %q", p.Source, p.Source.Watch())
 			}

@@ -1,11 +1,14 @@
 package pipeline
 
 import (
+	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/palisade-project/palisade/internal/config"
+	"github.com/palisade-project/palisade/internal/config/stock"
 	"github.com/palisade-project/palisade/internal/filter"
 )
 
@@ -33,6 +36,14 @@ type FilterInput struct {
 	// second (filter.Options; 0: the default, negative: unlimited, as for
 	// palisade regex).
 	BacktrackBudget time.Duration
+	// Stock recognises fail2ban's unmodified stock files (nil: none is).
+	// A filter given by name whose every file read from disk is a stock
+	// file is replaced by palisade's built-in filter of that name, when
+	// there is one (see stockUse). A filter given as a path, and any
+	// filter when AsWritten is set, is used as written; BuiltFilter.Stock
+	// still says that it is a stock file.
+	Stock     *stock.Sums
+	AsWritten bool
 }
 
 // BuiltFilter is a compiled filter with what it was built from.
@@ -45,6 +56,36 @@ type BuiltFilter struct {
 	// RE2 reports that the filter is made only of palisade's built-in
 	// files and was therefore held to Go's RE2 engine.
 	RE2 bool
+	// Stock is set when the filter's files on disk are fail2ban's
+	// unmodified stock files and palisade has a built-in of the name.
+	Stock *StockUse
+	// Lint are the rules that capture an address after text a client
+	// may control (filter.Lint), for config check.
+	Lint []LintNote
+}
+
+// StockUse says that a filter's files on disk are fail2ban's unmodified
+// stock files, and whether palisade's built-in filter of the same name
+// was used instead.
+type StockUse struct {
+	// Name is the filter's (and the built-in's) name; File its file
+	// on disk, Files every stock file read (its includes too).
+	Name  string
+	File  string
+	Files []string
+	// Replaced: the built-in was used, the files were not read.
+	Replaced bool
+}
+
+// String is the note config check, status and the daemon's log show.
+func (u *StockUse) String() string {
+	if u.Replaced {
+		return fmt.Sprintf("filter %s: %s is fail2ban's unmodified stock filter; palisade's built-in filter %s is used instead "+
+			"(anchored, it resists addresses forged in user names; a filter.d/%s.local, even empty, makes palisade use the file as written)",
+			u.Name, u.File, u.Name, u.Name)
+	}
+	return fmt.Sprintf("filter %s: fail2ban's unmodified stock filter, used as written; a jail naming filter %s uses palisade's built-in filter %s instead",
+		u.File, u.Name, u.Name)
 }
 
 // BuildFilter reads and compiles a filter. Its errors name the filter
@@ -55,6 +96,12 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 	lf, err := config.ReadFilter(in.Spec, in.Dirs, in.Builtin)
 	if err != nil {
 		return nil, withFilterName(in.Spec.Name, err)
+	}
+	use := stockUse(in, lf.Files)
+	if use != nil && use.Replaced {
+		if lf, err = config.ReadFilter(in.Spec, nil, in.Builtin); err != nil {
+			return nil, withFilterName(in.Spec.Name, err)
+		}
 	}
 	def := lf.Definition
 	if def.Name == "" {
@@ -71,7 +118,51 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &BuiltFilter{Filter: f, Definition: def, Loaded: lf, RE2: re2}, nil
+	bf := &BuiltFilter{Filter: f, Definition: def, Loaded: lf, RE2: re2, Stock: use}
+	if !re2 {
+		bf.Lint = lintNotes(def, lf)
+	}
+	return bf, nil
+}
+
+// stockUse recognises a stock filter: every file read from disk is
+// filter.d/NAME.conf's or an include's (filter.d/X.conf, never a .local
+// or a NAME.d/ file) unmodified stock content, the filter's own file is
+// among them, and palisade has a built-in filter.d/NAME.conf. nil
+// otherwise.
+func stockUse(in FilterInput, files []string) *StockUse {
+	if in.Stock.Len() == 0 || in.Builtin == nil {
+		return nil
+	}
+	name := strings.TrimSpace(in.Spec.Name)
+	byPath := strings.Contains(name, "/")
+	if byPath {
+		name = filepath.Base(name)
+	}
+	name = strings.TrimSuffix(strings.TrimSuffix(name, ".conf"), ".local")
+	if _, err := fs.Stat(in.Builtin, "filter.d/"+name+".conf"); err != nil || name == "common" {
+		return nil
+	}
+	var disk []string
+	own := ""
+	for _, f := range files {
+		if strings.HasPrefix(f, config.BuiltinName) {
+			continue
+		}
+		base := filepath.Base(f)
+		if filepath.Base(filepath.Dir(f)) != "filter.d" || !strings.HasSuffix(base, ".conf") ||
+			!in.Stock.MatchFile("/etc/fail2ban/filter.d/"+base, f) {
+			return nil
+		}
+		if base == name+".conf" {
+			own = f
+		}
+		disk = append(disk, f)
+	}
+	if own == "" {
+		return nil
+	}
+	return &StockUse{Name: name, File: own, Files: disk, Replaced: !byPath && !in.AsWritten}
 }
 
 // onlyBuiltin reports whether every file read is an embedded built-in.
