@@ -47,7 +47,7 @@ type Journal interface {
 
 // Banner enforces ban decisions (*ban.Manager).
 type Banner interface {
-	Ban(ctx context.Context, jail string, p netip.Prefix, d time.Duration, reason string) (ban.Entry, error)
+	BanMany(ctx context.Context, reqs []ban.Request) []ban.Result
 }
 
 // Deps are a running jail's collaborators. Bans is required.
@@ -125,6 +125,8 @@ type Jail struct {
 	problems map[string]string // outside problems by kind ("firewall", "source")
 	base     jail.Stats
 	jnl      atomic.Pointer[journalRef]
+
+	banq banQueue // decisions on their way to Deps.Bans
 
 	lines, dropped atomic.Uint64
 	evicted        atomic.Uint64 // since the last report
@@ -325,6 +327,7 @@ func (r *Jail) Stop() {
 	}
 	r.stop()
 	r.workers.Wait()
+	r.closeBans()
 }
 
 // journalRef holds the failure journal (set once it is open).
@@ -630,26 +633,7 @@ func (r *Jail) act(v jail.Verdict, w work) {
 		if w.replay {
 			return // the ban is stored already
 		}
-		dec := v.Ban
-		// Not r.ctx: a ban decided while the jail is being replaced is
-		// still carried out.
-		ctx, cancel := context.WithTimeout(context.Background(), banTimeout)
-		_, err := r.deps.Bans.Ban(ctx, r.name, dec.Prefix, dec.Duration, dec.Reason)
-		cancel()
-		switch {
-		case errors.Is(err, ban.ErrAlreadyBanned):
-		case err != nil && !errors.Is(err, ban.ErrNotEnforced):
-			r.log.Error("ban failed", "jail", r.name, "ip", banAddr(dec.Prefix), "err", err)
-		default:
-			if err != nil {
-				r.log.Error("ban recorded, firewall refused it (retried by reconcile)", "jail", r.name, "ip", banAddr(dec.Prefix), "err", err)
-			}
-			r.log.Debug("ban decided", "jail", r.name, "ip", banAddr(dec.Prefix), "failures", dec.Failures,
-				"bantime", DurationText(dec.Duration), "offence", dec.Offence)
-			if r.deps.OnBan != nil {
-				r.deps.OnBan(r.name, dec.Prefix)
-			}
-		}
+		r.enqueueBan(v.Ban)
 	case jail.Ignored:
 		if v.Ignore != nil {
 			r.log.Debug("ignored", "jail", r.name, "ip", v.Addr.String(), "rule", v.Ignore.Rule, "entry", v.Ignore.Entry)

@@ -28,6 +28,22 @@ type testUser struct {
 // userName differs from test/e2e's user: the packages may run in parallel.
 const userName = "palisade-jails"
 
+// lockUser holds an exclusive lock on the test account's name until the
+// test ends, so that two runs of these tests on one machine (two checkouts)
+// take turns instead of resetting each other's account.
+func lockUser(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), userName+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock the test account: %v", err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
+}
+
 // newUser creates the local account (useradd, chpasswd) and a key pair;
 // the account is removed when the test ends.
 func newUser(t *testing.T) *testUser {
@@ -42,6 +58,7 @@ func newUser(t *testing.T) *testUser {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	lockUser(t)
 	// A leftover from an interrupted run is removed first.
 	if exec.Command("id", userName).Run() == nil {
 		if out, err := exec.Command("userdel", userName).CombinedOutput(); err != nil {

@@ -1,0 +1,81 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/palisade-project/palisade/internal/ban"
+	"github.com/palisade-project/palisade/internal/jail"
+)
+
+// slowBans holds the first BanMany until release is closed and records
+// the size of every batch.
+type slowBans struct {
+	release chan struct{}
+	mu      sync.Mutex
+	batches []int
+	n       int
+}
+
+func (b *slowBans) BanMany(_ context.Context, reqs []ban.Request) []ban.Result {
+	b.mu.Lock()
+	first := len(b.batches) == 0
+	b.batches = append(b.batches, len(reqs))
+	b.n += len(reqs)
+	b.mu.Unlock()
+	if first {
+		<-b.release
+	}
+	return make([]ban.Result, len(reqs))
+}
+
+func (b *slowBans) total() (int, []int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n, append([]int(nil), b.batches...)
+}
+
+// TestBanQueue: decisions that arrive while a batch commits go out
+// together in the next one; the reader never waits for the store; Stop
+// carries out every queued decision; a decision after Stop is carried
+// out at once.
+func TestBanQueue(t *testing.T) {
+	cfg := load(t, map[string]string{"jail.local": "[sshd]\nenabled = true\nlogpath = /dev/null\n"})
+	b := &slowBans{release: make(chan struct{})}
+	r, err := New(buildOne(t, cfg, "sshd"), Deps{Bans: b, SelfAddrs: func() []netip.Addr { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := func(i int) *jail.Decision {
+		return &jail.Decision{Prefix: netip.MustParsePrefix(fmt.Sprintf("198.51.100.%d/32", i)), Duration: time.Hour}
+	}
+	r.enqueueBan(dec(1))
+	// The first batch is held: wait until it is being committed.
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := b.total(); n == 0; n, _ = b.total() {
+		if time.Now().After(deadline) {
+			t.Fatal("the first decision never reached the banner")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := 2; i <= 101; i++ { // 100 decisions: fewer than banQueueLen, so no wait
+		r.enqueueBan(dec(i))
+	}
+	close(b.release)
+	r.Stop()
+	n, batches := b.total()
+	if n != 101 {
+		t.Fatalf("%d decisions carried out, want 101 (batches %v)", n, batches)
+	}
+	if len(batches) != 2 || batches[1] != 100 {
+		t.Fatalf("batches %v, want [1 100]: what waited goes out in one batch", batches)
+	}
+	r.enqueueBan(dec(200))
+	if n, _ := b.total(); n != 102 {
+		t.Fatalf("a decision after Stop was not carried out (%d)", n)
+	}
+}
