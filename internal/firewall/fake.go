@@ -3,6 +3,7 @@ package firewall
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -25,8 +26,12 @@ type Fake struct {
 
 type banKey struct {
 	jail   string
-	prefix string
+	prefix netip.Prefix
 }
+
+// maxCalls bounds the call log (the log backend is a Fake that runs for
+// the daemon's lifetime); Calls returns the latest calls.
+const maxCalls = 4096
 
 // NewFake returns an empty Fake backend.
 func NewFake() *Fake {
@@ -37,6 +42,9 @@ func NewFake() *Fake {
 func (f *Fake) Name() string { return "fake" }
 
 func (f *Fake) fail(call string) error {
+	if len(f.calls) >= maxCalls {
+		f.calls = append(f.calls[:0], f.calls[len(f.calls)-maxCalls/2:]...)
+	}
 	f.calls = append(f.calls, call)
 	if err := f.FailNext; err != nil {
 		f.FailNext = nil
@@ -66,7 +74,7 @@ func (f *Fake) Add(_ context.Context, bans []Ban) error {
 		return err
 	}
 	for _, b := range bans {
-		f.bans[banKey{b.Jail, b.Prefix.String()}] = b
+		f.bans[banKey{b.Jail, b.Prefix}] = b
 	}
 	return nil
 }
@@ -79,7 +87,7 @@ func (f *Fake) Remove(_ context.Context, bans []Ban) error {
 		return err
 	}
 	for _, b := range bans {
-		delete(f.bans, banKey{b.Jail, b.Prefix.String()})
+		delete(f.bans, banKey{b.Jail, b.Prefix})
 	}
 	return nil
 }
@@ -124,7 +132,8 @@ func (f *Fake) Jails() map[string]JailSpec {
 	return out
 }
 
-// Calls returns the names of the calls made so far ("setup", "add", ...).
+// Calls returns the names of the calls made so far ("setup", "add", ...),
+// at most the latest 4096.
 func (f *Fake) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
