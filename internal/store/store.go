@@ -24,6 +24,8 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -54,54 +56,102 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync disables fsync on commit. Only for tests and benchmarks.
 	NoSync bool
+
+	readOnly bool
 }
 
 // Store is an open database. It is safe for concurrent use.
+//
+// A database that cannot be written (read-only file system, no space, a
+// directory that cannot be created) does not stop palisade: Open then
+// returns a Store that reads what it can (the file opened read-only, or
+// nothing) and whose writes fail with an error wrapping ErrUnavailable.
+// Each write, and Err, tries again to open the file for writing, at most
+// once per second; the first success makes the store fully usable.
 type Store struct {
-	db        *bolt.DB
-	path      string
-	movedTo   string
-	log       *slog.Logger
+	path    string
+	opts    Options
+	log     *slog.Logger
+	movedTo string
+	// openError is why the file was moved aside.
 	openError error
+	// created: the file did not exist before this Open.
+	created bool
+
+	mu sync.RWMutex // guards the fields below; held for reading during transactions
+	db *bolt.DB     // nil when the file could not be opened at all
+	// unavail is why writes cannot work (db nil or opened read-only).
+	unavail  error
+	readOnly bool
+	lastTry  time.Time
 }
+
+// ErrUnavailable wraps every write refused because the database could not
+// be opened for writing.
+var ErrUnavailable = errors.New("database not writable")
+
+// reopenEvery bounds how often a store that cannot be written tries to
+// open its file again.
+const reopenEvery = time.Second
 
 // Open opens (or creates) the database at path. When the file exists but is
 // not a readable palisade database, it is renamed to
 // path+".corrupt-YYYYMMDDTHHMMSSZ", an error is logged and a fresh database
-// is created; MovedAside reports the new name. Open fails only when the
-// database cannot be created at all, or is locked by another process.
+// is created; MovedAside reports the new name. When the file cannot be
+// opened for writing because of its file system (read-only, full, quota,
+// I/O error, permission), the Store is returned degraded (see Store) and
+// Err reports why. Open fails only when another process holds the
+// database, or when path cannot be a database (a directory, say).
 func Open(path string, opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 2 * time.Second
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
+	s := &Store{path: path, log: log, opts: opts}
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		s.created = true
 	}
-	s := &Store{path: path, log: log}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		if !unavailable(err) {
+			return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
+		}
+		s.degrade(fmt.Errorf("create directory for %s: %w", path, err))
+		return s, nil
+	}
 	db, cause := openChecked(path, opts)
 	if cause != nil {
 		var fatal *fatalError
-		if errors.As(cause, &fatal) {
+		switch {
+		case errors.As(cause, &fatal):
 			return nil, fmt.Errorf("store: open %s: %w", path, fatal.err)
+		case unavailable(cause):
+			s.degrade(cause)
+			return s, nil
 		}
-		aside := path + ".corrupt-" + now().UTC().Format("20060102T150405Z")
+		aside := path + ".corrupt-" + opts.Now().UTC().Format("20060102T150405Z")
 		if err := os.Rename(path, aside); err != nil {
+			if unavailable(err) {
+				s.degrade(fmt.Errorf("%s is unreadable (%v) and cannot be moved aside: %w", path, cause, err))
+				return s, nil
+			}
 			return nil, fmt.Errorf("store: %s is unreadable (%v) and cannot be moved aside: %w", path, cause, err)
 		}
-		log.Error("DATABASE CORRUPT: moved aside, starting with an empty database; bans recorded only there are no longer tracked",
+		log.Error("DATABASE CORRUPT: moved aside, starting with an empty database; bans the firewall still holds are adopted",
 			"path", path, "moved_to", aside, "cause", cause.Error())
 		s.movedTo = aside
 		s.openError = cause
 		db, cause = openChecked(path, opts)
 		if cause != nil {
+			if unavailable(cause) {
+				s.degrade(cause)
+				return s, nil
+			}
 			return nil, fmt.Errorf("store: open fresh %s after moving the corrupt one aside: %w", path, cause)
 		}
 	}
@@ -109,8 +159,133 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// unavailable reports whether err comes from the file system refusing to
+// store data (so the file must neither be moved aside nor stop palisade).
+func unavailable(err error) bool {
+	for _, e := range []error{syscall.EROFS, syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EACCES, syscall.EPERM, fs.ErrPermission} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return errors.Is(err, berrors.ErrDatabaseReadOnly)
+}
+
+// degrade puts a store that cannot be written into its fallback: the file
+// opened read-only when that works, nothing otherwise (mu held or not yet
+// shared).
+func (s *Store) degrade(cause error) {
+	s.unavail = cause
+	s.lastTry = s.opts.Now()
+	s.db, s.readOnly = nil, false
+	if db, err := openReadOnly(s.path, s.opts); err == nil {
+		s.db, s.readOnly = db, true
+	}
+	state := "nothing could be read from it"
+	if s.readOnly {
+		state = "its bans are read, changes are kept in memory"
+	}
+	s.log.Error("DATABASE NOT WRITABLE: palisade keeps running; "+state+" and written when it can be", "path", s.path, "err", cause.Error())
+}
+
+// openReadOnly opens an existing database for reading only.
+func openReadOnly(path string, opts Options) (*bolt.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	ro := opts
+	ro.readOnly = true
+	db, err := boltOpen(path, ro)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateRead(db); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Err returns nil when the database can be written, or why not. A store
+// that could not be opened for writing tries again (at most once per
+// second), so Err also tells when the file system has recovered.
+func (s *Store) Err() error {
+	return s.writable()
+}
+
+// writable makes sure the database is open for writing, reopening it if
+// it was not and a retry is due.
+func (s *Store) writable() error {
+	s.mu.RLock()
+	ok, cause := s.unavail == nil, s.unavail
+	s.mu.RUnlock()
+	if ok {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unavail == nil {
+		return nil
+	}
+	now := s.opts.Now()
+	if now.Sub(s.lastTry) < reopenEvery {
+		return fmt.Errorf("store: %w: %w", ErrUnavailable, cause)
+	}
+	s.lastTry = now
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		s.unavail = fmt.Errorf("create directory for %s: %w", s.path, err)
+		return fmt.Errorf("store: %w: %w", ErrUnavailable, s.unavail)
+	}
+	// Our own read-only handle holds a shared lock: release it first.
+	if s.db != nil {
+		_ = s.db.Close()
+		s.db = nil
+	}
+	db, err := openChecked(s.path, s.opts)
+	if err != nil {
+		s.unavail = err
+		if ro, rerr := openReadOnly(s.path, s.opts); rerr == nil {
+			s.db, s.readOnly = ro, true
+		}
+		return fmt.Errorf("store: %w: %w", ErrUnavailable, err)
+	}
+	s.db, s.readOnly, s.unavail = db, false, nil
+	s.log.Warn("database writable again", "path", s.path)
+	return nil
+}
+
+// update runs fn in a write transaction.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil || s.readOnly {
+		return fmt.Errorf("%w: %w", ErrUnavailable, s.unavail)
+	}
+	return s.db.Update(fn)
+}
+
+// view runs fn in a read transaction; without a database (or without its
+// buckets) there is nothing to read and fn is not called.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketBans, bucketHistory, bucketLogPos, bucketJournal} {
+			if tx.Bucket(b) == nil {
+				return nil
+			}
+		}
+		return fn(tx)
+	})
+}
+
 // fatalError marks open failures that are not the file's fault (lock held,
-// permission denied): the file must not be moved aside for those.
+// a path that cannot be a file): the file must not be moved aside for those.
 type fatalError struct{ err error }
 
 func (e *fatalError) Error() string { return e.err.Error() }
@@ -121,8 +296,8 @@ func openChecked(path string, opts Options) (db *bolt.DB, err error) {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &fatalError{fmt.Errorf("database is locked by another process: %w", err)}
 		}
-		if errors.Is(err, fs.ErrPermission) {
-			return nil, &fatalError{err}
+		if unavailable(err) {
+			return nil, err
 		}
 		var pe *fs.PathError
 		if errors.As(err, &pe) && pe.Op == "open" {
@@ -154,6 +329,7 @@ func boltOpen(path string, opts Options) (db *bolt.DB, err error) {
 	return bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:      opts.LockTimeout,
 		NoSync:       opts.NoSync,
+		ReadOnly:     opts.readOnly,
 		FreelistType: bolt.FreelistMapType,
 		// Reserve address space up front so bulk writes do not remap
 		// (and copy every dirty node) each time the file grows.
@@ -164,7 +340,31 @@ func boltOpen(path string, opts Options) (db *bolt.DB, err error) {
 // validate checks the schema and walks every page once. A truncated file
 // maps fewer pages than the tree references; faults while reading it are
 // turned into panics (SetPanicOnFault) and recovered into an error.
-func validate(db *bolt.DB) (err error) {
+func validate(db *bolt.DB) error {
+	if err := validateRead(db); err != nil {
+		return err
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			m, err := tx.CreateBucket(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if err := m.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return err
+			}
+		}
+		for _, b := range [][]byte{bucketBans, bucketHistory, bucketLogPos, bucketJournal} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// validateRead is the reading half of validate.
+func validateRead(db *bolt.DB) (err error) {
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 	defer func() {
@@ -192,26 +392,7 @@ func validate(db *bolt.DB) (err error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMeta) == nil {
-			m, err := tx.CreateBucket(bucketMeta)
-			if err != nil {
-				return err
-			}
-			if err := m.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
-				return err
-			}
-		}
-		for _, b := range [][]byte{bucketBans, bucketHistory, bucketLogPos, bucketJournal} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return err
 }
 
 // walk visits every key of b and its sub-buckets, touching every page.
@@ -236,7 +417,14 @@ func walk(b *bolt.Bucket, depth int) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	db := s.db
+	s.db = nil
+	if err := db.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", s.path, err)
 	}
 	return nil
@@ -244,6 +432,20 @@ func (s *Store) Close() error {
 
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
+
+// Lost says why the database may not hold every ban palisade made: the
+// file was corrupt and moved aside, or it did not exist when Open ran.
+// It is "" when the database opened as it was. The ban manager then
+// adopts the bans palisade's own firewall sets still hold.
+func (s *Store) Lost() string {
+	switch {
+	case s.movedTo != "":
+		return fmt.Sprintf("the database was unreadable (%v) and was moved to %s", s.openError, s.movedTo)
+	case s.created:
+		return "the database " + s.path + " did not exist"
+	}
+	return ""
+}
 
 // MovedAside returns where a corrupt database was moved by Open and why, or
 // "" and nil when the database opened cleanly.
@@ -381,7 +583,7 @@ func (s *Store) putBans(bans []Ban, record bool) error {
 			return fmt.Errorf("store: %w", err)
 		}
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketBans)
 		hist := tx.Bucket(bucketHistory)
 		var jb *bolt.Bucket
@@ -431,7 +633,7 @@ type BanKey struct {
 // DeleteBans removes bans in one transaction; missing ones are ignored.
 // The offence history is kept.
 func (s *Store) DeleteBans(keys []BanKey) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketBans)
 		for _, k := range keys {
 			jb := root.Bucket([]byte(k.Jail))
@@ -454,36 +656,45 @@ func (s *Store) DeleteBans(keys []BanKey) error {
 // records are skipped and counted in the second result.
 func (s *Store) Bans() ([]Ban, int, error) {
 	var out []Ban
+	bad, err := s.EachBan(func(b Ban) error {
+		out = append(out, b)
+		return nil
+	})
+	return out, bad, err
+}
+
+// EachBan calls fn for every stored ban, ordered by jail then prefix,
+// without building a list (start-up restores hundreds of thousands). The
+// bans of one jail share one Jail string. Undecodable records are skipped
+// and counted in the first result; an error from fn stops the walk and is
+// returned.
+func (s *Store) EachBan(fn func(Ban) error) (int, error) {
 	bad := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketBans)
 		return root.ForEachBucket(func(name []byte) error {
 			jb := root.Bucket(name)
 			jail := string(name)
-			if out == nil {
-				out = make([]Ban, 0, jb.Stats().KeyN)
-			}
 			return jb.ForEach(func(k, v []byte) error {
 				b, err := decodeBan(jail, k, v)
 				if err != nil {
 					bad++
 					return nil
 				}
-				out = append(out, b)
-				return nil
+				return fn(b)
 			})
 		})
 	})
 	if err != nil {
-		return nil, bad, fmt.Errorf("store: read bans: %w", err)
+		return bad, fmt.Errorf("store: read bans: %w", err)
 	}
-	return out, bad, nil
+	return bad, nil
 }
 
 // CountBans returns the number of stored bans.
 func (s *Store) CountBans() (int, error) {
 	n := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketBans)
 		return root.ForEachBucket(func(name []byte) error {
 			n += root.Bucket(name).Stats().KeyN
@@ -533,7 +744,7 @@ func decodeOffences(v []byte) Offences {
 func (s *Store) Offences(jail string, p netip.Prefix, overall bool) (Offences, error) {
 	var o Offences
 	p = p.Masked()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		hist := tx.Bucket(bucketHistory)
 		if !overall {
 			o = decodeOffences(hist.Get(historyKey(p, jail)))
@@ -565,7 +776,7 @@ func (s *Store) PruneHistory(now time.Time, maxAge time.Duration) (int, error) {
 	const outdatedFactor = 3
 	limit := now.Add(-maxAge)
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		hist := tx.Bucket(bucketHistory)
 		c := hist.Cursor()
 		for k, v := c.First(); k != nil; {
@@ -608,7 +819,7 @@ func (s *Store) SetLogPositions(pos map[string]LogPosition) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogPos)
 		for _, k := range keys {
 			v, err := json.Marshal(pos[k])
@@ -631,7 +842,7 @@ func (s *Store) SetLogPositions(pos map[string]LogPosition) error {
 func (s *Store) LogPosition(path string) (LogPosition, bool, error) {
 	var pos LogPosition
 	found := false
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketLogPos).Get([]byte(path))
 		if v == nil {
 			return nil
@@ -647,7 +858,7 @@ func (s *Store) LogPosition(path string) (LogPosition, bool, error) {
 
 // DeleteLogPosition forgets path.
 func (s *Store) DeleteLogPosition(path string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketLogPos).Delete([]byte(path))
 	})
 	if err != nil {
@@ -659,7 +870,7 @@ func (s *Store) DeleteLogPosition(path string) error {
 // SetJournalCursor stores a journal cursor under key (the jail and its
 // journal match, e.g. "sshd/_SYSTEMD_UNIT=sshd.service").
 func (s *Store) SetJournalCursor(key, cursor string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketJournal).Put([]byte(key), []byte(cursor))
 	})
 	if err != nil {
@@ -672,7 +883,7 @@ func (s *Store) SetJournalCursor(key, cursor string) error {
 func (s *Store) JournalCursor(key string) (string, bool, error) {
 	var cur string
 	found := false
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketJournal).Get([]byte(key)); v != nil {
 			cur, found = string(v), true
 		}
