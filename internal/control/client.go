@@ -66,28 +66,42 @@ func (c *Client) Call(ctx context.Context, req Request, out any) error {
 	// The server may refuse (and close) before reading the request; its
 	// reply is still readable, so a write error only counts without one.
 	_, werr := conn.Write(append(b, '\n'))
-	br := bufio.NewReader(conn)
-	line, err := br.ReadBytes('\n')
-	if err != nil && len(line) == 0 {
-		if werr != nil {
-			return fmt.Errorf("control socket %s: sending request: %w", c.Path, werr)
+	// Decode the reply as it arrives: a large one (every ban) is never
+	// held as text and as values at once.
+	var resp struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+		Data  any    `json:"data"`
+	}
+	var raw json.RawMessage
+	if out != nil {
+		resp.Data = out
+	} else {
+		resp.Data = &raw
+	}
+	dec := json.NewDecoder(bufio.NewReaderSize(conn, 64<<10))
+	if err := dec.Decode(&resp); err != nil {
+		if dec.InputOffset() == 0 {
+			if werr != nil {
+				return fmt.Errorf("control socket %s: sending request: %w", c.Path, werr)
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("control socket %s: %w", c.Path, ctx.Err())
+			}
+			return fmt.Errorf("control socket %s: reading reply: %w", c.Path, err)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("control socket %s: %w", c.Path, ctx.Err())
 		}
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &se) || errors.As(err, &te) {
+			return fmt.Errorf("control socket %s: malformed reply: %w", c.Path, err)
+		}
 		return fmt.Errorf("control socket %s: reading reply: %w", c.Path, err)
-	}
-	var resp Response
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return fmt.Errorf("control socket %s: malformed reply: %w", c.Path, err)
 	}
 	if !resp.OK {
 		return &RemoteError{Msg: resp.Error}
-	}
-	if out != nil && len(resp.Data) > 0 {
-		if err := json.Unmarshal(resp.Data, out); err != nil {
-			return fmt.Errorf("control socket %s: malformed reply data: %w", c.Path, err)
-		}
 	}
 	return nil
 }

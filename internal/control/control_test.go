@@ -45,27 +45,7 @@ func asTester(opts Options) Options {
 
 func startServer(t *testing.T, opts Options) (*Server, string) {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "run", "palisade.sock")
-	srv, err := Listen(path, asTester(opts))
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, echoHandler()) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not stop")
-		}
-	})
-	return srv, path
+	return serveWith(t, opts, echoHandler())
 }
 
 // rawCall sends payload as is and returns the decoded reply.

@@ -225,10 +225,26 @@ type StatusReply struct {
 	// configuration is older than the files on disk.
 	ReloadError string `json:"reload_error,omitempty"`
 	// Healthy is false while any jail has a health problem (health.go).
-	Healthy bool         `json:"healthy"`
-	Jails   []JailStatus `json:"jails"`
+	Healthy bool `json:"healthy"`
+	// Database is the state of the ban database.
+	Database DatabaseStatus `json:"database"`
+	Jails    []JailStatus   `json:"jails"`
 	// Fleet is present when fleet-wide bans are configured (fleet.go).
 	Fleet *FleetSummary `json:"fleet,omitempty"`
+}
+
+// DatabaseStatus says whether the ban database takes writes. While it
+// does not (read-only or full file system), the daemon keeps banning from
+// memory and retries; Unsaved and PendingDeletes count what it will write.
+type DatabaseStatus struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Since is when writes began failing; NextRetry when they are tried
+	// again (both absent while OK).
+	Since          *time.Time `json:"since,omitempty"`
+	NextRetry      *time.Time `json:"next_retry,omitempty"`
+	Unsaved        int        `json:"unsaved"`
+	PendingDeletes int        `json:"pending_deletes"`
 }
 
 // JailStatus is one jail in a StatusReply.

@@ -46,8 +46,11 @@ type Options struct {
 	ReadTimeout, WriteTimeout time.Duration
 	// HandleTimeout bounds one request's handling (default 60s).
 	HandleTimeout time.Duration
-	// MaxConns bounds concurrent connections (default 16); further
-	// connections wait in the kernel's backlog.
+	// MaxConns bounds open connections (default 64). When every slot is
+	// taken, the connection that has waited longest without sending its
+	// request is closed to make room, so idle clients can never lock the
+	// others out; when all are busy being answered, the newcomer gets a
+	// "busy" error reply at once.
 	MaxConns int
 	// AllowUID decides which peer uids may talk; nil allows uid 0 only.
 	// Tests may widen it; the daemon never does.
@@ -71,7 +74,7 @@ func (o *Options) defaults() {
 		o.HandleTimeout = 60 * time.Second
 	}
 	if o.MaxConns <= 0 {
-		o.MaxConns = 16
+		o.MaxConns = 64
 	}
 	if o.AllowUID == nil {
 		o.AllowUID = func(uid uint32) bool { return uid == 0 }
@@ -87,6 +90,18 @@ type Server struct {
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+
+	mu    sync.Mutex // guards conns, seq
+	conns map[*connState]struct{}
+	seq   uint64
+}
+
+// connState is one open connection; reading is set until its request has
+// arrived (only such connections may be closed to admit another).
+type connState struct {
+	conn    *net.UnixConn
+	seq     uint64
+	reading bool
 }
 
 // Listen creates the control socket at path. The parent directory is
@@ -177,22 +192,15 @@ func clearStale(path string) error {
 func (s *Server) Path() string { return s.path }
 
 // Serve accepts connections until ctx is done or Close is called, and
-// answers each with h. It returns nil after a clean shutdown.
+// answers each with h in its own goroutine. It returns nil after a clean
+// shutdown.
 func (s *Server) Serve(ctx context.Context, h Handler) error {
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
-	sem := make(chan struct{}, s.opts.MaxConns)
 	var tempDelay time.Duration
 	for {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			s.wg.Wait()
-			return nil
-		}
 		conn, err := s.ln.AcceptUnix()
 		if err != nil {
-			<-sem
 			if errors.Is(err, net.ErrClosed) {
 				s.wg.Wait()
 				return nil
@@ -211,13 +219,70 @@ func (s *Server) Serve(ctx context.Context, h Handler) error {
 			continue
 		}
 		tempDelay = 0
+		cs, ok := s.admit(conn)
+		if !ok {
+			s.opts.Logger.Warn("control socket: every connection is busy; refused one", "max", s.opts.MaxConns)
+			_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			s.reply(conn, Response{Error: "daemon busy: too many control connections, try again"})
+			conn.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer func() { <-sem }()
-			s.serveConn(ctx, conn, h)
+			defer s.release(cs)
+			s.serveConn(ctx, cs, h)
 		}()
 	}
+}
+
+// admit registers conn, closing the longest-waiting idle connection when
+// every slot is taken; it refuses conn when none is idle.
+func (s *Server) admit(conn *net.UnixConn) (*connState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = map[*connState]struct{}{}
+	}
+	if len(s.conns) >= s.opts.MaxConns {
+		var victim *connState
+		for c := range s.conns {
+			if c.reading && (victim == nil || c.seq < victim.seq) {
+				victim = c
+			}
+		}
+		if victim == nil {
+			return nil, false
+		}
+		delete(s.conns, victim)
+		victim.conn.Close()
+		s.opts.Logger.Debug("control socket: closed an idle connection to admit another")
+	}
+	s.seq++
+	cs := &connState{conn: conn, seq: s.seq, reading: true}
+	s.conns[cs] = struct{}{}
+	return cs, true
+}
+
+// release forgets a finished connection.
+func (s *Server) release(cs *connState) {
+	s.mu.Lock()
+	delete(s.conns, cs)
+	s.mu.Unlock()
+}
+
+// accepted returns the number of connections admitted so far (tests).
+func (s *Server) accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.seq)
+}
+
+// open returns the number of open connections (tests).
+func (s *Server) open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // Close stops listening and removes the socket file. Connections in
@@ -254,7 +319,8 @@ func peerUID(conn *net.UnixConn) (uint32, error) {
 	return cred.Uid, nil
 }
 
-func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn, h Handler) {
+func (s *Server) serveConn(ctx context.Context, cs *connState, h Handler) {
+	conn := cs.conn
 	defer conn.Close()
 	log := s.opts.Logger
 	uid, err := peerUID(conn)
@@ -270,6 +336,9 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn, h Handler) {
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
 	line, err := readLine(conn, s.opts.MaxRequest)
+	s.mu.Lock()
+	cs.reading = false
+	s.mu.Unlock()
 	if err != nil {
 		log.Warn("control socket: bad request", "uid", uid, "err", err)
 		s.reply(conn, Response{Error: err.Error()})
@@ -288,12 +357,70 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn, h Handler) {
 		s.reply(conn, Response{Error: err.Error()})
 		return
 	}
-	raw, err := json.Marshal(data)
+	st, ok := data.(Streamer)
+	if !ok {
+		raw, err := json.Marshal(data)
+		if err != nil {
+			s.reply(conn, Response{Error: fmt.Sprintf("encoding reply: %v", err)})
+			return
+		}
+		st = rawReply(raw)
+	}
+	s.stream(conn, req, st)
+}
+
+// rawReply is reply data already encoded.
+type rawReply []byte
+
+func (r rawReply) WriteJSON(w io.Writer) error {
+	_, err := w.Write(r)
+	return err
+}
+
+// deadlineWriter renews the write deadline before every write, so a
+// streamed reply may take as long as it needs while the peer keeps
+// reading, and no longer than the timeout once it stops.
+type deadlineWriter struct {
+	conn    *net.UnixConn
+	timeout time.Duration
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.conn.Write(p)
+}
+
+// stream writes a successful response whose data st produces now, in
+// 64 KiB writes: a streamed reply is never held whole. The bytes are those
+// of json.Marshal(Response{OK: true, Data: data}).
+func (s *Server) stream(conn *net.UnixConn, req Request, st Streamer) {
+	bw := bufio.NewWriterSize(deadlineWriter{conn, s.opts.WriteTimeout}, 64<<10)
+	_, err := bw.WriteString(`{"ok":true,"data":`)
+	if err == nil {
+		err = safeStream(st, bw)
+	}
+	if err == nil {
+		_, err = bw.WriteString("}\n")
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err != nil {
-		s.reply(conn, Response{Error: fmt.Sprintf("encoding reply: %v", err)})
+		// The peer gets a truncated line, which its decoder rejects.
+		s.opts.Logger.Warn("control socket: streaming a reply failed", "verb", req.Verb, "err", err)
 		return
 	}
-	s.reply(conn, Response{OK: true, Data: raw})
+	_ = conn.CloseWrite()
+}
+
+// safeStream runs st, turning a panic into an error.
+func safeStream(st Streamer, w io.Writer) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error streaming a reply: %v", r)
+		}
+	}()
+	return st.WriteJSON(w)
 }
 
 // safeHandle runs h, turning a panic into an error so one request can
