@@ -533,58 +533,6 @@ func TestReconcile(t *testing.T) {
 	})
 }
 
-type failingStore struct {
-	Store
-	fail bool
-}
-
-func (f *failingStore) AddBans(b []store.Ban) error {
-	if f.fail {
-		return errors.New("disk full")
-	}
-	return f.Store.AddBans(b)
-}
-
-func (f *failingStore) DeleteBans(k []store.BanKey) error {
-	if f.fail {
-		return errors.New("disk full")
-	}
-	return f.Store.DeleteBans(k)
-}
-
-func TestStoreFailure(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs := &failingStore{Store: st, fail: true}
-	fw := firewall.NewFake()
-	now := &clock{t: t0}
-	m, _ := New(Config{RetryDelay: time.Minute}, Deps{Store: fs, Backend: fw, Now: now.Now})
-	ctx := context.Background()
-	// The attacker is still blocked, and the caller hears about it.
-	if _, err := m.Ban(ctx, "sshd", pfx("192.0.2.1"), time.Hour, ""); err == nil || !strings.Contains(err.Error(), "disk full") {
-		t.Fatalf("err = %v", err)
-	}
-	if got := fwPrefixes(t, fw); len(got) != 1 {
-		t.Fatalf("not enforced: %v", got)
-	}
-	// Expiry with a failing store keeps the ban and retries later.
-	now.Add(time.Hour)
-	if n, err := m.ExpireDue(ctx); n != 0 || err == nil {
-		t.Fatalf("ExpireDue = %d, %v", n, err)
-	}
-	if len(m.List("")) != 1 {
-		t.Fatal("ban dropped although the store failed")
-	}
-	fs.fail = false
-	now.Add(time.Minute)
-	if n, err := m.ExpireDue(ctx); n != 1 || err != nil {
-		t.Fatalf("retry: %d, %v", n, err)
-	}
-}
-
 func TestUnbanAll(t *testing.T) {
 	e := newEnv(t, Config{})
 	ctx := context.Background()

@@ -1,6 +1,7 @@
 package ban
 
 import (
+	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -44,4 +45,23 @@ func BanLogLine(t time.Time, pid int, jail, verb string, p netip.Prefix) string 
 	b.WriteString(target)
 	b.WriteByte('\n')
 	return b.String()
+}
+
+// writeLog writes one ban-log line; a failing writer is reported once
+// until it works again.
+func (m *Manager) writeLog(t time.Time, jail, verb string, p netip.Prefix) {
+	if m.banlog == nil {
+		return
+	}
+	line := BanLogLine(t.In(m.cfg.Location), m.cfg.PID, jail, verb, p)
+	m.logMu.Lock()
+	defer m.logMu.Unlock()
+	if _, err := io.WriteString(m.banlog, line); err != nil {
+		if !m.logErr {
+			m.log.Error("cannot write the ban log", "err", err)
+		}
+		m.logErr = true
+		return
+	}
+	m.logErr = false
 }

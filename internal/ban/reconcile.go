@@ -1,0 +1,103 @@
+package ban
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/palisade-project/palisade/internal/firewall"
+)
+
+// ReconcileStats says what Reconcile did.
+type ReconcileStats struct {
+	Listed  bool // the backend could list its bans
+	ReAdded int  // active bans missing from the firewall, added again
+	Removed int  // firewall bans unknown to the manager, removed
+}
+
+// Reconcile makes the firewall match the active bans. When the backend can
+// list, missing bans are re-added and unknown ones removed (one call
+// each); otherwise only bans the firewall refused earlier are retried.
+func (m *Manager) Reconcile(ctx context.Context) (ReconcileStats, error) {
+	m.op.Lock()
+	defer m.op.Unlock()
+	var st ReconcileStats
+	soon := m.now().Add(time.Second).UnixNano()
+	listed, err := m.backend.List(ctx)
+	switch {
+	case errors.Is(err, firewall.ErrNotListable):
+	case err != nil:
+		m.mu.Lock()
+		m.stats.ReconcileFailures++
+		m.mu.Unlock()
+		return st, fmt.Errorf("reconcile: list %s: %w", m.backend.Name(), err)
+	default:
+		st.Listed = true
+	}
+	var add, extra []firewall.Ban
+	var addKeys []bkey
+	m.mu.Lock()
+	have := make(map[bkey]struct{}, len(listed))
+	for _, b := range listed {
+		id, ok := m.t.jailID(b.Jail, false)
+		if !ok {
+			extra = append(extra, b)
+			continue
+		}
+		k := makeKey(id, normPrefix(b.Prefix))
+		if m.t.get(k) == nil {
+			extra = append(extra, b)
+			continue
+		}
+		have[k] = struct{}{}
+	}
+	for i := range m.t.recs {
+		r := &m.t.recs[i]
+		if r.flags&fLive == 0 || !r.permanent() && r.expires < soon {
+			continue // free, or about to expire anyway
+		}
+		_, ok := have[r.key]
+		if r.flags&fEnforced == 0 || st.Listed && !ok {
+			add = append(add, m.recFirewall(r))
+			addKeys = append(addKeys, r.key)
+		}
+	}
+	m.mu.Unlock()
+	var errs []error
+	if len(add) > 0 {
+		if err := m.backend.Add(ctx, add); err != nil {
+			errs = append(errs, fmt.Errorf("re-add %d: %w", len(add), err))
+		} else {
+			st.ReAdded = len(add)
+			m.mu.Lock()
+			for _, k := range addKeys {
+				if r := m.t.get(k); r != nil {
+					r.flags |= fEnforced
+				}
+			}
+			m.mu.Unlock()
+		}
+	}
+	if len(extra) > 0 {
+		if err := m.backend.Remove(ctx, extra); err != nil {
+			errs = append(errs, fmt.Errorf("remove %d unknown: %w", len(extra), err))
+		} else {
+			st.Removed = len(extra)
+		}
+	}
+	if st.ReAdded > 0 || st.Removed > 0 {
+		m.log.Warn("firewall reconciled with the store", "re_added", st.ReAdded, "removed", st.Removed)
+	}
+	m.mu.Lock()
+	m.stats.ReconcileReAdded += uint64(st.ReAdded)
+	m.stats.ReconcileRemoved += uint64(st.Removed)
+	if len(errs) > 0 {
+		m.stats.ReconcileFailures++
+	}
+	m.mu.Unlock()
+	if len(errs) > 0 {
+		return st, fmt.Errorf("reconcile: %w", errors.Join(errs...))
+	}
+	return st, nil
+}
