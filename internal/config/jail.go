@@ -31,6 +31,8 @@ const (
 	DefaultDBFile    = "/var/lib/palisade/palisade.db"
 	// DefaultFailTableSize caps one jail's failure table.
 	DefaultFailTableSize = 100000
+	// DefaultMaxBans bounds one jail's active bans (maxbans).
+	DefaultMaxBans = 250000
 	// BuiltinName names the embedded built-in files in messages.
 	BuiltinName = "(builtin)"
 )
@@ -338,6 +340,9 @@ type Jail struct {
 	BlockType firewall.Block
 	// FailTableSize caps the number of addresses tracked (failtable.size).
 	FailTableSize int
+	// MaxBans bounds the jail's active bans (maxbans; 0: no bound): past
+	// it the ban manager merges neighbouring addresses into network bans.
+	MaxBans int
 	// IPv4Prefix and IPv6Prefix aggregate: an address is counted and
 	// banned as its /N network (ipv4prefix default 32, ipv6prefix 128).
 	IPv4Prefix int

@@ -212,6 +212,7 @@ func (r *reader) counting(j *Jail) {
 	}
 	j.MaxMatches = r.integer("maxmatches", j.MaxRetry, 0, 1000)
 	j.FailTableSize = r.integer("failtable.size", DefaultFailTableSize, 1, 100000000)
+	j.MaxBans = r.integer("maxbans", DefaultMaxBans, 0, 100000000)
 	j.IPv4Prefix = r.integer("ipv4prefix", 32, 8, 32)
 	j.IPv6Prefix = r.integer("ipv6prefix", 128, 16, 128)
 
