@@ -116,6 +116,10 @@ func writeStatus(w io.Writer, st control.StatusReply) {
 	}
 	writeHealth(w, st)
 	writeFleetSummary(w, st.Fleet)
+	if db := st.Database; !db.OK && db.Error != "" {
+		fmt.Fprintf(w, "Database NOT WRITABLE: %s; banning goes on from memory (%d unsaved, %d deletions pending), retried\n",
+			db.Error, db.Unsaved, db.PendingDeletes)
+	}
 	fmt.Fprintf(w, "Jails:   %d\n\n", len(st.Jails))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JAIL\tFAILED\tTOTAL FAILED\tBANNED\tTOTAL BANNED\tWATCHING\tERROR")

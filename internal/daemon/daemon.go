@@ -250,9 +250,8 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if d.dbPath == "" {
 		d.dbPath = opts.rooted(cfg.Daemon.DBFile)
 	}
-	if err := os.MkdirAll(filepath.Dir(d.dbPath), 0o700); err != nil {
-		return nil, fmt.Errorf("database directory: %w", err)
-	}
+	// The store creates its directory; one it cannot write does not stop
+	// the daemon (bans are kept in memory and written later).
 	d.st, err = store.Open(d.dbPath, store.Options{Logger: d.log})
 	if err != nil {
 		return nil, err
@@ -282,7 +281,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		names[i] = p.Name()
 	}
 	names = append(names, fleetJails(cfg)...) // remote bans (fleet.go)
-	d.bans, err = ban.New(ban.Config{Protected: protected, HistoryMaxAge: cfg.Daemon.DBPurgeAge, Jails: names},
+	d.bans, err = ban.New(ban.Config{Protected: protected, HistoryMaxAge: cfg.Daemon.DBPurgeAge, Jails: names, PerJail: banJails(plans)},
 		ban.Deps{Store: d.st, Backend: d.fw, Now: d.now, Logger: d.log, BanLog: d.logW})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net/netip"
 	"os"
 	"sort"
@@ -29,14 +30,17 @@ func (h handler) Handle(ctx context.Context, req control.Request) (any, error) {
 	case control.VerbPing:
 		return control.PingReply{Version: version.Get().Version, PID: os.Getpid(), Started: d.started}, nil
 	case control.VerbStatus:
-		return d.status(req.Jail)
+		rep, err := d.status(req.Jail)
+		// The banned lists are streamed from the ban manager as the reply
+		// is written, never built whole.
+		return control.StatusStream{Reply: rep, Banned: d.bannedAddrs}, err
 	case control.VerbBanned:
 		if req.Jail != "" {
 			if err := d.knownJail(req.Jail); err != nil {
 				return nil, err
 			}
 		}
-		return control.BannedReply{Bans: d.fleetEntries(entries(d.bans.List(req.Jail)))}, nil
+		return control.BannedStream{Bans: d.bannedSeq(d.bans.All(req.Jail))}, nil
 	case control.VerbBan:
 		return d.manualBan(ctx, req)
 	case control.VerbUnban:
@@ -69,7 +73,10 @@ func (d *Daemon) jail(name string) (*pipeline.Jail, error) {
 // knownJail accepts a running jail, and a jail that is no longer running
 // but still has bans (its bans stay manageable by name until lifted).
 func (d *Daemon) knownJail(name string) error {
-	if _, err := d.jail(name); err == nil || d.isFleetJail(name) || len(d.bans.List(name)) > 0 {
+	if _, err := d.jail(name); err == nil || d.isFleetJail(name) {
+		return nil
+	}
+	if n, _ := d.bans.Count(name); n > 0 {
 		return nil
 	}
 	return fmt.Errorf("%w %q", errNoJail, name)
@@ -92,6 +99,36 @@ func entries(bs []ban.Entry) []control.BanEntry {
 	return out
 }
 
+// bannedSeq maps the manager's bans to reply entries as they are
+// streamed (with their fleet origins when fleet-wide bans are on).
+func (d *Daemon) bannedSeq(all iter.Seq[ban.Entry]) iter.Seq[control.BanEntry] {
+	fleet := d.fl.enabled()
+	return func(yield func(control.BanEntry) bool) {
+		one := make([]control.BanEntry, 1)
+		for b := range all {
+			e := entry(b)
+			if fleet {
+				one[0] = e
+				e = d.fleetEntries(one)[0]
+			}
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}
+
+// bannedAddrs yields a jail's banned addresses as status streams them.
+func (d *Daemon) bannedAddrs(jail string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for b := range d.bans.All(jail) {
+			if !yield(banAddr(b.Prefix)) {
+				return
+			}
+		}
+	}
+}
+
 func banAddr(p netip.Prefix) string {
 	if p.Bits() == p.Addr().BitLen() {
 		return p.Addr().String()
@@ -112,9 +149,12 @@ func (d *Daemon) sortedJails(only string) []*pipeline.Jail {
 	return list
 }
 
+// status is the status reply without the jails' banned lists (the
+// handler streams those).
 func (d *Daemon) status(only string) (control.StatusReply, error) {
 	d.mu.Lock()
-	rep := control.StatusReply{Backend: d.fw.Name(), ConfigDir: d.cfg.Dir, Started: d.started, ReloadError: d.reloadErr}
+	rep := control.StatusReply{Backend: d.fw.Name(), ConfigDir: d.cfg.Dir, Started: d.started, ReloadError: d.reloadErr,
+		Database: databaseStatus(d.bans.Health())}
 	d.mu.Unlock()
 	list := d.sortedJails(only)
 	if only != "" && len(list) == 0 {
@@ -125,21 +165,28 @@ func (d *Daemon) status(only string) (control.StatusReply, error) {
 	for _, r := range list {
 		p := r.Plan()
 		js := control.JailStatus{Name: r.Name(), Filter: p.Jail.Filter.Raw, Sources: sourcesOf(p), Watching: p.Source.Watch(),
-			Error: r.Problems(), Warnings: p.SourceWarnings(env), Banned: []string{}}
+			Error: r.Problems(), Warnings: p.SourceWarnings(env)}
 		if u := p.Filter.Stock; u != nil && u.Replaced {
 			js.StockReplaced = u.File
 		}
 		c := r.Counters()
 		js.CurrentlyFailed, js.TotalFailed, js.Evicted = c.Failing, c.Failures, c.Evicted
 		js.CurrentlyBanned, js.TotalBanned = d.bans.Count(r.Name())
-		for _, b := range d.bans.List(r.Name()) {
-			js.Banned = append(js.Banned, banAddr(b.Prefix))
-		}
 		rep.Jails = append(rep.Jails, js)
 	}
 	d.addHealth(&rep)
 	rep.Fleet = d.fleetSummary()
 	return rep, nil
+}
+
+// databaseStatus reports the ban database's health in status.
+func databaseStatus(h ban.Health) control.DatabaseStatus {
+	ds := control.DatabaseStatus{OK: h.OK, Error: h.Error, Unsaved: h.Unsaved + h.PendingOffences, PendingDeletes: h.PendingDeletes}
+	if !h.OK {
+		since, next := h.Since, h.NextRetry
+		ds.Since, ds.NextRetry = &since, &next
+	}
+	return ds
 }
 
 // sourcesOf is status's sources field: the file paths and globs, or
@@ -190,7 +237,11 @@ func (d *Daemon) manualBan(ctx context.Context, req control.Request) (control.Ba
 			return control.BanReply{}, fmt.Errorf("%w: ban duration must not be 0", control.ErrBadRequest)
 		}
 	}
-	b, err := d.bans.Ban(ctx, req.Jail, p, dur, "manual")
+	res := d.bans.BanMany(ctx, []ban.Request{{Jail: req.Jail, Prefix: p, Duration: dur, Reason: "manual", Origin: ban.OriginManual}})
+	b, err := res[0].Entry, res[0].Err
+	if errors.Is(err, ban.ErrNotAttacker) {
+		return control.BanReply{}, fmt.Errorf("%w: %v", control.ErrBadRequest, err)
+	}
 	if err != nil && !errors.Is(err, ban.ErrAlreadyBanned) && !errors.Is(err, ban.ErrNotEnforced) {
 		return control.BanReply{}, err
 	}

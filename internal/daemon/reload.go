@@ -128,6 +128,9 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 	d.cfg = cfg
 	d.reloadErr = ""
 	d.mu.Unlock()
+	if err := d.bans.SetJailConfig(banJails(plans)); err != nil {
+		d.log.Error("ban limits after reload", "err", err)
+	}
 	for _, r := range started {
 		d.startJail(r)
 	}
@@ -184,7 +187,7 @@ func changedParts(a, b pipeline.Parts) string {
 		name string
 		x, y string
 	}{{"filter", a.Filter, b.Filter}, {"source", a.Source, b.Source}, {"counting", a.Logic, b.Logic},
-		{"stage", a.Stage, b.Stage}, {"firewall", a.Enforce, b.Enforce}} {
+		{"stage", a.Stage, b.Stage}, {"firewall", a.Enforce, b.Enforce}, {"bans", a.Bans, b.Bans}} {
 		if c.x != c.y {
 			out = append(out, c.name)
 		}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -223,7 +224,7 @@ func TestReloadMovesBansWithTheRoute(t *testing.T) {
 	}
 	h := handler{d}
 	r, err := h.Handle(ctx, control.Request{Verb: control.VerbBanned, Jail: "gone"})
-	if err != nil || len(r.(control.BannedReply).Bans) != 1 {
+	if err != nil || len(slices.Collect(r.(control.BannedStream).Bans)) != 1 {
 		t.Fatalf("banned gone: %+v %v", r, err)
 	}
 	u, err := h.Handle(ctx, control.Request{Verb: control.VerbUnban, Jail: "gone", IP: "203.0.113.9"})

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/palisade-project/palisade/internal/ban"
 	"github.com/palisade-project/palisade/internal/config"
 	"github.com/palisade-project/palisade/internal/config/ini"
 	"github.com/palisade-project/palisade/internal/config/stock"
@@ -129,6 +130,9 @@ type Plan struct {
 	// Spec is the jail's firewall scope (all ports when the route's
 	// banaction blocks every port).
 	Spec firewall.JailSpec
+	// Bans is what the ban manager holds the jail's bans to: maxbans and
+	// the ignoreip networks a merged network ban must not cover.
+	Bans ban.JailConfig
 	// Warnings are problems that do not stop the jail: a log file that
 	// does not exist yet, a journal with nothing to read, actions that
 	// are not run, failregexes that may take a forged address, journal
@@ -150,6 +154,7 @@ type Parts struct {
 	Logic   string // counting, ignore rules, ban time
 	Stage   string // ignorecommand, usedns, ignoreip host names
 	Enforce string // route and firewall scope
+	Bans    string // the ban manager's bound
 }
 
 // Parts returns the plan's fingerprints.
@@ -171,6 +176,7 @@ func (p *Plan) Parts() Parts {
 		Logic:   fp(p.Logic),
 		Stage:   fp(p.Stage),
 		Enforce: fp(route, p.Spec),
+		Bans:    fp(p.Bans),
 	}
 }
 
@@ -319,6 +325,7 @@ func Build(cfg *config.Config, j config.Jail, env Env) (*Plan, error) {
 	if rt.AllPorts {
 		p.Spec.Scope.Ports = nil
 	}
+	p.Bans = banLimits(j)
 	for _, ig := range rt.Ignored {
 		p.Warnings = append(p.Warnings, "jail "+j.Name+": action "+ig+" is not run (palisade runs one ban action per jail)")
 	}
@@ -432,4 +439,19 @@ func journalFilesIn(where []string, files bool) bool {
 		}
 	}
 	return false
+}
+
+// banLimits is the jail's part of the ban manager's configuration: its
+// maxbans (0 in the configuration: no bound) and its ignoreip networks.
+func banLimits(j config.Jail) ban.JailConfig {
+	bc := ban.JailConfig{MaxBans: j.MaxBans}
+	if j.MaxBans == 0 {
+		bc.MaxBans = -1
+	}
+	for _, e := range j.IgnoreIP {
+		if e.Prefix.IsValid() {
+			bc.Exempt = append(bc.Exempt, e.Prefix)
+		}
+	}
+	return bc
 }

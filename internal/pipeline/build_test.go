@@ -260,6 +260,7 @@ var jailFields = map[string]struct {
 	"Actions":       {"route", nil, func(j *config.Jail) { j.Actions = []config.ActionRef{{Name: "ufw"}} }},
 	"BlockType":     {"firewall scope", nil, func(j *config.Jail) { j.BlockType = firewall.Drop }},
 	"FailTableSize": {"jail logic", nil, func(j *config.Jail) { j.FailTableSize = 10 }},
+	"MaxBans":       {"the ban manager's bound (Plan.Bans)", nil, func(j *config.Jail) { j.MaxBans = 10 }},
 	"IPv4Prefix":    {"jail logic", nil, func(j *config.Jail) { j.IPv4Prefix = 24 }},
 	"IPv6Prefix":    {"jail logic", nil, func(j *config.Jail) { j.IPv6Prefix = 64 }},
 	"DatePattern":   {"filter", nil, func(j *config.Jail) { j.DatePattern = "%%Y-%%m-%%d %%H:%%M:%%S" }},
