@@ -26,7 +26,18 @@ func main() {
 	bin := flag.String("bin", "bin/palisade", "palisade binary")
 	n := flag.Int("n", 1000000, "distinct failing addresses")
 	compact := flag.Duration("settle", 70*time.Second, "wait after the flood (lets the failure journal compact) before the restart")
+	stormN := flag.Int("storm", 0, "instead of the flood: a ban storm of this many distinct IPv6 attackers (maxretry 1)")
+	backend := flag.String("backend", "log", "firewall backend for -storm: log, or nftables (in a fresh network namespace; needs root)")
+	maxBans := flag.Int("maxbans", 0, "the jail's maxbans for -storm (0: the default; -1: no bound)")
+	keep := flag.Bool("keep", false, "keep the -storm working directory (database, logs) and print its path")
 	flag.Parse()
+	if *stormN > 0 {
+		if err := runStorm(*bin, *backend, *stormN, *maxBans, *keep); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*bin, *n, *compact); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -34,17 +45,30 @@ func main() {
 }
 
 func rss(pid int) (cur, peak int) {
+	m := procStatus(pid)
+	return m["VmRSS"] / 1024, m["VmHWM"] / 1024
+}
+
+// procStatus returns the kB values of /proc/PID/status.
+func procStatus(pid int) map[string]int {
+	out := map[string]int{}
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
-		if len(f) >= 2 && f[0] == "VmRSS:" {
-			cur, _ = strconv.Atoi(f[1])
-		}
-		if len(f) >= 2 && f[0] == "VmHWM:" {
-			peak, _ = strconv.Atoi(f[1])
+		if len(f) >= 2 && strings.HasSuffix(f[0], ":") {
+			if v, err := strconv.Atoi(f[1]); err == nil {
+				out[strings.TrimSuffix(f[0], ":")] = v
+			}
 		}
 	}
-	return cur / 1024, peak / 1024
+	return out
+}
+
+// rssDetail is "RSS N MB (anon A, file F), peak P MB": file pages are
+// the database's memory map, shared with the page cache and reclaimable.
+func rssDetail(pid int) string {
+	m := procStatus(pid)
+	return fmt.Sprintf("RSS %d MB (anon %d, file %d), peak %d MB", m["VmRSS"]/1024, m["RssAnon"]/1024, m["RssFile"]/1024, m["VmHWM"]/1024)
 }
 
 func start(bin, dir string) (*exec.Cmd, *control.Client, time.Duration, error) {

@@ -22,17 +22,36 @@ func genBans(n int, jail string, expires time.Time) []firewall.Ban {
 	return out
 }
 
-func benchAddRemove(b *testing.B, n int, verify bool) {
+// genBans6 returns n distinct IPv6 address bans, each in its own /64 (a
+// storm of IPv6 attackers).
+func genBans6(n int, jail string, expires time.Time) []firewall.Ban {
+	out := make([]firewall.Ban, n)
+	for i := range out {
+		a := [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(i >> 16), byte(i >> 8), byte(i), 0x10, 1, byte(i * 7), byte(i * 13), 0, 0, byte(i >> 8), byte(i | 1)}
+		out[i] = firewall.Ban{Jail: jail, Prefix: netip.PrefixFrom(netip.AddrFrom16(a), 128), Expires: expires}
+	}
+	return out
+}
+
+// benchBackend returns a backend with the sshd jail set up in a fresh
+// network namespace.
+func benchBackend(b *testing.B, opts Options) *Backend {
 	ns := nstest.New(b)
-	be, err := New(Options{NetNSFd: ns.Fd(), Verify: verify, VerifyLimit: n})
+	opts.NetNSFd = ns.Fd()
+	be, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { be.Close() })
-	ctx := context.Background()
-	if err := be.Setup(ctx, []firewall.JailSpec{sshd}); err != nil {
+	if err := be.Setup(context.Background(), []firewall.JailSpec{sshd}); err != nil {
 		b.Fatal(err)
 	}
+	return be
+}
+
+func benchAddRemove(b *testing.B, n int, verify bool) {
+	be := benchBackend(b, Options{Verify: verify, VerifyLimit: n})
+	ctx := context.Background()
 	bans := genBans(n, "sshd", time.Now().Add(time.Hour))
 	var addTime, rmTime time.Duration
 	b.ResetTimer()
@@ -57,20 +76,28 @@ func BenchmarkNftAdd100k(b *testing.B)       { benchAddRemove(b, 100_000, false)
 func BenchmarkNftAdd100kVerify(b *testing.B) { benchAddRemove(b, 100_000, true) }
 func BenchmarkNftAdd1(b *testing.B)          { benchAddRemove(b, 1, false) }
 
-// BenchmarkNftRefresh100k re-adds 100k bans that are already present.
+// BenchmarkNftRefresh100k re-adds 100k bans that are already present
+// (a restart: the kernel kept them).
 func BenchmarkNftRefresh100k(b *testing.B) {
-	ns := nstest.New(b)
-	be, err := New(Options{NetNSFd: ns.Fd()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { be.Close() })
+	benchRefresh(b, genBans(100_000, "sshd", time.Now().Add(time.Hour)), false)
+}
+
+// BenchmarkNftRefresh100kIPv6Storm is the restart after an IPv6 ban storm:
+// the set was filled one ban per batch, as the attackers came.
+func BenchmarkNftRefresh100kIPv6Storm(b *testing.B) {
+	benchRefresh(b, genBans6(100_000, "sshd", time.Now().Add(time.Hour)), true)
+}
+
+func benchRefresh(b *testing.B, bans []firewall.Ban, oneByOne bool) {
+	be := benchBackend(b, Options{})
 	ctx := context.Background()
-	if err := be.Setup(ctx, []firewall.JailSpec{sshd}); err != nil {
-		b.Fatal(err)
-	}
-	bans := genBans(100_000, "sshd", time.Now().Add(time.Hour))
-	if err := be.Add(ctx, bans); err != nil {
+	if oneByOne {
+		for i := range bans {
+			if err := be.Add(ctx, bans[i:i+1]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else if err := be.Add(ctx, bans); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
@@ -84,16 +111,8 @@ func BenchmarkNftRefresh100k(b *testing.B) {
 
 // BenchmarkNftList100k reads back 100k bans.
 func BenchmarkNftList100k(b *testing.B) {
-	ns := nstest.New(b)
-	be, err := New(Options{NetNSFd: ns.Fd()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { be.Close() })
+	be := benchBackend(b, Options{})
 	ctx := context.Background()
-	if err := be.Setup(ctx, []firewall.JailSpec{sshd}); err != nil {
-		b.Fatal(err)
-	}
 	if err := be.Add(ctx, genBans(100_000, "sshd", time.Now().Add(time.Hour))); err != nil {
 		b.Fatal(err)
 	}
