@@ -89,3 +89,16 @@ func Canonical(p netip.Prefix) (netip.Prefix, error) {
 	}
 	return netip.PrefixFrom(a.WithZone(""), bits).Masked(), nil
 }
+
+// IntactChecker is implemented by backends that can tell cheaply, without
+// reading their bans back, whether the structures palisade installed for
+// the jails set up are all still there (a flushed ruleset or a deleted
+// table removes them, and their bans with them). Listing every ban of a
+// large set costs the kernel seconds, so the ban manager lists only when a
+// structure is missing, or when its full-reconcile interval has passed.
+//
+// Intact returns nil when everything is in place; an error when something
+// is missing or could not be checked (either way the caller lists).
+type IntactChecker interface {
+	Intact(ctx context.Context) error
+}

@@ -23,6 +23,8 @@ func TestIntact(t *testing.T) {
 	}{
 		{[]string{"flush", "table", "inet", "palisade"}, false},
 		{[]string{"flush", "chain", "inet", "palisade", "input"}, false},
+		{[]string{"flush", "chain", "inet", "palisade", "j_sshd"}, false},
+		{[]string{"flush", "chain", "inet", "palisade", "j_sshd", ";", "delete", "set", "inet", "palisade", "sshd_n6"}, true},
 		{[]string{"delete", "table", "inet", "palisade"}, true},
 		{[]string{"flush", "ruleset"}, true},
 	} {
