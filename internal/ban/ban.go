@@ -77,8 +77,11 @@ type Config struct {
 	// and 16), so a mistake cannot block a whole address family.
 	MinBits4, MinBits6 int
 	// ReconcileInterval is how often Run compares the firewall with the
-	// store (default 5m; negative disables).
-	ReconcileInterval time.Duration
+	// store (default 5m; negative disables). FullReconcileInterval
+	// (default 1h) is how often a backend that checks itself cheaply
+	// (firewall.IntactChecker) is listed in full anyway.
+	ReconcileInterval     time.Duration
+	FullReconcileInterval time.Duration
 	// HistoryMaxAge is how long offence history is kept after a ban ends
 	// (default 7 days); PruneInterval is how often Run prunes (default 1h).
 	HistoryMaxAge time.Duration
@@ -194,12 +197,14 @@ type Manager struct {
 	// counted yet (see keepOffence).
 	pendingOff   []store.Ban
 	lostOffences int
-	health       storeHealth
-	subs         map[int]chan Event
-	nextSub      int
-	logMu        sync.Mutex
-	logErr       bool
-	wake         chan struct{}
+	// lastFull is when Reconcile last listed the firewall (op guards it).
+	lastFull time.Time
+	health   storeHealth
+	subs     map[int]chan Event
+	nextSub  int
+	logMu    sync.Mutex
+	logErr   bool
+	wake     chan struct{}
 }
 
 // New returns a manager with no bans; call Restore at start-up.
@@ -215,6 +220,9 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 	}
 	if cfg.ReconcileInterval == 0 {
 		cfg.ReconcileInterval = 5 * time.Minute
+	}
+	if cfg.FullReconcileInterval <= 0 {
+		cfg.FullReconcileInterval = time.Hour
 	}
 	if cfg.HistoryMaxAge <= 0 {
 		cfg.HistoryMaxAge = 7 * 24 * time.Hour

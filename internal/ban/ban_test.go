@@ -900,3 +900,88 @@ func BenchmarkBanMany100(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/ban")
 }
+
+// checkedFake is a Fake that can say whether it is intact, and counts
+// its List calls.
+type checkedFake struct {
+	*firewall.Fake
+	mu     sync.Mutex
+	intact bool
+	lists  int
+}
+
+func (c *checkedFake) Intact(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.intact {
+		return errors.New("a set is missing")
+	}
+	return nil
+}
+
+func (c *checkedFake) List(ctx context.Context) ([]firewall.Ban, error) {
+	c.mu.Lock()
+	c.lists++
+	c.mu.Unlock()
+	return c.Fake.List(ctx)
+}
+
+// TestReconcileListsOnlyWhenNeeded: a backend that checks itself is
+// listed at the first reconcile, when a structure is missing, and once per
+// full-reconcile interval; refused bans are retried every time.
+func TestReconcileListsOnlyWhenNeeded(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fw := &checkedFake{Fake: firewall.NewFake(), intact: true}
+	clk := &clock{t: t0}
+	m, err := New(Config{FullReconcileInterval: time.Hour}, Deps{Store: st, Backend: fw, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := m.Ban(ctx, "sshd", pfx("192.0.2.1"), 24*time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name    string
+		advance time.Duration
+		intact  bool
+		refuse  bool // the next Add fails, then reconcile retries
+		listed  bool
+	}{
+		{"first reconcile lists", 0, true, false, true},
+		{"intact, recent: no list", 5 * time.Minute, true, false, false},
+		{"a refused ban is retried without a list", 5 * time.Minute, true, true, false},
+		{"structure missing: list", 5 * time.Minute, false, false, true},
+		{"an hour later: list", time.Hour, true, false, true},
+	}
+	for _, s := range steps {
+		clk.Add(s.advance)
+		fw.mu.Lock()
+		fw.intact = s.intact
+		before := fw.lists
+		fw.mu.Unlock()
+		if s.refuse {
+			fw.FailNext = errors.New("netlink: busy")
+			if _, err := m.Ban(ctx, "sshd", pfx("192.0.2.2"), 24*time.Hour, ""); !errors.Is(err, ErrNotEnforced) {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+		}
+		rs, err := m.Reconcile(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if listed := fw.lists > before; listed != s.listed || rs.Listed != s.listed || rs.Intact == s.listed {
+			t.Fatalf("%s: listed %v (stats %+v), want %v", s.name, listed, rs, s.listed)
+		}
+		if s.refuse && rs.ReAdded != 1 {
+			t.Fatalf("%s: re-added %d", s.name, rs.ReAdded)
+		}
+	}
+	if got := fwPrefixes(t, fw.Fake); !slices.Equal(got, []string{"sshd 192.0.2.1/32", "sshd 192.0.2.2/32"}) {
+		t.Fatalf("firewall %v", got)
+	}
+}

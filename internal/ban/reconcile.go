@@ -11,29 +11,47 @@ import (
 
 // ReconcileStats says what Reconcile did.
 type ReconcileStats struct {
-	Listed  bool // the backend could list its bans
-	ReAdded int  // active bans missing from the firewall, added again
-	Removed int  // firewall bans unknown to the manager, removed
+	Listed bool // the backend listed its bans
+	// Intact: the backend's structures were all there and the last full
+	// reconcile is recent, so the bans were not listed.
+	Intact  bool
+	ReAdded int // active bans missing from the firewall, added again
+	Removed int // firewall bans unknown to the manager, removed
 }
 
 // Reconcile makes the firewall match the active bans. When the backend can
 // list, missing bans are re-added and unknown ones removed (one call
 // each); otherwise only bans the firewall refused earlier are retried.
+//
+// Listing hundreds of thousands of kernel set elements costs seconds and
+// hundreds of megabytes, so a backend that can check cheaply that its
+// structures are intact (firewall.IntactChecker) is listed only when they
+// are not, or when Config.FullReconcileInterval has passed since the last
+// full reconcile.
 func (m *Manager) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	m.op.Lock()
 	defer m.op.Unlock()
 	var st ReconcileStats
-	soon := m.now().Add(time.Second).UnixNano()
-	listed, err := m.backend.List(ctx)
-	switch {
-	case errors.Is(err, firewall.ErrNotListable):
-	case err != nil:
-		m.mu.Lock()
-		m.stats.ReconcileFailures++
-		m.mu.Unlock()
-		return st, fmt.Errorf("reconcile: list %s: %w", m.backend.Name(), err)
-	default:
-		st.Listed = true
+	now := m.now()
+	soon := now.Add(time.Second).UnixNano()
+	var listed []firewall.Ban
+	var err error
+	if m.intactRecently(ctx, now) {
+		st.Intact = true
+	} else {
+		listed, err = m.backend.List(ctx)
+		switch {
+		case errors.Is(err, firewall.ErrNotListable):
+			m.lastFull = now
+		case err != nil:
+			m.mu.Lock()
+			m.stats.ReconcileFailures++
+			m.mu.Unlock()
+			return st, fmt.Errorf("reconcile: list %s: %w", m.backend.Name(), err)
+		default:
+			st.Listed = true
+			m.lastFull = now
+		}
 	}
 	var add, extra []firewall.Ban
 	var addKeys []bkey
@@ -100,4 +118,18 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileStats, error) {
 		return st, fmt.Errorf("reconcile: %w", errors.Join(errs...))
 	}
 	return st, nil
+}
+
+// intactRecently reports whether the last full reconcile is recent and the
+// backend says its structures are intact (op held).
+func (m *Manager) intactRecently(ctx context.Context, now time.Time) bool {
+	ic, ok := m.backend.(firewall.IntactChecker)
+	if !ok || m.lastFull.IsZero() || now.Sub(m.lastFull) >= m.cfg.FullReconcileInterval {
+		return false
+	}
+	if err := ic.Intact(ctx); err != nil {
+		m.log.Warn("firewall not intact (or it could not tell); listing its bans", "backend", m.backend.Name(), "err", err)
+		return false
+	}
+	return true
 }

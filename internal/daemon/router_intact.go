@@ -1,0 +1,40 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/palisade-project/palisade/internal/firewall"
+)
+
+// Intact implements firewall.IntactChecker for the ban manager's
+// reconcile: every backend enforcing jails is intact. Backends that cannot
+// list are skipped (what the router lists for them is its own record);
+// any other backend that cannot tell makes the answer an error, so that
+// the manager lists the bans as before.
+func (r *router) Intact(ctx context.Context) error {
+	r.mu.Lock()
+	var check []firewall.Backend
+	for _, b := range r.backends {
+		if r.used[b] && !r.notListable[b] {
+			check = append(check, b)
+		}
+	}
+	r.mu.Unlock()
+	for _, b := range check {
+		ic, ok := b.(firewall.IntactChecker)
+		if !ok {
+			return fmt.Errorf("%s: %w", b.Name(), errCannotCheck)
+		}
+		if err := ic.Intact(ctx); err != nil {
+			return fmt.Errorf("%s: %w", b.Name(), err)
+		}
+	}
+	return nil
+}
+
+// errCannotCheck is Intact's answer for a backend that cannot check itself.
+var errCannotCheck = errors.New("cannot check its kernel objects")
+
+var _ firewall.IntactChecker = (*router)(nil)
