@@ -5,6 +5,11 @@
 //
 //	go build -o /tmp/palisade ./cmd/palisade
 //	go run ./bench/daemon -bin /tmp/palisade -n 1000000
+//
+// With -storm N it measures a ban storm instead (see storm.go):
+//
+//	go run ./bench/daemon -bin /tmp/palisade -storm 300000 -maxbans -1 -backend nftables -keep
+//	go run ./bench/daemon -bin /tmp/palisade -reuse DIR -netns NAME   # the restart again
 package main
 
 import (
@@ -29,8 +34,17 @@ func main() {
 	stormN := flag.Int("storm", 0, "instead of the flood: a ban storm of this many distinct IPv6 attackers (maxretry 1)")
 	backend := flag.String("backend", "log", "firewall backend for -storm: log, or nftables (in a fresh network namespace; needs root)")
 	maxBans := flag.Int("maxbans", 0, "the jail's maxbans for -storm (0: the default; -1: no bound)")
-	keep := flag.Bool("keep", false, "keep the -storm working directory (database, logs) and print its path")
+	keep := flag.Bool("keep", false, "keep the -storm working directory (database, logs) and network namespace")
+	reuse := flag.String("reuse", "", "only measure a restart from the directory a -storm -keep run left")
+	netnsName := flag.String("netns", "", "with -reuse: the network namespace that run left (nftables)")
 	flag.Parse()
+	if *reuse != "" {
+		if err := restartOnly(*bin, *reuse, *netnsName); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *stormN > 0 {
 		if err := runStorm(*bin, *backend, *stormN, *maxBans, *keep); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)

@@ -42,11 +42,6 @@ func runStorm(bin, backend string, n, maxBans int, keep bool) error {
 	if err != nil {
 		return err
 	}
-	if keep {
-		fmt.Printf("keeping %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
 	s := &storm{bin: bin, backend: backend, dir: dir, n: n, maxBans: maxBans}
 	if backend == "nftables" {
 		name, h, err := nstest.Create("palisade-storm-")
@@ -55,9 +50,33 @@ func runStorm(bin, backend string, n, maxBans int, keep bool) error {
 		}
 		h.Close()
 		s.ns = name
-		defer netns.DeleteNamed(name)
+	}
+	if keep {
+		fmt.Printf("keeping %s (network namespace %q): -reuse %s -netns %q restarts from it\n", dir, s.ns, dir, s.ns)
+	} else {
+		defer os.RemoveAll(dir)
+		if s.ns != "" {
+			defer netns.DeleteNamed(s.ns)
+		}
 	}
 	return s.run()
+}
+
+// restartOnly measures the restart from the state a -keep run left: the
+// database, the failure journal, and with nftables the kernel sets in the
+// namespace named netnsName.
+func restartOnly(bin, dir, netnsName string) error {
+	s := &storm{bin: bin, dir: dir, ns: netnsName}
+	cmd, _, took, err := s.start()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	fmt.Printf("restart: ready in %v; %s\n", took.Round(time.Millisecond), rssDetail(cmd.Process.Pid))
+	if bs := s.restoreBreakdown(); bs != "" {
+		fmt.Println(bs)
+	}
+	return nil
 }
 
 func (s *storm) start() (*exec.Cmd, *control.Client, time.Duration, error) {
@@ -80,7 +99,7 @@ func (s *storm) start() (*exec.Cmd, *control.Client, time.Duration, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, nil, 0, err
 	}
-	for i := 0; i < 12000; i++ {
+	for i := 0; i < 60000; i++ {
 		if _, err := c.Ping(context.Background()); err == nil {
 			return cmd, c, time.Since(t0), nil
 		}
@@ -88,7 +107,11 @@ func (s *storm) start() (*exec.Cmd, *control.Client, time.Duration, error) {
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	return nil, nil, 0, fmt.Errorf("daemon not ready after 30s")
+	log, _ := os.ReadFile(filepath.Join(s.dir, "daemon.log"))
+	if len(log) > 4000 {
+		log = log[len(log)-4000:]
+	}
+	return nil, nil, 0, fmt.Errorf("daemon not ready after 2 minutes; its log ends:\n%s", log)
 }
 
 func stormAddr(i int) string {
@@ -147,7 +170,12 @@ func (s *storm) run() error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	defer func() {
+		if cmd != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
 	cur, _ := rss(cmd.Process.Pid)
 	fmt.Printf("ban storm: %d distinct IPv6 attackers, maxretry 1, backend %s\n", s.n, s.backend)
 	fmt.Printf("start-up (empty db): %v, RSS %d MB\n", took.Round(time.Millisecond), cur)
