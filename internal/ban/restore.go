@@ -49,8 +49,12 @@ func (m *Manager) Restore(ctx context.Context) (RestoreStats, error) {
 	m.probeStore(now)
 	m.mu.Unlock()
 	var expired []store.BanKey
-	var fw []firewall.Ban
+	hint := 0
+	if c, ok := m.store.(interface{ CountBans() (int, error) }); ok {
+		hint, _ = c.CountBans()
+	}
 	m.mu.Lock()
+	m.t.reserve(hint)
 	bad, err := m.store.EachBan(func(b store.Ban) error {
 		if !b.Expires.IsZero() && !b.Expires.After(now) {
 			expired = append(expired, store.BanKey{Jail: b.Jail, Prefix: b.Prefix})
@@ -74,9 +78,15 @@ func (m *Manager) Restore(ctx context.Context) (RestoreStats, error) {
 		p := normPrefix(b.Prefix)
 		m.t.put(rec{key: makeKey(jid, p), start: toNano(b.Start), expires: toNano(b.Expires), offence: uint32(b.Offence),
 			reason: m.t.reasonID(b.Reason), origin: OriginRestored, heap: -1})
-		fw = append(fw, firewall.Ban{Jail: m.t.jails[jid].name, Prefix: p, Expires: b.Expires})
 		return nil
 	})
+	// One exactly sized list for the firewall, its jail names shared.
+	fw := make([]firewall.Ban, 0, len(m.t.index))
+	for i := range m.t.recs {
+		if r := &m.t.recs[i]; r.flags&fLive != 0 && r.origin == OriginRestored {
+			fw = append(fw, m.recFirewall(r))
+		}
+	}
 	m.mu.Unlock()
 	st.Bad = bad
 	if err != nil {

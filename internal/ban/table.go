@@ -137,6 +137,17 @@ func (t *table) jailID(name string, add bool) (uint16, bool) {
 	return id, true
 }
 
+// reserve makes room for n bans in an empty table, so that a bulk load
+// does not grow (and copy) the slices and the index step by step.
+func (t *table) reserve(n int) {
+	if n <= 0 || len(t.index) > 0 {
+		return
+	}
+	t.recs = make([]rec, 0, n)
+	t.index = make(map[bkey]uint32, n)
+	t.expiry = make([]uint32, 0, n)
+}
+
 func (t *table) reasonID(s string) uint32 {
 	if id, ok := t.reasonN[s]; ok {
 		return id
