@@ -78,6 +78,25 @@ func procStatus(pid int) map[string]int {
 	return out
 }
 
+// cpuTime is the CPU time pid has used (user, system): on a loaded
+// machine it says more about the work done than the wall clock.
+func cpuTime(pid int) (user, sys time.Duration) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	// Fields after the command name (which may hold spaces): state is 3rd.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, 0
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	u, _ := strconv.Atoi(f[11])
+	k, _ := strconv.Atoi(f[12])
+	return time.Duration(u) * tick, time.Duration(k) * tick
+}
+
 // rssDetail is "RSS N MB (anon A, file F), peak P MB": file pages are
 // the database's memory map, shared with the page cache and reclaimable.
 func rssDetail(pid int) string {

@@ -72,7 +72,8 @@ func restartOnly(bin, dir, netnsName string) error {
 		return err
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	fmt.Printf("restart: ready in %v; %s\n", took.Round(time.Millisecond), rssDetail(cmd.Process.Pid))
+	u, k := cpuTime(cmd.Process.Pid)
+	fmt.Printf("restart: ready in %v (CPU: user %v, system %v); %s\n", took.Round(time.Millisecond), u, k, rssDetail(cmd.Process.Pid))
 	if bs := s.restoreBreakdown(); bs != "" {
 		fmt.Println(bs)
 	}
@@ -247,7 +248,8 @@ func (s *storm) run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("restart after kill -9: ready in %v; %s\n", took.Round(time.Millisecond), rssDetail(cmd.Process.Pid))
+	u, k := cpuTime(cmd.Process.Pid)
+	fmt.Printf("restart after kill -9: ready in %v (CPU: user %v, system %v); %s\n", took.Round(time.Millisecond), u, k, rssDetail(cmd.Process.Pid))
 	if bs := s.restoreBreakdown(); bs != "" {
 		fmt.Println(bs)
 	}

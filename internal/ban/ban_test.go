@@ -985,3 +985,74 @@ func TestReconcileListsOnlyWhenNeeded(t *testing.T) {
 		t.Fatalf("firewall %v", got)
 	}
 }
+
+// missingFake is a Fake with AddMissing that leaves held bans alone.
+type missingFake struct {
+	*firewall.Fake
+	calls int
+}
+
+func (m *missingFake) AddMissing(ctx context.Context, bans []firewall.Ban) error {
+	m.calls++
+	have, _ := m.Fake.List(ctx)
+	held := map[netip.Prefix]bool{}
+	for _, h := range have {
+		held[h.Prefix] = true
+	}
+	var add []firewall.Ban
+	for _, b := range bans {
+		if !held[b.Prefix] {
+			add = append(add, b)
+		}
+	}
+	return m.Fake.Add(ctx, add)
+}
+
+// TestRestoreAddMissingThenReconcile: restore uses the cheap bulk add; a
+// ban the kernel kept with another expiry is refreshed by the reconcile.
+func TestRestoreAddMissingThenReconcile(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	seed := []store.Ban{
+		{Jail: "sshd", Prefix: pfx("192.0.2.1"), Start: t0, Expires: t0.Add(2 * time.Hour)},
+		{Jail: "sshd", Prefix: pfx("192.0.2.2"), Start: t0, Expires: t0.Add(time.Hour)},
+		{Jail: "sshd", Prefix: pfx("192.0.2.3"), Start: t0},
+	}
+	if err := st.AddBans(seed); err != nil {
+		t.Fatal(err)
+	}
+	fw := &missingFake{Fake: firewall.NewFake()}
+	ctx := context.Background()
+	// The kernel kept .1 with a stale (shorter) expiry, and .3 as timed.
+	if err := fw.Fake.Add(ctx, []firewall.Ban{
+		{Jail: "sshd", Prefix: pfx("192.0.2.1"), Expires: t0.Add(time.Hour)},
+		{Jail: "sshd", Prefix: pfx("192.0.2.3"), Expires: t0.Add(time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{}, Deps{Store: st, Backend: fw, Now: (&clock{t: t0}).Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := m.Restore(ctx); err != nil || rs.Restored != 3 || fw.calls != 1 {
+		t.Fatalf("restore %+v, %v, AddMissing calls %d", rs, err, fw.calls)
+	}
+	rs, err := m.Reconcile(ctx)
+	if err != nil || rs.ReAdded != 2 || rs.Removed != 0 {
+		t.Fatalf("reconcile %+v, %v: want the two bans with a wrong expiry refreshed", rs, err)
+	}
+	l, _ := fw.List(ctx)
+	for _, b := range l {
+		for _, s := range seed {
+			if s.Prefix == b.Prefix && !s.Expires.Equal(b.Expires) {
+				t.Fatalf("%s expires %v in the firewall, %v in the store", b.Prefix, b.Expires, s.Expires)
+			}
+		}
+	}
+	if rs, _ := m.Reconcile(ctx); rs.ReAdded != 0 {
+		t.Fatalf("second reconcile re-added %d", rs.ReAdded)
+	}
+}

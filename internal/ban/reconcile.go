@@ -20,8 +20,9 @@ type ReconcileStats struct {
 }
 
 // Reconcile makes the firewall match the active bans. When the backend can
-// list, missing bans are re-added and unknown ones removed (one call
-// each); otherwise only bans the firewall refused earlier are retried.
+// list, missing bans (and those the kernel would lift at another time) are
+// re-added and unknown ones removed (one call each); otherwise only bans
+// the firewall refused earlier are retried.
 //
 // Listing hundreds of thousands of kernel set elements costs seconds and
 // hundreds of megabytes, so a backend that can check cheaply that its
@@ -56,7 +57,7 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	var add, extra []firewall.Ban
 	var addKeys []bkey
 	m.mu.Lock()
-	have := make(map[bkey]struct{}, len(listed))
+	have := make(map[bkey]int64, len(listed)) // listed expiry, 0 when none
 	for _, b := range listed {
 		id, ok := m.t.jailID(b.Jail, false)
 		if !ok {
@@ -68,15 +69,15 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileStats, error) {
 			extra = append(extra, b)
 			continue
 		}
-		have[k] = struct{}{}
+		have[k] = toNano(b.Expires)
 	}
 	for i := range m.t.recs {
 		r := &m.t.recs[i]
 		if r.flags&fLive == 0 || !r.permanent() && r.expires < soon {
 			continue // free, or about to expire anyway
 		}
-		_, ok := have[r.key]
-		if r.flags&fEnforced == 0 || st.Listed && !ok {
+		exp, ok := have[r.key]
+		if r.flags&fEnforced == 0 || st.Listed && (!ok || expiryDiffers(exp, r.expires)) {
 			add = append(add, m.recFirewall(r))
 			addKeys = append(addKeys, r.key)
 		}
@@ -118,6 +119,20 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileStats, error) {
 		return st, fmt.Errorf("reconcile: %w", errors.Join(errs...))
 	}
 	return st, nil
+}
+
+// expiryDiffers reports whether a listed expiry (0: none) disagrees with
+// the manager's: the kernel would lift the ban at another time. A backend
+// without timeouts (ufw) lists none, which is no disagreement.
+func expiryDiffers(listed, want int64) bool {
+	if listed == 0 {
+		return false
+	}
+	if want == 0 {
+		return true
+	}
+	d := time.Duration(listed - want)
+	return d.Abs() > firewall.ReconcileSlack
 }
 
 // intactRecently reports whether the last full reconcile is recent and the

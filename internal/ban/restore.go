@@ -32,7 +32,7 @@ const AdoptReason = "adopted from the firewall: the database had lost this ban"
 
 // Restore loads every stored ban at start-up: expired ones are deleted
 // (one transaction), the others are applied to the firewall in ONE bulk Add
-// and scheduled for expiry. A firewall failure keeps them stored and marked
+// (AddMissing when the backend has it) and scheduled for expiry. A firewall failure keeps them stored and marked
 // unenforced (reconcile retries) and is returned.
 //
 // When the database lost bans (it was corrupt and moved aside, it did not
@@ -126,7 +126,14 @@ func (m *Manager) Restore(ctx context.Context) (RestoreStats, error) {
 
 	var ferr error
 	if len(fw) > 0 {
-		ferr = m.backend.Add(ctx, fw)
+		// After a restart the kernel usually still holds these: a backend
+		// that can skip what it holds restores much faster (expiries that
+		// differ are refreshed by the first reconcile).
+		if ma, ok := m.backend.(firewall.MissingAdder); ok {
+			ferr = ma.AddMissing(ctx, fw)
+		} else {
+			ferr = m.backend.Add(ctx, fw)
+		}
 	}
 	evs := m.hasSubscribers()
 	m.mu.Lock()

@@ -45,7 +45,10 @@ func newRouter(ctx context.Context, def firewall.Backend) *router {
 	return r
 }
 
-// addBackend registers b (once), probing whether it can list.
+// addBackend registers b (once), probing whether it can list. The probe
+// runs with a cancelled context: a backend that cannot list says so at
+// once, one that can stops before reading its bans (an nftables dump of
+// 100,000 elements took seconds at every start).
 func (r *router) addBackend(ctx context.Context, b firewall.Backend) {
 	for _, have := range r.backends {
 		if have == b {
@@ -53,7 +56,9 @@ func (r *router) addBackend(ctx context.Context, b firewall.Backend) {
 		}
 	}
 	r.backends = append(r.backends, b)
-	if _, err := b.List(ctx); errors.Is(err, firewall.ErrNotListable) {
+	probe, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := b.List(probe); errors.Is(err, firewall.ErrNotListable) {
 		r.notListable[b] = true
 		r.tracked[b] = map[banKey]firewall.Ban{}
 	}
@@ -152,6 +157,13 @@ func (r *router) SetupEach(ctx context.Context, jails []firewall.JailSpec) map[s
 }
 
 func (r *router) split(bans []firewall.Ban) map[firewall.Backend][]firewall.Ban {
+	r.mu.Lock()
+	single := len(r.backends) == 1
+	r.mu.Unlock()
+	if single {
+		// One backend: no copy of a bulk restore's list.
+		return map[firewall.Backend][]firewall.Ban{r.def: bans}
+	}
 	groups := map[firewall.Backend][]firewall.Ban{}
 	for _, b := range bans {
 		be := r.backendOf(b.Jail)
@@ -162,19 +174,21 @@ func (r *router) split(bans []firewall.Ban) map[firewall.Backend][]firewall.Ban 
 
 // Add implements firewall.Backend.
 func (r *router) Add(ctx context.Context, bans []firewall.Ban) error {
-	return r.apply(ctx, bans, true)
+	return r.apply(ctx, bans, true, false)
 }
 
 // Remove implements firewall.Backend.
 func (r *router) Remove(ctx context.Context, bans []firewall.Ban) error {
-	return r.apply(ctx, bans, false)
+	return r.apply(ctx, bans, false, false)
 }
 
-func (r *router) apply(ctx context.Context, bans []firewall.Ban, add bool) error {
+// apply adds or removes bans, each group through its backend; missing
+// adds with AddMissing where a backend has it (firewall.MissingAdder).
+func (r *router) apply(ctx context.Context, bans []firewall.Ban, add, missing bool) error {
 	var errs []error
 	groups := r.split(bans)
 	for _, b := range r.all() {
-		if err := r.applyTo(ctx, b, groups[b], add); err != nil {
+		if err := r.applyGroup(ctx, b, groups[b], add, missing); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -184,13 +198,23 @@ func (r *router) apply(ctx context.Context, bans []firewall.Ban, add bool) error
 // applyTo adds or removes bans in backend b (whatever their jails' route
 // says now), keeping the record of what a backend that cannot list holds.
 func (r *router) applyTo(ctx context.Context, b firewall.Backend, group []firewall.Ban, add bool) error {
+	return r.applyGroup(ctx, b, group, add, false)
+}
+
+// applyGroup is applyTo; missing adds through b's AddMissing when it has
+// one (firewall.MissingAdder).
+func (r *router) applyGroup(ctx context.Context, b firewall.Backend, group []firewall.Ban, add, missing bool) error {
 	if len(group) == 0 {
 		return nil
 	}
 	var err error
-	if add {
+	ma, hasMissing := b.(firewall.MissingAdder)
+	switch {
+	case add && missing && hasMissing:
+		err = ma.AddMissing(ctx, group)
+	case add:
 		err = b.Add(ctx, group)
-	} else {
+	default:
 		err = b.Remove(ctx, group)
 	}
 	r.mu.Lock()

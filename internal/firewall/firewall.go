@@ -67,7 +67,10 @@ type Backend interface {
 	// Remove lifts bans (bulk).
 	Remove(ctx context.Context, bans []Ban) error
 	// List returns the bans the kernel enforces now, for verification and
-	// reconciliation. Backends that cannot list return ErrNotListable.
+	// reconciliation. Backends that cannot list return ErrNotListable, at
+	// once and even when ctx is done: callers probe with a cancelled
+	// context, which a backend that can list must honour before it reads
+	// its bans.
 	List(ctx context.Context) ([]Ban, error)
 	// Teardown removes everything palisade installed.
 	Teardown(ctx context.Context) error
@@ -101,4 +104,13 @@ func Canonical(p netip.Prefix) (netip.Prefix, error) {
 // is missing or could not be checked (either way the caller lists).
 type IntactChecker interface {
 	Intact(ctx context.Context) error
+}
+
+// MissingAdder is implemented by backends with a cheaper bulk add for
+// start-up: AddMissing enforces every ban the kernel does not hold, and
+// may leave a ban it holds as it is (its expiry possibly the one the
+// kernel had). The ban manager restores with it; the reconcile that
+// follows compares expiries and refreshes those that differ.
+type MissingAdder interface {
+	AddMissing(ctx context.Context, bans []Ban) error
 }

@@ -79,30 +79,37 @@ func BenchmarkNftAdd1(b *testing.B)          { benchAddRemove(b, 1, false) }
 // BenchmarkNftRefresh100k re-adds 100k bans that are already present
 // (a restart: the kernel kept them).
 func BenchmarkNftRefresh100k(b *testing.B) {
-	benchRefresh(b, genBans(100_000, "sshd", time.Now().Add(time.Hour)), false)
+	benchReadd(b, genBans(100_000, "sshd", time.Now().Add(time.Hour)), 0, (*Backend).Add)
 }
 
 // BenchmarkNftRefresh100kIPv6Storm is the restart after an IPv6 ban storm:
-// the set was filled one ban per batch, as the attackers came.
+// the set was filled a hundred bans per batch, as the attackers came.
 func BenchmarkNftRefresh100kIPv6Storm(b *testing.B) {
-	benchRefresh(b, genBans6(100_000, "sshd", time.Now().Add(time.Hour)), true)
+	benchReadd(b, genBans6(100_000, "sshd", time.Now().Add(time.Hour)), 100, (*Backend).Add)
 }
 
-func benchRefresh(b *testing.B, bans []firewall.Ban, oneByOne bool) {
+// BenchmarkNftAddMissing100kIPv6Storm is the same restart with
+// AddMissing, which the ban manager restores with.
+func BenchmarkNftAddMissing100kIPv6Storm(b *testing.B) {
+	benchReadd(b, genBans6(100_000, "sshd", time.Now().Add(time.Hour)), 100, (*Backend).AddMissing)
+}
+
+// benchReadd fills the set (in batches of fill bans; 0: one batch) and
+// measures readd of the same bans.
+func benchReadd(b *testing.B, bans []firewall.Ban, fill int, readd func(*Backend, context.Context, []firewall.Ban) error) {
 	be := benchBackend(b, Options{})
 	ctx := context.Background()
-	if oneByOne {
-		for i := range bans {
-			if err := be.Add(ctx, bans[i:i+1]); err != nil {
-				b.Fatal(err)
-			}
+	if fill <= 0 {
+		fill = len(bans)
+	}
+	for i := 0; i < len(bans); i += fill {
+		if err := be.Add(ctx, bans[i:min(i+fill, len(bans))]); err != nil {
+			b.Fatal(err)
 		}
-	} else if err := be.Add(ctx, bans); err != nil {
-		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := be.Add(ctx, bans); err != nil {
+		if err := readd(be, ctx, bans); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -41,3 +41,23 @@ func TestIntact(t *testing.T) {
 		}
 	}
 }
+
+// TestListHonoursDoneContext: the router probes listability with a
+// cancelled context, which must not read the set elements.
+func TestListHonoursDoneContext(t *testing.T) {
+	ns := nstest.New(t)
+	b := newBackend(t, ns)
+	ctx := context.Background()
+	if err := b.Setup(ctx, []firewall.JailSpec{sshd}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Add(ctx, []firewall.Ban{{Jail: "sshd", Prefix: pfx("192.0.2.1")}}); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	l, err := b.List(done)
+	if err == nil || errors.Is(err, firewall.ErrNotListable) || len(l) != 0 {
+		t.Fatalf("List(done) = %v, %v; want the context's error and nothing read", l, err)
+	}
+}

@@ -90,7 +90,11 @@ type Backend struct {
 	jails map[string]firewall.JailSpec
 }
 
-var _ firewall.Backend = (*Backend)(nil)
+var (
+	_ firewall.Backend       = (*Backend)(nil)
+	_ firewall.IntactChecker = (*Backend)(nil)
+	_ firewall.MissingAdder  = (*Backend)(nil)
+)
 
 // New opens a netlink connection. It does not touch the ruleset; call Setup.
 func New(opts Options) (*Backend, error) {
@@ -444,6 +448,18 @@ type setOps struct {
 // already expired are skipped when skipExpired is set.
 func (b *Backend) group(op string, bans []firewall.Ban, skipExpired bool) (map[string]*setOps, int, error) {
 	now := b.opts.Now()
+	// Size each set's lists first: a bulk restore of 100,000 bans spent
+	// most of its time growing them.
+	sizes := map[string]int{}
+	for _, ban := range bans {
+		if p, err := firewall.Canonical(ban.Prefix); err == nil {
+			n := 1
+			if p.Bits() < p.Addr().BitLen() {
+				n = 2 // start and interval end
+			}
+			sizes[ban.Jail+kindOf(p)] += n
+		}
+	}
 	groups := map[string]*setOps{}
 	count := 0
 	for _, ban := range bans {
@@ -471,7 +487,9 @@ func (b *Backend) group(op string, bans []firewall.Ban, skipExpired bool) (map[s
 		name := objName(ban.Jail) + kind
 		g := groups[name]
 		if g == nil {
-			g = &setOps{set: b.set(ban.Jail, kind), want: map[string]bool{}}
+			n := sizes[name]
+			g = &setOps{set: b.set(ban.Jail, kind), want: make(map[string]bool, n),
+				add: make([]nftables.SetElement, 0, n), keys: make([]nftables.SetElement, 0, n)}
 			groups[name] = g
 		}
 		if g.want[string(p.Addr().AsSlice())] {

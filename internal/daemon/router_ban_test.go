@@ -47,3 +47,38 @@ func TestRouterIntact(t *testing.T) {
 		})
 	}
 }
+
+// listCounter counts the Lists that read its bans (honouring a done
+// context first, as firewall.Backend requires).
+type listCounter struct {
+	*firewall.Fake
+	full int
+}
+
+func (l *listCounter) List(ctx context.Context) ([]firewall.Ban, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	l.full++
+	return l.Fake.List(ctx)
+}
+
+// TestRouterProbeDoesNotList: finding out whether a backend can list must
+// not read its bans (100,000 nftables elements took seconds at start-up).
+func TestRouterProbeDoesNotList(t *testing.T) {
+	ctx := context.Background()
+	a, b := &listCounter{Fake: firewall.NewFake()}, &listCounter{Fake: firewall.NewFake()}
+	r := newRouter(ctx, a)
+	r.route(ctx, "web", b)
+	if a.full+b.full != 0 {
+		t.Fatalf("probing listed %d times", a.full+b.full)
+	}
+	if _, err := r.List(ctx); err != nil || a.full != 1 || b.full != 1 {
+		t.Fatalf("List: %v, lists %d/%d", err, a.full, b.full)
+	}
+	x := unlistable{firewall.NewFake()}
+	only := newRouter(ctx, x)
+	if !only.notListable[x] {
+		t.Fatal("a backend that cannot list was not recognised")
+	}
+}

@@ -8,6 +8,15 @@ import (
 	"github.com/palisade-project/palisade/internal/firewall"
 )
 
+// The router's part in what the ban manager asks of a backend beyond
+// firewall.Backend: the cheap intact check and the start-up bulk add.
+
+// AddMissing implements firewall.MissingAdder: each backend's group goes
+// through its AddMissing where it has one, through Add otherwise.
+func (r *router) AddMissing(ctx context.Context, bans []firewall.Ban) error {
+	return r.apply(ctx, bans, true, true)
+}
+
 // Intact implements firewall.IntactChecker for the ban manager's
 // reconcile: every backend enforcing jails is intact. Backends that cannot
 // list are skipped (what the router lists for them is its own record);
@@ -37,4 +46,7 @@ func (r *router) Intact(ctx context.Context) error {
 // errCannotCheck is Intact's answer for a backend that cannot check itself.
 var errCannotCheck = errors.New("cannot check its kernel objects")
 
-var _ firewall.IntactChecker = (*router)(nil)
+var (
+	_ firewall.IntactChecker = (*router)(nil)
+	_ firewall.MissingAdder  = (*router)(nil)
+)
