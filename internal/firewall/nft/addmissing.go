@@ -22,7 +22,7 @@ func (b *Backend) AddMissing(ctx context.Context, bans []firewall.Ban) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	groups, _, err := b.group("add", bans, true)
+	groups, _, err := b.group("add", bans, true, false)
 	if err != nil {
 		return err
 	}

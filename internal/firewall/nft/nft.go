@@ -445,8 +445,9 @@ type setOps struct {
 }
 
 // group validates bans and groups their elements per set. Bans that have
-// already expired are skipped when skipExpired is set.
-func (b *Backend) group(op string, bans []firewall.Ban, skipExpired bool) (map[string]*setOps, int, error) {
+// already expired are skipped when skipExpired is set; the elements
+// without timeouts (for deleting) are built only when withKeys is set.
+func (b *Backend) group(op string, bans []firewall.Ban, skipExpired, withKeys bool) (map[string]*setOps, int, error) {
 	now := b.opts.Now()
 	// Size each set's lists first: a bulk restore of 100,000 bans spent
 	// most of its time growing them.
@@ -488,8 +489,10 @@ func (b *Backend) group(op string, bans []firewall.Ban, skipExpired bool) (map[s
 		g := groups[name]
 		if g == nil {
 			n := sizes[name]
-			g = &setOps{set: b.set(ban.Jail, kind), want: make(map[string]bool, n),
-				add: make([]nftables.SetElement, 0, n), keys: make([]nftables.SetElement, 0, n)}
+			g = &setOps{set: b.set(ban.Jail, kind), want: make(map[string]bool, n), add: make([]nftables.SetElement, 0, n)}
+			if withKeys {
+				g.keys = make([]nftables.SetElement, 0, n)
+			}
 			groups[name] = g
 		}
 		if g.want[string(p.Addr().AsSlice())] {
@@ -497,7 +500,9 @@ func (b *Backend) group(op string, bans []firewall.Ban, skipExpired bool) (map[s
 		}
 		g.want[string(p.Addr().AsSlice())] = true
 		g.add = append(g.add, elems(p, timeout)...)
-		g.keys = append(g.keys, elems(p, 0)...)
+		if withKeys {
+			g.keys = append(g.keys, elems(p, 0)...)
+		}
 		count++
 	}
 	return groups, count, nil
@@ -519,7 +524,7 @@ func (b *Backend) change(ctx context.Context, op string, bans []firewall.Ban) er
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	groups, count, err := b.group(op, bans, op == "add")
+	groups, count, err := b.group(op, bans, op == "add", true)
 	if err != nil {
 		return err
 	}
