@@ -194,12 +194,19 @@ func (d *Daemon) forwardBans(ctx context.Context) {
 				return
 			}
 			n := o.notifier.Load()
-			if len(n.Routes()) == 0 {
+			if len(n.Routes()) == 0 || !announced(ev) {
 				continue
 			}
 			n.Publish(d.notifyEvent(ev, n))
 		}
 	}
+}
+
+// announced reports whether a ban event is news: not a ban re-installed
+// at start-up, not an extension of a ban in force, not an address ban
+// replaced by its network's (the network ban is announced).
+func announced(ev ban.Event) bool {
+	return !ev.Restored() && ev.Kind != ban.EventExtend && ev.Cause != ban.CauseAggregated
 }
 
 // notifyEvent builds a notification from a ban event: validated values,
@@ -218,7 +225,7 @@ func (d *Daemon) notifyEvent(ev ban.Event, n *notify.Notifier) notify.Event {
 		if e.Permanent() {
 			out.BanTime = -1
 		}
-		out.Manual = e.Reason == "manual"
+		out.Manual = ev.Manual()
 		if r != nil && !out.Manual {
 			base := r.Plan().Jail.BanTime
 			out.Escalated = e.Offence > 1 && base > 0 && (out.BanTime < 0 || out.BanTime > base)
@@ -231,7 +238,7 @@ func (d *Daemon) notifyEvent(ev ban.Event, n *notify.Notifier) notify.Event {
 	default:
 		out.Kind = notify.KindUnban
 		out.Cause = ev.Cause
-		out.Manual = ev.Cause != "expired"
+		out.Manual = ev.Manual()
 	}
 	return out
 }

@@ -40,7 +40,7 @@ func (s *Store) PutRecords(space string, put map[string][]byte, del []string) er
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(bucketRecords)
 		if err != nil {
 			return err
@@ -72,7 +72,7 @@ func (s *Store) Record(space, key string) (value []byte, ok bool, err error) {
 	if err := checkSpace(space); err != nil {
 		return nil, false, err
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		b := recordBucket(tx, space)
 		if b == nil {
 			return nil
@@ -95,7 +95,7 @@ func (s *Store) Records(space string) (map[string][]byte, error) {
 		return nil, err
 	}
 	out := map[string][]byte{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := recordBucket(tx, space)
 		if b == nil {
 			return nil

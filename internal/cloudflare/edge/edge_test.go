@@ -307,3 +307,21 @@ func TestReadToken(t *testing.T) {
 		}
 	}
 }
+
+// TestExtendEventIgnored: a ban manager extension event (a longer ban of
+// a banned address) changes nothing at the edge and never upsets the
+// mirror, for a mirrored rule or one it does not know.
+func TestExtendEventIgnored(t *testing.T) {
+	r := newEdgeRig(t)
+	r.ban(t, "nginx", "192.0.2.30/32")
+	waitFor(t, "rule created", func() bool { return len(r.stored(t)) == 1 })
+	if _, err := r.bans.Ban(context.Background(), "nginx", netip.MustParsePrefix("192.0.2.30/32"), 48*time.Hour, "longer"); err != nil {
+		t.Fatal(err)
+	}
+	r.m.onEvent(ban.Event{Kind: ban.EventExtend, Entry: ban.Entry{Jail: "web", Prefix: netip.MustParsePrefix("192.0.2.31/32")}})
+	if got := r.stored(t); len(got) != 1 {
+		t.Fatalf("stored rules after extensions: %v", got)
+	}
+	r.unban(t, "nginx", "192.0.2.30/32")
+	waitFor(t, "rule deleted", func() bool { return len(r.stored(t)) == 0 })
+}

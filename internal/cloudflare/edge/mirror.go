@@ -326,6 +326,8 @@ func (m *Mirror) onEvent(ev ban.Event) {
 		}
 		it.want, it.foreign = false, false
 		m.drop(k, it)
+	default: // an extension changes nothing at the edge
+		return
 	}
 	it.attempts, it.next = 0, time.Time{}
 	m.poke()
