@@ -49,4 +49,29 @@ var errCannotCheck = errors.New("cannot check its kernel objects")
 var (
 	_ firewall.IntactChecker = (*router)(nil)
 	_ firewall.MissingAdder  = (*router)(nil)
+	_ firewall.IntactChecker = (*meteredBackend)(nil)
+	_ firewall.MissingAdder  = (*meteredBackend)(nil)
 )
+
+// AddMissing implements firewall.MissingAdder for a metered backend: the
+// inner backend's AddMissing, or its Add when it has none (counted as
+// "add" either way), so that metering hides no capability.
+func (m *meteredBackend) AddMissing(ctx context.Context, bans []firewall.Ban) error {
+	var err error
+	if ma, ok := m.inner.(firewall.MissingAdder); ok {
+		err = ma.AddMissing(ctx, bans)
+	} else {
+		err = m.inner.Add(ctx, bans)
+	}
+	m.count("add", err)
+	return err
+}
+
+// Intact implements firewall.IntactChecker for a metered backend: the
+// inner backend's answer, or an error (list it) when it cannot tell.
+func (m *meteredBackend) Intact(ctx context.Context) error {
+	if ic, ok := m.inner.(firewall.IntactChecker); ok {
+		return ic.Intact(ctx)
+	}
+	return errCannotCheck
+}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
 
 	"github.com/palisade-project/palisade/internal/firewall"
@@ -80,5 +81,37 @@ func TestRouterProbeDoesNotList(t *testing.T) {
 	only := newRouter(ctx, x)
 	if !only.notListable[x] {
 		t.Fatal("a backend that cannot list was not recognised")
+	}
+}
+
+// TestMeteredKeepsCapabilities: the metrics wrapper passes AddMissing and
+// Intact through, and falls back to Add and "not intact" for a backend
+// without them.
+func TestMeteredKeepsCapabilities(t *testing.T) {
+	ctx := context.Background()
+	d := &Daemon{}
+	checked := d.meter(&selfChecking{Fake: firewall.NewFake(), intact: true})
+	plain := d.meter(firewall.NewFake())
+	for _, tc := range []struct {
+		b      firewall.Backend
+		intact bool
+	}{{checked, true}, {plain, false}} {
+		ic, ok := tc.b.(firewall.IntactChecker)
+		if !ok {
+			t.Fatal("metered backend hides IntactChecker")
+		}
+		if err := ic.Intact(ctx); (err == nil) != tc.intact {
+			t.Fatalf("Intact = %v; want intact %v", err, tc.intact)
+		}
+		ma, ok := tc.b.(firewall.MissingAdder)
+		if !ok {
+			t.Fatal("metered backend hides MissingAdder")
+		}
+		if err := ma.AddMissing(ctx, []firewall.Ban{{Jail: "sshd", Prefix: netip.MustParsePrefix("192.0.2.1/32")}}); err != nil {
+			t.Fatal(err)
+		}
+		if l, _ := tc.b.List(ctx); len(l) != 1 {
+			t.Fatalf("AddMissing enforced %d bans", len(l))
+		}
 	}
 }

@@ -411,11 +411,17 @@ func kindOf(p netip.Prefix) string {
 // start and (unless the range reaches the top of the address space) an
 // interval-end element for a network.
 func elems(p netip.Prefix, timeout time.Duration) []nftables.SetElement {
+	return appendElems(nil, p, timeout)
+}
+
+// appendElems appends the elements of p to out (without a slice per
+// prefix: bulk restores build hundreds of thousands).
+func appendElems(out []nftables.SetElement, p netip.Prefix, timeout time.Duration) []nftables.SetElement {
 	start := p.Addr().AsSlice()
+	out = append(out, nftables.SetElement{Key: start, Timeout: timeout})
 	if p.Bits() == p.Addr().BitLen() {
-		return []nftables.SetElement{{Key: start, Timeout: timeout}}
+		return out
 	}
-	out := []nftables.SetElement{{Key: start, Timeout: timeout}}
 	end := slices.Clone(start)
 	// last address + 1
 	hostBits := p.Addr().BitLen() - p.Bits()
@@ -441,7 +447,7 @@ type setOps struct {
 	set  *nftables.Set
 	add  []nftables.SetElement // elements to (re-)add, with timeouts
 	keys []nftables.SetElement // the same elements without timeouts, for delete
-	want map[string]bool       // start keys, for verification
+	want map[netip.Addr]bool   // start addresses, for verification
 }
 
 // group validates bans and groups their elements per set. Bans that have
@@ -489,19 +495,19 @@ func (b *Backend) group(op string, bans []firewall.Ban, skipExpired, withKeys bo
 		g := groups[name]
 		if g == nil {
 			n := sizes[name]
-			g = &setOps{set: b.set(ban.Jail, kind), want: make(map[string]bool, n), add: make([]nftables.SetElement, 0, n)}
+			g = &setOps{set: b.set(ban.Jail, kind), want: make(map[netip.Addr]bool, n), add: make([]nftables.SetElement, 0, n)}
 			if withKeys {
 				g.keys = make([]nftables.SetElement, 0, n)
 			}
 			groups[name] = g
 		}
-		if g.want[string(p.Addr().AsSlice())] {
+		if g.want[p.Addr()] {
 			continue // duplicate in this call; first one wins
 		}
-		g.want[string(p.Addr().AsSlice())] = true
-		g.add = append(g.add, elems(p, timeout)...)
+		g.want[p.Addr()] = true
+		g.add = appendElems(g.add, p, timeout)
 		if withKeys {
-			g.keys = append(g.keys, elems(p, 0)...)
+			g.keys = appendElems(g.keys, p, 0)
 		}
 		count++
 	}
@@ -627,18 +633,17 @@ func (b *Backend) verifyOnce(g *setOps, present bool) error {
 	if err != nil {
 		return fmt.Errorf("read set %s: %w", g.set.Name, err)
 	}
-	have := make(map[string]bool, len(got))
+	have := make(map[netip.Addr]bool, len(got))
 	for _, e := range got {
-		if !e.IntervalEnd {
-			have[string(e.Key)] = true
+		if a, ok := netip.AddrFromSlice(e.Key); ok && !e.IntervalEnd {
+			have[a] = true
 		}
 	}
 	missing := 0
 	var example string
-	for k := range g.want {
-		if have[k] != present {
+	for a := range g.want {
+		if have[a] != present {
 			if missing == 0 {
-				a, _ := netip.AddrFromSlice([]byte(k))
 				example = a.String()
 			}
 			missing++
