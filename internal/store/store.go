@@ -30,6 +30,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/sys/unix"
 )
 
 // SchemaVersion is the layout version written to new databases. A database
@@ -312,7 +313,23 @@ func openChecked(path string, opts Options) (db *bolt.DB, err error) {
 		_ = db.Close()
 		return nil, err
 	}
+	releaseMap(db)
 	return db, nil
+}
+
+// releaseMap drops the database's pages from the process's memory map
+// after a walk over all of them (the validation at open, EachBan at
+// start-up). They stay in the kernel's page cache and are read again on
+// demand, but no longer count in palisade's resident memory: after a
+// storm of 300,000 bans that was 120 MB. A read transaction holds bbolt's
+// mmap lock, so the map cannot move meanwhile.
+func releaseMap(db *bolt.DB) {
+	_ = db.View(func(tx *bolt.Tx) error {
+		if size := tx.Size(); size > 0 {
+			_, _, _ = unix.Syscall(unix.SYS_MADVISE, db.Info().Data, uintptr(size), unix.MADV_DONTNEED)
+		}
+		return nil
+	})
 }
 
 // boltOpen opens the file, turning bbolt's panics on damaged pages (and
@@ -688,6 +705,11 @@ func (s *Store) EachBan(fn func(Ban) error) (int, error) {
 	if err != nil {
 		return bad, fmt.Errorf("store: read bans: %w", err)
 	}
+	s.mu.RLock()
+	if s.db != nil {
+		releaseMap(s.db)
+	}
+	s.mu.RUnlock()
 	return bad, nil
 }
 
