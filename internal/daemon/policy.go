@@ -24,7 +24,7 @@ import (
 // the policy's chains; on loss it re-runs the backend's Setup, re-installs
 // the policy last installed and re-adds the bans when their sets were lost
 // (every
-// element: the ban manager's Restore, one bulk add from the store; when
+// element: the ban manager's Reenforce, one bulk add from memory; when
 // only rules were flushed, the elements are still there). The command line
 // edits and applies the policy itself, under the
 // policy lock; the guard takes the same lock, so the two never interleave.
@@ -144,13 +144,14 @@ func (g *guard) check(ctx context.Context) {
 	}
 	readded := 0
 	if setsLost {
-		// The sets came back empty: every active ban again, in one bulk
-		// add from the store (no dump of what is not there).
-		st, err := d.bans.Restore(ctx)
+		// The sets came back empty: every active ban the manager holds
+		// again, in one bulk add (no store read, no dump of what is not
+		// there).
+		n, err := d.bans.Reenforce(ctx)
 		if err != nil {
 			d.log.Error("firewall: re-adding the bans", "err", err)
 		}
-		readded = st.Restored
+		readded = n
 	}
 	d.log.Warn("palisade's nftables table was changed behind its back: restored",
 		"missing", strings.Join(damage, "; "), "bans_readded", readded, "took", time.Since(t0).Round(time.Millisecond).String())
