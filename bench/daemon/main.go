@@ -10,6 +10,7 @@
 //
 //	go run ./bench/daemon -bin /tmp/palisade -storm 300000 -maxbans -1 -backend nftables -keep
 //	go run ./bench/daemon -bin /tmp/palisade -reuse DIR -netns NAME   # the restart again
+//	go run ./bench/daemon -bin /tmp/palisade -reuse DIR -netns NAME -fault corrupt   # or readonly
 package main
 
 import (
@@ -37,7 +38,16 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the -storm working directory (database, logs) and network namespace")
 	reuse := flag.String("reuse", "", "only measure a restart from the directory a -storm -keep run left")
 	netnsName := flag.String("netns", "", "with -reuse: the network namespace that run left (nftables)")
+	fault := flag.String("fault", "", "with -reuse: break the database first: corrupt (garbage; the kernel's bans are adopted) or readonly (its directory mounted read-only)")
+	extra := flag.Int("extra", 1000, "with -fault readonly: new attackers to ban while the database cannot be written")
 	flag.Parse()
+	if *reuse != "" && *fault != "" {
+		if err := restartFault(*bin, *reuse, *netnsName, *fault, *extra); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *reuse != "" {
 		if err := restartOnly(*bin, *reuse, *netnsName); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)

@@ -350,12 +350,17 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 func (d *Daemon) openJournal() error {
 	t0 := time.Now()
 	n := 0
-	fj, err := failjournal.Open(d.dbPath+".failures", d.opts.Journal, d.journalPolicy(false), func(r failjournal.Record) {
+	replay := func(r failjournal.Record) {
 		if j := d.jails[r.Jail]; j != nil {
 			j.Replay(r)
 			n++
 		}
-	})
+	}
+	path := d.dbPath + ".failures"
+	fj, err := failjournal.Open(path, d.opts.Journal, d.journalPolicy(false), replay)
+	if err != nil && unwritableDir(err) {
+		fj, err = d.fallbackJournal(path, err, replay)
+	}
 	if err != nil {
 		return err
 	}
