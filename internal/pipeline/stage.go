@@ -76,7 +76,11 @@ type stage struct {
 
 	mu   sync.Mutex
 	cmds map[netip.Addr]cmdAnswer
-	dns  map[string]dnsAnswer
+	// running holds the ignorecommand runs in flight: a second failure
+	// of the same address waits for the first run's answer instead of
+	// running the command again.
+	running map[netip.Addr]chan struct{}
+	dns     map[string]dnsAnswer
 }
 
 // lookupMode says whether a failure's id can be used now.
@@ -191,6 +195,33 @@ func (s *stage) command(ctx context.Context, a netip.Addr) jail.Facts {
 		return f
 	}
 	a = a.Unmap()
+	s.mu.Lock()
+	if wait, ok := s.running[a]; ok {
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return jail.Facts{}
+		}
+		if f, ok := s.facts(a); ok {
+			return f
+		}
+		s.mu.Lock() // that run gave no answer (it was stopped): run it here
+	}
+	if s.running == nil {
+		s.running = map[netip.Addr]chan struct{}{}
+	}
+	done := make(chan struct{})
+	s.running[a] = done
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.running[a] == done {
+			delete(s.running, a)
+		}
+		s.mu.Unlock()
+		close(done)
+	}()
 	ip := a.String()
 	args := make([]string, len(s.cfg.Command)-1)
 	for i, x := range s.cfg.Command[1:] {
