@@ -120,18 +120,21 @@ type Daemon struct {
 
 	st      *store.Store
 	fw      *router
-	defKind string // the default backend's kind ("" when given or log)
-	native  map[string]firewall.Backend
-	bans    *ban.Manager
-	fj      *failjournal.Journal
-	tailer  *filetail.Tailer
-	journal *journal.Reader
-	srv     *control.Server
-	dbPath  string
-	subs    []Subsystem
-	cf      *cloudflareRT // the Cloudflare lock and edge bans (cloudflare.go)
-	fl      *fleetRT      // fleet-wide bans (fleet.go)
-	obs     observer      // notifications, metrics, health (observe.go)
+	defKind string                      // the default backend's kind ("" when given or log)
+	native  map[string]firewall.Backend // guarded by nativeMu
+	// nativeMu guards native: reload adds kinds while the table guard
+	// lists them.
+	nativeMu sync.Mutex
+	bans     *ban.Manager
+	fj       *failjournal.Journal
+	tailer   *filetail.Tailer
+	journal  *journal.Reader
+	srv      *control.Server
+	dbPath   string
+	subs     []Subsystem
+	cf       *cloudflareRT // the Cloudflare lock and edge bans (cloudflare.go)
+	fl       *fleetRT      // fleet-wide bans (fleet.go)
+	obs      observer      // notifications, metrics, health (observe.go)
 
 	reloadMu sync.Mutex // one reload at a time
 
@@ -470,7 +473,9 @@ func (d *Daemon) backend(fs config.FirewallSettings) (firewall.Backend, error) {
 		return nil, err
 	}
 	d.defKind = kind
+	d.nativeMu.Lock()
 	d.native[kind] = b
+	d.nativeMu.Unlock()
 	d.log.Info("firewall backend chosen", "backend", kind, "why", reason)
 	return b, nil
 }

@@ -40,6 +40,8 @@ func (d *Daemon) backendFor(jail string, rt pipeline.Route) firewall.Backend {
 	case rt.Kind == "" || (d.opts.Backend != nil && d.opts.NewBackend == nil) || rt.Kind == d.defKind:
 		return nil
 	}
+	d.nativeMu.Lock()
+	defer d.nativeMu.Unlock()
 	if b, ok := d.native[rt.Kind]; ok {
 		return b
 	}

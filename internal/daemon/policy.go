@@ -62,7 +62,7 @@ func (d *Daemon) startFirewall(ctx context.Context, wg *sync.WaitGroup) {
 			d.log.Info("firewall policy is disabled", "file", ctl.Path)
 		}
 	}
-	// The backends are taken now (d.native is not locked; a backend kind
+	// The backends are taken now (a backend kind
 	// first used by a jail added on reload is guarded from the next start).
 	g := &guard{d: d, ctl: ctl, kick: make(chan struct{}, 1), backends: d.intactBackends()}
 	wg.Add(2)
@@ -164,6 +164,8 @@ func (d *Daemon) intactBackends() []intactChecker {
 	if b, ok := d.opts.Backend.(intactChecker); ok {
 		out = append(out, b)
 	}
+	d.nativeMu.Lock()
+	defer d.nativeMu.Unlock()
 	for _, b := range d.native {
 		if c, ok := b.(intactChecker); ok {
 			out = append(out, c)
