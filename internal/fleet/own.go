@@ -197,6 +197,11 @@ func (n *Node) onEvent(s *ownState, ev ban.Event, pending []Record) []Record {
 			s.active[e.Prefix] = m
 		}
 		m[e.Jail] = e
+		if ev.Restored() && !s.synced {
+			// In force before this start: whether the stream still holds
+			// it is known only after the replay, whose resync decides.
+			return pending
+		}
 	}
 	return n.reconcilePrefix(s, e.Prefix, ev.Kind == ban.EventUnban && ev.Cause == "expired", pending)
 }
