@@ -877,6 +877,28 @@ func TestBanMany(t *testing.T) {
 	}
 }
 
+// TestBanManyRepeatedExtension: one batch that extends more existing bans
+// than it adds new ones and names an extended address twice (as a jail's
+// ban queue does in a storm of repeat offenders).
+func TestBanManyRepeatedExtension(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	for _, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		if _, err := e.m.Ban(ctx, "sshd", pfx(ip), time.Hour, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := e.m.BanMany(ctx, []Request{
+		{Jail: "sshd", Prefix: pfx("192.0.2.1"), Duration: 2 * time.Hour},
+		{Jail: "sshd", Prefix: pfx("192.0.2.2"), Duration: 2 * time.Hour},
+		{Jail: "sshd", Prefix: pfx("192.0.2.3"), Duration: 2 * time.Hour},
+		{Jail: "sshd", Prefix: pfx("192.0.2.3"), Duration: 3 * time.Hour}, // same key, longer: wins
+	})
+	if res[2].Err == nil || res[3].Err != nil || !res[3].Entry.Expires.Equal(t0.Add(3*time.Hour)) {
+		t.Fatalf("results %+v", res)
+	}
+}
+
 // BenchmarkBanMany100 is the per-ban cost when a burst of 100 bans goes
 // through one store transaction and one firewall call (fsync on).
 func BenchmarkBanMany100(b *testing.B) {

@@ -179,9 +179,11 @@ func (m *Manager) plan(reqs []Request, valid []int, res []Result, now time.Time)
 		nr := rec{key: k, start: now.UnixNano(), expires: exp, reason: m.t.reasonID(r.Reason), origin: r.Origin, heap: -1}
 		if at, dup := inBatch[k]; dup {
 			// The same key twice in one batch: keep the longer one.
-			prev := &adds[at.n]
+			var prev *pending
 			if at.ext {
 				prev = &exts[at.n]
+			} else {
+				prev = &adds[at.n]
 			}
 			if outlasts(exp, &prev.r) {
 				res[prev.i].Err = fmt.Errorf("ban %s in %s: %w", p, r.Jail, ErrAlreadyBanned)
