@@ -406,15 +406,6 @@ func (d *Daemon) fleetSummary() *control.FleetSummary {
 	return s
 }
 
-func toControlOrigins(l []fleet.Origin) []control.FleetOrigin {
-	out := make([]control.FleetOrigin, len(l))
-	for i, o := range l {
-		out[i] = control.FleetOrigin{Origin: o.Origin, Prefix: o.Prefix, Jail: o.Jail, Reason: o.Reason, Issued: o.Issued,
-			Expires: o.Expires, Until: o.Until, Received: o.Received, Seq: o.Seq, State: o.State, Refused: o.Refused, Detail: o.Detail}
-	}
-	return out
-}
-
 // fleetEntries adds to the fleet jail's bans the origins they enforce.
 func (d *Daemon) fleetEntries(list []control.BanEntry) []control.BanEntry {
 	if !d.fl.enabled() {
@@ -436,7 +427,7 @@ func (d *Daemon) fleetEntries(list []control.BanEntry) []control.BanEntry {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		list[i].Origins = toControlOrigins(node.Origins(p))
+		list[i].Origins = node.Origins(p)
 	}
 	return list
 }
@@ -450,5 +441,5 @@ func (d *Daemon) fleetExplain(a netip.Addr) []control.FleetOrigin {
 	if node == nil {
 		return nil
 	}
-	return toControlOrigins(node.Explain(a))
+	return node.Explain(a)
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/palisade-project/palisade/internal/control"
 )
 
 // Caps bound what one origin can make this server enforce. Zero fields
@@ -553,24 +555,11 @@ func (b *book) load(recs map[string][]byte, t *Trust, now time.Time) (bad int) {
 	return bad
 }
 
-// Origin is one remote record behind (or refused for) a ban here.
-type Origin struct {
-	Origin  string     `json:"origin"`
-	Prefix  string     `json:"prefix"`
-	Jail    string     `json:"jail"`
-	Reason  string     `json:"reason,omitempty"`
-	Issued  time.Time  `json:"issued"`
-	Expires *time.Time `json:"expires,omitempty"`
-	// Until is when it stops counting here (the TTL cap applied).
-	Until    *time.Time `json:"until,omitempty"`
-	Received time.Time  `json:"received"`
-	Seq      uint64     `json:"seq"`
-	// State is "applied", "quorum" (waiting for more origins), "lifted"
-	// (unbanned by an admin here), "unbanned" (a tombstone) or "refused".
-	State   string `json:"state"`
-	Refused string `json:"refused,omitempty"`
-	Detail  string `json:"detail,omitempty"`
-}
+// Origin is one remote record behind (or refused for) a ban here: the
+// control protocol's type, so banned and explain pass it on as it is.
+// State is "applied", "quorum" (waiting for more origins), "lifted"
+// (unbanned by an admin here), "unbanned" (a tombstone) or "refused".
+type Origin = control.FleetOrigin
 
 // explain lists the records of every prefix containing a.
 func (b *book) explain(a netip.Addr, now time.Time) []Origin {
