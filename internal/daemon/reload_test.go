@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -233,5 +234,59 @@ func TestReloadMovesBansWithTheRoute(t *testing.T) {
 	}
 	if _, err := h.Handle(ctx, control.Request{Verb: control.VerbBanned, Jail: "gone"}); err == nil {
 		t.Fatal("a jail with neither a running jail nor bans is known")
+	}
+}
+
+// TestReloadRestartOnlySettings: a reload applies a new loglevel at once,
+// while socket, dbfile, logtarget and [firewall] changes wait for the next
+// restart: the daemon keeps answering on its socket, keeps its database,
+// and says so in its log.
+func TestReloadRestartOnlySettings(t *testing.T) {
+	e := newAgreeEnv(t)
+	var logs syncBuffer
+	e.opts.Stderr = &logs
+	e.write(agreeBase)
+	d, err := e.run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const warning = "take effect at the next restart"
+	local := filepath.Join(e.etc, "palisade.local")
+	cases := []struct {
+		name, text string
+		warn       bool
+		debug      bool // the reloaded daemon logs at DEBUG
+	}{
+		{"loglevel only", "[Definition]\nloglevel = DEBUG\n", false, true},
+		{"socket", "[Definition]\nsocket = " + filepath.Join(e.dir, "elsewhere.sock") + "\n", true, false},
+		{"dbfile", "[Definition]\ndbfile = " + filepath.Join(e.dir, "elsewhere.db") + "\n", true, false},
+		{"logtarget", "[Definition]\nlogtarget = " + filepath.Join(e.dir, "palisade.log") + "\n", true, false},
+		{"firewall", "[firewall]\nblocktype = drop\n", true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(logs.String())
+			if err := os.WriteFile(local, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			got := logs.String()[before:]
+			if strings.Contains(got, warning) != tc.warn {
+				t.Errorf("restart warning logged = %v, want %v; log:\n%s", !tc.warn, tc.warn, got)
+			}
+			if on := d.level.Level() <= slog.LevelDebug; on != tc.debug {
+				t.Errorf("DEBUG enabled = %v, want %v", on, tc.debug)
+			}
+			if _, err := control.NewClient(e.opts.Socket).Ping(context.Background()); err != nil {
+				t.Errorf("the running socket stopped answering: %v", err)
+			}
+			for _, p := range []string{filepath.Join(e.dir, "elsewhere.sock"), filepath.Join(e.dir, "elsewhere.db")} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("%s was created before a restart", p)
+				}
+			}
+		})
 	}
 }
