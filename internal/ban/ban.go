@@ -510,6 +510,31 @@ func sortEntries(l []Entry) {
 	})
 }
 
+// ActiveBan implements jail.ActiveBans from memory: the ban in force in
+// jail that covers p (p's own, or one of a network containing it), when it
+// began (zero when unknown: adopted from the kernel) and, for p's own ban,
+// its offence number (0 otherwise).
+func (m *Manager) ActiveBan(jail string, p netip.Prefix) (start time.Time, offence int, ok bool) {
+	if !p.IsValid() {
+		return time.Time{}, 0, false
+	}
+	p = normPrefix(p)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, known := m.t.jailID(jail, false)
+	if !known || m.t.jails[id].active == 0 {
+		return time.Time{}, 0, false
+	}
+	r := m.t.covering(id, p)
+	if r == nil {
+		return time.Time{}, 0, false
+	}
+	if int(r.key.bits) == p.Bits() {
+		offence = int(r.offence)
+	}
+	return fromNano(r.start), offence, true
+}
+
 // Offences implements jail.History over the store.
 func (m *Manager) Offences(jail string, p netip.Prefix, overall bool) (int, time.Time, error) {
 	o, err := m.store.Offences(jail, p, overall)
