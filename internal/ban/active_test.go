@@ -2,8 +2,11 @@ package ban
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +105,39 @@ func TestEventLines(t *testing.T) {
 	}
 	if ev := <-events; ev.Kind != EventBan || !slices.Equal(ev.Lines, lines) {
 		t.Fatalf("event %+v", ev)
+	}
+}
+
+// TestRestoreSliceRefused: when the firewall refuses one slice of a
+// restore, that slice's bans stay marked unenforced (the next reconcile
+// adds them), the others are enforced, and Restore says how many failed.
+func TestRestoreSliceRefused(t *testing.T) {
+	e := newEnv(t, Config{})
+	const n = restoreChunk + 100
+	if err := e.st.AddBans(genStoreBans(n, t0)); err != nil {
+		t.Fatal(err)
+	}
+	e.fw.FailNext = errors.New("netlink: device busy")
+	st, err := e.m.Restore(context.Background())
+	if !errors.Is(err, ErrNotEnforced) || st.Restored != n || !strings.Contains(err.Error(), fmt.Sprintf("restore %d of %d bans", restoreChunk, n)) {
+		t.Fatalf("Restore: %+v, %v", st, err)
+	}
+	unenforced := 0
+	for _, b := range e.m.List("") {
+		if !b.Enforced {
+			unenforced++
+		}
+	}
+	if unenforced != restoreChunk {
+		t.Fatalf("%d bans unenforced, want %d", unenforced, restoreChunk)
+	}
+	if l, _ := e.fw.List(context.Background()); len(l) != n-restoreChunk {
+		t.Fatalf("firewall holds %d", len(l))
+	}
+	if rs, err := e.m.Reconcile(context.Background()); err != nil || rs.ReAdded != restoreChunk {
+		t.Fatalf("reconcile %+v %v", rs, err)
+	}
+	if l, _ := e.fw.List(context.Background()); len(l) != n {
+		t.Fatalf("after reconcile the firewall holds %d", len(l))
 	}
 }

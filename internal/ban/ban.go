@@ -1,7 +1,7 @@
 // Package ban is the single owner of "what is banned". Its Manager writes
 // every ban to the store before the firewall (so a crash never loses one),
-// expires bans from one timer heap, restores them at start-up in one bulk
-// firewall call (adopting what the kernel still holds when the database was
+// expires bans from one timer heap, restores them at start-up in bulk
+// firewall calls (adopting what the kernel still holds when the database was
 // lost), reconciles the firewall with the store, bounds each jail's active
 // bans by aggregating neighbours, keeps banning from memory while the
 // database cannot be written (and persists everything once it can), refuses
