@@ -1,7 +1,7 @@
 // Package ban is the single owner of "what is banned". Its Manager writes
 // every ban to the store before the firewall (so a crash never loses one),
-// expires bans from one timer heap, restores them at start-up in one bulk
-// firewall call (adopting what the kernel still holds when the database was
+// expires bans from one timer heap, restores them at start-up in bulk
+// firewall calls (adopting what the kernel still holds when the database was
 // lost), reconciles the firewall with the store, bounds each jail's active
 // bans by aggregating neighbours, keeps banning from memory while the
 // database cannot be written (and persists everything once it can), refuses
@@ -508,6 +508,31 @@ func sortEntries(l []Entry) {
 		}
 		return a.Prefix.Bits() - b.Prefix.Bits()
 	})
+}
+
+// ActiveBan implements jail.ActiveBans from memory: the ban in force in
+// jail that covers p (p's own, or one of a network containing it), when it
+// began (zero when unknown: adopted from the kernel) and, for p's own ban,
+// its offence number (0 otherwise).
+func (m *Manager) ActiveBan(jail string, p netip.Prefix) (start time.Time, offence int, ok bool) {
+	if !p.IsValid() {
+		return time.Time{}, 0, false
+	}
+	p = normPrefix(p)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, known := m.t.jailID(jail, false)
+	if !known || m.t.jails[id].active == 0 {
+		return time.Time{}, 0, false
+	}
+	r := m.t.covering(id, p)
+	if r == nil {
+		return time.Time{}, 0, false
+	}
+	if int(r.key.bits) == p.Bits() {
+		offence = int(r.offence)
+	}
+	return fromNano(r.start), offence, true
 }
 
 // Offences implements jail.History over the store.

@@ -439,7 +439,9 @@ func genStoreBans(n int, start time.Time) []store.Ban {
 	return out
 }
 
-func TestRestore100kOneCall(t *testing.T) {
+// TestRestore100kInSlices: 100,000 stored bans reach the firewall in
+// bulk, one call per slice of restoreChunk (not one per ban).
+func TestRestore100kInSlices(t *testing.T) {
 	e := newEnv(t, Config{})
 	const n = 100000
 	if err := e.st.AddBans(genStoreBans(n, t0)); err != nil {
@@ -449,8 +451,17 @@ func TestRestore100kOneCall(t *testing.T) {
 	if err != nil || st.Restored != n {
 		t.Fatalf("%+v %v", st, err)
 	}
-	if c := e.fw.Calls(); !slices.Equal(c, []string{"add"}) {
-		t.Fatalf("firewall calls %v, want exactly one add", c)
+	want := slices.Repeat([]string{"add"}, (n+restoreChunk-1)/restoreChunk)
+	if c := e.fw.Calls(); !slices.Equal(c, want) {
+		t.Fatalf("firewall calls %v, want %d adds", c, len(want))
+	}
+	if st := e.m.Stats(); st.Active != n {
+		t.Fatalf("active %d", st.Active)
+	}
+	for _, b := range e.m.List("") {
+		if !b.Enforced || b.Origin != OriginRestored {
+			t.Fatalf("restored ban %+v", b)
+		}
 	}
 	if l, _ := e.fw.List(context.Background()); len(l) != n {
 		t.Fatalf("firewall has %d bans", len(l))

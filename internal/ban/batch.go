@@ -21,6 +21,9 @@ type Request struct {
 	// Origin is OriginJail (the zero value) for a jail's decision or
 	// OriginManual for an explicit request.
 	Origin Origin
+	// Lines are the matched log lines behind the decision; they go with
+	// the ban's event (Event.Lines) and are not stored.
+	Lines []string
 }
 
 // Result is the outcome of one Request.
@@ -114,7 +117,7 @@ func (m *Manager) BanMany(ctx context.Context, reqs []Request) []Result {
 		e := m.t.entry(&a.r)
 		e.Reason = a.reason
 		res[a.i].Entry = e
-		evs = append(evs, Event{Kind: EventBan, Entry: e, Time: now})
+		evs = append(evs, Event{Kind: EventBan, Entry: e, Lines: reqs[a.i].Lines, Time: now})
 	}
 	for n := range exts {
 		x := &exts[n]

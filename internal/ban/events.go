@@ -100,7 +100,11 @@ type Event struct {
 	// Aggregated is the number of bans a network ban replaced (0 for an
 	// ordinary ban).
 	Aggregated int
-	Time       time.Time
+	// Lines are the matched log lines behind a new automatic ban, as the
+	// jail kept them (Request.Lines; attacker-controlled text). They are
+	// not stored: restored bans have none.
+	Lines []string
+	Time  time.Time
 }
 
 // Restored reports whether the event re-announces a ban that was already

@@ -31,9 +31,11 @@ type lossReporter interface {
 const AdoptReason = "adopted from the firewall: the database had lost this ban"
 
 // Restore loads every stored ban at start-up: expired ones are deleted
-// (one transaction), the others are applied to the firewall in ONE bulk Add
-// (AddMissing when the backend has it) and scheduled for expiry. A firewall failure keeps them stored and marked
-// unenforced (reconcile retries) and is returned.
+// (one transaction), the others are applied to the firewall in bulk (one
+// Add, or AddMissing when the backend has it, per restoreChunk bans, sent
+// while the store is still being read) and scheduled for expiry. A
+// firewall failure keeps the bans it refused stored and marked unenforced
+// (reconcile retries) and is returned.
 //
 // When the database lost bans (it was corrupt and moved aside, it did not
 // exist, or records could not be decoded), the bans palisade's own kernel
@@ -53,8 +55,13 @@ func (m *Manager) Restore(ctx context.Context) (RestoreStats, error) {
 	if c, ok := m.store.(interface{ CountBans() (int, error) }); ok {
 		hint, _ = c.CountBans()
 	}
+	// The firewall takes the bans in slices while the store is still
+	// being read: on two cores the kernel's work on one slice overlaps
+	// the decoding of the next.
+	snd := m.newRestoreSender(ctx)
 	m.mu.Lock()
 	m.t.reserve(hint)
+	chunk := make([]firewall.Ban, 0, min(max(hint, 1), restoreChunk))
 	bad, err := m.store.EachBan(func(b store.Ban) error {
 		if !b.Expires.IsZero() && !b.Expires.After(now) {
 			expired = append(expired, store.BanKey{Jail: b.Jail, Prefix: b.Prefix})
@@ -76,18 +83,23 @@ func (m *Manager) Restore(ctx context.Context) (RestoreStats, error) {
 			return nil
 		}
 		p := normPrefix(b.Prefix)
-		m.t.put(rec{key: makeKey(jid, p), start: toNano(b.Start), expires: toNano(b.Expires), offence: uint32(b.Offence),
+		k := makeKey(jid, p)
+		if m.t.get(k) == nil {
+			chunk = append(chunk, firewall.Ban{Jail: m.t.jails[jid].name, Prefix: p, Expires: b.Expires})
+		}
+		m.t.put(rec{key: k, start: toNano(b.Start), expires: toNano(b.Expires), offence: uint32(b.Offence),
 			reason: m.t.reasonID(b.Reason), origin: OriginRestored, heap: -1})
+		if len(chunk) == restoreChunk {
+			snd.send(chunk)
+			chunk = make([]firewall.Ban, 0, restoreChunk)
+		}
 		return nil
 	})
-	// One exactly sized list for the firewall, its jail names shared.
-	fw := make([]firewall.Ban, 0, len(m.t.index))
-	for i := range m.t.recs {
-		if r := &m.t.recs[i]; r.flags&fLive != 0 && r.origin == OriginRestored {
-			fw = append(fw, m.recFirewall(r))
-		}
-	}
 	m.mu.Unlock()
+	if len(chunk) > 0 {
+		snd.send(chunk)
+	}
+	enforced, ferr := snd.wait()
 	st.Bad = bad
 	if err != nil {
 		return st, fmt.Errorf("restore: %w", err)
@@ -124,23 +136,12 @@ func (m *Manager) Restore(ctx context.Context) (RestoreStats, error) {
 		}
 	}
 
-	var ferr error
-	if len(fw) > 0 {
-		// After a restart the kernel usually still holds these: a backend
-		// that can skip what it holds restores much faster (expiries that
-		// differ are refreshed by the first reconcile).
-		if ma, ok := m.backend.(firewall.MissingAdder); ok {
-			ferr = ma.AddMissing(ctx, fw)
-		} else {
-			ferr = m.backend.Add(ctx, fw)
-		}
-	}
 	evs := m.hasSubscribers()
 	m.mu.Lock()
-	if ferr == nil {
+	for _, fw := range enforced {
 		for _, b := range fw {
 			jid, _ := m.t.jailID(b.Jail, false)
-			if r := m.t.get(makeKey(jid, b.Prefix)); r != nil {
+			if r := m.t.get(makeKey(jid, b.Prefix)); r != nil && r.origin == OriginRestored {
 				r.flags |= fEnforced
 			}
 		}
@@ -157,11 +158,11 @@ func (m *Manager) Restore(ctx context.Context) (RestoreStats, error) {
 	m.mu.Unlock()
 	m.poke()
 	m.emit(events...)
-	st.Restored = len(fw)
+	st.Restored = snd.bans
 	m.log.Info("bans restored", "restored", st.Restored, "expired", st.Expired, "kept", st.Kept, "adopted", st.Adopted, "backend", m.backend.Name())
 	if ferr != nil {
-		m.log.Error("firewall refused the restored bans; reconcile will retry", "count", len(fw), "err", ferr)
-		return st, fmt.Errorf("restore %d bans: %w: %v", len(fw), ErrNotEnforced, ferr)
+		m.log.Error("firewall refused restored bans; reconcile will retry", "count", snd.refused, "err", ferr)
+		return st, fmt.Errorf("restore %d of %d bans: %w: %v", snd.refused, snd.bans, ErrNotEnforced, ferr)
 	}
 	return st, nil
 }
@@ -225,4 +226,60 @@ func (m *Manager) adopt(ctx context.Context, why string, now time.Time) (int, er
 		}
 	}
 	return len(adopted), nil
+}
+
+// restoreChunk is how many restored bans go to the firewall in one call.
+const restoreChunk = 16384
+
+// restoreSender hands the restored bans to the firewall in slices, from a
+// goroutine of its own, in the order they were read.
+type restoreSender struct {
+	ch   chan []firewall.Ban
+	done chan struct{}
+	// Set by the goroutine, read after done:
+	ok      [][]firewall.Ban // the slices the firewall took
+	err     error            // its first refusal
+	refused int
+	bans    int // every ban sent (set by send)
+}
+
+func (m *Manager) newRestoreSender(ctx context.Context) *restoreSender {
+	s := &restoreSender{ch: make(chan []firewall.Ban, 2), done: make(chan struct{})}
+	ma, _ := m.backend.(firewall.MissingAdder)
+	go func() {
+		defer close(s.done)
+		for fw := range s.ch {
+			var err error
+			// After a restart the kernel usually still holds these: a
+			// backend that can skip what it holds restores much faster
+			// (expiries that differ are refreshed by the first reconcile).
+			if ma != nil {
+				err = ma.AddMissing(ctx, fw)
+			} else {
+				err = m.backend.Add(ctx, fw)
+			}
+			if err != nil {
+				s.refused += len(fw)
+				if s.err == nil {
+					s.err = err
+				}
+				continue
+			}
+			s.ok = append(s.ok, fw)
+		}
+	}()
+	return s
+}
+
+func (s *restoreSender) send(fw []firewall.Ban) {
+	s.bans += len(fw)
+	s.ch <- fw
+}
+
+// wait returns the slices the firewall took and its first refusal, once
+// every slice was handed over.
+func (s *restoreSender) wait() ([][]firewall.Ban, error) {
+	close(s.ch)
+	<-s.done
+	return s.ok, s.err
 }

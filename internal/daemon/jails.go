@@ -34,7 +34,7 @@ func (d *Daemon) sources() pipeline.Sources { return sources{d.tailer, d.journal
 // newJail makes the running jail of a plan (not yet reading).
 func (d *Daemon) newJail(p *pipeline.Plan) (*pipeline.Jail, error) {
 	deps := pipeline.Deps{
-		Bans: d.bans, History: d.bans, Runner: sysexec.NewExec(pipeline.DefaultCommandTimeout),
+		Bans: d.bans, History: d.bans, Active: d.bans, Runner: sysexec.NewExec(pipeline.DefaultCommandTimeout),
 		Resolver: d.opts.Resolver, Now: d.now, Logger: d.log, OnBan: d.opts.OnBan, Implicit: d.cloudflareIgnore,
 	}
 	if d.fj != nil {

@@ -230,9 +230,7 @@ func (d *Daemon) notifyEvent(ev ban.Event, n *notify.Notifier) notify.Event {
 			base := r.Plan().Jail.BanTime
 			out.Escalated = e.Offence > 1 && base > 0 && (out.BanTime < 0 || out.BanTime > base)
 			if n.WantsLines(e.Jail) {
-				if lb := r.Logic().Explain(e.Prefix.Addr(), d.now()).LastBan; lb != nil {
-					out.Lines = lb.Matches
-				}
+				out.Lines = ev.Lines
 			}
 		}
 	default:

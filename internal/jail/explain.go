@@ -35,8 +35,6 @@ type Explanation struct {
 	// Counting is how many failures count now.
 	Counting int
 	Matches  []string
-	// LastBan is the last ban this jail decided for the entry.
-	LastBan *Decision
 	// NextBan is the ban length the next ban would get and its step.
 	NextBanTime time.Duration
 	NextStep    int
@@ -66,11 +64,9 @@ func (j *Jail) Explain(addr netip.Addr, now time.Time) Explanation {
 			ex.Failures = append(ex.Failures, FailureRecord{Time: time.Unix(0, r.t), Regex: int(r.regex), InWindow: in})
 		}
 		ex.Matches = e.matchList()
-		if e.decision != nil {
-			d := *e.decision
-			ex.LastBan = &d
-		}
 		prev, loaded = e.prevBans, e.histLoaded
+	} else if rb, ok := j.recent.get(ex.Key); ok {
+		prev, loaded = int(rb.offence), true
 	}
 	j.mu.Unlock()
 	if ex.Ignore == nil && j.deps.Implicit != nil {

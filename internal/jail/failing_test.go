@@ -7,8 +7,8 @@ import (
 
 // TestCurrentlyFailedLeavesOutBanned: Stats.Failing is fail2ban's
 // "Currently failed": addresses with failures counted towards a ban. An
-// address just banned leaves it (its failures start over) though the
-// table still remembers it; a new failure after the ban brings it back.
+// address just banned leaves it and the failure table (its failures are
+// spent); a new failure after the ban brings it back.
 func TestCurrentlyFailedLeavesOutBanned(t *testing.T) {
 	j := mustNew(t, guide(), Deps{})
 	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Second) }
@@ -21,8 +21,8 @@ func TestCurrentlyFailedLeavesOutBanned(t *testing.T) {
 		{"192.0.2.2", Counted, 2, 2},
 		{"192.0.2.1", Counted, 2, 2},
 		{"192.0.2.1", Counted, 2, 2},
-		{"192.0.2.1", Banned, 1, 2},
-		{"198.51.100.3", Counted, 2, 3},
+		{"192.0.2.1", Banned, 1, 1},
+		{"198.51.100.3", Counted, 2, 2},
 		{"192.0.2.1", Counted, 3, 3},
 	}
 	for i, s := range steps {

@@ -112,9 +112,22 @@ type History interface {
 	Offences(jail string, p netip.Prefix, overall bool) (count int, lastBan time.Time, err error)
 }
 
+// ActiveBans reports the bans in force (the ban manager implements it from
+// memory). The jail forgets an address's failures when it bans it, and
+// asks this when the address fails again: failures logged before the ban
+// began do not count again. It is called without the jail's lock held.
+type ActiveBans interface {
+	// ActiveBan reports the ban in force in jail that covers p (p's own
+	// or its network's): when it began, and for p's own ban its offence
+	// number (0 otherwise).
+	ActiveBan(jail string, p netip.Prefix) (start time.Time, offence int, ok bool)
+}
+
 // Deps are a jail's collaborators; every field is optional.
 type Deps struct {
 	History History
+	// Bans answers for the bans in force (see ActiveBans).
+	Bans ActiveBans
 	// Rand returns a number in [0,1) for bantime.rndtime.
 	Rand   func() float64
 	Logger *slog.Logger
@@ -236,7 +249,8 @@ type Jail struct {
 	mu sync.Mutex
 	ignoreSet
 	table
-	stats Stats
+	recent recentBans
+	stats  Stats
 }
 
 // New validates cfg, fills defaults and returns an empty jail.
@@ -407,12 +421,25 @@ func (j *Jail) ObserveWith(f filter.Failure, now time.Time, facts Facts) Verdict
 		return v
 	}
 	usesHist := j.cfg.Increment.Enabled && j.deps.History != nil
-	needHist := usesHist
-	if e := j.entries[v.Key]; e != nil && e.histLoaded {
-		needHist = false
+	e := j.entries[v.Key]
+	var known *recentBan
+	if e == nil {
+		if rb, ok := j.recent.get(v.Key); ok {
+			known = &rb
+		}
 	}
+	needHist := usesHist && (e == nil && known == nil || e != nil && !e.histLoaded)
+	askBans := e == nil && known == nil && j.deps.Bans != nil
 	j.mu.Unlock()
 
+	// What the jail no longer holds itself: the ban in force (the ban
+	// manager answers from memory) and the offence history.
+	var active *activeBan
+	if askBans {
+		if start, off, ok := j.deps.Bans.ActiveBan(j.cfg.Name, v.Key); ok {
+			active = &activeBan{start: toNano(start), offence: off}
+		}
+	}
 	var hist *offences
 	if needHist {
 		n, last, err := j.deps.History.Offences(j.cfg.Name, v.Key, j.cfg.Increment.OverallJails)
@@ -425,27 +452,45 @@ func (j *Jail) ObserveWith(f filter.Failure, now time.Time, facts Facts) Verdict
 
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	e := j.entries[v.Key]
+	e = j.entries[v.Key]
 	if e == nil {
+		// A new entry starts from the key's last ban, if any: failures
+		// logged before it do not count again.
+		var lastBan int64
+		prevBans, loaded := 0, !usesHist
+		if rb, ok := j.recent.get(v.Key); ok {
+			lastBan, prevBans, loaded = rb.at, int(rb.offence), true
+		} else if known != nil {
+			lastBan, prevBans, loaded = known.at, int(known.offence), true
+		} else if active != nil {
+			lastBan, prevBans = active.start, active.offence
+		}
+		if hist != nil {
+			loaded = true
+			prevBans = max(prevBans, hist.n)
+			lastBan = max(lastBan, toNano(hist.last))
+		}
+		if lastBan != 0 && ft.UnixNano() <= lastBan {
+			j.stats.Skipped++
+			v.Action, v.Reason = Skipped, "failure at "+ft.Format(time.RFC3339)+" precedes the address's last ban"
+			return v
+		}
 		var evicted *entry
 		e, evicted = j.newEntry(v.Key, now)
 		if evicted != nil {
 			j.stats.Evicted++
 			v.Evicted = evicted.key
 		}
+		e.lastBan, e.prevBans, e.histLoaded = lastBan, prevBans, loaded
 	} else {
 		j.touch(e, now)
-	}
-	e.addr = addr
-	if !e.histLoaded && (hist != nil || !usesHist) {
-		e.histLoaded = true
-		if hist != nil {
-			e.prevBans = hist.n
-			if !hist.last.IsZero() {
-				e.lastBan = hist.last.UnixNano()
-			}
+		if !e.histLoaded && hist != nil {
+			e.histLoaded = true
+			e.prevBans = max(e.prevBans, hist.n)
+			e.lastBan = max(e.lastBan, toNano(hist.last))
 		}
 	}
+	e.addr = addr
 	if e.lastBan != 0 && ft.UnixNano() <= e.lastBan {
 		j.stats.Skipped++
 		v.Action, v.Reason = Skipped, "failure at "+ft.Format(time.RFC3339)+" precedes the address's last ban"
@@ -481,18 +526,30 @@ func (j *Jail) ObserveWith(f filter.Failure, now time.Time, facts Facts) Verdict
 	d := j.decide(e, v.Failures)
 	v.Action, v.Ban = Banned, d
 	j.stats.Bans++
-	// Start over. The offence count moves on here rather than by
-	// re-reading the history, which the ban manager updates later.
-	e.reset()
-	e.histLoaded, e.prevBans = true, d.Offence
-	e.lastBan = ft.UnixNano()
-	e.decision = d
+	// The failures are spent: the entry goes (the ban manager holds the
+	// ban from now on). Until the manager has the ban, the jail's recent
+	// list answers for it: when it began and its offence number (the
+	// history, which the manager updates later, may not count it yet).
+	j.unlink(e)
+	j.recent.add(recentBan{key: v.Key, at: ft.UnixNano(), offence: int32(min(d.Offence, math.MaxInt32))})
 	return v
 }
 
 type offences struct {
 	n    int
 	last time.Time
+}
+
+type activeBan struct {
+	start   int64
+	offence int
+}
+
+func toNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 func (j *Jail) decide(e *entry, failures int) *Decision {
@@ -523,13 +580,16 @@ func (j *Jail) decide(e *entry, failures int) *Decision {
 	return d
 }
 
-// Forget drops the failures counted for prefix (after a manual unban, say).
+// Forget drops the failures counted for prefix and the jail's memory of
+// its last ban (after a manual unban, say): its next failures count
+// afresh.
 func (j *Jail) Forget(p netip.Prefix) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if e := j.entries[p.Masked()]; e != nil {
 		j.unlink(e)
 	}
+	j.recent.forget(p.Masked())
 }
 
 // Tracked reports whether the failure table holds a's entry.

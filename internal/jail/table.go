@@ -48,22 +48,19 @@ func (r *ring[T]) list() []T {
 	return out
 }
 
-func (r *ring[T]) reset() {
-	r.head, r.n = 0, 0
-	clear(r.buf)
-}
-
-// entry is one address (or aggregate network) in the failure table.
+// entry is one address (or aggregate network) in the failure table: an
+// address with failures counted towards a ban. A ban removes the entry
+// (its failures are spent, as in fail2ban); the ban manager then holds
+// the ban, and the jail's recent list its last decisions (see recentBans).
 type entry struct {
 	key        netip.Prefix
 	addr       netip.Addr    // the latest address seen for key
 	recs       ring[failRec] // capacity MaxRetry
 	matches    ring[string]  // capacity MaxMatches
 	lastSeen   int64         // observation time (now), orders the LRU list
-	histLoaded bool
+	histLoaded bool          // prevBans is known
 	prevBans   int
-	lastBan    int64
-	decision   *Decision
+	lastBan    int64 // when the key's last ban began: earlier failures do not count
 	prev, next *entry
 }
 
@@ -82,12 +79,6 @@ func (t *table) init(max int) {
 
 func (e *entry) push(r failRec, capacity int)     { e.recs.push(r, capacity) }
 func (e *entry) pushMatch(m string, capacity int) { e.matches.push(m, capacity) }
-
-// reset forgets the counted failures and kept lines (after a ban).
-func (e *entry) reset() {
-	e.recs.reset()
-	e.matches.reset()
-}
 
 func (e *entry) countSince(t int64) int {
 	c := 0
@@ -164,5 +155,65 @@ func (j *Jail) purge(now time.Time) {
 	limit := now.Add(-j.cfg.FindTime).UnixNano()
 	for i := 0; i < purgePerObserve && j.tail != nil && j.tail.lastSeen < limit; i++ {
 		j.unlink(j.tail)
+	}
+}
+
+// recentMax is how many of its latest ban decisions a jail remembers
+// itself. A decision reaches the ban manager a little later (the ban
+// queue of internal/pipeline holds up to 4096 decisions while a batch of
+// up to 4096 is carried out); until then the manager cannot answer for
+// it, so the jail must. Older decisions are the manager's to answer
+// (Deps.Bans) and the offence history's (Deps.History).
+const recentMax = 8192
+
+// recentBan is one of the latest ban decisions.
+type recentBan struct {
+	key     netip.Prefix
+	at      int64 // time of the failure that led to the ban (unix ns)
+	offence int32 // the ban's offence number
+}
+
+// recentBans is a jail's latest ban decisions, oldest overwritten first
+// (guarded by Jail.mu): a fixed ring and an index into it.
+type recentBans struct {
+	ring []recentBan
+	next int
+	idx  map[netip.Prefix]int32
+}
+
+func (r *recentBans) add(b recentBan) {
+	if r.idx == nil {
+		r.idx = map[netip.Prefix]int32{}
+	}
+	if i, ok := r.idx[b.key]; ok {
+		r.ring[i] = b
+		return
+	}
+	if len(r.ring) < recentMax {
+		r.ring = append(r.ring, b)
+		r.idx[b.key] = int32(len(r.ring) - 1)
+		return
+	}
+	old := r.ring[r.next]
+	if i, ok := r.idx[old.key]; ok && int(i) == r.next {
+		delete(r.idx, old.key)
+	}
+	r.ring[r.next] = b
+	r.idx[b.key] = int32(r.next)
+	r.next = (r.next + 1) % recentMax
+}
+
+func (r *recentBans) get(k netip.Prefix) (recentBan, bool) {
+	if i, ok := r.idx[k]; ok {
+		return r.ring[i], true
+	}
+	return recentBan{}, false
+}
+
+// forget drops k's decision (its slot stays until overwritten).
+func (r *recentBans) forget(k netip.Prefix) {
+	if i, ok := r.idx[k]; ok {
+		r.ring[i].key = netip.Prefix{}
+		delete(r.idx, k)
 	}
 }

@@ -96,7 +96,7 @@ func (r *Jail) runBans() {
 func (r *Jail) carryOut(decs []*jail.Decision) {
 	reqs := make([]ban.Request, len(decs))
 	for i, d := range decs {
-		reqs[i] = ban.Request{Jail: r.name, Prefix: d.Prefix, Duration: d.Duration, Reason: d.Reason}
+		reqs[i] = ban.Request{Jail: r.name, Prefix: d.Prefix, Duration: d.Duration, Reason: d.Reason, Lines: d.Matches}
 	}
 	// Not r.ctx: a ban decided while the jail is being replaced is still
 	// carried out.

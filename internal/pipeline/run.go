@@ -55,6 +55,8 @@ type Deps struct {
 	Bans Banner
 	// History is the offence history for bantime.increment.
 	History jail.History
+	// Active answers for the bans in force (see jail.ActiveBans).
+	Active jail.ActiveBans
 	// Journal records counted failures (nil: none).
 	Journal Journal
 	// Runner runs the ignorecommand (default sysexec.Exec; the stage
@@ -160,7 +162,7 @@ func New(p *Plan, deps Deps) (*Jail, error) {
 	if deps.Queue <= 0 {
 		deps.Queue = DefaultQueue
 	}
-	logic, err := jail.New(p.Logic, jail.Deps{History: deps.History, Logger: deps.Logger, Implicit: deps.Implicit})
+	logic, err := jail.New(p.Logic, jail.Deps{History: deps.History, Bans: deps.Active, Logger: deps.Logger, Implicit: deps.Implicit})
 	if err != nil {
 		return nil, err
 	}
