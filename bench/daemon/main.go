@@ -187,12 +187,14 @@ func run(bin string, n int, settle time.Duration) error {
 		n, el.Round(time.Millisecond), float64(n)/el.Seconds(), cur, peak)
 	time.Sleep(settle)
 	cur, peak = rss(cmd.Process.Pid)
-	fi, _ := os.Stat(filepath.Join(dir, "db", "p.db.failures"))
+	// The failure journal: its active file and its sealed segment.
 	var js int64
-	if fi != nil {
-		js = fi.Size()
+	for _, name := range []string{"p.db.failures", "p.db.failures.1"} {
+		if fi, _ := os.Stat(filepath.Join(dir, "db", name)); fi != nil {
+			js += fi.Size()
+		}
 	}
-	fmt.Printf("after %v: RSS %d MB, peak %d MB, failure journal %d MB\n", settle, cur, peak, js>>20)
+	fmt.Printf("after %v: RSS %d MB, peak %d MB, failure journal %.1f MB\n", settle, cur, peak, float64(js)/(1<<20))
 
 	cmd.Process.Kill()
 	cmd.Wait()

@@ -1,16 +1,19 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/palisade-project/palisade/bench/authlog"
+	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/firewall/nft"
 	"github.com/palisade-project/palisade/internal/firewall/nstest"
 )
@@ -18,7 +21,9 @@ import (
 // The daemon's line-rate benchmarks (issue 11): log lines appended to
 // watched files, through the running daemon (tailer, filter, failure
 // journal, jail, ban manager, store) until every line is read. They report
-// lines/s (or bans/s) of wall time; run them with -cpu 1,2 to see how the
+// lines/s (or bans/s) of wall time, and the process's CPU time per line
+// and the cores it kept busy (CPU time / wall time: other processes on a
+// shared machine do not add to it); run them with -cpu 1,2 to see how the
 // daemon spreads over cores:
 //
 //	go test -run '^$' -bench 'DaemonAttackLog|DaemonFiles' -benchtime 1x -cpu 1,2 ./internal/daemon
@@ -51,19 +56,43 @@ func lineRateJails(files []string, maxretry int) string {
 	return sb.String()
 }
 
-// runLineRate starts a daemon with opts, appends logs[i] to files[i] in
-// parallel, waits (bounded) until every jail has read its lines and, when
-// wantBans > 0, until that many bans were made, and reports lines/s, bans/s
-// and the bans made.
-func runLineRate(b *testing.B, opts Options, files []string, logs [][]byte, wantBans uint64) {
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// lineRate is one line-rate run: logs[i] appended to files[i], read by
+// the jails named in jails[i] (a jail may watch several of the files).
+type lineRate struct {
+	files []string
+	logs  [][]byte
+	jails []string
+	// wantBans > 0: the run ends when that many bans were made too.
+	wantBans uint64
+	// backend makes each run's firewall backend (nil: a new Fake), so
+	// that no run finds the bans of the one before in its "kernel" (they
+	// would be adopted at start-up, and the lines would ban nothing).
+	backend func() firewall.Backend
+}
+
+// runLineRate starts a daemon with opts, appends the logs to their files
+// in parallel, waits (bounded) until every jail has read its lines and,
+// when wantBans > 0, until that many bans were made, and reports lines/s,
+// bans/s and the bans made, the CPU time per line and the cores used.
+func runLineRate(b *testing.B, opts Options, lr lineRate) {
 	b.Helper()
 	var want uint64
-	lines := make([]uint64, len(logs))
-	for i, l := range logs {
-		lines[i] = uint64(strings.Count(string(l), "\n"))
-		want += lines[i]
+	perJail := map[string]uint64{}
+	for i, l := range lr.logs {
+		n := uint64(bytes.Count(l, []byte("\n")))
+		perJail[lr.jails[i]] += n
+		want += n
 	}
-	var total time.Duration
+	var total, cpu, idleCPU time.Duration
 	var bans uint64
 	for it := 0; it < b.N; it++ {
 		b.StopTimer()
@@ -71,9 +100,22 @@ func runLineRate(b *testing.B, opts Options, files []string, logs [][]byte, want
 		o := opts
 		o.DB = filepath.Join(dir, "p.db")
 		o.Socket = filepath.Join(dir, "p.sock")
+		if lr.backend != nil {
+			o.Backend = lr.backend()
+		} else {
+			o.Backend = firewall.NewFake()
+		}
+		files, logs := lr.files, lr.logs
 		for _, f := range files {
 			if err := os.WriteFile(f, nil, 0o644); err != nil {
 				b.Fatal(err)
+			}
+		}
+		ready := make(chan struct{})
+		var readyOnce sync.Once
+		o.Notify = func(s string) {
+			if s == "READY=1" {
+				readyOnce.Do(func() { close(ready) })
 			}
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -84,9 +126,17 @@ func runLineRate(b *testing.B, opts Options, files []string, logs [][]byte, want
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = d.Serve(ctx) }()
+		select {
+		case <-ready:
+		case <-time.After(time.Minute):
+			b.Fatal("daemon not ready after a minute")
+		}
+		idle := cpuTime(b)
+		time.Sleep(100 * time.Millisecond) // the subsystems' start-up
+		idleCPU += cpuTime(b) - idle
 		before := d.bans.Stats().Bans
 		b.StartTimer()
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime(b)
 		var wr sync.WaitGroup
 		for i, f := range files {
 			wr.Add(1)
@@ -105,22 +155,23 @@ func runLineRate(b *testing.B, opts Options, files []string, logs [][]byte, want
 		}
 		wr.Wait()
 		deadline := time.Now().Add(5 * time.Minute)
-		for i := range files {
-			j := d.jails[fmt.Sprintf("sshd%d", i)]
-			for j.Counters().Lines < lines[i] {
+		for name, n := range perJail {
+			j := d.jails[name]
+			for j.Counters().Lines < n {
 				if time.Now().After(deadline) {
-					b.Fatalf("sshd%d read %d of %d lines", i, j.Counters().Lines, lines[i])
+					b.Fatalf("%s read %d of %d lines", name, j.Counters().Lines, n)
 				}
 				time.Sleep(time.Millisecond)
 			}
 		}
-		for d.bans.Stats().Bans-before < wantBans {
+		for d.bans.Stats().Bans-before < lr.wantBans {
 			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d bans made", d.bans.Stats().Bans-before, wantBans)
+				b.Fatalf("%d of %d bans made", d.bans.Stats().Bans-before, lr.wantBans)
 			}
 			time.Sleep(time.Millisecond)
 		}
 		total += time.Since(t0)
+		cpu += cpuTime(b) - c0
 		b.StopTimer()
 		bans += d.bans.Stats().Bans - before
 		cancel()
@@ -130,6 +181,9 @@ func runLineRate(b *testing.B, opts Options, files []string, logs [][]byte, want
 	b.ReportMetric(float64(want)*float64(b.N)/total.Seconds(), "lines/s")
 	b.ReportMetric(float64(bans)/float64(b.N), "bans/op")
 	b.ReportMetric(float64(bans)/total.Seconds(), "bans/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(want)/float64(b.N), "cpu-ns/line")
+	b.ReportMetric(cpu.Seconds()/total.Seconds(), "cores")
+	b.ReportMetric(idleCPU.Seconds()/float64(b.N)/0.1, "idle-cores")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -140,19 +194,34 @@ func BenchmarkDaemonAttackLog(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(opts.ConfigDir, "jail.local"), []byte(lineRateJails([]string{logf}, 5)), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	runLineRate(b, opts, []string{logf}, [][]byte{attackLines(b, 500000, 1, "web1")}, 0)
+	runLineRate(b, opts, lineRate{files: []string{logf}, logs: [][]byte{attackLines(b, 500000, 1, "web1")}, jails: []string{"sshd0"}})
 }
 
-// BenchmarkDaemonFiles: two busy files (250,000 attack lines each), one
-// jail on each; with -cpu 1,2 it shows whether the second core is used.
+// BenchmarkDaemonFiles: two busy files (500,000 attack lines each, from
+// two hosts); with -cpu 1,2 it shows whether the second core is used.
+// "jails": one jail on each file; "onejail": one jail watching both (a
+// fail2ban logpath of two files).
 func BenchmarkDaemonFiles(b *testing.B) {
-	opts, _ := benchOptions(b, "%s")
-	dir := filepath.Dir(opts.ConfigDir)
-	files := []string{filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")}
-	if err := os.WriteFile(filepath.Join(opts.ConfigDir, "jail.local"), []byte(lineRateJails(files, 5)), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	runLineRate(b, opts, files, [][]byte{attackLines(b, 250000, 1, "web1"), attackLines(b, 250000, 2, "web2")}, 0)
+	logs := [][]byte{attackLines(b, 500000, 1, "web1"), attackLines(b, 500000, 2, "web2")}
+	b.Run("jails", func(b *testing.B) {
+		opts, _ := benchOptions(b, "%s")
+		dir := filepath.Dir(opts.ConfigDir)
+		files := []string{filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")}
+		if err := os.WriteFile(filepath.Join(opts.ConfigDir, "jail.local"), []byte(lineRateJails(files, 5)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		runLineRate(b, opts, lineRate{files: files, logs: logs, jails: []string{"sshd0", "sshd1"}})
+	})
+	b.Run("onejail", func(b *testing.B) {
+		opts, _ := benchOptions(b, "%s")
+		dir := filepath.Dir(opts.ConfigDir)
+		files := []string{filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")}
+		conf := fmt.Sprintf("[sshd0]\nenabled = true\nfilter = sshd\nlogpath = %s\n          %s\nmaxretry = 5\nfindtime = 1d\nbantime = 1h\n", files[0], files[1])
+		if err := os.WriteFile(filepath.Join(opts.ConfigDir, "jail.local"), []byte(conf), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		runLineRate(b, opts, lineRate{files: files, logs: logs, jails: []string{"sshd0", "sshd0"}})
+	})
 }
 
 // BenchmarkDaemonBanStorm: every line a failure of a new address with
@@ -178,8 +247,12 @@ func BenchmarkDaemonBanStorm(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { be.Teardown(context.Background()); be.Close() }()
-	opts.Backend = be
-	runLineRate(b, opts, []string{logf}, [][]byte{buf}, n)
+	runLineRate(b, opts, lineRate{files: []string{logf}, logs: [][]byte{buf}, jails: []string{"sshd0"}, wantBans: n,
+		backend: func() firewall.Backend {
+			// Each run starts with an empty table, as the Fake does.
+			be.Teardown(context.Background())
+			return be
+		}})
 	// The daemon's stop lifts nothing (bans survive restarts): the kernel
 	// still holds every ban.
 	got, err := be.List(context.Background())

@@ -20,13 +20,19 @@
 // A flushed write survives a killed process (page cache); a power loss may
 // lose the last records, which then costs at most those counts.
 //
-// The file is bounded by size as well as by time. Compaction keeps the
+// The journal is bounded by size as well as by time. Compaction keeps the
 // records that can still matter (inside findtime, of an address the jail
 // still tracks, at most Limit per jail) and at most Options.MaxBytes/2 of
 // them; it is due (Due) as soon as the records appended since the last
-// compaction outgrow both what it kept and Options.MinCompact, so under a
-// flood of distinct attackers the file stays near MaxBytes and a restart
-// reads at most that much, streaming.
+// compaction outgrow both what it kept and Options.MinCompact. The bound
+// does not depend on compaction keeping up: the write path itself rotates
+// segments. Records go to the active file (path); when it would grow past
+// MaxBytes/2 it becomes the sealed segment (path + ".1"), replacing the
+// one before, whose records (the oldest) are dropped, and a new active
+// file starts. Rotation is a rename and an open, done by the writer
+// without holding up appends. So the files together never hold more than
+// Options.MaxBytes, however fast a flood, and a restart reads at most that
+// much, streaming.
 package failjournal
 
 import (
@@ -41,6 +47,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,8 +58,11 @@ const (
 	DefaultDedupeWindow = 2 * time.Minute
 	readBufferSize      = 256 << 10
 	writeBufferSize     = 64 << 10
+	writeQueue          = 16 // buffers handed to the writer, at most
 	journalFileMode     = 0o600
 	tempSuffix          = ".tmp"
+	// SealedSuffix names the sealed segment (path + SealedSuffix).
+	SealedSuffix = ".1"
 )
 
 // Record is one counted failure: "jail\tkey\tid\tT\tNow\tsrc\n" in the
@@ -190,21 +200,46 @@ func LineKey(jail, src, text string) uint64 {
 	return h.Sum64()
 }
 
-// each calls fn for every decodable record of the first size bytes of
-// the file at path (size < 0: all of it). Undecodable lines, such as a
-// torn last write, are skipped.
-func each(path string, size int64, fn func(Record, int)) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+// segment is a part of the journal to read: the file at path (or f when
+// set), its first size bytes (size < 0: all of it).
+type segment struct {
+	path string
+	f    *os.File
+	size int64
+}
+
+// each calls fn for every decodable record of the segments, in order.
+// Undecodable lines, such as a torn last write, are skipped. A missing
+// file is an empty segment.
+func each(segs []segment, fn func(Record, int)) error {
+	for _, s := range segs {
+		if err := eachOf(s, fn); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("failure journal: %w", err)
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if size >= 0 {
-		r = io.LimitReader(f, size)
+	return nil
+}
+
+func eachOf(s segment, fn func(Record, int)) error {
+	var r io.Reader
+	if s.f != nil {
+		if s.size < 0 {
+			return errors.New("failure journal: open segment without a size")
+		}
+		r = io.NewSectionReader(s.f, 0, s.size)
+	} else {
+		f, err := os.Open(s.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("failure journal: %w", err)
+		}
+		defer f.Close()
+		r = f
+		if s.size >= 0 {
+			r = io.LimitReader(f, s.size)
+		}
 	}
 	br := bufio.NewReaderSize(r, readBufferSize)
 	for {
@@ -231,8 +266,9 @@ func each(path string, size int64, fn func(Record, int)) error {
 
 // Options tune a Journal. Zero values pick the defaults.
 type Options struct {
-	// MaxBytes bounds the file: compaction keeps at most half of it, and
-	// is due before the file outgrows it (default 16 MiB).
+	// MaxBytes bounds the journal's files together: compaction keeps at
+	// most half of it, and the active file is sealed when it would grow
+	// past half of it (default 16 MiB).
 	MaxBytes int64
 	// MinCompact is the least growth since the last compaction that makes
 	// one due (default 2 MiB).
@@ -256,27 +292,64 @@ type Policy struct {
 }
 
 // Journal is the failure journal. It is safe for concurrent use.
+//
+// Appends only copy the record into a buffer under mu. A full buffer (and
+// Flush's) is handed, in order, to the journal's writer goroutine, which
+// writes, and seals and starts files, under wmu; so jails on other
+// goroutines go on appending while a write, a rotation or the end of a
+// compaction is under way. Lock order: mu, then wmu.
 type Journal struct {
 	path string
 	opts Options
 
-	mu      sync.Mutex
-	f       *os.File
-	w       *bufio.Writer
-	size    int64            // bytes in the file, buffered included
-	base    int64            // size after the last compaction (or Open)
-	records int              // records in the file
-	seen    map[uint64]int64 // line identities replayed at Open → expiry (unix ns)
-	buf     []byte
-	due     chan struct{}
+	mu       sync.Mutex
+	closed   bool
+	pend     []byte           // records not yet handed to the writer
+	pendRecs int              // records in pend
+	seen     map[uint64]int64 // line identities replayed at Open → expiry (unix ns)
+	due      chan struct{}
+	writes   chan write // to the writer, sent under mu (so in order)
+	pool     sync.Pool  // of write buffers
+	stopped  chan struct{}
+
+	// nseen is len(seen), so that Replayed needs no lock once every
+	// replayed identity matched or expired (the usual case).
+	nseen atomic.Int64
+	// disk is the bytes in the files (sealed and active), recs the
+	// records in them, queued the bytes and records handed to the
+	// writer and not yet written, base the bytes a compaction (or Open)
+	// kept.
+	disk, recs, queued, queuedRecs, base atomic.Int64
+
+	wmu        sync.Mutex
+	f          *os.File // the active file
+	active     int64    // bytes in the active file
+	activeRecs int64
+	sealed     int64 // bytes in the sealed segment (0: none)
+	sealedRecs int64
+	rotations  uint64 // since Open
+	werr       error  // the writer's first error since it was taken
+	werrSet    atomic.Int32
 
 	compactMu sync.Mutex // one compaction at a time
 }
 
+// write is a buffer of records for the writer; done (when set) is closed
+// once it is written, with err set.
+type write struct {
+	buf  *[]byte
+	recs int64
+	done chan error
+}
+
 // Stats describe the journal.
 type Stats struct {
+	// Bytes and Records are in the files (sealed segment, active file)
+	// and the write buffer.
 	Bytes   int64
 	Records int
+	// Rotations counts the active files sealed since Open.
+	Rotations uint64
 	// Remembered is the number of replayed line identities still
 	// recognised.
 	Remembered int
@@ -299,7 +372,8 @@ func Open(path string, opts Options, policy Policy, replay func(Record)) (*Journ
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	j := &Journal{path: path, opts: opts, seen: map[uint64]int64{}, due: make(chan struct{}, 1)}
+	j := &Journal{path: path, opts: opts, seen: map[uint64]int64{}, due: make(chan struct{}, 1),
+		writes: make(chan write, writeQueue), stopped: make(chan struct{})}
 	var pass passInfo // filterInto's first pass
 	expiry := opts.Now().Add(opts.DedupeWindow).UnixNano()
 	j.mu.Lock()
@@ -308,7 +382,8 @@ func Open(path string, opts Options, policy Policy, replay func(Record)) (*Journ
 	if err != nil {
 		return nil, err
 	}
-	n, err := filterInto(tmp, path, -1, policy, opts.MaxBytes/2, &pass, func(r Record, index int) {
+	segs := []segment{{path: path + SealedSuffix, size: -1}, {path: path, size: -1}}
+	n, err := filterInto(tmp, segs, policy, opts.MaxBytes/2, &pass, func(r Record, index int) {
 		// A line recorded after its source's last saved position may be
 		// delivered again: remember it. (Records without a source, from
 		// an older palisade: those of the last DedupeWindow.)
@@ -320,12 +395,17 @@ func Open(path string, opts Options, policy Policy, replay func(Record)) (*Journ
 		}
 	})
 	if err == nil {
-		err = j.install(tmp, n)
+		err = tmp.finish()
+	}
+	if err == nil {
+		err = j.install(tmp, int64(n))
 	}
 	if err != nil {
 		tmp.abort()
 		return nil, err
 	}
+	j.nseen.Store(int64(len(j.seen)))
+	go j.writer()
 	return j, nil
 }
 
@@ -351,19 +431,30 @@ func (t *temp) abort() {
 	os.Remove(t.path)
 }
 
+// finish writes out and syncs what t holds so far.
+func (t *temp) finish() error {
+	err := t.w.Flush()
+	if err == nil {
+		err = t.f.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("failure journal: %w", err)
+	}
+	return nil
+}
+
 // passInfo is what filterInto's first pass learns.
 type passInfo struct {
 	newest     int64          // the newest record's Now
 	lastMarker map[uint64]int // source → index of its last checkpoint marker
 }
 
-// filterInto writes the records of the first size bytes of src that
-// policy keeps, at most budget bytes of them (dropping the oldest), and the
+// filterInto writes the records of the segments that policy keeps, at most budget bytes of them (dropping the oldest), and the
 // last checkpoint marker of each source, in file order, to t, calling
-// written with every record written and its index among the file's lines.
-// It reads src twice; the first pass fills *pass (when not nil). It
-// returns the number of records written.
-func filterInto(t *temp, src string, size int64, policy Policy, budget int64, pass *passInfo, written func(Record, int)) (int, error) {
+// written with every record written and its index among the segments'
+// lines. It reads the segments twice; the first pass fills *pass (when
+// not nil). It returns the number of records written.
+func filterInto(t *temp, segs []segment, policy Policy, budget int64, pass *passInfo, written func(Record, int)) (int, error) {
 	keep := policy.Keep
 	if keep == nil {
 		keep = func(Record) bool { return true }
@@ -374,8 +465,9 @@ func filterInto(t *temp, src string, size int64, policy Policy, budget int64, pa
 	pass.lastMarker = map[uint64]int{}
 	count := map[string]int{}
 	var total int64
+	var kept []uint64 // bit i: the policy keeps the record at index i
 	index := 0
-	if err := each(src, size, func(r Record, ln int) {
+	if err := each(segs, func(r Record, ln int) {
 		index++
 		if r.marker() {
 			pass.lastMarker[r.Key] = index
@@ -383,6 +475,12 @@ func filterInto(t *temp, src string, size int64, policy Policy, budget int64, pa
 		}
 		pass.newest = max(pass.newest, r.Now)
 		if keep(r) {
+			// Remember the answer: policies can be costly (a look-up in
+			// the jail, under its lock, per record).
+			for len(kept) <= index/64 {
+				kept = append(kept, 0)
+			}
+			kept[index/64] |= 1 << (index % 64)
 			count[r.Jail]++
 			total += int64(ln)
 		}
@@ -405,7 +503,7 @@ func filterInto(t *temp, src string, size int64, policy Policy, budget int64, pa
 	var werr error
 	n := 0
 	index = 0
-	err := each(src, size, func(r Record, ln int) {
+	err := each(segs, func(r Record, ln int) {
 		index++
 		if werr != nil {
 			return
@@ -418,7 +516,7 @@ func filterInto(t *temp, src string, size int64, policy Policy, budget int64, pa
 			}
 			return
 		}
-		if !keep(r) {
+		if index/64 >= len(kept) || kept[index/64]&(1<<(index%64)) == 0 {
 			return
 		}
 		if skip[r.Jail] > 0 {
@@ -448,15 +546,19 @@ func filterInto(t *temp, src string, size int64, policy Policy, budget int64, pa
 	return n, nil
 }
 
-// install makes t the journal (flushed, synced, renamed) and opens it for
-// appending (mu held).
-func (j *Journal) install(t *temp, records int) error {
-	err := t.w.Flush()
+// install makes t (finished) the journal: the sealed segment, whose kept
+// records t holds, is removed, t is renamed over the active file and
+// opened for appending (wmu held, or the journal not yet shared). A
+// crash between the removal and the rename costs the sealed segment's
+// records, the oldest, which a rotation would drop next anyway; never a
+// record counted twice.
+func (j *Journal) install(t *temp, records int64) error {
+	err := t.f.Close()
 	if err == nil {
-		err = t.f.Sync()
-	}
-	if cerr := t.f.Close(); err == nil {
-		err = cerr
+		err = os.Remove(j.path + SealedSuffix)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
 	}
 	if err == nil {
 		err = os.Rename(t.path, j.path)
@@ -470,50 +572,203 @@ func (j *Journal) install(t *temp, records int) error {
 	}
 	j.f, err = os.OpenFile(j.path, os.O_APPEND|os.O_WRONLY, journalFileMode)
 	if err != nil {
-		j.f, j.w = nil, nil
+		j.f = nil
 		return fmt.Errorf("failure journal: %w", err)
 	}
-	j.w = bufio.NewWriterSize(j.f, writeBufferSize)
-	j.size, j.base, j.records = t.bytes, t.bytes, records
+	j.active, j.activeRecs, j.sealed, j.sealedRecs = t.bytes, records, 0, 0
+	j.disk.Store(t.bytes)
+	j.recs.Store(records)
 	return nil
 }
 
 // Replayed reports whether the line identity was replayed at Open (and
 // so must not be counted again); each identity matches once.
 func (j *Journal) Replayed(key uint64) bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if len(j.seen) == 0 {
+	if j.nseen.Load() == 0 {
 		return false
 	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if _, ok := j.seen[key]; ok {
 		delete(j.seen, key)
+		j.nseen.Store(int64(len(j.seen)))
 		return true
 	}
 	return false
 }
 
-// Append buffers a counted failure; Flush writes it out. When the file
-// has grown enough, Due is signalled.
+// Append buffers a counted failure; Flush writes it out. When the journal
+// has grown enough, Due is signalled. It reports the error of an earlier
+// write, once.
 func (j *Journal) Append(r Record) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.w == nil {
+	if j.closed {
 		return errors.New("failure journal closed")
 	}
-	j.buf = r.appendTo(j.buf[:0])
-	if _, err := j.w.Write(j.buf); err != nil {
-		return fmt.Errorf("failure journal: %w", err)
+	if j.pend == nil {
+		j.pend = j.buffer()
 	}
-	j.size += int64(len(j.buf))
-	j.records++
-	if j.size-j.base > max(j.base, j.opts.MinCompact) || j.size > j.opts.MaxBytes {
-		select {
-		case j.due <- struct{}{}:
-		default:
+	j.pend = r.appendTo(j.pend)
+	j.pendRecs++
+	size := j.disk.Load() + j.queued.Load() + int64(len(j.pend))
+	if base := j.base.Load(); size-base > max(base, j.opts.MinCompact) {
+		j.signalDue()
+	}
+	if len(j.pend) >= j.writeAt() {
+		j.handOff(nil)
+	}
+	return j.takeError()
+}
+
+// writeAt is the buffered size that makes Append hand the buffer to the
+// writer: 64 KiB, less for a small bound (tests), so one write is a small
+// part of MaxBytes.
+func (j *Journal) writeAt() int {
+	return int(min(writeBufferSize, j.opts.MaxBytes/16))
+}
+
+func (j *Journal) buffer() []byte {
+	if b, ok := j.pool.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, j.writeAt()+512)
+}
+
+// handOff gives the buffered records (possibly none) to the writer (mu
+// held); done, when set, is closed once they are written.
+func (j *Journal) handOff(done chan error) {
+	buf := j.pend
+	j.queued.Add(int64(len(buf)))
+	j.queuedRecs.Add(int64(j.pendRecs))
+	j.writes <- write{buf: &buf, recs: int64(j.pendRecs), done: done}
+	j.pend, j.pendRecs = nil, 0
+}
+
+// takeError returns (and clears) the writer's first error since it was
+// last taken (mu held).
+func (j *Journal) takeError() error {
+	if j.werrSet.Load() == 0 {
+		return nil
+	}
+	j.wmu.Lock()
+	err := j.werr
+	j.werr = nil
+	j.werrSet.Store(0)
+	j.wmu.Unlock()
+	return err
+}
+
+func (j *Journal) signalDue() {
+	select {
+	case j.due <- struct{}{}:
+	default:
+	}
+}
+
+// writer writes the buffers handed to it, in order, until the channel is
+// closed (Close).
+func (j *Journal) writer() {
+	defer close(j.stopped)
+	for w := range j.writes {
+		j.wmu.Lock()
+		err := j.write(*w.buf, w.recs)
+		if err != nil && j.werr == nil {
+			j.werr = err
+			j.werrSet.Store(1)
+		}
+		j.wmu.Unlock()
+		j.queued.Add(-int64(len(*w.buf)))
+		j.queuedRecs.Add(-w.recs)
+		if cap(*w.buf) <= 2*writeBufferSize {
+			j.pool.Put(w.buf)
+		}
+		if w.done != nil {
+			w.done <- err
 		}
 	}
+}
+
+// write appends buf (recs records) to the active file (wmu held). It
+// seals the active file first when buf would take it past MaxBytes/2, or
+// the files together past MaxBytes (after a compaction installed a file
+// larger than half).
+func (j *Journal) write(buf []byte, recs int64) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	if j.f == nil {
+		return errors.New("failure journal closed")
+	}
+	var rerr error
+	if n := int64(len(buf)); j.active > 0 && (j.active+n > j.opts.MaxBytes/2 || j.sealed+j.active+n > j.opts.MaxBytes) {
+		rerr = j.rotate()
+	}
+	n, err := j.f.Write(buf)
+	j.active += int64(n)
+	j.disk.Add(int64(n))
+	if err != nil {
+		// The records of a torn write are skipped when read.
+		return fmt.Errorf("failure journal: %w", err)
+	}
+	j.activeRecs += recs
+	j.recs.Add(recs)
+	return rerr
+}
+
+// rotate seals the active file, dropping the sealed segment before it,
+// and starts a new active file (wmu held). When the rename fails the
+// journal goes on in the active file (over its bound rather than losing
+// records); when the new file cannot be made, in the sealed one. Either
+// is reported; the next write tries again.
+func (j *Journal) rotate() error {
+	sealed := j.path + SealedSuffix
+	if err := os.Rename(j.path, sealed); err != nil {
+		return fmt.Errorf("failure journal: seal the active file: %w", err)
+	}
+	dropped, droppedRecs := j.sealed, j.sealedRecs
+	j.sealed, j.sealedRecs = j.active, j.activeRecs
+	j.active, j.activeRecs = 0, 0
+	j.disk.Add(-dropped)
+	j.recs.Add(-droppedRecs)
+	j.rotations++
+	f, err := os.OpenFile(j.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, journalFileMode)
+	if err != nil {
+		// Writes go on into the sealed file (j.f still has it open):
+		// records stay in order.
+		j.active, j.activeRecs = j.sealed, j.sealedRecs
+		j.sealed, j.sealedRecs = 0, 0
+		return fmt.Errorf("failure journal: new active file: %w", err)
+	}
+	j.f.Close()
+	j.f = f
+	j.signalDue()
 	return nil
+}
+
+// flush hands the buffered records to the writer and waits until every
+// record appended before it is written; extra is appended first (a
+// checkpoint marker).
+func (j *Journal) flush(extra []byte) error {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return nil
+	}
+	if len(extra) > 0 {
+		if j.pend == nil {
+			j.pend = j.buffer()
+		}
+		j.pend = append(j.pend, extra...)
+	}
+	done := make(chan error, 1)
+	j.handOff(done)
+	err := j.takeError()
+	j.mu.Unlock()
+	if werr := <-done; err == nil {
+		err = werr
+	}
+	return err
 }
 
 // Checkpoint makes every record appended so far durable (Flush) and marks
@@ -521,113 +776,132 @@ func (j *Journal) Append(r Record) error {
 // recorded before the marker are never delivered again after a restart.
 // Call it before saving src's read position.
 func (j *Journal) Checkpoint(src string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.w == nil {
-		return nil
-	}
-	j.buf = Record{Jail: markerJail, Key: SourceKey(src)}.appendTo(j.buf[:0])
-	if _, err := j.w.Write(j.buf); err != nil {
-		return fmt.Errorf("failure journal: %w", err)
-	}
-	j.size += int64(len(j.buf))
-	if err := j.w.Flush(); err != nil {
-		return fmt.Errorf("failure journal: %w", err)
-	}
-	return nil
+	return j.flush(Record{Jail: markerJail, Key: SourceKey(src)}.appendTo(nil))
 }
 
-// Due is signalled when a compaction is due because of the file's size.
+// Due is signalled when a compaction is due because of the journal's
+// size (and after each rotation).
 func (j *Journal) Due() <-chan struct{} { return j.due }
 
-// Full reports whether the file has outgrown Options.MaxBytes: a due
-// compaction must then not wait.
-func (j *Journal) Full() bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.size > j.opts.MaxBytes
-}
-
 // Flush writes the buffered records to the file (before a read position
-// is saved).
-func (j *Journal) Flush() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.w == nil {
-		return nil
-	}
-	if err := j.w.Flush(); err != nil {
-		return fmt.Errorf("failure journal: %w", err)
-	}
-	return nil
-}
+// is saved). It returns once every record appended before it is written.
+func (j *Journal) Flush() error { return j.flush(nil) }
 
-// Compact rewrites the file with the records policy keeps (at most half of
-// Options.MaxBytes, the newest). Appends continue while it runs: it reads
-// the file up to where it stood at the start without holding the lock,
-// then, holding it, copies what was appended meanwhile and swaps the files.
+// Compact rewrites the journal with the records policy keeps (at most
+// half of Options.MaxBytes, the newest) in one active file. Appends go on
+// while it runs: it reads the segments up to where they stood at the
+// start, and copies most of what was appended meanwhile, without a lock;
+// then, holding the writer's lock (appends go on into the buffer) for
+// the last bytes only, it swaps the files. When the active file was
+// sealed meanwhile (a flood at the bound) the work is dropped: the
+// rotation already bounded the journal, and the next compaction starts
+// from the new segments.
 func (j *Journal) Compact(policy Policy) error {
 	j.compactMu.Lock()
 	defer j.compactMu.Unlock()
-	j.mu.Lock()
-	if j.w == nil {
-		j.mu.Unlock()
+	if err := j.Flush(); err != nil {
+		return err
+	}
+	j.wmu.Lock()
+	if j.f == nil {
+		j.wmu.Unlock()
 		return errors.New("failure journal closed")
 	}
-	if err := j.w.Flush(); err != nil {
-		j.mu.Unlock()
+	cut, cutRecs, sealedSize, rotations := j.active, j.activeRecs, j.sealed, j.rotations
+	var segs []segment
+	var files []*os.File
+	var err error
+	if sealedSize > 0 {
+		var sf *os.File
+		if sf, err = os.Open(j.path + SealedSuffix); err == nil {
+			files = append(files, sf)
+			segs = append(segs, segment{f: sf, size: sealedSize})
+		}
+	}
+	var af *os.File
+	if err == nil {
+		if af, err = os.Open(j.path); err == nil {
+			files = append(files, af)
+			segs = append(segs, segment{f: af, size: cut})
+		}
+	}
+	j.wmu.Unlock()
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	if err != nil {
 		return fmt.Errorf("failure journal: %w", err)
 	}
-	cut := j.size
-	recordsAtCut := j.records
-	j.mu.Unlock()
 
 	t, err := j.createTemp()
 	if err != nil {
 		return err
 	}
-	n, err := filterInto(t, j.path, cut, policy, j.opts.MaxBytes/2, nil, nil)
+	n, err := filterInto(t, segs, policy, j.opts.MaxBytes/2, nil, nil)
+	if err == nil {
+		err = t.finish()
+	}
+	kept := t.bytes
+	// What was appended since the cut, most of it without a lock.
+	copied := cut
+	if err == nil {
+		j.wmu.Lock()
+		upTo, same := j.active, j.rotations == rotations
+		j.wmu.Unlock()
+		if same && upTo > copied {
+			err = copyTail(t, af, copied, upTo-copied)
+			copied = upTo
+		}
+	}
 	if err != nil {
 		t.abort()
 		return err
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.w == nil {
+	j.wmu.Lock()
+	if j.f == nil {
+		j.wmu.Unlock()
 		t.abort()
 		return errors.New("failure journal closed")
 	}
-	err = j.w.Flush()
-	tail := j.size - cut
-	tailRecords := j.records - recordsAtCut
-	if err == nil && tail > 0 {
-		err = copyTail(t, j.path, cut, tail)
+	if j.rotations != rotations || kept+j.active-cut > j.opts.MaxBytes-int64(j.writeAt()) {
+		// Sealed meanwhile, or so much was appended meanwhile that the
+		// new file would hold more than the bound.
+		j.wmu.Unlock()
+		t.abort()
+		return nil
+	}
+	tailRecs := j.activeRecs - cutRecs
+	if j.active > copied {
+		err = copyTail(t, af, copied, j.active-copied)
 	}
 	if err == nil {
-		kept := t.bytes
-		err = j.install(t, n+tailRecords)
-		j.base = kept - tail
+		err = t.w.Flush()
 	}
+	if err == nil {
+		err = j.install(t, int64(n)+tailRecs)
+		j.base.Store(kept)
+	}
+	j.wmu.Unlock()
 	if err != nil {
 		t.abort()
 		return err
 	}
 	now := j.opts.Now().UnixNano()
+	j.mu.Lock()
 	for k, exp := range j.seen {
 		if exp < now {
 			delete(j.seen, k)
 		}
 	}
+	j.nseen.Store(int64(len(j.seen)))
+	j.mu.Unlock()
 	return nil
 }
 
-// copyTail appends n bytes of the file at path from offset off to t.
-func copyTail(t *temp, path string, off, n int64) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("failure journal: %w", err)
-	}
-	defer f.Close()
+// copyTail appends n bytes of f from offset off to t.
+func copyTail(t *temp, f *os.File, off, n int64) error {
 	w, err := io.Copy(t.w, io.NewSectionReader(f, off, n))
 	t.bytes += w
 	if err != nil {
@@ -639,22 +913,36 @@ func copyTail(t *temp, path string, off, n int64) error {
 // Stats returns the journal's size.
 func (j *Journal) Stats() Stats {
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	return Stats{Bytes: j.size, Records: j.records, Remembered: len(j.seen)}
+	pend, pendRecs, remembered := len(j.pend), j.pendRecs, len(j.seen)
+	j.mu.Unlock()
+	j.wmu.Lock()
+	rot := j.rotations
+	j.wmu.Unlock()
+	return Stats{Bytes: j.disk.Load() + j.queued.Load() + int64(pend),
+		Records:   int(j.recs.Load()+j.queuedRecs.Load()) + pendRecs,
+		Rotations: rot, Remembered: remembered}
 }
 
 // Close flushes and closes the journal.
 func (j *Journal) Close() error {
+	err := j.Flush()
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.f == nil {
+	if j.closed {
+		j.mu.Unlock()
 		return nil
 	}
-	ferr := j.w.Flush()
-	err := j.f.Close()
-	j.f, j.w = nil, nil
-	if ferr != nil {
-		return ferr
+	j.closed = true
+	close(j.writes)
+	j.mu.Unlock()
+	<-j.stopped
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	if j.f == nil {
+		return err
 	}
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	j.f = nil
 	return err
 }

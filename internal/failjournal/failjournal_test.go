@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -20,7 +21,8 @@ func rec(jail string, i int) Record {
 func collect(path string, t *testing.T) []Record {
 	t.Helper()
 	var out []Record
-	if err := each(path, -1, func(r Record, _ int) { out = append(out, r) }); err != nil {
+	segs := []segment{{path: path + SealedSuffix, size: -1}, {path: path, size: -1}}
+	if err := each(segs, func(r Record, _ int) { out = append(out, r) }); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -205,48 +207,183 @@ func TestCompact(t *testing.T) {
 	}
 }
 
+// fileBytes is the size of the journal's files on disk together.
+func fileBytes(t *testing.T, path string) int64 {
+	t.Helper()
+	var n int64
+	for _, p := range []string{path, path + SealedSuffix} {
+		fi, err := os.Stat(p)
+		if err == nil {
+			n += fi.Size()
+		} else if !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
 // TestBoundedBySize: under a flood of records that all still matter, the
-// file never grows past about MaxBytes: compaction is due as soon as the
-// growth outgrows what was kept, and keeps at most half of MaxBytes, the
-// newest records.
+// files never hold more than MaxBytes, with or without compactions
+// keeping up (compaction is due as soon as the growth outgrows what was
+// kept, and keeps at most half of MaxBytes; the write path seals the
+// active file and drops the oldest segment when the bound is reached),
+// and the newest records are kept.
 func TestBoundedBySize(t *testing.T) {
+	for _, compact := range []bool{true, false} {
+		t.Run(fmt.Sprintf("compact=%v", compact), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "j")
+			const maxBytes = 64 << 10
+			j, err := Open(path, Options{MaxBytes: maxBytes, MinCompact: 8 << 10}, Policy{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			compactions := 0
+			var largest, largestStats int64
+			for i := 0; i < 20000; i++ {
+				if err := j.Append(rec("sshd", i)); err != nil {
+					t.Fatal(err)
+				}
+				largest = max(largest, fileBytes(t, path))
+				largestStats = max(largestStats, j.Stats().Bytes)
+				select {
+				case <-j.Due():
+					if !compact {
+						break
+					}
+					if err := j.Compact(Policy{}); err != nil {
+						t.Fatal(err)
+					}
+					compactions++
+				default:
+				}
+			}
+			if (compact && compactions < 5) || largest > maxBytes || largestStats > maxBytes+(writeQueue+1)*maxBytes/16 {
+				t.Fatalf("%d compactions, largest files %d bytes (%d with the buffer; MaxBytes %d)", compactions, largest, largestStats, maxBytes)
+			}
+			if st := j.Stats(); st.Rotations == 0 {
+				t.Fatalf("stats %+v: a flood past the bound must rotate", st)
+			}
+			j.Flush()
+			recs := collect(path, t)
+			if last := recs[len(recs)-1]; last != rec("sshd", 19999) {
+				t.Fatalf("newest record lost: last is %+v", last)
+			}
+			for i, r := range recs {
+				if want := rec("sshd", 20000-len(recs)+i); r != want {
+					t.Fatalf("kept records are not the newest, in order: record %d of %d is %+v, want %+v", i, len(recs), r, want)
+				}
+			}
+			// At least what the sealed segment holds: MaxBytes/2 less one
+			// write.
+			if len(recs) < (maxBytes/2-maxBytes/16)/len(rec("sshd", 1).appendTo(nil)) || len(recs) != j.Stats().Records {
+				t.Fatalf("%d records kept (stats say %d): fewer than MaxBytes/2 holds", len(recs), j.Stats().Records)
+			}
+			// A restart ("kill -9": no Close) replays both segments, oldest
+			// first, and leaves one file.
+			var replayed []Record
+			j2, err := Open(path, Options{MaxBytes: maxBytes}, Policy{}, func(r Record) { replayed = append(replayed, r) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j2.Close()
+			if len(replayed) == 0 || replayed[len(replayed)-1] != rec("sshd", 19999) || len(replayed) > len(recs) {
+				t.Fatalf("replayed %d records (of %d), last %+v", len(replayed), len(recs), replayed[len(replayed)-1])
+			}
+			if _, err := os.Stat(path + SealedSuffix); !os.IsNotExist(err) {
+				t.Fatalf("sealed segment left after Open: %v", err)
+			}
+		})
+	}
+}
+
+// TestFloodBoundedConcurrently: two jails flooding at once while
+// compactions run (under -race): the files stay under the bound, and
+// every record of the newest half of the bound is kept.
+func TestFloodBoundedConcurrently(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j")
-	const maxBytes = 64 << 10
+	const maxBytes = 128 << 10
 	j, err := Open(path, Options{MaxBytes: maxBytes, MinCompact: 8 << 10}, Policy{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	compactions := 0
-	var largest int64
-	for i := 0; i < 20000; i++ {
-		if err := j.Append(rec("sshd", i)); err != nil {
-			t.Fatal(err)
-		}
-		largest = max(largest, j.Stats().Bytes)
-		select {
-		case <-j.Due():
-			if err := j.Compact(Policy{}); err != nil {
-				t.Fatal(err)
+	stop := make(chan struct{})
+	compacted := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				compacted <- n
+				return
+			case <-j.Due():
+				if err := j.Compact(Policy{}); err != nil {
+					t.Error(err)
+				}
+				n++
 			}
-			compactions++
-			if b := j.Stats().Bytes; b > maxBytes/2 {
-				t.Fatalf("compaction kept %d bytes, more than MaxBytes/2", b)
-			}
-		default:
 		}
+	}()
+	var largest atomicMax
+	done := make(chan struct{})
+	for _, name := range []string{"a", "b"} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 20000; i++ {
+				if err := j.Append(rec(name, i)); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%50 == 0 {
+					largest.see(fileBytes(t, path))
+				}
+			}
+		}()
 	}
-	if compactions < 5 || largest > maxBytes+200 {
-		t.Fatalf("%d compactions, largest file %d bytes (MaxBytes %d)", compactions, largest, maxBytes)
-	}
+	<-done
+	<-done
+	close(stop)
+	n := <-compacted
 	j.Flush()
+	if l := largest.get(); l > maxBytes || fileBytes(t, path) > maxBytes {
+		t.Fatalf("files grew to %d bytes, bound %d", l, maxBytes)
+	}
+	// Per jail, the records kept are its newest, in order (the flood of
+	// one jail may end first, and all of its records be the oldest).
 	recs := collect(path, t)
-	if last := recs[len(recs)-1]; last != rec("sshd", 19999) {
-		t.Fatalf("newest record lost: last is %+v", last)
+	byJail := map[string][]Record{}
+	for _, r := range recs {
+		byJail[r.Jail] = append(byJail[r.Jail], r)
 	}
-	if first := recs[0]; first.T < t0+19999-int64(len(recs)) {
-		t.Fatalf("kept records are not the newest: first %+v of %d", first, len(recs))
+	for name, rs := range byJail {
+		for i, r := range rs {
+			if want := rec(name, 20000-len(rs)+i); r != want {
+				t.Fatalf("jail %s: record %d of %d kept is %+v, want %+v", name, i, len(rs), r, want)
+			}
+		}
 	}
+	if size := len(rec("a", 19999).appendTo(nil)); len(recs) < (maxBytes/2-maxBytes/16)/size {
+		t.Fatalf("%d records kept (%d compactions), fewer than half the bound holds", len(recs), n)
+	}
+}
+
+// atomicMax is the largest value seen, for goroutines.
+type atomicMax struct {
+	mu sync.Mutex
+	v  int64
+}
+
+func (m *atomicMax) see(v int64) {
+	m.mu.Lock()
+	m.v = max(m.v, v)
+	m.mu.Unlock()
+}
+
+func (m *atomicMax) get() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.v
 }
 
 // TestCompactKeepsConcurrentAppends: records appended while a compaction
