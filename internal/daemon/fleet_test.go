@@ -315,3 +315,70 @@ func TestFleetDaemons(t *testing.T) {
 		t.Fatalf("web1's bans: %+v", r.Bans)
 	}
 }
+
+// TestFleetOnOffAtReload: [fleet] added to a running daemon's
+// configuration starts the node at reload (it catches up and enforces a
+// member's ban); removed again, the node stops, its connection closes, the
+// remote bans are lifted and the fleet verb says it is not configured;
+// local banning goes on throughout.
+func TestFleetOnOffAtReload(t *testing.T) {
+	srv := fleettest.Start(t, fleettest.Options{})
+	ctx := context.Background()
+	if _, _, err := fleet.InitStream(ctx, fleet.Conn{Servers: []string{srv.URL()}}, "admin", fleet.DefaultStream, 1); err != nil {
+		t.Fatal(err)
+	}
+	dirA, pubA := newFleetDir(t)
+	dirB, pubB := newFleetDir(t)
+	trust := "web1 " + pubA + "\nweb2 " + pubB + "\n"
+	for _, d := range []string{dirA, dirB} {
+		if err := os.WriteFile(filepath.Join(d, "fleet.trust"), []byte(trust), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := startTestDaemonIn(t, dirA, fleetConf(srv, "web1"))
+	b := startTestDaemonIn(t, dirB, "[Definition]\nloglevel = INFO\n")
+	if b.d.fl.enabled() {
+		t.Fatal("fleet on without [fleet]")
+	}
+	setLocal := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(b.etc, "palisade.local"), []byte(strings.ReplaceAll(text, "DIR", dirB)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.d.Reload(); err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+	}
+
+	// On at reload.
+	setLocal(fleetConf(srv, "web2"))
+	poll.UntilNil(t, 10*time.Second, "web2 caught up after the reload", func() error {
+		var st fleet.Status
+		if err := b.c.Fleet(ctx, &st); err != nil {
+			return err
+		}
+		if !st.CaughtUp || st.Trusted != 2 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	a.failures(t, "198.51.100.8", 3)
+	poll.Until(t, 10*time.Second, "web2 enforces web1's ban", func() bool { return b.enforced("fleet", "198.51.100.8/32") })
+	withFleet := tcpSockets(t)
+
+	// Off at reload.
+	setLocal("[Definition]\nloglevel = INFO\n")
+	if b.d.fl.enabled() {
+		t.Fatal("fleet still on after [fleet] was removed")
+	}
+	if b.enforced("fleet", "198.51.100.8/32") {
+		t.Fatal("the remote ban stayed after [fleet] was removed")
+	}
+	poll.Until(t, 10*time.Second, "web2's connection closed", func() bool { return tcpSockets(t) < withFleet })
+	var fs fleet.Status
+	if err := b.c.Fleet(ctx, &fs); err == nil || !strings.Contains(err.Error(), "not configured") {
+		t.Fatalf("fleet verb after the reload: %v", err)
+	}
+	b.failures(t, "198.51.100.9", 3)
+	poll.Until(t, 10*time.Second, "local ban after the fleet stopped", func() bool { return b.enforced("sshd", "198.51.100.9/32") })
+}
