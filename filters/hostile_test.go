@@ -176,9 +176,9 @@ func hostileCases() []hostileCase {
 		v := modeOf("dovecot", mode)
 		add("dovecot user repeats rip=", v, real4,
 			dc("imap-login: Aborted login (auth failed, 1 attempts in 2 secs): user=<x>, method=PLAIN, rip="+fake1+", lip=192.0.2.1>, method=PLAIN, rip="+real4+", lip=192.0.2.1, TLS, session=<abc>"))
-		add("dovecot passdb user holds an address", v, real4,
+		add("dovecot passdb user holds an address", v, "",
 			dc("auth: sql(x,"+fake1+"): unknown user,"+real4+",<abc>): unknown user"))
-		add("dovecot pam user holds an address", v, real4,
+		add("dovecot pam user holds an address", v, "",
 			dc("auth-worker(1): pam(x,"+fake1+"),"+real4+"): pam_authenticate() failed: Permission denied"))
 		add("dovecot PAM ruser holds rhost", v, real4,
 			syslog("auth", "pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=rhost="+fake1+" rhost="+real4))
@@ -197,9 +197,13 @@ func hostileCases() []hostileCase {
 			dcv("auth: passwd-file(bob,"+real4+",<Sx1>): unknown user (given password: x),"+fake1+",<y>): unknown user (z)"))
 		add("dovecot plain password without spaces", v, real4,
 			dcv("auth: passwd-file(bob,"+real4+",<Sx1>): Password mismatch (given password: hunter2)"))
+		add("dovecot password repeats the message up to a password", v, "",
+			dcv("auth: passwd-file(bob,"+real4+",<Sx1>): Password mismatch (given password: a),"+fake1+",<b>): Password mismatch (given password: x)"))
+		add("dovecot user repeats the login fields", v, real4,
+			dc("imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<x>, method=PLAIN, rip="+fake1+", lip=192.0.2.1, TLS, session=<a>, method=PLAIN, rip="+real4+", lip=192.0.2.1, TLS, session=<abc>"))
 		add("dovecot sha1 of the password", v, real4,
 			dcv("auth: passwd-file(bob,"+real4+",<Sx1>): unknown user (SHA1 of given password: f638ff)"))
-		add("dovecot user name holds a fake address", v, real4,
+		add("dovecot user name holds a fake address", v, "",
 			dcv("auth: passwd-file(x,"+fake1+",<a>): unknown user,"+real4+",<Sx1>): unknown user"))
 	}
 	// Where the service writes an address, a host name is never taken.
