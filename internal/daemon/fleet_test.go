@@ -224,14 +224,12 @@ func startFleetMember(t *testing.T, srv *fleettest.Server, name string) *fleetDa
 	return startTestDaemonIn(t, dir, fleetConf(srv, name))
 }
 
-// TestFleetDaemons: two daemons configured by their files share a ban:
-// failures in web1's log ban there, web2 enforces it in its fleet jail
-// and shows it in banned, explain and status; an unban by hand and a
-// trust file without web1 lift it.
-func TestFleetDaemons(t *testing.T) {
-	srv := fleettest.Start(t, fleettest.Options{})
-	ctx := context.Background()
-	if _, _, err := fleet.InitStream(ctx, fleet.Conn{Servers: []string{srv.URL()}}, "admin", fleet.DefaultStream, 1); err != nil {
+// trustedPair starts a server with the fleet stream and makes the
+// directories of web1 and web2, each trusting both.
+func trustedPair(t *testing.T) (srv *fleettest.Server, dirA, dirB string) {
+	t.Helper()
+	srv = fleettest.Start(t, fleettest.Options{})
+	if _, _, err := fleet.InitStream(context.Background(), fleet.Conn{Servers: []string{srv.URL()}}, "admin", fleet.DefaultStream, 1); err != nil {
 		t.Fatal(err)
 	}
 	dirA, pubA := newFleetDir(t)
@@ -242,6 +240,16 @@ func TestFleetDaemons(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return srv, dirA, dirB
+}
+
+// TestFleetDaemons: two daemons configured by their files share a ban:
+// failures in web1's log ban there, web2 enforces it in its fleet jail
+// and shows it in banned, explain and status; an unban by hand and a
+// trust file without web1 lift it.
+func TestFleetDaemons(t *testing.T) {
+	srv, dirA, dirB := trustedPair(t)
+	ctx := context.Background()
 	a := startTestDaemonIn(t, dirA, fleetConf(srv, "web1"))
 	b := startTestDaemonIn(t, dirB, fleetConf(srv, "web2"))
 	for _, fd := range []*fleetDaemon{a, b} {
@@ -300,7 +308,13 @@ func TestFleetDaemons(t *testing.T) {
 	// A new ban of web1; then web1 leaves web2's trust file: lifted.
 	a.failures(t, "198.51.100.8", 3)
 	poll.Until(t, 10*time.Second, "web2 enforces the second ban", func() bool { return len(remote()) == 1 })
-	if err := os.WriteFile(filepath.Join(dirB, "fleet.trust"), []byte("web2 "+pubB+"\n"), 0o644); err != nil {
+	trustB := filepath.Join(dirB, "fleet.trust")
+	data, err := os.ReadFile(trustB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, onlyWeb2, _ := strings.Cut(string(data), "\n") // the web2 line
+	if err := os.WriteFile(trustB, []byte(onlyWeb2), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.c.Reload(ctx); err != nil {
@@ -322,19 +336,8 @@ func TestFleetDaemons(t *testing.T) {
 // remote bans are lifted and the fleet verb says it is not configured;
 // local banning goes on throughout.
 func TestFleetOnOffAtReload(t *testing.T) {
-	srv := fleettest.Start(t, fleettest.Options{})
+	srv, dirA, dirB := trustedPair(t)
 	ctx := context.Background()
-	if _, _, err := fleet.InitStream(ctx, fleet.Conn{Servers: []string{srv.URL()}}, "admin", fleet.DefaultStream, 1); err != nil {
-		t.Fatal(err)
-	}
-	dirA, pubA := newFleetDir(t)
-	dirB, pubB := newFleetDir(t)
-	trust := "web1 " + pubA + "\nweb2 " + pubB + "\n"
-	for _, d := range []string{dirA, dirB} {
-		if err := os.WriteFile(filepath.Join(d, "fleet.trust"), []byte(trust), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	a := startTestDaemonIn(t, dirA, fleetConf(srv, "web1"))
 	b := startTestDaemonIn(t, dirB, "[Definition]\nloglevel = INFO\n")
 	if b.d.fl.enabled() {
