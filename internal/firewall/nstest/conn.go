@@ -19,6 +19,11 @@ func classify(err error) (Outcome, error) {
 		return Connected, nil
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return Refused, nil
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		// A ban that lands during the handshake: the SYN passed, the
+		// firewall's reset answers the rest (connect reports EPIPE or
+		// ECONNRESET). In a test's namespaces only a firewall resets.
+		return Refused, nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return TimedOut, nil
 	}
