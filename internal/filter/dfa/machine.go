@@ -652,6 +652,14 @@ next:
 		if int32(e) < 0 {
 			goto slow
 		}
+		if int(e) == row {
+			// a loop (.*, \S+, \d+): while it lasts the row stays, so
+			// each load's address no longer waits for the previous load
+			for p+1 < len(b) && *(*uint32)(unsafe.Add(tab, uintptr(row+int(classes[b[p+1]]))*4)) == e {
+				p++
+			}
+			continue
+		}
 		row = int(e)
 	}
 	return p, row, n
