@@ -4,6 +4,7 @@ import (
 	"regexp/syntax"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // DefaultMaxStates bounds the cached states of one automaton.
@@ -147,7 +148,10 @@ type machine struct {
 	table   []uint32 // states x stride (see slowBit)
 	endT    []int32  // per state: the transition at the end of the text in c
 	c       arena    // cached transitions
-	x       arena    // this run's other transitions
+	// cRow[i] is c.tr[i].toRow: the forward pass's slow steps read only
+	// this (4 bytes a transition instead of a whole trans)
+	cRow []int32
+	x    arena // this run's other transitions
 
 	// patSlots[i] is the first slot of pattern i (one past the last for
 	// i = number of patterns); slotPat maps a slot to its pattern.
@@ -316,6 +320,7 @@ func (m *machine) reset() {
 	m.table = m.table[:0]
 	m.endT = m.endT[:0]
 	m.c.reset()
+	m.cRow = m.cRow[:0]
 	m.intern(nil, kindBegin)
 	m.intern([]uint32{uint32(m.prog.Start)}, kindBegin)
 }
@@ -485,6 +490,7 @@ func (m *machine) keep(trail []uint64, id int32, cl int, xi int32) uint64 {
 	ci := m.c.copyTrans(&m.x, xi)
 	m.x.tr = m.x.tr[:xi]
 	t := &m.c.tr[ci]
+	m.cRow = append(m.cRow, t.toRow)
 	if cl == m.stride {
 		m.endT[id] = ci
 		return uint64(ci)
@@ -607,7 +613,7 @@ func (m *machine) forward(b []byte) ([]uint64, int) {
 	row := m.stride // the start state, id 1
 	p := 0
 	for {
-		p, row, n = walk(m.table, m.c.tr, &m.classes, b, p, row, trail, n)
+		p, row, n = walk(m.table, m.cRow, &m.classes, b, p, row, trail, n)
 		if p == len(b) || row == 0 {
 			break
 		}
@@ -631,15 +637,28 @@ func (m *machine) forward(b []byte) ([]uint64, int) {
 // a non-ASCII byte), and returns the position, the row and n. It is the
 // hot loop, kept small so that everything stays in registers.
 //
+// The table is read without bounds checks: row is always the row offset
+// of a state of this table (the start state's, or one the table or cRow
+// holds, all below len(table) - stride), and a class is below stride.
+//
 //go:noinline
-func walk(table []uint32, ctr []trans, classes *[256]uint8, b []byte, p, row int, trail []uint64, n int) (int, int, int) {
+func walk(table []uint32, ctr []int32, classes *[256]uint8, b []byte, p, row int, trail []uint64, n int) (int, int, int) {
 	_ = *classes
+	tab := unsafe.Pointer(unsafe.SliceData(table))
 	var e uint32
 next:
 	for ; p < len(b); p++ {
-		e = table[row+int(classes[b[p]])]
+		e = *(*uint32)(unsafe.Add(tab, uintptr(row+int(classes[b[p]]))*4))
 		if int32(e) < 0 {
 			goto slow
+		}
+		if int(e) == row {
+			// a loop (.*, \S+, \d+): while it lasts the row stays, so
+			// each load's address no longer waits for the previous load
+			for p+1 < len(b) && *(*uint32)(unsafe.Add(tab, uintptr(row+int(classes[b[p+1]]))*4)) == e {
+				p++
+			}
+			continue
 		}
 		row = int(e)
 	}
@@ -650,7 +669,7 @@ slow:
 	}
 	trail[n] = uint64(p)<<32 | uint64(e&(matchBit|idMask))
 	n++
-	row = int(ctr[e&idMask].toRow)
+	row = int(ctr[e&idMask])
 	p++
 	if row != 0 {
 		goto next
