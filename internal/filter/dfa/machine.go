@@ -4,7 +4,6 @@ import (
 	"regexp/syntax"
 	"strconv"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // DefaultMaxStates bounds the cached states of one automaton.
@@ -637,25 +636,24 @@ func (m *machine) forward(b []byte) ([]uint64, int) {
 // a non-ASCII byte), and returns the position, the row and n. It is the
 // hot loop, kept small so that everything stays in registers.
 //
-// The table is read without bounds checks: row is always the row offset
-// of a state of this table (the start state's, or one the table or cRow
-// holds, all below len(table) - stride), and a class is below stride.
+// The table is indexed with Go's bounds checks: row and class always
+// stay in range by construction, but the line is an attacker's and an
+// unchecked read would turn any future table bug into a memory read.
 //
 //go:noinline
 func walk(table []uint32, ctr []int32, classes *[256]uint8, b []byte, p, row int, trail []uint64, n int) (int, int, int) {
 	_ = *classes
-	tab := unsafe.Pointer(unsafe.SliceData(table))
 	var e uint32
 next:
 	for ; p < len(b); p++ {
-		e = *(*uint32)(unsafe.Add(tab, uintptr(row+int(classes[b[p]]))*4))
+		e = table[row+int(classes[b[p]])]
 		if int32(e) < 0 {
 			goto slow
 		}
 		if int(e) == row {
 			// a loop (.*, \S+, \d+): while it lasts the row stays, so
 			// each load's address no longer waits for the previous load
-			for p+1 < len(b) && *(*uint32)(unsafe.Add(tab, uintptr(row+int(classes[b[p+1]]))*4)) == e {
+			for p+1 < len(b) && table[row+int(classes[b[p+1]])] == e {
 				p++
 			}
 			continue
