@@ -449,24 +449,29 @@ func (n *Node) verifyAll(batch []inItem, vs []Verified, trust *Trust) {
 			idx = append(idx, i)
 		}
 	}
-	w := min(n.cfg.Workers, max(len(idx)/16, 1))
-	if w <= 1 {
-		for _, i := range idx {
-			vs[i] = Verify(batch[i].subject, batch[i].data, trust)
-		}
-		return
-	}
+	// Each worker checks its share of the signatures as one batch.
+	w := min(n.cfg.Workers, max(len(idx)/64, 1))
 	var wg sync.WaitGroup
 	chunk := (len(idx) + w - 1) / w
 	for s := 0; s < len(idx); s += chunk {
 		part := idx[s:min(s+chunk, len(idx))]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, i := range part {
-				vs[i] = Verify(batch[i].subject, batch[i].data, trust)
+		check := func() {
+			msgs := make([]Message, len(part))
+			for k, i := range part {
+				msgs[k] = Message{Subject: batch[i].subject, Data: batch[i].data}
 			}
-		}()
+			out := make([]Verified, len(part))
+			VerifyBatch(msgs, trust, out)
+			for k, i := range part {
+				vs[i] = out[k]
+			}
+		}
+		if w == 1 {
+			check()
+			break
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); check() }()
 	}
 	wg.Wait()
 }
