@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // PublicKeyPrefix starts the text form of a public key.
@@ -35,6 +37,9 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil || len(raw) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("public key %q: not %d bytes of base64", trunc(s), ed25519.PublicKeySize)
+	}
+	if _, err := expandKey(raw); err != nil {
+		return nil, fmt.Errorf("public key %q: not a usable ed25519 key (%v)", trunc(s), err)
 	}
 	return ed25519.PublicKey(raw), nil
 }
@@ -108,14 +113,18 @@ func ReadKey(path string) (ed25519.PrivateKey, error) {
 type Trust struct {
 	keys  map[string]ed25519.PublicKey
 	names []string
+	// expanded holds each key's verification table (nil for a key that
+	// cannot verify anything; ParsePublicKey refuses such keys).
+	expanded map[string]*voi.ExpandedPublicKey
 }
 
 // NewTrust builds a trust set from names and keys (tests, benchmarks).
 func NewTrust(keys map[string]ed25519.PublicKey) *Trust {
-	t := &Trust{keys: map[string]ed25519.PublicKey{}}
+	t := &Trust{keys: map[string]ed25519.PublicKey{}, expanded: map[string]*voi.ExpandedPublicKey{}}
 	for n, k := range keys {
 		t.keys[n] = k
 		t.names = append(t.names, n)
+		t.expanded[n], _ = expandKey(k)
 	}
 	slices.Sort(t.names)
 	return t
@@ -127,6 +136,16 @@ func (t *Trust) Key(origin string) (ed25519.PublicKey, bool) {
 		return nil, false
 	}
 	k, ok := t.keys[origin]
+	return k, ok
+}
+
+// expandedKey returns origin's verification table: ok is false for an
+// origin not trusted, the table nil for a trusted key that is unusable.
+func (t *Trust) expandedKey(origin string) (*voi.ExpandedPublicKey, bool) {
+	if t == nil {
+		return nil, false
+	}
+	k, ok := t.expanded[origin]
 	return k, ok
 }
 

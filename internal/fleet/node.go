@@ -100,6 +100,8 @@ type Node struct {
 	st   nodeState
 	book *book
 	q    *queue
+	// saver writes the book's changes to the store.
+	saver *saver
 	// expect are the fleet bans this node is lifting itself (so that
 	// their unban events are not taken for an admin's).
 	expect map[netip.Prefix]int
@@ -188,6 +190,7 @@ func New(cfg Config, deps Deps) (*Node, error) {
 	}
 	n.book = newBook(cfg.Policy)
 	n.q = newQueue(cfg.QueueMax)
+	n.saver = newSaver(deps.Store, SpaceRemote, n.log)
 	return n, nil
 }
 
@@ -243,9 +246,15 @@ func (n *Node) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	ctx, stop := context.WithCancel(ctx)
+	// The saver outlives the goroutines that commit: it writes their last
+	// changes once they have returned.
+	saved, workersDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(saved); n.saver.run(workersDone) }()
 	defer func() {
 		stop()
 		wg.Wait()
+		close(workersDone)
+		<-saved
 	}()
 	wg.Add(3)
 	batches := make(chan verifiedBatch, 1)
@@ -449,24 +458,29 @@ func (n *Node) verifyAll(batch []inItem, vs []Verified, trust *Trust) {
 			idx = append(idx, i)
 		}
 	}
-	w := min(n.cfg.Workers, max(len(idx)/16, 1))
-	if w <= 1 {
-		for _, i := range idx {
-			vs[i] = Verify(batch[i].subject, batch[i].data, trust)
-		}
-		return
-	}
+	// Each worker checks its share of the signatures as one batch.
+	w := min(n.cfg.Workers, max(len(idx)/64, 1))
 	var wg sync.WaitGroup
 	chunk := (len(idx) + w - 1) / w
 	for s := 0; s < len(idx); s += chunk {
 		part := idx[s:min(s+chunk, len(idx))]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, i := range part {
-				vs[i] = Verify(batch[i].subject, batch[i].data, trust)
+		check := func() {
+			msgs := make([]Message, len(part))
+			for k, i := range part {
+				msgs[k] = Message{Subject: batch[i].subject, Data: batch[i].data}
 			}
-		}()
+			out := make([]Verified, len(part))
+			VerifyBatch(msgs, trust, out)
+			for k, i := range part {
+				vs[i] = out[k]
+			}
+		}
+		if w == 1 {
+			check()
+			break
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); check() }()
 	}
 	wg.Wait()
 }
@@ -509,11 +523,7 @@ func (n *Node) commit(ctx context.Context, now time.Time) {
 		}
 	}
 	n.mu.Unlock()
-	if len(put)+len(del) > 0 {
-		if err := n.deps.Store.PutRecords(SpaceRemote, put, del); err != nil {
-			n.log.Error("fleet: cannot save the remote records (the bans are enforced anyway)", "err", err)
-		}
-	}
+	n.saver.add(put, del)
 	if len(changes) == 0 {
 		return
 	}

@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -201,8 +200,7 @@ func decode(body []byte) (Record, envelope, error) {
 	if len(env.S) != ed25519.SignatureSize {
 		return r, env, errors.New("no signature")
 	}
-	dec := json.NewDecoder(bytes.NewReader(env.R))
-	if err := dec.Decode(&r); err != nil {
+	if err := json.Unmarshal(env.R, &r); err != nil {
 		return r, env, fmt.Errorf("not a record: %v", err)
 	}
 	if err := r.validate(); err != nil {
@@ -218,27 +216,6 @@ type Verified struct {
 	// origin under its own subject; otherwise a Refuse constant.
 	Refused string
 	Err     error
-}
-
-// Verify checks one message received on subject: it must decode, its
-// origin must be trusted, its signature valid, and the subject the
-// record's own.
-func Verify(subject string, body []byte, trust *Trust) Verified {
-	r, env, err := decode(body)
-	if err != nil {
-		return Verified{Record: r, Refused: RefuseMalformed, Err: err}
-	}
-	pub, ok := trust.Key(r.Origin)
-	if !ok {
-		return Verified{Record: r, Refused: RefuseUntrusted, Err: fmt.Errorf("origin %s is not trusted", r.Origin)}
-	}
-	if !ed25519.Verify(pub, signed(env.R), env.S) {
-		return Verified{Record: r, Refused: RefuseSignature, Err: fmt.Errorf("bad signature from %s", r.Origin)}
-	}
-	if subject != r.Subject() {
-		return Verified{Record: r, Refused: RefuseSubject, Err: fmt.Errorf("record of %s for %s on subject %q", r.Origin, r.Prefix, trunc(subject))}
-	}
-	return Verified{Record: r}
 }
 
 // SubjectOrigin returns the origin token of a record subject ("" when the

@@ -1,9 +1,11 @@
 package fleet
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +42,16 @@ func TestAddressKey(t *testing.T) {
 	}
 }
 
-func TestVerify(t *testing.T) {
+// verifyCase is one message and the verdict it must get.
+type verifyCase struct {
+	name, subject string
+	body          []byte
+	want          string
+}
+
+// verifyCases returns messages that must be applied or refused, the trust
+// set they are judged under and the one good record among them.
+func verifyCases(t *testing.T) ([]verifyCase, *Trust, Record) {
 	pubA, privA := testKey(t)
 	pubB, privB := testKey(t)
 	_, privX := testKey(t)
@@ -68,11 +79,7 @@ func TestVerify(t *testing.T) {
 		}
 		return b
 	}
-	for _, c := range []struct {
-		name, subject string
-		body          []byte
-		want          string
-	}{
+	return []verifyCase{
 		{"valid", good.Subject(), body, ""},
 		{"bad signature", good.Subject(), badSig, RefuseSignature},
 		{"altered record", "palisade.bans.web1.198-51-100-8", tampered, RefuseSignature},
@@ -87,7 +94,12 @@ func TestVerify(t *testing.T) {
 		{"no signature", good.Subject(), []byte(`{"v":1,"r":{}}`), RefuseMalformed},
 		{"unknown version", good.Subject(), []byte(`{"v":2,"r":{},"s":"` + strings.Repeat("A", 86) + `=="}`), RefuseMalformed},
 		{"oversized", good.Subject(), make([]byte, MaxMessage+1), RefuseMalformed},
-	} {
+	}, trust, good
+}
+
+func TestVerify(t *testing.T) {
+	cases, trust, good := verifyCases(t)
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			v := Verify(c.subject, c.body, trust)
 			if v.Refused != c.want {
@@ -95,6 +107,85 @@ func TestVerify(t *testing.T) {
 			}
 			if c.want == "" && (v.Record.Prefix != good.Prefix || v.Record.Seq != 1 || !v.Record.Expires.Equal(good.Expires)) {
 				t.Errorf("record %+v, want %+v", v.Record, good)
+			}
+		})
+	}
+}
+
+// TestVerifyBatch: every message gets the verdict Verify gives it, in
+// batches of forged and honest messages mixed, of honest ones only, and
+// of fewer than minBatch.
+func TestVerifyBatch(t *testing.T) {
+	cases, trust, _ := verifyCases(t)
+	var valid []verifyCase
+	for _, c := range cases {
+		if c.want == "" {
+			valid = append(valid, c)
+		}
+	}
+	// Interleave: each forged case between honest ones.
+	var mixed []verifyCase
+	for _, c := range cases {
+		mixed = append(mixed, valid[0], c, valid[0])
+	}
+	honest := slices.Repeat(valid, 3*minBatch)
+	for _, b := range []struct {
+		name  string
+		cases []verifyCase
+	}{
+		{"forged among honest", mixed},
+		{"honest only", honest},
+		{"below minBatch", mixed[:minBatch-1]},
+		{"one forged", cases[1:2]},
+		{"forged only", cases[1:]},
+		{"empty", nil},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			msgs := make([]Message, len(b.cases))
+			for i, c := range b.cases {
+				msgs[i] = Message{Subject: c.subject, Data: c.body}
+			}
+			out := make([]Verified, len(msgs))
+			VerifyBatch(msgs, trust, out)
+			for i, c := range b.cases {
+				if out[i].Refused != c.want {
+					t.Errorf("message %d (%s): Refused = %q (%v), want %q", i, c.name, out[i].Refused, out[i].Err, c.want)
+				}
+				if single := Verify(c.subject, c.body, trust); single.Refused != out[i].Refused || single.Record != out[i].Record {
+					t.Errorf("message %d (%s): batch verdict %q %+v, alone %q %+v", i, c.name, out[i].Refused, out[i].Record, single.Refused, single.Record)
+				}
+			}
+		})
+	}
+}
+
+// TestUnusableKeys: a trust file key that is not a point, is not
+// canonically encoded or is of small order (for which any message can
+// verify) is refused with its line, and a trust set holding one anyway
+// refuses every record of that origin.
+func TestUnusableKeys(t *testing.T) {
+	identity := make([]byte, 32) // the neutral point: order 1
+	identity[0] = 1
+	nonCanonical := bytes.Repeat([]byte{0xff}, 32) // y = 2^255-1 > p
+	nonCanonical[0], nonCanonical[31] = 0xed, 0x7f // y = p, read as 0
+	notPoint := make([]byte, 32)
+	notPoint[0] = 2 // y = 2 has no x on the curve
+	for name, k := range map[string][]byte{"small order": identity, "non-canonical": nonCanonical, "not a point": notPoint} {
+		t.Run(name, func(t *testing.T) {
+			line := "web9 " + FormatPublicKey(k) + "\n"
+			_, err := ParseTrust("trust", []byte("# fleet\n"+line))
+			if err == nil || !strings.Contains(err.Error(), "trust:2:") || !strings.Contains(err.Error(), "not a usable ed25519 key") {
+				t.Fatalf("ParseTrust: %v, want trust:2: not a usable ed25519 key", err)
+			}
+			trust := NewTrust(map[string]ed25519.PublicKey{"web9": k})
+			r := rec("web9", "198.51.100.7/32", 1)
+			_, priv := testKey(t)
+			body, err := Sign(r, priv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := Verify(r.Subject(), body, trust); v.Refused != RefuseSignature {
+				t.Errorf("Verify with an unusable key: %q, want %q", v.Refused, RefuseSignature)
 			}
 		})
 	}
