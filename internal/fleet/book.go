@@ -512,21 +512,29 @@ func (b *book) sweep(now time.Time, gen uint64) (expired, unseen int) {
 
 // save returns the dirty records to put and the keys to delete, and
 // clears the dirty set.
-func (b *book) save() (map[string][]byte, []string) {
-	put := map[string][]byte{}
+func (b *book) save() (map[string]entry, []string) {
+	put := map[string]entry{}
 	var del []string
 	for k := range b.dirty {
 		if e := b.entries[k]; e != nil {
-			raw, err := json.Marshal(e)
-			if err == nil {
-				put[k.String()] = raw
-			}
+			put[k.String()] = *e
 		} else {
 			del = append(del, k.String())
 		}
 	}
 	b.dirty = map[okey]bool{}
 	return put, del
+}
+
+// encodeEntries is the stored form of saved entries (what load reads).
+func encodeEntries(put map[string]entry) map[string][]byte {
+	out := make(map[string][]byte, len(put))
+	for k, e := range put {
+		if raw, err := json.Marshal(&e); err == nil {
+			out[k] = raw
+		}
+	}
+	return out
 }
 
 // load restores persisted records (before any message); records of

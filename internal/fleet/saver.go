@@ -14,25 +14,26 @@ import (
 // waited two of its three seconds on these writes' fsyncs before). A
 // crash loses at most the changes not written yet, which the stream
 // replays; the bans themselves are the ban manager's and are saved by it.
-// Pending changes are bounded by the book: one value per record key.
+// Pending changes are bounded by the book: one entry per record key. The
+// entries are encoded here too, off the applier's path.
 type saver struct {
 	store Store
 	space string
 	log   *slog.Logger
 
 	mu   sync.Mutex
-	put  map[string][]byte
+	put  map[string]entry
 	del  map[string]bool
 	wake chan struct{}
 }
 
 func newSaver(store Store, space string, log *slog.Logger) *saver {
 	return &saver{store: store, space: space, log: log,
-		put: map[string][]byte{}, del: map[string]bool{}, wake: make(chan struct{}, 1)}
+		put: map[string]entry{}, del: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
 // add queues changes; a later change of a key replaces an earlier one.
-func (s *saver) add(put map[string][]byte, del []string) {
+func (s *saver) add(put map[string]entry, del []string) {
 	if len(put)+len(del) == 0 {
 		return
 	}
@@ -74,9 +75,9 @@ func (s *saver) flush() {
 		s.mu.Unlock()
 		return
 	}
-	s.put, s.del = map[string][]byte{}, map[string]bool{}
+	s.put, s.del = map[string]entry{}, map[string]bool{}
 	s.mu.Unlock()
-	if err := s.store.PutRecords(s.space, put, slices.Collect(maps.Keys(del))); err != nil {
+	if err := s.store.PutRecords(s.space, encodeEntries(put), slices.Collect(maps.Keys(del))); err != nil {
 		s.log.Error("fleet: cannot save the remote records (the bans are enforced anyway)", "err", err)
 	}
 }

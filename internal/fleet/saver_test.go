@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"encoding/json"
 	"log/slog"
 	"maps"
 	"sync"
@@ -35,19 +36,20 @@ func (s *recStore) PutRecords(_ string, put map[string][]byte, del []string) err
 // merged (the later change of a key wins, a delete included) into one
 // transaction, and stopping writes what is left.
 func TestSaverKeepsTheLastChange(t *testing.T) {
-	st := &recStore{m: map[string][]byte{"old": []byte("1"), "gone": []byte("1")}}
+	ent := func(d string) entry { return entry{Detail: d} }
+	st := &recStore{m: encodeEntries(map[string]entry{"old": ent("1"), "gone": ent("1")})}
 	s := newSaver(st, SpaceRemote, slog.New(slog.DiscardHandler))
-	s.add(map[string][]byte{"a": []byte("1"), "b": []byte("1")}, []string{"gone"})
-	s.add(map[string][]byte{"a": []byte("2")}, []string{"b"})
-	s.add(map[string][]byte{"gone": []byte("back")}, nil)
+	s.add(map[string]entry{"a": ent("1"), "b": ent("1")}, []string{"gone"})
+	s.add(map[string]entry{"a": ent("2")}, []string{"b"})
+	s.add(map[string]entry{"gone": ent("back")}, nil)
 	s.add(nil, nil)
 	done := make(chan struct{})
 	close(done)
 	s.run(done) // one wake-up queued and done: at most two flushes, the second empty
-	want := map[string][]byte{"old": []byte("1"), "a": []byte("2"), "gone": []byte("back")}
+	want := map[string]string{"old": "1", "a": "2", "gone": "back"}
 	got, _ := st.Records("")
-	if !maps.EqualFunc(got, want, func(a, b []byte) bool { return string(a) == string(b) }) {
-		t.Errorf("stored %q, want %q", got, want)
+	if d := details(t, got); !maps.Equal(d, want) {
+		t.Errorf("stored %q, want %q", d, want)
 	}
 	if st.txs != 1 {
 		t.Errorf("%d transactions, want 1", st.txs)
@@ -56,6 +58,19 @@ func TestSaverKeepsTheLastChange(t *testing.T) {
 	s.add(nil, []string{"old"})
 	s.run(done)
 	if got, _ := st.Records(""); len(got) != 2 || got["old"] != nil {
-		t.Errorf("after delete: %q", got)
+		t.Errorf("after delete: %q", details(t, got))
 	}
+}
+
+// details reads back the Detail of each stored entry.
+func details(t *testing.T, recs map[string][]byte) map[string]string {
+	out := map[string]string{}
+	for k, v := range recs {
+		var e entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		out[k] = e.Detail
+	}
+	return out
 }
