@@ -2,6 +2,7 @@ package filter
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -494,5 +495,56 @@ func TestBacktrackBudgetOff(t *testing.T) {
 	}
 	if st := f.Stats(); st.BacktrackSkipped != 0 || st.BacktrackTime != 0 {
 		t.Fatalf("stats %+v: want no budget kept", st)
+	}
+}
+
+// TestCacheClock: the connection cache ages by the clock read once per
+// line: Options.Now's reading when Clock is unset, else Clock (read at
+// most once per line).
+func TestCacheClock(t *testing.T) {
+	def := Definition{Name: "t",
+		PrefRegex: `^\s*\S+ <F-MLFID>sshd\[\d+\]</F-MLFID>: <F-CONTENT>.+</F-CONTENT>$`,
+		FailRegex: []string{
+			`^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>`,
+			`^Failed \S+ for <F-USER>\S+</F-USER>(?: from <HOST>)?`,
+		},
+	}
+	lines := []string{
+		"Aug 14 09:59:01 h sshd[1]: Connection from 192.0.2.1",
+		"Aug 14 09:59:02 h sshd[1]: Failed password for root", // the id from the cache
+		"Aug 14 09:59:03 h sshd[1]: Failed password for root", // the entry has aged out: pending
+	}
+	for _, tc := range []struct {
+		name     string
+		setClock bool
+	}{{"clock unset: Now ages the cache", false}, {"Clock set", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := testNow
+			nowCalls, clockCalls := 0, 0
+			f := newTest(t, def, func(o *Options) {
+				o.MLFIDCacheAge = time.Minute
+				o.Now = func() time.Time { nowCalls++; return now }
+				if tc.setClock {
+					o.Clock = func() time.Time { clockCalls++; return now }
+				}
+			})
+			var got []int
+			for i, l := range lines {
+				if i == 2 {
+					now = now.Add(2 * time.Minute)
+				}
+				nowCalls, clockCalls = 0, 0
+				got = append(got, len(f.Process(l).Failures))
+				if nowCalls != 1 {
+					t.Errorf("line %d: Now read %d times, want 1", i, nowCalls)
+				}
+				if clockCalls > 1 || !tc.setClock && clockCalls != 0 {
+					t.Errorf("line %d: Clock read %d times", i, clockCalls)
+				}
+			}
+			if want := []int{0, 1, 0}; !slices.Equal(got, want) {
+				t.Errorf("failures per line %v, want %v", got, want)
+			}
+		})
 	}
 }

@@ -48,3 +48,13 @@ type Failure struct {
 	// Regex is the index of the failregex that matched.
 	Regex int
 }
+
+// MonotonicClock returns a clock for Options.Now that reads only the
+// monotonic clock: the wall time at the call plus the time elapsed since.
+// It is time.Now unless the wall clock is set while it runs, and costs
+// half of it (time.Now reads two clocks; on a virtual machine each read
+// is 25-70 ns, a noticeable share of a line's cost).
+func MonotonicClock() func() time.Time {
+	base := time.Now()
+	return func() time.Time { return base.Add(time.Since(base)) }
+}
