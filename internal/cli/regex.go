@@ -197,8 +197,9 @@ var reservedKeys = map[string]bool{"line": true, "host": true, "time": true, "us
 
 // writeFailureJSON writes one failure as a JSON object line.
 func writeFailureJSON(w *bufio.Writer, line int, fl *filter.Failure, loc *time.Location) {
+	fields := fl.Fields()
 	host := fl.ID
-	if h, ok := fl.Fields["host"]; ok {
+	if h, ok := fields["host"]; ok {
 		host = h
 	}
 	w.WriteString(`{"line":`)
@@ -211,8 +212,8 @@ func writeFailureJSON(w *bufio.Writer, line int, fl *filter.Failure, loc *time.L
 	} else {
 		writeJSONString(w, formatTime(fl.Time, loc))
 	}
-	keys := make([]string, 0, len(fl.Fields))
-	for k := range fl.Fields {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
 		if !reservedKeys[k] {
 			keys = append(keys, k)
 		}
@@ -222,7 +223,7 @@ func writeFailureJSON(w *bufio.Writer, line int, fl *filter.Failure, loc *time.L
 		w.WriteByte(',')
 		writeJSONString(w, k)
 		w.WriteByte(':')
-		writeJSONString(w, fl.Fields[k])
+		writeJSONString(w, fields[k])
 	}
 	if fl.Users != nil {
 		w.WriteString(`,"users":[`)

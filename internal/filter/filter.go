@@ -856,9 +856,12 @@ type failData struct {
 	nofailCount   int
 	pending       bool
 
-	// what the connection's failures share until it changes: the Fields
-	// map (nil: rebuild) and the sorted users (nil: rebuild)
-	outFields map[string]string
+	// what the connection's failures share while it stays the same: the
+	// captures (a copy of fields when they were taken; nil: none yet) and
+	// the sorted users (nil: rebuild). A line that changes a field and a
+	// later one that changes it back (a no-failure line's mark, deleted by
+	// the next failure) leave the captures shared.
+	outFields *fieldsView
 	outUsers  []string
 	// addr is the failure id addrOf parsed (the connection's failures
 	// mostly share one id)
@@ -873,15 +876,28 @@ type failData struct {
 func (d *failData) setField(id int, v string, keep func(string) string) {
 	if old := d.fields[id]; !old.ok || old.s != v {
 		d.fields.set(id, keep(v))
-		d.outFields = nil
 	}
 }
 
 func (d *failData) delField(id int) {
 	if d.fields[id].ok {
 		d.fields.del(id)
-		d.outFields = nil
 	}
+}
+
+// sharedFields returns the captures taken from the connection's current
+// fields, or nil.
+func (d *failData) sharedFields() *fieldsView {
+	v := d.outFields
+	if v == nil || len(v.vals) != len(d.fields) {
+		return nil
+	}
+	for k, x := range d.fields {
+		if w := v.vals[k]; w.ok != x.ok || w.s != x.s {
+			return nil
+		}
+	}
+	return v
 }
 
 func (d *failData) addMatches(ms []string, keep func(string) string) {
@@ -955,34 +971,28 @@ func (f *Filter) failure(idx int, fields fieldSet, matched []string, date time.T
 	if hasFID && fid != ip {
 		id = fid
 	}
-	var out map[string]string
-	if isML && fail.outFields != nil {
-		out = fail.outFields
-	} else {
-		// copied out of the buffers
-		n := 0
-		if hasFID && fid != ip {
-			n++
-		}
-		for _, v := range ff {
-			if v.ok {
-				n++
-			}
-		}
-		out = make(map[string]string, n)
-		for k, v := range ff {
-			if v.ok {
-				out[f.names[k]] = keep(v.s)
+	var out *fieldsView
+	if isML {
+		out = fail.sharedFields()
+	}
+	if out == nil {
+		// copied out of the buffers (a connection's fields are copies already)
+		out = &fieldsView{names: f.names, vals: append(make(fieldSet, 0, len(ff)), ff...)}
+		if !isML {
+			for k, v := range out.vals {
+				if v.ok {
+					out.vals[k].s = keep(v.s)
+				}
 			}
 		}
 		if hasFID && fid != ip {
-			out["ip"] = keep(ip)
+			out.ip, out.hasIP = keep(ip), true
 		}
 		if isML {
 			fail.outFields = out
 		}
 	}
-	fl := Failure{ID: keep(id), Fields: out, Regex: idx}
+	fl := Failure{ID: keep(id), fields: out, Regex: idx}
 	if isML && fail.addrOf == id && id != "" {
 		fl.Addr = fail.addr
 	} else {

@@ -69,7 +69,7 @@ func check(t *testing.T, f *Filter, lines []string, wants map[int]want) {
 			t.Errorf("line %d: id %q, want %q", i, fl.ID, w.id)
 		}
 		for k, v := range w.fields {
-			got, ok := fl.Fields[k]
+			got, ok := fl.Field(k)
 			if v == "<nil>" {
 				if ok {
 					t.Errorf("line %d: field %s = %q, want absent", i, k, got)
@@ -412,7 +412,7 @@ func FuzzProcess(f *testing.F) {
 			for _, l := range strings.Split(s, "\n") {
 				res := flt.Process(l)
 				for _, fl := range res.Failures {
-					if fl.ID == "" && fl.Fields["fid"] == "" {
+					if fl.ID == "" && fl.Fields()["fid"] == "" {
 						t.Fatalf("failure without id: %+v", fl)
 					}
 				}
@@ -436,7 +436,7 @@ func TestProcessBytesNoAlias(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	fl := res.Failures[0]
-	if fl.ID != "192.0.2.1" || fl.Fields["user"] != "root" || fl.Fields["mlfid"] != "sshd[1]" ||
+	if fl.ID != "192.0.2.1" || fl.Fields()["user"] != "root" || fl.Fields()["mlfid"] != "sshd[1]" ||
 		len(fl.Matches) != 1 || !strings.HasSuffix(fl.Matches[0], "from 192.0.2.1") {
 		t.Fatalf("failure changed with the caller's buffer: %+v", fl)
 	}
@@ -546,5 +546,45 @@ func TestCacheClock(t *testing.T) {
 				t.Errorf("failures per line %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestFailureFields: Fields and Field give the same captures, "ip" when an
+// <F-ID> differs from the address, nothing for a failure built by hand.
+func TestFailureFields(t *testing.T) {
+	f := newTest(t, Definition{Name: "t", FailRegex: []string{
+		`^\s*\S+ login failed: <F-ID>\S+</F-ID> user=<F-USER>\S*</F-USER> from <HOST>$`,
+	}})
+	res := f.Process("Aug 14 09:59:01 app login failed: acct7 user= from 192.0.2.9")
+	if len(res.Failures) != 1 {
+		t.Fatalf("%d failures, want 1", len(res.Failures))
+	}
+	fl := res.Failures[0]
+	want := map[string]string{"fid": "acct7", "user": "", "ip4": "192.0.2.9", "ip": "192.0.2.9"}
+	got := fl.Fields()
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("Fields()[%q] = %q, %v; want %q", k, g, ok, v)
+		}
+		if g, ok := fl.Field(k); !ok || g != v {
+			t.Errorf("Field(%q) = %q, %v; want %q", k, g, ok, v)
+		}
+	}
+	if _, ok := got["ip6"]; ok {
+		t.Errorf("Fields() has ip6: %v", got)
+	}
+	if _, ok := fl.Field("ip6"); ok {
+		t.Error("Field(ip6) present")
+	}
+	got["user"] = "changed" // a new map per call
+	if v, _ := fl.Field("user"); v != "" {
+		t.Errorf("changing Fields()'s map changed the failure: user %q", v)
+	}
+	var zero Failure
+	if m := zero.Fields(); len(m) != 0 {
+		t.Errorf("zero failure: Fields() = %v", m)
+	}
+	if _, ok := zero.Field("user"); ok {
+		t.Error("zero failure: Field(user) present")
 	}
 }

@@ -33,10 +33,9 @@ type Failure struct {
 	Addr netip.Addr
 	// Time is the log line's time; zero when the line had no usable date.
 	Time time.Time
-	// Fields are the other captures by lower-case fail2ban name
-	// (user, ip4, ip6, dns, fid, mlfid, ...). Read only: the failures of
-	// one connection (mlfid) share the map while its fields stay the same.
-	Fields map[string]string
+	// fields are the captures (Fields, Field); the failures of one
+	// connection (mlfid) share them while they stay the same.
+	fields *fieldsView
 	// Users is the set of user names seen for this failure (mlfid
 	// merging), sorted. Read only (shared like Fields).
 	Users []string
@@ -57,4 +56,60 @@ type Failure struct {
 func MonotonicClock() func() time.Time {
 	base := time.Now()
 	return func() time.Time { return base.Add(time.Since(base)) }
+}
+
+// Fields returns the failure's captures by lower-case fail2ban name
+// (user, ip4, ip6, dns, fid, mlfid, ...) in a new map: failures carry
+// their captures unboxed, and only a caller that wants them all builds it.
+func (f *Failure) Fields() map[string]string {
+	v := f.fields
+	if v == nil {
+		return map[string]string{}
+	}
+	n := 0
+	if v.hasIP {
+		n++
+	}
+	for _, x := range v.vals {
+		if x.ok {
+			n++
+		}
+	}
+	m := make(map[string]string, n)
+	for k, x := range v.vals {
+		if x.ok {
+			m[v.names[k]] = x.s
+		}
+	}
+	if v.hasIP {
+		m["ip"] = v.ip
+	}
+	return m
+}
+
+// Field returns one capture of the failure (see Fields).
+func (f *Failure) Field(name string) (string, bool) {
+	v := f.fields
+	if v == nil {
+		return "", false
+	}
+	if name == "ip" && v.hasIP {
+		return v.ip, true
+	}
+	for k, n := range v.names {
+		if n == name && k < len(v.vals) {
+			return v.vals[k].s, v.vals[k].ok
+		}
+	}
+	return "", false
+}
+
+// fieldsView is a failure's captures: a read-only copy of the fields
+// (values in memory of their own) and the filter's field names.
+type fieldsView struct {
+	names []string
+	vals  fieldSet
+	// "ip": the address when an <F-ID> differs from it
+	ip    string
+	hasIP bool
 }
