@@ -183,6 +183,7 @@ type Filter struct {
 	fieldsBuf  fieldSet
 	matchedBuf []string
 	scr        scratch
+	fails      []Failure // see oneFailure
 }
 
 // New compiles def.
@@ -838,12 +839,26 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 		}
 		f.matchedBuf = matched[:0]
 		if fl, ok := f.failure(i, fields, matched, date, hasDate); ok {
-			res.Failures = append(res.Failures, fl)
+			res.Failures = f.oneFailure(fl)
 		}
 		// production semantics: the first failregex that matches decides
 		return res
 	}
 	return res
+}
+
+// failChunk is how many failures' slices are allocated at once.
+const failChunk = 32
+
+// oneFailure returns a slice holding fl alone, cut from a chunk no other
+// result shares (an allocation per failChunk failures, not per failure).
+func (f *Filter) oneFailure(fl Failure) []Failure {
+	if len(f.fails) == cap(f.fails) {
+		f.fails = make([]Failure, 0, failChunk)
+	}
+	n := len(f.fails)
+	f.fails = append(f.fails, fl)
+	return f.fails[n : n+1 : n+1]
 }
 
 // failData is fail2ban's failure dict of one connection (mlfid).

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -586,5 +587,25 @@ func TestFailureFields(t *testing.T) {
 	}
 	if _, ok := zero.Field("user"); ok {
 		t.Error("zero failure: Field(user) present")
+	}
+}
+
+// TestResultsOwnTheirFailures: every result's Failures stays as it was
+// after later lines (and appending to one cannot overwrite another's).
+func TestResultsOwnTheirFailures(t *testing.T) {
+	f := newTest(t, Definition{Name: "t", FailRegex: []string{`^\s*\S+ fail <HOST>$`}})
+	var kept [][]Failure
+	for i := range 3 * failChunk {
+		res := f.Process(fmt.Sprintf("Aug 14 09:59:01 app fail 192.0.2.%d", i))
+		if len(res.Failures) != 1 || cap(res.Failures) != 1 {
+			t.Fatalf("line %d: %d failures (cap %d), want 1 (cap 1)", i, len(res.Failures), cap(res.Failures))
+		}
+		kept = append(kept, res.Failures)
+		_ = append(res.Failures, Failure{ID: "appended"})
+	}
+	for i, fs := range kept {
+		if want := fmt.Sprintf("192.0.2.%d", i); fs[0].ID != want {
+			t.Errorf("result %d: failure %q, want %q", i, fs[0].ID, want)
+		}
 	}
 }
