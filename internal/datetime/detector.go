@@ -107,6 +107,10 @@ type lineMemo struct {
 	nowSec     int64
 	start, end int
 	res        Match
+	// posOK: the characters around the match (lastPos, lastEnd) lie in
+	// the bytes the memo compares, all ASCII, so they are these.
+	posOK            bool
+	lastPos, lastEnd posInfo
 }
 
 func (f *fastMemo) hit(t *template, line string) bool {
@@ -607,6 +611,10 @@ func (d *Detector) Match(line string, now time.Time) (Match, bool) {
 	}
 	if d.viaFast && i == first && e.t.flags&(flagLineBegin|flagLineEnd) != 0 && d.fastMemo.t == e.t {
 		d.lineMemo = lineMemo{ok: true, idx: i, t: e.t, nowSec: now.Unix(), start: m.start, end: m.end, res: res}
+		if k := d.fastMemo.key; m.end > 0 && m.end < len(k) && d.fastMemo.hit(e.t, line) && isASCIIPrefix(line, m.end+1) {
+			lm := &d.lineMemo
+			lm.posOK, lm.lastPos, lm.lastEnd = true, d.lastPos, d.lastEnd
+		}
 	}
 	return res, true
 }
@@ -626,6 +634,10 @@ func (d *Detector) memoMatch(lm *lineMemo, now time.Time) Match {
 	e.distance = lm.start
 	if d.firstFree == lm.idx {
 		d.firstFree++
+	}
+	if lm.posOK {
+		d.lastPos, d.lastEnd = lm.lastPos, lm.lastEnd
+		return lm.res
 	}
 	d.lastPos = posInfo{pos: lm.start, before: d.runeAt(lm.start - 1), at: d.runeAt(lm.start)}
 	endBefore := d.runeAt(lm.end - 1)
