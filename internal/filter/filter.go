@@ -850,6 +850,8 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 // failChunk is how many failures' slices are allocated at once.
 const failChunk = 32
 
+func noCopy(s string) string { return s }
+
 // oneFailure returns a slice holding fl alone, cut from a chunk no other
 // result shares (an allocation per failChunk failures, not per failure).
 func (f *Filter) oneFailure(fl Failure) []Failure {
@@ -903,16 +905,10 @@ func (d *failData) delField(id int) {
 // sharedFields returns the captures taken from the connection's current
 // fields, or nil.
 func (d *failData) sharedFields() *fieldsView {
-	v := d.outFields
-	if v == nil || len(v.vals) != len(d.fields) {
-		return nil
+	if v := d.outFields; v != nil && v.same(d.fields) {
+		return v
 	}
-	for k, x := range d.fields {
-		if w := v.vals[k]; w.ok != x.ok || w.s != x.s {
-			return nil
-		}
-	}
-	return v
+	return nil
 }
 
 func (d *failData) addMatches(ms []string, keep func(string) string) {
@@ -992,13 +988,10 @@ func (f *Filter) failure(idx int, fields fieldSet, matched []string, date time.T
 	}
 	if out == nil {
 		// copied out of the buffers (a connection's fields are copies already)
-		out = &fieldsView{names: f.names, vals: append(make(fieldSet, 0, len(ff)), ff...)}
-		if !isML {
-			for k, v := range out.vals {
-				if v.ok {
-					out.vals[k].s = keep(v.s)
-				}
-			}
+		if isML {
+			out = newFieldsView(f.names, ff, noCopy)
+		} else {
+			out = newFieldsView(f.names, ff, keep)
 		}
 		if hasFID && fid != ip {
 			out.ip, out.hasIP = keep(ip), true

@@ -66,20 +66,13 @@ func (f *Failure) Fields() map[string]string {
 	if v == nil {
 		return map[string]string{}
 	}
-	n := 0
+	n := len(v.vals)
 	if v.hasIP {
 		n++
 	}
-	for _, x := range v.vals {
-		if x.ok {
-			n++
-		}
-	}
 	m := make(map[string]string, n)
-	for k, x := range v.vals {
-		if x.ok {
-			m[v.names[k]] = x.s
-		}
+	for _, x := range v.vals {
+		m[v.names[x.id]] = x.s
 	}
 	if v.hasIP {
 		m["ip"] = v.ip
@@ -96,20 +89,59 @@ func (f *Failure) Field(name string) (string, bool) {
 	if name == "ip" && v.hasIP {
 		return v.ip, true
 	}
-	for k, n := range v.names {
-		if n == name && k < len(v.vals) {
-			return v.vals[k].s, v.vals[k].ok
+	for _, x := range v.vals {
+		if v.names[x.id] == name {
+			return x.s, true
 		}
 	}
 	return "", false
 }
 
-// fieldsView is a failure's captures: a read-only copy of the fields
-// (values in memory of their own) and the filter's field names.
+// fieldsView is a failure's captures: the fields that are set (values in
+// memory of their own, in the order of their ids) and the filter's field
+// names. Read only.
 type fieldsView struct {
 	names []string
-	vals  fieldSet
+	vals  []idVal
 	// "ip": the address when an <F-ID> differs from it
 	ip    string
 	hasIP bool
+}
+
+type idVal struct {
+	id int
+	s  string
+}
+
+// newFieldsView takes the fields of fs that are set, passing each value
+// through keep.
+func newFieldsView(names []string, fs fieldSet, keep func(string) string) *fieldsView {
+	n := 0
+	for _, x := range fs {
+		if x.ok {
+			n++
+		}
+	}
+	v := &fieldsView{names: names, vals: make([]idVal, 0, n)}
+	for k, x := range fs {
+		if x.ok {
+			v.vals = append(v.vals, idVal{k, keep(x.s)})
+		}
+	}
+	return v
+}
+
+// same reports whether v holds exactly the fields of fs that are set.
+func (v *fieldsView) same(fs fieldSet) bool {
+	j := 0
+	for k, x := range fs {
+		if !x.ok {
+			continue
+		}
+		if j == len(v.vals) || v.vals[j].id != k || v.vals[j].s != x.s {
+			return false
+		}
+		j++
+	}
+	return j == len(v.vals)
 }
