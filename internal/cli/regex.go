@@ -71,6 +71,7 @@ type regexRun struct {
 	def     filter.Definition
 	loc     *time.Location
 	now     func() time.Time
+	clock   *filter.ReadClock // stamped by the log's reads (nil: --now)
 	journal bool
 }
 
@@ -83,7 +84,13 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 		}
 		loc = l
 	}
-	now := filter.MonotonicClock() // time.Now for the length of a run, at half the cost
+	// the real time, read once per read of the log (not per line)
+	var clock *filter.ReadClock
+	now := time.Now
+	if fl.now == "" {
+		clock = filter.NewReadClock()
+		now = clock.Now
+	}
 	if fl.now != "" {
 		t, err := time.Parse(time.RFC3339Nano, fl.now)
 		if err != nil {
@@ -125,7 +132,7 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
-	run := &regexRun{flt: bf.Filter, def: bf.Definition, loc: loc, now: now, journal: journal}
+	run := &regexRun{flt: bf.Filter, def: bf.Definition, loc: loc, now: now, clock: clock, journal: journal}
 	if bf.Stock != nil {
 		run.note = bf.Stock.String()
 	}
@@ -153,6 +160,9 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string) error {
 			return usageErr("log %s: is a directory", logArg)
 		}
 		in = fh
+	}
+	if run.clock != nil {
+		in = run.clock.Reader(in)
 	}
 	out := bufio.NewWriterSize(app.Stdout, 64<<10)
 	st := newRegexStats(run)

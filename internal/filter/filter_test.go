@@ -609,3 +609,27 @@ func TestResultsOwnTheirFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestReadClock: the clock moves only when a read through its reader
+// returns, and never backwards.
+func TestReadClock(t *testing.T) {
+	c := NewReadClock()
+	t0 := c.Now()
+	r := c.Reader(strings.NewReader("line one\nline two\n"))
+	buf := make([]byte, 9)
+	prev := t0
+	for i := 0; i < 4; i++ {
+		if a, b := c.Now(), c.Now(); !a.Equal(b) || !a.Equal(prev) {
+			t.Fatalf("read %d: the clock moved without a read: %v, %v after %v", i, a, b, prev)
+		}
+		n, err := r.Read(buf)
+		if i < 2 && (n != 9 || err != nil) {
+			t.Fatalf("read %d: %d bytes, %v", i, n, err)
+		}
+		if now := c.Now(); now.Before(prev) {
+			t.Fatalf("read %d: the clock went back: %v after %v", i, now, prev)
+		} else {
+			prev = now
+		}
+	}
+}
