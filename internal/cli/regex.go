@@ -71,6 +71,7 @@ type regexRun struct {
 	def     filter.Definition
 	loc     *time.Location
 	now     func() time.Time
+	clock   *filter.ReadClock // stamped by the log's reads (nil: --now)
 	journal bool
 }
 
@@ -83,7 +84,13 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 		}
 		loc = l
 	}
+	// the real time, read once per read of the log (not per line)
+	var clock *filter.ReadClock
 	now := time.Now
+	if fl.now == "" {
+		clock = filter.NewReadClock()
+		now = clock.Now
+	}
 	if fl.now != "" {
 		t, err := time.Parse(time.RFC3339Nano, fl.now)
 		if err != nil {
@@ -125,7 +132,7 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
-	run := &regexRun{flt: bf.Filter, def: bf.Definition, loc: loc, now: now, journal: journal}
+	run := &regexRun{flt: bf.Filter, def: bf.Definition, loc: loc, now: now, clock: clock, journal: journal}
 	if bf.Stock != nil {
 		run.note = bf.Stock.String()
 	}
@@ -153,6 +160,9 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string) error {
 			return usageErr("log %s: is a directory", logArg)
 		}
 		in = fh
+	}
+	if run.clock != nil {
+		in = run.clock.Reader(in)
 	}
 	out := bufio.NewWriterSize(app.Stdout, 64<<10)
 	st := newRegexStats(run)
@@ -197,8 +207,9 @@ var reservedKeys = map[string]bool{"line": true, "host": true, "time": true, "us
 
 // writeFailureJSON writes one failure as a JSON object line.
 func writeFailureJSON(w *bufio.Writer, line int, fl *filter.Failure, loc *time.Location) {
+	fields := fl.Fields()
 	host := fl.ID
-	if h, ok := fl.Fields["host"]; ok {
+	if h, ok := fields["host"]; ok {
 		host = h
 	}
 	w.WriteString(`{"line":`)
@@ -211,8 +222,8 @@ func writeFailureJSON(w *bufio.Writer, line int, fl *filter.Failure, loc *time.L
 	} else {
 		writeJSONString(w, formatTime(fl.Time, loc))
 	}
-	keys := make([]string, 0, len(fl.Fields))
-	for k := range fl.Fields {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
 		if !reservedKeys[k] {
 			keys = append(keys, k)
 		}
@@ -222,7 +233,7 @@ func writeFailureJSON(w *bufio.Writer, line int, fl *filter.Failure, loc *time.L
 		w.WriteByte(',')
 		writeJSONString(w, k)
 		w.WriteByte(':')
-		writeJSONString(w, fl.Fields[k])
+		writeJSONString(w, fields[k])
 	}
 	if fl.Users != nil {
 		w.WriteString(`,"users":[`)

@@ -83,18 +83,17 @@ type Detector struct {
 }
 
 // fastMemo is the last fastMatch of the syslog fast path: key holds the
-// bytes of that line it may have read (the date and up to fastMemoTail
-// bytes after it, or the whole line when shorter: whole).
+// bytes of that line it read (up to the date's end, the two bytes after
+// it and the digits of a year it looked for there), whole says the line
+// ended within them, and long whether the line was long enough for a year
+// after the date (fastSyslog looks at the digits only then).
 type fastMemo struct {
 	t     *template
 	key   []byte
 	whole bool
+	long  bool
 	m     tmatch
 }
-
-// fastMemoTail bounds what fastSyslog reads after the end of the date it
-// returns: the optional " YYYY" and the boundary check.
-const fastMemoTail = 8
 
 // lineMemo is the last answer of Match when it came from the syslog fast
 // path of the first template tried, anchored at the line's start: a line
@@ -107,16 +106,37 @@ type lineMemo struct {
 	nowSec     int64
 	start, end int
 	res        Match
+	// posOK: the characters around the match (lastPos, lastEnd) lie in
+	// the bytes the memo compares, all ASCII, so they are these.
+	posOK            bool
+	lastPos, lastEnd posInfo
 }
 
 func (f *fastMemo) hit(t *template, line string) bool {
 	n := len(f.key)
-	return f.t == t && len(line) >= n && line[:n] == string(f.key) && (!f.whole || len(line) == n)
+	return f.t == t && len(line) >= n && line[:n] == string(f.key) && (!f.whole || len(line) == n) &&
+		(len(line) >= f.m.g1e+5) == f.long
 }
 
+// store remembers m, fastSyslog's match on line: what it read after the
+// date's end (g1e) is the byte there (a fraction's separator or the
+// boundary), the next one (a fraction's first digit) and, after a space
+// and when the line is long enough, the digits of " YYYY" up to the first
+// byte that is not one.
 func (f *fastMemo) store(t *template, line string, m *tmatch) {
-	n := min(len(line), m.g1e+fastMemoTail)
-	f.t, f.key, f.whole, f.m = t, append(f.key[:0], line[:n]...), n < m.g1e+fastMemoTail, *m
+	end := m.g1e
+	n := end + 2
+	long := len(line) >= end+5
+	if long && line[end] == ' ' {
+		j := end + 1
+		for j < end+5 && isDigit(line[j]) {
+			j++
+		}
+		n = max(n, min(j+1, end+5))
+	}
+	whole := len(line) < n
+	n = min(n, len(line))
+	f.t, f.key, f.whole, f.long, f.m = t, append(f.key[:0], line[:n]...), whole, long, *m
 }
 
 // timeMemo is the last time computed from fast-path parts: the result
@@ -607,6 +627,10 @@ func (d *Detector) Match(line string, now time.Time) (Match, bool) {
 	}
 	if d.viaFast && i == first && e.t.flags&(flagLineBegin|flagLineEnd) != 0 && d.fastMemo.t == e.t {
 		d.lineMemo = lineMemo{ok: true, idx: i, t: e.t, nowSec: now.Unix(), start: m.start, end: m.end, res: res}
+		if k := d.fastMemo.key; m.end > 0 && m.end < len(k) && d.fastMemo.hit(e.t, line) && isASCIIPrefix(line, m.end+1) {
+			lm := &d.lineMemo
+			lm.posOK, lm.lastPos, lm.lastEnd = true, d.lastPos, d.lastEnd
+		}
 	}
 	return res, true
 }
@@ -626,6 +650,10 @@ func (d *Detector) memoMatch(lm *lineMemo, now time.Time) Match {
 	e.distance = lm.start
 	if d.firstFree == lm.idx {
 		d.firstFree++
+	}
+	if lm.posOK {
+		d.lastPos, d.lastEnd = lm.lastPos, lm.lastEnd
+		return lm.res
 	}
 	d.lastPos = posInfo{pos: lm.start, before: d.runeAt(lm.start - 1), at: d.runeAt(lm.start)}
 	endBefore := d.runeAt(lm.end - 1)

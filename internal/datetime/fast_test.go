@@ -314,6 +314,25 @@ func TestMemoSameAsFresh(t *testing.T) {
 		"Jan  1 00:00:00 host sshd",
 		"Jan  1 00:00:00 1999 host",
 		"Jan  1 00:00:00 host",
+		"Jan  1 00:00:00 h\u00f4st sshd",
+		"Jan  1 00:00:00 web1 CRON[1]: x",
+		"Jan  1 00:00:00 web1 sshd[1]: y",
+		"Jan  1 00:00:00 1999",
+		"Jan  1 00:00:00 19",
+		"Jan  1 00:00:00 1",
+		"Jan  1 00:00:00 2",
+		"Jan  1 00:00:00 2100 x",
+		"Jan  1 00:00:00 21001",
+		"Jan  1 00:00:00 20261",
+		"Jan  1 00:00:00.",
+		"Jan  1 00:00:00.x host",
+		"Jan  1 00:00:00.5 host",
+		"Jan  1 00:00:00.5",
+		"Jan  1 00:00:00 ",
+		"Jan  1 00:00:00  ",
+		"Jan  1 00:00:00 h\u00f4st sshd",
+		"Jan  1 00:00:00\u00e9 host",
+		"Jan  1 00:00:00 host",
 	}
 	nows := []time.Time{
 		time.Date(2025, 12, 31, 23, 0, 0, 0, loc),
@@ -337,6 +356,11 @@ func TestMemoSameAsFresh(t *testing.T) {
 					mb, okb := b.Match(line, now)
 					if oka != okb || ma.Start != mb.Start || ma.End != mb.End || ma.Valid != mb.Valid || !ma.Time.Equal(mb.Time) {
 						t.Fatalf("pattern %q now %v line %q: memo %+v %v, fresh %+v %v", p, now, line, ma, oka, mb, okb)
+					}
+					// the state the next line's search starts from
+					if a.lastPos != b.lastPos || a.lastEnd != b.lastEnd || a.lastIdx != b.lastIdx {
+						t.Fatalf("pattern %q now %v line %q: memo state %+v %+v %d, fresh %+v %+v %d", p, now, line,
+							a.lastPos, a.lastEnd, a.lastIdx, b.lastPos, b.lastEnd, b.lastIdx)
 					}
 				}
 			}

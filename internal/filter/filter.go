@@ -32,8 +32,11 @@ type Options struct {
 	// Now returns the current time (default time.Now); it drives year
 	// inference and the "last date within 60 s" rule.
 	Now func() time.Time
-	// Clock is the real clock used to age the connection cache
-	// (default time.Now).
+	// Clock is the real clock used to age the connection cache and to
+	// charge the backtracking budget. Unset, the cache ages by the time
+	// read from Now for the line (one clock reading per line: reading the
+	// clock costs 50-150 ns on a virtual machine) and the budget uses
+	// time.Now. The cache reads it at most once per line.
 	Clock func() time.Time
 	// Journal: lines carry no date; the caller gives the time (ProcessAt).
 	Journal bool
@@ -168,12 +171,19 @@ type Filter struct {
 	timeouts uint64
 	budget   *btBudget // nil: no backtracking regex, or no budget
 
+	// the cache's clock (Options.Clock; nil: the line's Now), read at
+	// most once per line: lineNow is valid while lineNowOK
+	clock     func() time.Time
+	lineNow   time.Time
+	lineNowOK bool
+
 	// field ids of every group name (fields.go)
 	names []string
 	// per-line scratch: failure() copies what it keeps
 	fieldsBuf  fieldSet
 	matchedBuf []string
 	scr        scratch
+	fails      []Failure // see oneFailure
 }
 
 // New compiles def.
@@ -184,6 +194,7 @@ func New(def Definition, opts Options) (*Filter, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	cacheClock := opts.Clock
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
@@ -272,7 +283,8 @@ func New(def Definition, opts Options) (*Filter, error) {
 			return nil, fmt.Errorf("filter %s: prefregex: %w", def.Name, err)
 		}
 	}
-	f.cache = newMLFIDCache(opts.MLFIDCacheSize, opts.MLFIDCacheAge, opts.Clock)
+	f.clock = cacheClock
+	f.cache = newMLFIDCache(opts.MLFIDCacheSize, opts.MLFIDCacheAge, f.cacheNow)
 	// The line-level pre-filter looks at the line before its date is cut
 	// out; that is sound only when the cut cannot join two pieces of text
 	// into a literal: with {^LN-BEG} the text before the date is at most
@@ -523,6 +535,10 @@ func (f *Filter) Process(line string) Result {
 		return Result{Regex: -1, Ignore: -1}
 	}
 	now := f.opts.Now()
+	f.lineNowOK = false
+	if f.clock == nil {
+		f.lineNow, f.lineNowOK = now, true
+	}
 	var tl tline
 	var date time.Time
 	has := false
@@ -555,11 +571,25 @@ func (f *Filter) Process(line string) Result {
 // looked for in the line.
 func (f *Filter) ProcessAt(line string, t time.Time) Result {
 	line = clip(line, MaxLineBytes)
+	f.lineNowOK = false
 	f.setLast(t, "")
 	if f.canSkip && f.prefilter(line) {
 		return Result{Regex: -1, Ignore: -1}
 	}
 	return f.find(tline{"", "", line}, t, true)
+}
+
+// cacheNow is the connection cache's clock (see Options.Clock).
+func (f *Filter) cacheNow() time.Time {
+	if !f.lineNowOK {
+		if f.clock != nil {
+			f.lineNow = f.clock()
+		} else {
+			f.lineNow = f.opts.Now()
+		}
+		f.lineNowOK = true
+	}
+	return f.lineNow
 }
 
 func (f *Filter) setLast(t time.Time, text string) {
@@ -809,12 +839,28 @@ func (f *Filter) find(tl tline, date time.Time, hasDate bool) Result {
 		}
 		f.matchedBuf = matched[:0]
 		if fl, ok := f.failure(i, fields, matched, date, hasDate); ok {
-			res.Failures = append(res.Failures, fl)
+			res.Failures = f.oneFailure(fl)
 		}
 		// production semantics: the first failregex that matches decides
 		return res
 	}
 	return res
+}
+
+// failChunk is how many failures' slices are allocated at once.
+const failChunk = 32
+
+func noCopy(s string) string { return s }
+
+// oneFailure returns a slice holding fl alone, cut from a chunk no other
+// result shares (an allocation per failChunk failures, not per failure).
+func (f *Filter) oneFailure(fl Failure) []Failure {
+	if len(f.fails) == cap(f.fails) {
+		f.fails = make([]Failure, 0, failChunk)
+	}
+	n := len(f.fails)
+	f.fails = append(f.fails, fl)
+	return f.fails[n : n+1 : n+1]
 }
 
 // failData is fail2ban's failure dict of one connection (mlfid).
@@ -827,9 +873,12 @@ type failData struct {
 	nofailCount   int
 	pending       bool
 
-	// what the connection's failures share until it changes: the Fields
-	// map (nil: rebuild) and the sorted users (nil: rebuild)
-	outFields map[string]string
+	// what the connection's failures share while it stays the same: the
+	// captures (a copy of fields when they were taken; nil: none yet) and
+	// the sorted users (nil: rebuild). A line that changes a field and a
+	// later one that changes it back (a no-failure line's mark, deleted by
+	// the next failure) leave the captures shared.
+	outFields *fieldsView
 	outUsers  []string
 	// addr is the failure id addrOf parsed (the connection's failures
 	// mostly share one id)
@@ -844,15 +893,22 @@ type failData struct {
 func (d *failData) setField(id int, v string, keep func(string) string) {
 	if old := d.fields[id]; !old.ok || old.s != v {
 		d.fields.set(id, keep(v))
-		d.outFields = nil
 	}
 }
 
 func (d *failData) delField(id int) {
 	if d.fields[id].ok {
 		d.fields.del(id)
-		d.outFields = nil
 	}
+}
+
+// sharedFields returns the captures taken from the connection's current
+// fields, or nil.
+func (d *failData) sharedFields() *fieldsView {
+	if v := d.outFields; v != nil && v.same(d.fields) {
+		return v
+	}
+	return nil
 }
 
 func (d *failData) addMatches(ms []string, keep func(string) string) {
@@ -926,34 +982,25 @@ func (f *Filter) failure(idx int, fields fieldSet, matched []string, date time.T
 	if hasFID && fid != ip {
 		id = fid
 	}
-	var out map[string]string
-	if isML && fail.outFields != nil {
-		out = fail.outFields
-	} else {
-		// copied out of the buffers
-		n := 0
-		if hasFID && fid != ip {
-			n++
-		}
-		for _, v := range ff {
-			if v.ok {
-				n++
-			}
-		}
-		out = make(map[string]string, n)
-		for k, v := range ff {
-			if v.ok {
-				out[f.names[k]] = keep(v.s)
-			}
+	var out *fieldsView
+	if isML {
+		out = fail.sharedFields()
+	}
+	if out == nil {
+		// copied out of the buffers (a connection's fields are copies already)
+		if isML {
+			out = newFieldsView(f.names, ff, noCopy)
+		} else {
+			out = newFieldsView(f.names, ff, keep)
 		}
 		if hasFID && fid != ip {
-			out["ip"] = keep(ip)
+			out.ip, out.hasIP = keep(ip), true
 		}
 		if isML {
 			fail.outFields = out
 		}
 	}
-	fl := Failure{ID: keep(id), Fields: out, Regex: idx}
+	fl := Failure{ID: keep(id), fields: out, Regex: idx}
 	if isML && fail.addrOf == id && id != "" {
 		fl.Addr = fail.addr
 	} else {

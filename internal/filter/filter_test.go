@@ -1,7 +1,9 @@
 package filter
 
 import (
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +70,7 @@ func check(t *testing.T, f *Filter, lines []string, wants map[int]want) {
 			t.Errorf("line %d: id %q, want %q", i, fl.ID, w.id)
 		}
 		for k, v := range w.fields {
-			got, ok := fl.Fields[k]
+			got, ok := fl.Field(k)
 			if v == "<nil>" {
 				if ok {
 					t.Errorf("line %d: field %s = %q, want absent", i, k, got)
@@ -411,7 +413,7 @@ func FuzzProcess(f *testing.F) {
 			for _, l := range strings.Split(s, "\n") {
 				res := flt.Process(l)
 				for _, fl := range res.Failures {
-					if fl.ID == "" && fl.Fields["fid"] == "" {
+					if fl.ID == "" && fl.Fields()["fid"] == "" {
 						t.Fatalf("failure without id: %+v", fl)
 					}
 				}
@@ -435,7 +437,7 @@ func TestProcessBytesNoAlias(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	fl := res.Failures[0]
-	if fl.ID != "192.0.2.1" || fl.Fields["user"] != "root" || fl.Fields["mlfid"] != "sshd[1]" ||
+	if fl.ID != "192.0.2.1" || fl.Fields()["user"] != "root" || fl.Fields()["mlfid"] != "sshd[1]" ||
 		len(fl.Matches) != 1 || !strings.HasSuffix(fl.Matches[0], "from 192.0.2.1") {
 		t.Fatalf("failure changed with the caller's buffer: %+v", fl)
 	}
@@ -494,5 +496,140 @@ func TestBacktrackBudgetOff(t *testing.T) {
 	}
 	if st := f.Stats(); st.BacktrackSkipped != 0 || st.BacktrackTime != 0 {
 		t.Fatalf("stats %+v: want no budget kept", st)
+	}
+}
+
+// TestCacheClock: the connection cache ages by the clock read once per
+// line: Options.Now's reading when Clock is unset, else Clock (read at
+// most once per line).
+func TestCacheClock(t *testing.T) {
+	def := Definition{Name: "t",
+		PrefRegex: `^\s*\S+ <F-MLFID>sshd\[\d+\]</F-MLFID>: <F-CONTENT>.+</F-CONTENT>$`,
+		FailRegex: []string{
+			`^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>`,
+			`^Failed \S+ for <F-USER>\S+</F-USER>(?: from <HOST>)?`,
+		},
+	}
+	lines := []string{
+		"Aug 14 09:59:01 h sshd[1]: Connection from 192.0.2.1",
+		"Aug 14 09:59:02 h sshd[1]: Failed password for root", // the id from the cache
+		"Aug 14 09:59:03 h sshd[1]: Failed password for root", // the entry has aged out: pending
+	}
+	for _, tc := range []struct {
+		name     string
+		setClock bool
+	}{{"clock unset: Now ages the cache", false}, {"Clock set", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := testNow
+			nowCalls, clockCalls := 0, 0
+			f := newTest(t, def, func(o *Options) {
+				o.MLFIDCacheAge = time.Minute
+				o.Now = func() time.Time { nowCalls++; return now }
+				if tc.setClock {
+					o.Clock = func() time.Time { clockCalls++; return now }
+				}
+			})
+			var got []int
+			for i, l := range lines {
+				if i == 2 {
+					now = now.Add(2 * time.Minute)
+				}
+				nowCalls, clockCalls = 0, 0
+				got = append(got, len(f.Process(l).Failures))
+				if nowCalls != 1 {
+					t.Errorf("line %d: Now read %d times, want 1", i, nowCalls)
+				}
+				if clockCalls > 1 || !tc.setClock && clockCalls != 0 {
+					t.Errorf("line %d: Clock read %d times", i, clockCalls)
+				}
+			}
+			if want := []int{0, 1, 0}; !slices.Equal(got, want) {
+				t.Errorf("failures per line %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestFailureFields: Fields and Field give the same captures, "ip" when an
+// <F-ID> differs from the address, nothing for a failure built by hand.
+func TestFailureFields(t *testing.T) {
+	f := newTest(t, Definition{Name: "t", FailRegex: []string{
+		`^\s*\S+ login failed: <F-ID>\S+</F-ID> user=<F-USER>\S*</F-USER> from <HOST>$`,
+	}})
+	res := f.Process("Aug 14 09:59:01 app login failed: acct7 user= from 192.0.2.9")
+	if len(res.Failures) != 1 {
+		t.Fatalf("%d failures, want 1", len(res.Failures))
+	}
+	fl := res.Failures[0]
+	want := map[string]string{"fid": "acct7", "user": "", "ip4": "192.0.2.9", "ip": "192.0.2.9"}
+	got := fl.Fields()
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("Fields()[%q] = %q, %v; want %q", k, g, ok, v)
+		}
+		if g, ok := fl.Field(k); !ok || g != v {
+			t.Errorf("Field(%q) = %q, %v; want %q", k, g, ok, v)
+		}
+	}
+	if _, ok := got["ip6"]; ok {
+		t.Errorf("Fields() has ip6: %v", got)
+	}
+	if _, ok := fl.Field("ip6"); ok {
+		t.Error("Field(ip6) present")
+	}
+	got["user"] = "changed" // a new map per call
+	if v, _ := fl.Field("user"); v != "" {
+		t.Errorf("changing Fields()'s map changed the failure: user %q", v)
+	}
+	var zero Failure
+	if m := zero.Fields(); len(m) != 0 {
+		t.Errorf("zero failure: Fields() = %v", m)
+	}
+	if _, ok := zero.Field("user"); ok {
+		t.Error("zero failure: Field(user) present")
+	}
+}
+
+// TestResultsOwnTheirFailures: every result's Failures stays as it was
+// after later lines (and appending to one cannot overwrite another's).
+func TestResultsOwnTheirFailures(t *testing.T) {
+	f := newTest(t, Definition{Name: "t", FailRegex: []string{`^\s*\S+ fail <HOST>$`}})
+	var kept [][]Failure
+	for i := range 3 * failChunk {
+		res := f.Process(fmt.Sprintf("Aug 14 09:59:01 app fail 192.0.2.%d", i))
+		if len(res.Failures) != 1 || cap(res.Failures) != 1 {
+			t.Fatalf("line %d: %d failures (cap %d), want 1 (cap 1)", i, len(res.Failures), cap(res.Failures))
+		}
+		kept = append(kept, res.Failures)
+		_ = append(res.Failures, Failure{ID: "appended"})
+	}
+	for i, fs := range kept {
+		if want := fmt.Sprintf("192.0.2.%d", i); fs[0].ID != want {
+			t.Errorf("result %d: failure %q, want %q", i, fs[0].ID, want)
+		}
+	}
+}
+
+// TestReadClock: the clock moves only when a read through its reader
+// returns, and never backwards.
+func TestReadClock(t *testing.T) {
+	c := NewReadClock()
+	t0 := c.Now()
+	r := c.Reader(strings.NewReader("line one\nline two\n"))
+	buf := make([]byte, 9)
+	prev := t0
+	for i := 0; i < 4; i++ {
+		if a, b := c.Now(), c.Now(); !a.Equal(b) || !a.Equal(prev) {
+			t.Fatalf("read %d: the clock moved without a read: %v, %v after %v", i, a, b, prev)
+		}
+		n, err := r.Read(buf)
+		if i < 2 && (n != 9 || err != nil) {
+			t.Fatalf("read %d: %d bytes, %v", i, n, err)
+		}
+		if now := c.Now(); now.Before(prev) {
+			t.Fatalf("read %d: the clock went back: %v after %v", i, now, prev)
+		} else {
+			prev = now
+		}
 	}
 }

@@ -57,7 +57,7 @@ func (c *mlfidCache) alloc(n int) *failData {
 }
 
 // recycle takes back an entry no longer in the cache. What failures
-// share with it (matches, the Fields map, the sorted users) is let go,
+// share with it (matches, the captures, the sorted users) is let go,
 // not reused; its own fields, user and no-failure lists are.
 func (c *mlfidCache) recycle(d *failData) {
 	if len(c.free) >= maxFree {
