@@ -102,12 +102,17 @@ func cpuTimes(b *testing.B) (user, sys time.Duration) {
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
-// gcCPU is the Go runtime's estimate of the CPU time spent in the garbage
-// collector so far, and the number of collections.
-func gcCPU() (time.Duration, uint64) {
-	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+// gcStats are the Go runtime's counters of the collector and the heap.
+type gcStats struct {
+	cpu                 time.Duration // estimated CPU time in the collector
+	cycles, objs, bytes uint64        // collections, heap allocations and their bytes
+}
+
+func readGC() gcStats {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
 	metrics.Read(s)
-	return time.Duration(s[0].Value.Float64() * float64(time.Second)), s[1].Value.Uint64()
+	return gcStats{time.Duration(s[0].Value.Float64() * float64(time.Second)), s[1].Value.Uint64(), s[2].Value.Uint64(), s[3].Value.Uint64()}
 }
 
 // appendFile appends src's content to dst with cat(1) in a child process,
@@ -155,7 +160,7 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 		want += l.lines
 	}
 	var total, cpu, sysCPU, gcTime, idleCPU time.Duration
-	var bans, gcs uint64
+	var bans, gcs, objs, allocBytes uint64
 	runtime.GC() // the generated logs' garbage is not the daemon's
 	for it := 0; it < b.N; it++ {
 		b.StopTimer()
@@ -201,7 +206,7 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 		b.StartTimer()
 		t0 := time.Now()
 		u0, s0 := cpuTimes(b)
-		g0, n0 := gcCPU()
+		g0 := readGC()
 		var wr sync.WaitGroup
 		for i, f := range files {
 			wr.Add(1)
@@ -234,11 +239,13 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 		}
 		total += time.Since(t0)
 		u1, s1 := cpuTimes(b)
-		g1, n1 := gcCPU()
+		g1 := readGC()
 		cpu += u1 + s1 - u0 - s0
 		sysCPU += s1 - s0
-		gcTime += g1 - g0
-		gcs += n1 - n0
+		gcTime += g1.cpu - g0.cpu
+		gcs += g1.cycles - g0.cycles
+		objs += g1.objs - g0.objs
+		allocBytes += g1.bytes - g0.bytes
 		b.StopTimer()
 		bans += d.bans.Stats().Bans - before
 		cancel()
@@ -253,6 +260,9 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 	b.ReportMetric(sysCPU.Seconds()/total.Seconds(), "sys-cores")
 	b.ReportMetric(gcTime.Seconds()/total.Seconds(), "gc-cores")
 	b.ReportMetric(float64(gcs)/float64(b.N), "gcs/op")
+	// Allocations per line, the machine's load does not change them.
+	b.ReportMetric(float64(objs)/float64(want)/float64(b.N), "allocs/line")
+	b.ReportMetric(float64(allocBytes)/float64(want)/float64(b.N), "B/line")
 	b.ReportMetric(idleCPU.Seconds()/float64(b.N)/0.1, "idle-cores")
 	b.ReportMetric(0, "ns/op")
 }
