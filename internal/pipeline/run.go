@@ -249,6 +249,13 @@ func (c *consumer) Line(l source.Line) {
 	}
 }
 
+// Lines implements source.BatchConsumer.
+func (c *consumer) Lines(ls []source.Line) {
+	if !c.off.Load() {
+		c.r.Lines(ls)
+	}
+}
+
 func (c *consumer) Status(s source.Status) {
 	if !c.off.Load() {
 		c.r.Status(s)
@@ -466,29 +473,54 @@ func errString(err error) string {
 
 // Line implements source.Consumer: filter, then count and ban. It returns
 // once every failure of the line is counted (or queued for the slow work,
-// its journal record written) and any ban stored, so the source saves its
-// position only past lines fully handled.
+// its journal record written) and its ban decision handed to the ban
+// queue, so the source saves its position only past lines fully handled.
 func (r *Jail) Line(l source.Line) {
-	r.lines.Add(1)
-	text := l.Text
 	r.mu.Lock()
+	res := r.filterLine(l)
+	r.mu.Unlock()
+	if len(res.Failures) > 0 {
+		r.failed(l, res)
+	}
+	r.lines.Add(1)
+}
+
+// Lines is Line for the lines of one read: the filter's lock is taken
+// once for the lines that find nothing, and the line counter moves once.
+func (r *Jail) Lines(ls []source.Line) {
+	r.mu.Lock()
+	for _, l := range ls {
+		res := r.filterLine(l)
+		if len(res.Failures) > 0 {
+			// The failures' work may wait (a full ban queue): not with the
+			// filter locked.
+			r.mu.Unlock()
+			r.failed(l, res)
+			r.mu.Lock()
+		}
+	}
+	r.mu.Unlock()
+	r.lines.Add(uint64(len(ls)))
+}
+
+// filterLine runs the filter on l (r.mu held).
+func (r *Jail) filterLine(l source.Line) filter.Result {
+	text := l.Text
 	if r.latin1 {
 		text = latin1(text)
 	}
-	var res filter.Result
 	if r.ptime || !l.Time.IsZero() {
 		t := l.Time
 		if t.IsZero() {
 			t = r.deps.Now()
 		}
-		res = r.filt.ProcessAt(text, t)
-	} else {
-		res = r.filt.Process(text)
+		return r.filt.ProcessAt(text, t)
 	}
-	r.mu.Unlock()
-	if len(res.Failures) == 0 {
-		return
-	}
+	return r.filt.Process(text)
+}
+
+// failed counts the failures the filter found in l.
+func (r *Jail) failed(l source.Line, res filter.Result) {
 	key := failjournal.LineKey(r.name, l.Source, l.Text)
 	if jn := r.journal(); jn != nil && jn.Replayed(key) {
 		r.log.Debug("line already counted before the restart; not counted again", "jail", r.name, "source", l.Source)
@@ -515,6 +547,10 @@ func (r *Jail) Replay(rec failjournal.Record) {
 // for the jail's workers.
 func (r *Jail) handle(w work) {
 	st := r.stage.Load()
+	if w.f.Addr.IsValid() { // the common case, without addrs' slice
+		r.counted(st, w, w.f.Addr)
+		return
+	}
 	addrs, mode, why := st.addrs(w.f.ID, w.f.Addr)
 	switch mode {
 	case skipID:
@@ -525,15 +561,20 @@ func (r *Jail) handle(w work) {
 		return
 	}
 	for _, a := range addrs {
-		facts, ok := st.facts(a)
-		if !ok {
-			f := w.f
-			f.Addr = a
-			r.enqueue(work{f: f, key: w.key, src: w.src, now: w.now, replay: w.replay})
-			continue
-		}
-		r.observe(w, a, facts, true)
+		r.counted(st, w, a)
 	}
+}
+
+// counted counts the failure for address a now, or queues it when the
+// ignorecommand must run first.
+func (r *Jail) counted(st *stage, w work, a netip.Addr) {
+	facts, ok := st.facts(a)
+	if !ok {
+		w.f.Addr = a
+		r.enqueue(w)
+		return
+	}
+	r.observe(w, a, facts, true)
 }
 
 // observe counts the failure for address a; record says whether to write

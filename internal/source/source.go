@@ -61,6 +61,15 @@ type Consumer interface {
 	Status(Status)
 }
 
+// BatchConsumer is a Consumer that takes the lines of one read at once
+// (Subscriber calls Lines instead of Line for each): the same order and
+// guarantees as Line, with per-call costs paid once per batch. lines and
+// its array are only valid during the call; the Text strings may be kept.
+type BatchConsumer interface {
+	Consumer
+	Lines(lines []Line)
+}
+
 // ConsumerFuncs adapts two functions to a Consumer; a nil function ignores
 // its calls.
 type ConsumerFuncs struct {
