@@ -677,6 +677,17 @@ func (r *Jail) act(v jail.Verdict, w work) {
 			return // the ban is stored already
 		}
 		r.enqueueBan(v.Ban)
+	case jail.Ignored, jail.Counted, jail.Skipped:
+		// Per failure: the arguments are built only when they are logged.
+		if r.log.Enabled(context.Background(), slog.LevelDebug) {
+			r.debugVerdict(v)
+		}
+	}
+}
+
+// debugVerdict logs a verdict that is not a ban.
+func (r *Jail) debugVerdict(v jail.Verdict) {
+	switch v.Action {
 	case jail.Ignored:
 		if v.Ignore != nil {
 			r.log.Debug("ignored", "jail", r.name, "ip", v.Addr.String(), "rule", v.Ignore.Rule, "entry", v.Ignore.Entry)
