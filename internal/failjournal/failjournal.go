@@ -44,6 +44,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -73,9 +74,21 @@ type Record struct {
 	Jail string
 	Key  uint64
 	ID   string
+	// Addr, when valid, is the id (an address): it is written in ID's
+	// place without making its string first. Records read back have ID.
+	Addr netip.Addr
 	T    int64
 	Now  int64
 	Src  uint64
+}
+
+// Identity is the record's id as written: Addr's text when it is valid,
+// else ID.
+func (r Record) Identity() string {
+	if r.Addr.IsValid() {
+		return r.Addr.String()
+	}
+	return r.ID
 }
 
 // markerJail is the jail field of a checkpoint marker (no jail is named
@@ -89,7 +102,11 @@ func (r Record) appendTo(b []byte) []byte {
 	b = append(b, '\t')
 	b = strconv.AppendUint(b, r.Key, 16)
 	b = append(b, '\t')
-	b = append(b, r.ID...)
+	if r.Addr.IsValid() {
+		b = r.Addr.AppendTo(b)
+	} else {
+		b = append(b, r.ID...)
+	}
 	b = append(b, '\t')
 	b = strconv.AppendInt(b, r.T, 10)
 	b = append(b, '\t')

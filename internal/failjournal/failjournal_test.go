@@ -2,6 +2,7 @@ package failjournal
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -444,6 +445,16 @@ func TestParseRecordRejectsGarbage(t *testing.T) {
 		b := r.appendTo(nil)
 		if got, ok := parseRecord(b[:len(b)-1]); !ok || got != r {
 			t.Fatalf("round trip %+v → %q → %+v", r, b, got)
+		}
+	}
+	// An id given as Addr is written as its text.
+	for _, a := range []string{"192.0.2.7", "2001:db8::7"} {
+		r := Record{Jail: "sshd", Key: 9, Addr: netip.MustParseAddr(a), T: t0, Now: t0, Src: 3}
+		b := r.appendTo(nil)
+		want := r
+		want.ID, want.Addr = a, netip.Addr{}
+		if got, ok := parseRecord(b[:len(b)-1]); !ok || got != want {
+			t.Fatalf("%+v → %q → %+v, want %+v", r, b, got, want)
 		}
 	}
 	if _, ok := parseRecord([]byte("sshd\t1\tx\t1\t2\t0")); ok {

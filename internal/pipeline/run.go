@@ -536,8 +536,8 @@ func (r *Jail) failed(l source.Line, res filter.Result) {
 // Replay puts a failure recorded before a restart back into the jail (no
 // ban: the bans it led to are stored already; no new record).
 func (r *Jail) Replay(rec failjournal.Record) {
-	f := filter.Failure{ID: rec.ID, Time: time.Unix(0, rec.T), Attempts: 1}
-	if a, err := netip.ParseAddr(rec.ID); err == nil {
+	f := filter.Failure{ID: rec.Identity(), Time: time.Unix(0, rec.T), Attempts: 1, Addr: rec.Addr}
+	if a, err := netip.ParseAddr(f.ID); err == nil && !f.Addr.IsValid() {
 		f.Addr = a
 	}
 	r.handle(work{f: f, key: rec.Key, src: rec.Src, now: time.Unix(0, rec.Now), replay: true})
@@ -592,7 +592,7 @@ func (r *Jail) observe(w work, a netip.Addr, facts jail.Facts, record bool) {
 		if t.IsZero() {
 			t = w.now
 		}
-		if err := jn.Append(failjournal.Record{Jail: r.name, Key: w.key, ID: a.String(), T: t.UnixNano(), Now: w.now.UnixNano(), Src: w.src}); err != nil {
+		if err := jn.Append(failjournal.Record{Jail: r.name, Key: w.key, Addr: a, T: t.UnixNano(), Now: w.now.UnixNano(), Src: w.src}); err != nil {
 			r.log.Error("failure journal", "jail", r.name, "err", err)
 		}
 	}
