@@ -108,8 +108,9 @@ type Jail struct {
 	ctx   context.Context
 	stop  context.CancelFunc
 
-	mu     sync.Mutex // guards filt (filters are not safe for concurrent use)
+	mu     sync.Mutex // guards filt and clock (filters are not safe for concurrent use)
 	filt   *filter.Filter
+	clock  *readClock // filt's clock (nil: its own)
 	latin1 bool
 	ptime  bool // use ProcessAt (journal lines)
 
@@ -193,6 +194,7 @@ func (r *Jail) setFilter(p *Plan) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.filt = p.Filter.Filter
+	r.clock = p.Filter.clock
 	r.latin1 = p.Settings.Encoding == config.EncodingLatin1
 	r.ptime = p.Source.Journal
 	p.Filter.Filter = nil
@@ -480,24 +482,35 @@ func (r *Jail) Line(l source.Line) {
 	res := r.filterLine(l)
 	r.mu.Unlock()
 	if len(res.Failures) > 0 {
-		r.failed(l, res)
+		r.failed(l, res, r.deps.Now())
 	}
 	r.lines.Add(1)
 }
 
 // Lines is Line for the lines of one read: the filter's lock is taken
 // once for the lines that find nothing, and the line counter moves once.
+// The lines were read at one moment: the clock is read once for them.
 func (r *Jail) Lines(ls []source.Line) {
+	var now time.Time // for the failures (Deps.Now)
 	r.mu.Lock()
+	if r.clock != nil {
+		r.clock.t = time.Now()
+	}
 	for _, l := range ls {
 		res := r.filterLine(l)
 		if len(res.Failures) > 0 {
+			if now.IsZero() {
+				now = r.deps.Now()
+			}
 			// The failures' work may wait (a full ban queue): not with the
 			// filter locked.
 			r.mu.Unlock()
-			r.failed(l, res)
+			r.failed(l, res, now)
 			r.mu.Lock()
 		}
+	}
+	if r.clock != nil {
+		r.clock.t = time.Time{}
 	}
 	r.mu.Unlock()
 	r.lines.Add(uint64(len(ls)))
@@ -520,13 +533,12 @@ func (r *Jail) filterLine(l source.Line) filter.Result {
 }
 
 // failed counts the failures the filter found in l.
-func (r *Jail) failed(l source.Line, res filter.Result) {
+func (r *Jail) failed(l source.Line, res filter.Result, now time.Time) {
 	key := failjournal.LineKey(r.name, l.Source, l.Text)
 	if jn := r.journal(); jn != nil && jn.Replayed(key) {
 		r.log.Debug("line already counted before the restart; not counted again", "jail", r.name, "source", l.Source)
 		return
 	}
-	now := r.deps.Now()
 	src := failjournal.SourceKey(l.Source)
 	for _, f := range res.Failures {
 		r.handle(work{f: f, key: key, src: src, now: now})
