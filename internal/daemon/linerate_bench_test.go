@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,8 +26,12 @@ import (
 // journal, jail, ban manager, store) until every line is read. They report
 // lines/s (or bans/s) of wall time, and the process's CPU time per line
 // and the cores it kept busy (CPU time / wall time: other processes on a
-// shared machine do not add to it); run them with -cpu 1,2 to see how the
-// daemon spreads over cores:
+// shared machine do not add to it, nor does the writing of the log, done
+// by a child process), of which sys-cores in the kernel (file reads,
+// fsync, futexes) and gc-cores in the garbage collector (the runtime's
+// estimate); run them with -cpu 1,2 to see how the daemon spreads over
+// cores (-cpu bounds the goroutines running Go code at once, not the
+// threads in system calls):
 //
 //	go test -run '^$' -bench 'DaemonAttackLog|DaemonFiles' -benchtime 1x -cpu 1,2 ./internal/daemon
 //	go test -run '^$' -bench DaemonBanStorm -benchtime 1x ./internal/daemon   # root: nftables in a namespace
@@ -45,6 +52,30 @@ func attackLines(b *testing.B, n int, seed uint64, host string) []byte {
 	return buf
 }
 
+// logSrc is a generated log kept in a file, so that the benchmark holds
+// no log in its heap while the daemon runs (it would make the collector
+// run less often than in the daemon alone).
+type logSrc struct {
+	path  string
+	lines uint64
+}
+
+// logFile writes data to a new file under b's temporary directory.
+func logFile(b *testing.B, data []byte) logSrc {
+	b.Helper()
+	f, err := os.CreateTemp(b.TempDir(), "log")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return logSrc{path: f.Name(), lines: uint64(bytes.Count(data, []byte("\n")))}
+}
+
 // lineRateJails is a jail.local with one sshd jail per log file (jail
 // names sshd0, sshd1, ...), counting as a default Debian jail does but with
 // a findtime that holds the whole generated log.
@@ -58,18 +89,55 @@ func lineRateJails(files []string, maxretry int) string {
 
 // cpuTime is the process's user and system CPU time so far.
 func cpuTime(b *testing.B) time.Duration {
+	u, s := cpuTimes(b)
+	return u + s
+}
+
+// cpuTimes is the process's user and system CPU time so far.
+func cpuTimes(b *testing.B) (user, sys time.Duration) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// gcStats are the Go runtime's counters of the collector and the heap.
+type gcStats struct {
+	cpu                 time.Duration // estimated CPU time in the collector
+	cycles, objs, bytes uint64        // collections, heap allocations and their bytes
+}
+
+func readGC() gcStats {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return gcStats{time.Duration(s[0].Value.Float64() * float64(time.Second)), s[1].Value.Uint64(), s[2].Value.Uint64(), s[3].Value.Uint64()}
+}
+
+// appendFile appends src's content to dst with cat(1) in a child process,
+// as a program writing its log does: the copying is not the daemon's CPU
+// time (RUSAGE_SELF does not count children).
+func appendFile(dst, src string) error {
+	fh, err := os.OpenFile(dst, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	cmd := exec.Command("cat", src)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = fh, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("cat %s >> %s: %w (%s)", src, dst, err, stderr.Bytes())
+	}
+	return nil
 }
 
 // lineRate is one line-rate run: logs[i] appended to files[i], read by
 // the jails named in jails[i] (a jail may watch several of the files).
 type lineRate struct {
 	files []string
-	logs  [][]byte
+	logs  []logSrc
 	jails []string
 	// wantBans > 0: the run ends when that many bans were made too.
 	wantBans uint64
@@ -88,12 +156,12 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 	var want uint64
 	perJail := map[string]uint64{}
 	for i, l := range lr.logs {
-		n := uint64(bytes.Count(l, []byte("\n")))
-		perJail[lr.jails[i]] += n
-		want += n
+		perJail[lr.jails[i]] += l.lines
+		want += l.lines
 	}
-	var total, cpu, idleCPU time.Duration
-	var bans uint64
+	var total, cpu, sysCPU, gcTime, idleCPU time.Duration
+	var bans, gcs, objs, allocBytes uint64
+	runtime.GC() // the generated logs' garbage is not the daemon's
 	for it := 0; it < b.N; it++ {
 		b.StopTimer()
 		dir := b.TempDir()
@@ -105,7 +173,7 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 		} else {
 			o.Backend = firewall.NewFake()
 		}
-		files, logs := lr.files, lr.logs
+		files := lr.files
 		for _, f := range files {
 			if err := os.WriteFile(f, nil, 0o644); err != nil {
 				b.Fatal(err)
@@ -136,24 +204,23 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 		idleCPU += cpuTime(b) - idle
 		before := d.bans.Stats().Bans
 		b.StartTimer()
-		t0, c0 := time.Now(), cpuTime(b)
+		t0 := time.Now()
+		u0, s0 := cpuTimes(b)
+		g0 := readGC()
 		var wr sync.WaitGroup
 		for i, f := range files {
 			wr.Add(1)
 			go func() {
 				defer wr.Done()
-				fh, err := os.OpenFile(f, os.O_APPEND|os.O_WRONLY, 0)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				defer fh.Close()
-				if _, err := fh.Write(logs[i]); err != nil {
+				if err := appendFile(f, lr.logs[i].path); err != nil {
 					b.Error(err)
 				}
 			}()
 		}
 		wr.Wait()
+		if b.Failed() {
+			b.FailNow()
+		}
 		deadline := time.Now().Add(5 * time.Minute)
 		for name, n := range perJail {
 			j := d.jails[name]
@@ -171,7 +238,14 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 			time.Sleep(time.Millisecond)
 		}
 		total += time.Since(t0)
-		cpu += cpuTime(b) - c0
+		u1, s1 := cpuTimes(b)
+		g1 := readGC()
+		cpu += u1 + s1 - u0 - s0
+		sysCPU += s1 - s0
+		gcTime += g1.cpu - g0.cpu
+		gcs += g1.cycles - g0.cycles
+		objs += g1.objs - g0.objs
+		allocBytes += g1.bytes - g0.bytes
 		b.StopTimer()
 		bans += d.bans.Stats().Bans - before
 		cancel()
@@ -183,6 +257,12 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 	b.ReportMetric(float64(bans)/total.Seconds(), "bans/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(want)/float64(b.N), "cpu-ns/line")
 	b.ReportMetric(cpu.Seconds()/total.Seconds(), "cores")
+	b.ReportMetric(sysCPU.Seconds()/total.Seconds(), "sys-cores")
+	b.ReportMetric(gcTime.Seconds()/total.Seconds(), "gc-cores")
+	b.ReportMetric(float64(gcs)/float64(b.N), "gcs/op")
+	// Allocations per line, the machine's load does not change them.
+	b.ReportMetric(float64(objs)/float64(want)/float64(b.N), "allocs/line")
+	b.ReportMetric(float64(allocBytes)/float64(want)/float64(b.N), "B/line")
 	b.ReportMetric(idleCPU.Seconds()/float64(b.N)/0.1, "idle-cores")
 	b.ReportMetric(0, "ns/op")
 }
@@ -194,7 +274,7 @@ func BenchmarkDaemonAttackLog(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(opts.ConfigDir, "jail.local"), []byte(lineRateJails([]string{logf}, 5)), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	runLineRate(b, opts, lineRate{files: []string{logf}, logs: [][]byte{attackLines(b, 500000, 1, "web1")}, jails: []string{"sshd0"}})
+	runLineRate(b, opts, lineRate{files: []string{logf}, logs: []logSrc{logFile(b, attackLines(b, 500000, 1, "web1"))}, jails: []string{"sshd0"}})
 }
 
 // BenchmarkDaemonFiles: two busy files (500,000 attack lines each, from
@@ -202,7 +282,7 @@ func BenchmarkDaemonAttackLog(b *testing.B) {
 // "jails": one jail on each file; "onejail": one jail watching both (a
 // fail2ban logpath of two files).
 func BenchmarkDaemonFiles(b *testing.B) {
-	logs := [][]byte{attackLines(b, 500000, 1, "web1"), attackLines(b, 500000, 2, "web2")}
+	logs := []logSrc{logFile(b, attackLines(b, 500000, 1, "web1")), logFile(b, attackLines(b, 500000, 2, "web2"))}
 	b.Run("jails", func(b *testing.B) {
 		opts, _ := benchOptions(b, "%s")
 		dir := filepath.Dir(opts.ConfigDir)
@@ -247,7 +327,7 @@ func BenchmarkDaemonBanStorm(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { be.Teardown(context.Background()); be.Close() }()
-	runLineRate(b, opts, lineRate{files: []string{logf}, logs: [][]byte{buf}, jails: []string{"sshd0"}, wantBans: n,
+	runLineRate(b, opts, lineRate{files: []string{logf}, logs: []logSrc{logFile(b, buf)}, jails: []string{"sshd0"}, wantBans: n,
 		backend: func() firewall.Backend {
 			// Each run starts with an empty table, as the Fake does.
 			be.Teardown(context.Background())

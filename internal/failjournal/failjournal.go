@@ -40,10 +40,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"io/fs"
 	"math"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -73,9 +73,21 @@ type Record struct {
 	Jail string
 	Key  uint64
 	ID   string
+	// Addr, when valid, is the id (an address): it is written in ID's
+	// place without making its string first. Records read back have ID.
+	Addr netip.Addr
 	T    int64
 	Now  int64
 	Src  uint64
+}
+
+// Identity is the record's id as written: Addr's text when it is valid,
+// else ID.
+func (r Record) Identity() string {
+	if r.Addr.IsValid() {
+		return r.Addr.String()
+	}
+	return r.ID
 }
 
 // markerJail is the jail field of a checkpoint marker (no jail is named
@@ -89,7 +101,11 @@ func (r Record) appendTo(b []byte) []byte {
 	b = append(b, '\t')
 	b = strconv.AppendUint(b, r.Key, 16)
 	b = append(b, '\t')
-	b = append(b, r.ID...)
+	if r.Addr.IsValid() {
+		b = r.Addr.AppendTo(b)
+	} else {
+		b = append(b, r.ID...)
+	}
 	b = append(b, '\t')
 	b = strconv.AppendInt(b, r.T, 10)
 	b = append(b, '\t')
@@ -136,9 +152,7 @@ func parseRecord(line []byte) (Record, bool) {
 // SourceKey identifies a line source (a file path, "journal:KEY") in
 // records and checkpoint markers.
 func SourceKey(src string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(src))
-	if k := h.Sum64(); k != 0 {
+	if k := fnv1a(fnvOffset, src); k != 0 {
 		return k
 	}
 	return 1
@@ -191,13 +205,26 @@ func parseDec(b []byte) (int64, bool) {
 
 // LineKey identifies a line of a source for a jail.
 func LineKey(jail, src, text string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(jail))
-	h.Write([]byte{0})
-	h.Write([]byte(src))
-	h.Write([]byte{0})
-	h.Write([]byte(text))
-	return h.Sum64()
+	h := fnv1a(fnvOffset, jail)
+	h = fnv1a(h, "\x00")
+	h = fnv1a(h, src)
+	h = fnv1a(h, "\x00")
+	return fnv1a(h, text)
+}
+
+// FNV-1a, 64 bits (hash/fnv's New64a), over strings without copying them
+// to byte slices: LineKey runs for every line with a failure.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnv1a(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
 }
 
 // segment is a part of the journal to read: the file at path (or f when

@@ -2,6 +2,8 @@ package failjournal
 
 import (
 	"fmt"
+	"hash/fnv"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -446,6 +448,16 @@ func TestParseRecordRejectsGarbage(t *testing.T) {
 			t.Fatalf("round trip %+v → %q → %+v", r, b, got)
 		}
 	}
+	// An id given as Addr is written as its text.
+	for _, a := range []string{"192.0.2.7", "2001:db8::7"} {
+		r := Record{Jail: "sshd", Key: 9, Addr: netip.MustParseAddr(a), T: t0, Now: t0, Src: 3}
+		b := r.appendTo(nil)
+		want := r
+		want.ID, want.Addr = a, netip.Addr{}
+		if got, ok := parseRecord(b[:len(b)-1]); !ok || got != want {
+			t.Fatalf("%+v → %q → %+v, want %+v", r, b, got, want)
+		}
+	}
 	if _, ok := parseRecord([]byte("sshd\t1\tx\t1\t2\t0")); ok {
 		t.Error("parsed a zero source")
 	}
@@ -526,6 +538,27 @@ func TestParseNumbers(t *testing.T) {
 		v, ok := parseDec([]byte(tc.in))
 		if ok != tc.ok || (ok && fmt.Sprint(v) != tc.in) {
 			t.Errorf("parseDec(%q) = %d %v", tc.in, v, ok)
+		}
+	}
+}
+
+// TestKeysAreFNV: the keys are stored in journals written by earlier
+// versions, so they stay hash/fnv's FNV-1a of the same bytes.
+func TestKeysAreFNV(t *testing.T) {
+	for _, c := range []struct{ jail, src, text string }{
+		{"", "", ""},
+		{"sshd", "/var/log/auth.log", "Failed password for root from 192.0.2.1 port 22 ssh2"},
+		{"x", "journal:abc", "caf\u00e9 \xff"},
+	} {
+		h := fnv.New64a()
+		h.Write([]byte(c.jail + "\x00" + c.src + "\x00" + c.text))
+		if got, want := LineKey(c.jail, c.src, c.text), h.Sum64(); got != want {
+			t.Errorf("LineKey%q = %x, want %x", c, got, want)
+		}
+		h.Reset()
+		h.Write([]byte(c.src))
+		if got, want := SourceKey(c.src), h.Sum64(); got != want && want != 0 {
+			t.Errorf("SourceKey(%q) = %x, want %x", c.src, got, want)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 
 	"github.com/palisade-project/palisade/internal/ban"
@@ -113,8 +114,10 @@ func (r *Jail) carryOut(decs []*jail.Decision) {
 			if err != nil {
 				r.log.Error("ban recorded, firewall refused it (retried by reconcile)", "jail", r.name, "ip", banAddr(dec.Prefix), "err", err)
 			}
-			r.log.Debug("ban decided", "jail", r.name, "ip", banAddr(dec.Prefix), "failures", dec.Failures,
-				"bantime", DurationText(dec.Duration), "offence", dec.Offence)
+			if r.log.Enabled(context.Background(), slog.LevelDebug) {
+				r.log.Debug("ban decided", "jail", r.name, "ip", banAddr(dec.Prefix), "failures", dec.Failures,
+					"bantime", DurationText(dec.Duration), "offence", dec.Offence)
+			}
 			if r.deps.OnBan != nil {
 				r.deps.OnBan(r.name, dec.Prefix)
 			}

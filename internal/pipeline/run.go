@@ -108,8 +108,9 @@ type Jail struct {
 	ctx   context.Context
 	stop  context.CancelFunc
 
-	mu     sync.Mutex // guards filt (filters are not safe for concurrent use)
+	mu     sync.Mutex // guards filt and clock (filters are not safe for concurrent use)
 	filt   *filter.Filter
+	clock  *readClock // filt's clock (nil: its own)
 	latin1 bool
 	ptime  bool // use ProcessAt (journal lines)
 
@@ -193,6 +194,7 @@ func (r *Jail) setFilter(p *Plan) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.filt = p.Filter.Filter
+	r.clock = p.Filter.clock
 	r.latin1 = p.Settings.Encoding == config.EncodingLatin1
 	r.ptime = p.Source.Journal
 	p.Filter.Filter = nil
@@ -246,6 +248,13 @@ type consumer struct {
 func (c *consumer) Line(l source.Line) {
 	if !c.off.Load() {
 		c.r.Line(l)
+	}
+}
+
+// Lines implements source.BatchConsumer.
+func (c *consumer) Lines(ls []source.Line) {
+	if !c.off.Load() {
+		c.r.Lines(ls)
 	}
 }
 
@@ -466,35 +475,70 @@ func errString(err error) string {
 
 // Line implements source.Consumer: filter, then count and ban. It returns
 // once every failure of the line is counted (or queued for the slow work,
-// its journal record written) and any ban stored, so the source saves its
-// position only past lines fully handled.
+// its journal record written) and its ban decision handed to the ban
+// queue, so the source saves its position only past lines fully handled.
 func (r *Jail) Line(l source.Line) {
-	r.lines.Add(1)
-	text := l.Text
 	r.mu.Lock()
+	res := r.filterLine(l)
+	r.mu.Unlock()
+	if len(res.Failures) > 0 {
+		r.failed(l, res, r.deps.Now())
+	}
+	r.lines.Add(1)
+}
+
+// Lines is Line for the lines of one read: the filter's lock is taken
+// once for the lines that find nothing, and the line counter moves once.
+// The lines were read at one moment: the clock is read once for them.
+func (r *Jail) Lines(ls []source.Line) {
+	var now time.Time // for the failures (Deps.Now)
+	r.mu.Lock()
+	if r.clock != nil {
+		r.clock.t = time.Now()
+	}
+	for _, l := range ls {
+		res := r.filterLine(l)
+		if len(res.Failures) > 0 {
+			if now.IsZero() {
+				now = r.deps.Now()
+			}
+			// The failures' work may wait (a full ban queue): not with the
+			// filter locked.
+			r.mu.Unlock()
+			r.failed(l, res, now)
+			r.mu.Lock()
+		}
+	}
+	if r.clock != nil {
+		r.clock.t = time.Time{}
+	}
+	r.mu.Unlock()
+	r.lines.Add(uint64(len(ls)))
+}
+
+// filterLine runs the filter on l (r.mu held).
+func (r *Jail) filterLine(l source.Line) filter.Result {
+	text := l.Text
 	if r.latin1 {
 		text = latin1(text)
 	}
-	var res filter.Result
 	if r.ptime || !l.Time.IsZero() {
 		t := l.Time
 		if t.IsZero() {
 			t = r.deps.Now()
 		}
-		res = r.filt.ProcessAt(text, t)
-	} else {
-		res = r.filt.Process(text)
+		return r.filt.ProcessAt(text, t)
 	}
-	r.mu.Unlock()
-	if len(res.Failures) == 0 {
-		return
-	}
+	return r.filt.Process(text)
+}
+
+// failed counts the failures the filter found in l.
+func (r *Jail) failed(l source.Line, res filter.Result, now time.Time) {
 	key := failjournal.LineKey(r.name, l.Source, l.Text)
 	if jn := r.journal(); jn != nil && jn.Replayed(key) {
 		r.log.Debug("line already counted before the restart; not counted again", "jail", r.name, "source", l.Source)
 		return
 	}
-	now := r.deps.Now()
 	src := failjournal.SourceKey(l.Source)
 	for _, f := range res.Failures {
 		r.handle(work{f: f, key: key, src: src, now: now})
@@ -504,8 +548,8 @@ func (r *Jail) Line(l source.Line) {
 // Replay puts a failure recorded before a restart back into the jail (no
 // ban: the bans it led to are stored already; no new record).
 func (r *Jail) Replay(rec failjournal.Record) {
-	f := filter.Failure{ID: rec.ID, Time: time.Unix(0, rec.T), Attempts: 1}
-	if a, err := netip.ParseAddr(rec.ID); err == nil {
+	f := filter.Failure{ID: rec.Identity(), Time: time.Unix(0, rec.T), Attempts: 1, Addr: rec.Addr}
+	if a, err := netip.ParseAddr(f.ID); err == nil && !f.Addr.IsValid() {
 		f.Addr = a
 	}
 	r.handle(work{f: f, key: rec.Key, src: rec.Src, now: time.Unix(0, rec.Now), replay: true})
@@ -515,6 +559,10 @@ func (r *Jail) Replay(rec failjournal.Record) {
 // for the jail's workers.
 func (r *Jail) handle(w work) {
 	st := r.stage.Load()
+	if w.f.Addr.IsValid() { // the common case, without addrs' slice
+		r.counted(st, w, w.f.Addr)
+		return
+	}
 	addrs, mode, why := st.addrs(w.f.ID, w.f.Addr)
 	switch mode {
 	case skipID:
@@ -525,15 +573,20 @@ func (r *Jail) handle(w work) {
 		return
 	}
 	for _, a := range addrs {
-		facts, ok := st.facts(a)
-		if !ok {
-			f := w.f
-			f.Addr = a
-			r.enqueue(work{f: f, key: w.key, src: w.src, now: w.now, replay: w.replay})
-			continue
-		}
-		r.observe(w, a, facts, true)
+		r.counted(st, w, a)
 	}
+}
+
+// counted counts the failure for address a now, or queues it when the
+// ignorecommand must run first.
+func (r *Jail) counted(st *stage, w work, a netip.Addr) {
+	facts, ok := st.facts(a)
+	if !ok {
+		w.f.Addr = a
+		r.enqueue(w)
+		return
+	}
+	r.observe(w, a, facts, true)
 }
 
 // observe counts the failure for address a; record says whether to write
@@ -551,7 +604,7 @@ func (r *Jail) observe(w work, a netip.Addr, facts jail.Facts, record bool) {
 		if t.IsZero() {
 			t = w.now
 		}
-		if err := jn.Append(failjournal.Record{Jail: r.name, Key: w.key, ID: a.String(), T: t.UnixNano(), Now: w.now.UnixNano(), Src: w.src}); err != nil {
+		if err := jn.Append(failjournal.Record{Jail: r.name, Key: w.key, Addr: a, T: t.UnixNano(), Now: w.now.UnixNano(), Src: w.src}); err != nil {
 			r.log.Error("failure journal", "jail", r.name, "err", err)
 		}
 	}
@@ -636,6 +689,17 @@ func (r *Jail) act(v jail.Verdict, w work) {
 			return // the ban is stored already
 		}
 		r.enqueueBan(v.Ban)
+	case jail.Ignored, jail.Counted, jail.Skipped:
+		// Per failure: the arguments are built only when they are logged.
+		if r.log.Enabled(context.Background(), slog.LevelDebug) {
+			r.debugVerdict(v)
+		}
+	}
+}
+
+// debugVerdict logs a verdict that is not a ban.
+func (r *Jail) debugVerdict(v jail.Verdict) {
+	switch v.Action {
 	case jail.Ignored:
 		if v.Ignore != nil {
 			r.log.Debug("ignored", "jail", r.name, "ip", v.Addr.String(), "rule", v.Ignore.Rule, "entry", v.Ignore.Entry)

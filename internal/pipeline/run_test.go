@@ -358,7 +358,7 @@ func TestJournalRecordsAndReplay(t *testing.T) {
 	l := sshLine("192.0.2.30", 1)
 	l = l[:len(l)-1]
 	r.Line(source.Line{Text: l, Source: "/var/log/auth.log"})
-	if len(jn.recs) != 1 || jn.recs[0].ID != "192.0.2.30" || jn.recs[0].Key != failjournal.LineKey("sshd", "/var/log/auth.log", l) {
+	if len(jn.recs) != 1 || jn.recs[0].Identity() != "192.0.2.30" || jn.recs[0].Key != failjournal.LineKey("sshd", "/var/log/auth.log", l) {
 		t.Fatalf("records %+v", jn.recs)
 	}
 	// A restart: the record replays (counts), the same line delivered again

@@ -21,6 +21,10 @@ func (s *Subscriber) Lines(lines []Line) {
 	if s.cancelled {
 		return
 	}
+	if bc, ok := s.c.(BatchConsumer); ok {
+		bc.Lines(lines)
+		return
+	}
 	for _, l := range lines {
 		s.c.Line(l)
 	}

@@ -55,3 +55,35 @@ func TestFanout(t *testing.T) {
 		t.Errorf("Status = %v", st)
 	}
 }
+
+// batchRec is a BatchConsumer: it records each batch as one call.
+type batchRec struct{ rec }
+
+func (r *batchRec) Lines(ls []Line) {
+	s := "lines:"
+	for _, l := range ls {
+		s += l.Text + ","
+	}
+	r.calls = append(r.calls, s)
+}
+
+// TestFanoutBatches: a BatchConsumer gets each delivery as one Lines call
+// (in order, after its status), a plain Consumer line by line; a cancelled
+// one gets none.
+func TestFanoutBatches(t *testing.T) {
+	f := NewFanout(Status{Source: "x", State: StateOK})
+	bc, pc := &batchRec{}, &rec{}
+	sbc, spc := NewSubscriber(bc), NewSubscriber(pc)
+	f.Attach(sbc)
+	f.Attach(spc)
+	f.Deliver([]Line{{Text: "1"}, {Text: "2"}})
+	f.Deliver([]Line{{Text: "3"}})
+	sbc.Cancel()
+	f.Deliver([]Line{{Text: "4"}})
+	if diff := cmp.Diff([]string{"status:ok", "lines:1,2,", "lines:3,"}, bc.calls); diff != "" {
+		t.Errorf("batch consumer (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"status:ok", "line:1", "line:2", "line:3", "line:4"}, pc.calls); diff != "" {
+		t.Errorf("plain consumer (-want +got):\n%s", diff)
+	}
+}

@@ -42,7 +42,9 @@ import (
 type Line struct {
 	// Text is the line as the Splitter makes it: without its "\n" and the
 	// "\r"s before it, valid UTF-8 (each invalid byte replaced by U+FFFD);
-	// lines longer than MaxLineLen are dropped, never cut.
+	// lines longer than MaxLineLen are dropped, never cut. The lines of
+	// one read may share one string: a consumer that keeps a Text long
+	// (not just its match) copies it (strings.Clone).
 	Text string
 	// Time is the line's time when the source knows it (the journal's
 	// _SOURCE_REALTIME_TIMESTAMP or __REALTIME_TIMESTAMP); zero for files,
@@ -59,6 +61,15 @@ type Line struct {
 type Consumer interface {
 	Line(Line)
 	Status(Status)
+}
+
+// BatchConsumer is a Consumer that takes the lines of one read at once
+// (Subscriber calls Lines instead of Line for each): the same order and
+// guarantees as Line, with per-call costs paid once per batch. lines and
+// its array are only valid during the call; the Text strings may be kept.
+type BatchConsumer interface {
+	Consumer
+	Lines(lines []Line)
 }
 
 // ConsumerFuncs adapts two functions to a Consumer; a nil function ignores

@@ -50,10 +50,15 @@ type reader struct {
 	fan    *source.Fanout
 	buf    []byte
 	batch  []source.Line
-	emitFn func([]byte) // appends one line to batch
-	cur    *tfile
-	old    []*tfile
-	seen   []seenFile // files read lately (catchup.go)
+	emitFn func([]byte) // appends one line to the arena
+	// arena holds the text of the lines of the batch being made, ends
+	// where each ends: deliver makes it one string and the lines
+	// substrings of it, one allocation per read instead of one per line.
+	arena []byte
+	ends  []int
+	cur   *tfile
+	old   []*tfile
+	seen  []seenFile // files read lately (catchup.go)
 	// lastScan is when the last catch-up scan began (at first: when the
 	// reader was created); a rotated file written after it may hold lines
 	// the reader never saw.
@@ -75,7 +80,10 @@ func (t *Tailer) newReader(path string, atEnd bool) *reader {
 		buf: make([]byte, 64<<10),
 		fan: source.NewFanout(source.Status{Source: path, State: source.StateMissing, Err: source.ErrNotOpened, Since: time.Now()}),
 	}
-	r.emitFn = func(b []byte) { r.batch = append(r.batch, source.Line{Text: string(b), Source: r.path}) }
+	r.emitFn = func(b []byte) {
+		r.arena = append(r.arena, b...)
+		r.ends = append(r.ends, len(r.arena))
+	}
 	if t.cfg.Store != nil {
 		p, ok, err := t.cfg.Store.LoadPosition(path)
 		if err != nil {
@@ -383,7 +391,7 @@ func (r *reader) truncated(tf *tfile, size int64) {
 }
 
 // split cuts data (which starts at file offset tf.offset) into lines,
-// appending them to r.batch; the splitter keeps a trailing partial line.
+// appending them to the arena; the splitter keeps a trailing partial line.
 func (r *reader) split(tf *tfile, data []byte) {
 	before := tf.sp.Dropped()
 	tf.sp.Split(data, r.emitFn)
@@ -408,10 +416,20 @@ func (r *reader) flushPending(tf *tfile) {
 	r.deliver()
 }
 
+// deliver hands the lines split since the last call to the subscribers.
+// Their texts share one string (a consumer that keeps one line keeps the
+// read's lines, at most one read buffer and one long line).
 func (r *reader) deliver() {
-	if len(r.batch) == 0 {
+	if len(r.ends) == 0 {
 		return
 	}
+	text := string(r.arena)
+	start := 0
+	for _, end := range r.ends {
+		r.batch = append(r.batch, source.Line{Text: text[start:end], Source: r.path})
+		start = end
+	}
+	r.arena, r.ends = r.arena[:0], r.ends[:0]
 	r.fan.Deliver(r.batch)
 	n := uint64(len(r.batch))
 	r.count(func(s *Stats) { s.Lines += n })
