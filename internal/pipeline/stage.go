@@ -159,7 +159,9 @@ func (s *stage) lookup(ctx context.Context, host string) dnsAnswer {
 	if len(s.dns) >= cacheMax {
 		clear(s.dns)
 	}
-	s.dns[host] = ans
+	// host may be a substring of the read its line came in (source.Line):
+	// the cache keeps a copy, not the read.
+	s.dns[strings.Clone(host)] = ans
 	s.mu.Unlock()
 	return ans
 }
