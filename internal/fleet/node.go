@@ -96,10 +96,13 @@ type Node struct {
 	pubWake chan struct{}
 	ownOps  chan func(*ownState)
 
-	mu   sync.Mutex // guards st, book (read by Status/Explain), queue
-	st   nodeState
-	book *book
-	q    *queue
+	// qsave orders the writes of the saved queue (SpaceQueue): a record
+	// is saved before its removal is.
+	qsave sync.Mutex
+	mu    sync.Mutex // guards st, book (read by Status/Explain), queue
+	st    nodeState
+	book  *book
+	q     *queue
 	// saver writes the book's changes to the store.
 	saver *saver
 	// expect are the fleet bans this node is lifting itself (so that

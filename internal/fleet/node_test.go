@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,6 +62,8 @@ type member struct {
 	node   *fleet.Node
 	cancel context.CancelFunc
 	done   chan struct{}
+	// wrap, when set, stands between the node and the store.
+	wrap func(fleet.Store) fleet.Store
 }
 
 func newMember(t testing.TB, url, name string, keys fleetKeys, trusted []string, mod func(*fleet.Config)) *member {
@@ -98,7 +102,11 @@ func (m *member) start() {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(tlog{t, m.name}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	m.node, err = fleet.New(m.cfg, fleet.Deps{Bans: m.bans, Store: m.st, Logger: log})
+	var fst fleet.Store = m.st
+	if m.wrap != nil {
+		fst = m.wrap(m.st)
+	}
+	m.node, err = fleet.New(m.cfg, fleet.Deps{Bans: m.bans, Store: fst, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,4 +616,66 @@ func TestPermissions(t *testing.T) {
 	if got := b.fleetBans(); !slices.Equal(got, []string{"198.51.100.1/32"}) {
 		t.Fatalf("fleet bans %v", got)
 	}
+}
+
+// gatedStore holds the writes that add records to the saved outgoing
+// queue while its gate is closed.
+type gatedStore struct {
+	fleet.Store
+	armed atomic.Bool
+	gate  chan struct{}
+	held  atomic.Int32
+}
+
+func (g *gatedStore) PutRecords(space string, put map[string][]byte, del []string) error {
+	if space == fleet.SpaceQueue && len(put) > 1 && g.armed.Load() {
+		g.held.Add(1)
+		<-g.gate
+	}
+	return g.Store.PutRecords(space, put, del)
+}
+
+// TestPublishDoesNotWaitForTheDisk: a ban reaches the fleet while its
+// record is still being saved in the outgoing queue, and once the save
+// is done and the stream acknowledged it, the saved queue is empty (the
+// removal is not overtaken by the save).
+func TestPublishDoesNotWaitForTheDisk(t *testing.T) {
+	srv := fleettest.Start(t, fleettest.Options{})
+	initStream(t, srv, fleet.Conn{})
+	keys := newKeys(t, "web1", "web2")
+	trusted := []string{"web1", "web2"}
+	g := &gatedStore{gate: make(chan struct{})}
+	a := &member{t: t, name: "web1", dir: t.TempDir(), wrap: func(s fleet.Store) fleet.Store { g.Store = s; return g }}
+	a.cfg = fleet.Config{Name: "web1", Key: keys["web1"], Trust: keys.trust(trusted...),
+		Conn:   fleet.Conn{Servers: []string{srv.URL()}, ReconnectWait: 100 * time.Millisecond},
+		Policy: fleet.Policy{Caps: fleet.Caps{Rate: 1000, Active: 100000, TTL: 24 * time.Hour}}}
+	a.start()
+	t.Cleanup(a.stop)
+	var release sync.Once
+	open := func() { release.Do(func() { close(g.gate) }) }
+	t.Cleanup(open) // before web1 stops
+	b := newMember(t, srv.URL(), "web2", keys, trusted, nil)
+	a.waitCaughtUp()
+	b.waitCaughtUp()
+
+	g.armed.Store(true)
+	a.ban("sshd", "198.51.100.1/32", time.Hour)
+	// Well within the publisher's idle wake-up (5 s), which would publish
+	// the queue even if it waited for the save.
+	poll.Until(t, 3*time.Second, "web2 has the ban while web1 still saves its queue", func() bool {
+		return slices.Equal(b.fleetBans(), []string{"198.51.100.1/32"})
+	})
+	if g.held.Load() != 1 {
+		t.Fatalf("%d queue saves held, want 1 (the ban's)", g.held.Load())
+	}
+	open()
+	a.waitQueueEmpty()
+	poll.Until(t, 5*time.Second, "the saved queue emptied", func() bool {
+		recs, err := a.st.Records(fleet.SpaceQueue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(recs, "seq")
+		return len(recs) == 0
+	})
 }

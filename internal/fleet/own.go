@@ -289,8 +289,11 @@ func (n *Node) resync(s *ownState, pending []Record) []Record {
 	return pending
 }
 
-// flush signs and queues records (one store transaction) and wakes the
-// publisher.
+// flush signs and queues records, wakes the publisher, and saves them
+// (one store transaction). The publisher does not wait for the disk: a
+// record is on its way to the fleet while it is being saved, and only
+// its removal from the saved queue, once acknowledged, waits for the
+// save (Node.qsave), so that an acknowledged record is never left in it.
 func (n *Node) flush(s *ownState, pending []Record) []Record {
 	if len(pending) == 0 {
 		return pending
@@ -298,6 +301,8 @@ func (n *Node) flush(s *ownState, pending []Record) []Record {
 	now := n.now()
 	put := map[string][]byte{}
 	var del []string
+	n.qsave.Lock()
+	defer n.qsave.Unlock()
 	n.mu.Lock()
 	for _, r := range pending {
 		r.Seq = n.q.nextSeq(now)
@@ -330,11 +335,11 @@ func (n *Node) flush(s *ownState, pending []Record) []Record {
 	}
 	put[seqRecord] = []byte(strconv.FormatUint(n.q.lastSeq, 10))
 	n.mu.Unlock()
+	n.pokePublisher()
 	if err := n.deps.Store.PutRecords(SpaceQueue, put, del); err != nil {
 		n.log.Error("fleet: cannot persist the outgoing queue (published anyway when connected)", "err", err)
 	}
 	n.log.Debug("fleet: records queued", "count", len(pending))
-	n.pokePublisher()
 	return pending[:0]
 }
 
@@ -430,6 +435,8 @@ func (n *Node) dequeue(seqs []uint64, published int, pubErr error) {
 		n.st.pubErrors++
 	}
 	n.mu.Unlock()
+	n.qsave.Lock()
+	defer n.qsave.Unlock()
 	if err := n.deps.Store.PutRecords(SpaceQueue, nil, del); err != nil {
 		n.log.Error("fleet: cannot drop published records from the queue", "err", err)
 	}

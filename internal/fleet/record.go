@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -63,11 +64,16 @@ func Subject(origin string, p netip.Prefix) string {
 // "203-0-113-0_24", "2001-db8--1", "2001-db8--_48").
 func AddressKey(p netip.Prefix) string {
 	p = p.Masked()
-	s := strings.NewReplacer(".", "-", ":", "-").Replace(p.Addr().String())
-	if !p.IsSingleIP() {
-		s += fmt.Sprintf("_%d", p.Bits())
+	b := p.Addr().AppendTo(make([]byte, 0, 48))
+	for i, c := range b {
+		if c == '.' || c == ':' {
+			b[i] = '-'
+		}
 	}
-	return s
+	if !p.IsSingleIP() {
+		b = strconv.AppendInt(append(b, '_'), int64(p.Bits()), 10)
+	}
+	return string(b)
 }
 
 // ValidName reports whether s can name an origin: 1 to 64 letters,
@@ -191,6 +197,16 @@ func decode(body []byte) (Record, envelope, error) {
 	if len(body) > MaxMessage {
 		return r, env, fmt.Errorf("message of %d bytes", len(body))
 	}
+	if r, env, ok := fastDecode(body); ok {
+		return r, env, r.validate()
+	}
+	return decodeJSON(body)
+}
+
+// decodeJSON is decode with encoding/json, for any layout.
+func decodeJSON(body []byte) (Record, envelope, error) {
+	var env envelope
+	var r Record
 	if err := json.Unmarshal(body, &env); err != nil {
 		return r, env, fmt.Errorf("not a record: %v", err)
 	}
