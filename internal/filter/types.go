@@ -63,6 +63,9 @@ func NewReadClock() *ReadClock { return &ReadClock{t: time.Now()} }
 // creation).
 func (c *ReadClock) Now() time.Time { return c.t }
 
+// Stamp sets the clock to the current time (the moment of a read).
+func (c *ReadClock) Stamp() { c.t = time.Now() }
+
 // Reader returns r with each Read stamping the clock.
 func (c *ReadClock) Reader(r io.Reader) io.Reader { return clockedReader{r, c} }
 
@@ -73,7 +76,7 @@ type clockedReader struct {
 
 func (cr clockedReader) Read(p []byte) (int, error) {
 	n, err := cr.r.Read(p)
-	cr.c.t = time.Now()
+	cr.c.Stamp()
 	return n, err
 }
 

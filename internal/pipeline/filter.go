@@ -62,21 +62,10 @@ type BuiltFilter struct {
 	// Lint are the rules that capture an address after text a client
 	// may control (filter.Lint), for config check.
 	Lint []LintNote
-	// clock is the filter's clock when FilterInput.Now was nil.
-	clock *readClock
-}
-
-// readClock is a running jail's filter clock: while the jail filters a
-// read's lines it is the time they were read (one clock reading per read
-// instead of one per line), otherwise time.Now. Used under the jail's
-// filter lock only.
-type readClock struct{ t time.Time }
-
-func (c *readClock) now() time.Time {
-	if !c.t.IsZero() {
-		return c.t
-	}
-	return time.Now()
+	// clock is the filter's clock when FilterInput.Now was nil: the
+	// running jail stamps it once per read (Jail.Lines), one clock
+	// reading for the read's lines instead of one per line.
+	clock *filter.ReadClock
 }
 
 // StockUse says that a filter's files on disk are fail2ban's unmodified
@@ -126,11 +115,11 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 		def.DatePattern = in.DatePattern
 	}
 	re2 := onlyBuiltin(lf.Files)
-	var clk *readClock
+	var clk *filter.ReadClock
 	now := in.Now
 	if now == nil {
-		clk = &readClock{}
-		now = clk.now
+		clk = filter.NewReadClock()
+		now = clk.Now
 	}
 	f, err := filter.New(def, filter.Options{
 		Location: in.Location, Now: now, Journal: in.Journal, UseDNS: in.UseDNS, RequireRE2: re2,

@@ -110,7 +110,7 @@ type Jail struct {
 
 	mu     sync.Mutex // guards filt and clock (filters are not safe for concurrent use)
 	filt   *filter.Filter
-	clock  *readClock // filt's clock (nil: its own)
+	clock  *filter.ReadClock // filt's clock (nil: its own)
 	latin1 bool
 	ptime  bool // use ProcessAt (journal lines)
 
@@ -477,24 +477,17 @@ func errString(err error) string {
 // once every failure of the line is counted (or queued for the slow work,
 // its journal record written) and its ban decision handed to the ban
 // queue, so the source saves its position only past lines fully handled.
-func (r *Jail) Line(l source.Line) {
-	r.mu.Lock()
-	res := r.filterLine(l)
-	r.mu.Unlock()
-	if len(res.Failures) > 0 {
-		r.failed(l, res, r.deps.Now())
-	}
-	r.lines.Add(1)
-}
+func (r *Jail) Line(l source.Line) { r.Lines([]source.Line{l}) }
 
-// Lines is Line for the lines of one read: the filter's lock is taken
-// once for the lines that find nothing, and the line counter moves once.
-// The lines were read at one moment: the clock is read once for them.
+// Lines is Line for the lines of one read (source.BatchConsumer): the
+// filter's lock is taken once for the lines that find nothing, the line
+// counter moves once, and the clock is read once: the lines were read at
+// one moment.
 func (r *Jail) Lines(ls []source.Line) {
 	var now time.Time // for the failures (Deps.Now)
 	r.mu.Lock()
 	if r.clock != nil {
-		r.clock.t = time.Now()
+		r.clock.Stamp()
 	}
 	for _, l := range ls {
 		res := r.filterLine(l)
@@ -508,9 +501,6 @@ func (r *Jail) Lines(ls []source.Line) {
 			r.failed(l, res, now)
 			r.mu.Lock()
 		}
-	}
-	if r.clock != nil {
-		r.clock.t = time.Time{}
 	}
 	r.mu.Unlock()
 	r.lines.Add(uint64(len(ls)))
