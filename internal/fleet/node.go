@@ -455,37 +455,27 @@ func (n *Node) process(ctx context.Context, vb verifiedBatch) {
 }
 
 func (n *Node) verifyAll(batch []inItem, vs []Verified, trust *Trust) {
-	idx := make([]int, 0, len(batch))
+	var idx []int
+	var msgs []Message
 	for i, it := range batch {
 		if it.op == nil {
 			idx = append(idx, i)
+			msgs = append(msgs, Message{Subject: it.subject, Data: it.data})
 		}
 	}
 	// Each worker checks its share of the signatures as one batch.
-	w := min(n.cfg.Workers, max(len(idx)/64, 1))
+	out := make([]Verified, len(msgs))
+	w := min(n.cfg.Workers, max(len(msgs)/64, 1))
+	chunk := (len(msgs) + w - 1) / w
 	var wg sync.WaitGroup
-	chunk := (len(idx) + w - 1) / w
-	for s := 0; s < len(idx); s += chunk {
-		part := idx[s:min(s+chunk, len(idx))]
-		check := func() {
-			msgs := make([]Message, len(part))
-			for k, i := range part {
-				msgs[k] = Message{Subject: batch[i].subject, Data: batch[i].data}
-			}
-			out := make([]Verified, len(part))
-			VerifyBatch(msgs, trust, out)
-			for k, i := range part {
-				vs[i] = out[k]
-			}
-		}
-		if w == 1 {
-			check()
-			break
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); check() }()
+	for s := 0; s < len(msgs); s += chunk {
+		e := min(s+chunk, len(msgs))
+		wg.Go(func() { VerifyBatch(msgs[s:e], trust, out[s:e]) })
 	}
 	wg.Wait()
+	for k, i := range idx {
+		vs[i] = out[k]
+	}
 }
 
 // replayDone ends replay generation gen: records the stream no longer
