@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -510,29 +509,37 @@ func (b *book) sweep(now time.Time, gen uint64) (expired, unseen int) {
 	return expired, unseen
 }
 
-// save returns the dirty records to put and the keys to delete, and
+// saved is one dirty entry to write, copied out of the book.
+type saved struct {
+	k okey
+	e entry
+}
+
+// save returns the dirty entries to put and the keys to delete, and
 // clears the dirty set.
-func (b *book) save() (map[string]entry, []string) {
-	put := map[string]entry{}
-	var del []string
+func (b *book) save() ([]saved, []okey) {
+	put := make([]saved, 0, len(b.dirty))
+	var del []okey
 	for k := range b.dirty {
 		if e := b.entries[k]; e != nil {
-			put[k.String()] = *e
+			put = append(put, saved{k, *e})
 		} else {
-			del = append(del, k.String())
+			del = append(del, k)
 		}
 	}
 	b.dirty = map[okey]bool{}
 	return put, del
 }
 
-// encodeEntries is the stored form of saved entries (what load reads).
-func encodeEntries(put map[string]entry) map[string][]byte {
+// encodeEntries is the stored form of saved entries (what load reads),
+// by stored key.
+func encodeEntries(put map[okey]entry) map[string][]byte {
 	out := make(map[string][]byte, len(put))
+	buf := make([]byte, 0, 128*len(put))
 	for k, e := range put {
-		if raw, err := json.Marshal(&e); err == nil {
-			out[k] = raw
-		}
+		s := len(buf)
+		buf = appendEntry(buf, &e)
+		out[k.String()] = buf[s:len(buf):len(buf)]
 	}
 	return out
 }
@@ -542,8 +549,8 @@ func encodeEntries(put map[string]entry) map[string][]byte {
 func (b *book) load(recs map[string][]byte, t *Trust, now time.Time) (bad int) {
 	for ks, v := range recs {
 		k, ok := parseOKey(ks)
-		var e entry
-		if !ok || json.Unmarshal(v, &e) != nil || e.Rec.validate() != nil || e.Rec.Origin != k.origin || e.Rec.Prefix != k.prefix {
+		e, err := decodeEntry(v)
+		if !ok || err != nil || e.Rec.validate() != nil || e.Rec.Origin != k.origin || e.Rec.Prefix != k.prefix {
 			bad++
 			b.dirty[k] = true
 			continue

@@ -174,7 +174,11 @@ func TestBookLifecycle(t *testing.T) {
 	}
 	pub, _ := testKey(t)
 	nb := newBook(Policy{Self: "me"})
-	if bad := nb.load(encodeEntries(put), NewTrust(map[string]ed25519.PublicKey{"web3": pub}), t0); bad != 0 {
+	stored := map[okey]entry{}
+	for _, s := range put {
+		stored[s.k] = s.e
+	}
+	if bad := nb.load(encodeEntries(stored), NewTrust(map[string]ed25519.PublicKey{"web3": pub}), t0); bad != 0 {
 		t.Fatalf("bad records %d", bad)
 	}
 	if until, ok, _ := nb.want(netip.MustParsePrefix(p), t0); !ok || !until.Equal(t0.Add(2*time.Hour)) {

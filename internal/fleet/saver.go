@@ -2,8 +2,6 @@ package fleet
 
 import (
 	"log/slog"
-	"maps"
-	"slices"
 	"sync"
 )
 
@@ -22,24 +20,25 @@ type saver struct {
 	log   *slog.Logger
 
 	mu   sync.Mutex
-	put  map[string]entry
-	del  map[string]bool
+	put  map[okey]entry
+	del  map[okey]bool
 	wake chan struct{}
 }
 
 func newSaver(store Store, space string, log *slog.Logger) *saver {
 	return &saver{store: store, space: space, log: log,
-		put: map[string]entry{}, del: map[string]bool{}, wake: make(chan struct{}, 1)}
+		put: map[okey]entry{}, del: map[okey]bool{}, wake: make(chan struct{}, 1)}
 }
 
 // add queues changes; a later change of a key replaces an earlier one.
-func (s *saver) add(put map[string]entry, del []string) {
+func (s *saver) add(put []saved, del []okey) {
 	if len(put)+len(del) == 0 {
 		return
 	}
 	s.mu.Lock()
-	for k, v := range put {
-		s.put[k] = v
+	for i := range put {
+		k := put[i].k
+		s.put[k] = put[i].e
 		delete(s.del, k)
 	}
 	for _, k := range del {
@@ -75,9 +74,13 @@ func (s *saver) flush() {
 		s.mu.Unlock()
 		return
 	}
-	s.put, s.del = map[string]entry{}, map[string]bool{}
+	s.put, s.del = map[okey]entry{}, map[okey]bool{}
 	s.mu.Unlock()
-	if err := s.store.PutRecords(s.space, encodeEntries(put), slices.Collect(maps.Keys(del))); err != nil {
+	dels := make([]string, 0, len(del))
+	for k := range del {
+		dels = append(dels, k.String())
+	}
+	if err := s.store.PutRecords(s.space, encodeEntries(put), dels); err != nil {
 		s.log.Error("fleet: cannot save the remote records (the bans are enforced anyway)", "err", err)
 	}
 }

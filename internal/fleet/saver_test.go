@@ -1,9 +1,9 @@
 package fleet
 
 import (
-	"encoding/json"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"sync"
 	"testing"
 )
@@ -37,16 +37,18 @@ func (s *recStore) PutRecords(_ string, put map[string][]byte, del []string) err
 // transaction, and stopping writes what is left.
 func TestSaverKeepsTheLastChange(t *testing.T) {
 	ent := func(d string) entry { return entry{Detail: d} }
-	st := &recStore{m: encodeEntries(map[string]entry{"old": ent("1"), "gone": ent("1")})}
+	key := func(o string) okey { return okey{o, netip.MustParsePrefix("192.0.2.1/32")} }
+	put := func(o, d string) saved { return saved{key(o), ent(d)} }
+	st := &recStore{m: encodeEntries(map[okey]entry{key("old"): ent("1"), key("gone"): ent("1")})}
 	s := newSaver(st, SpaceRemote, slog.New(slog.DiscardHandler))
-	s.add(map[string]entry{"a": ent("1"), "b": ent("1")}, []string{"gone"})
-	s.add(map[string]entry{"a": ent("2")}, []string{"b"})
-	s.add(map[string]entry{"gone": ent("back")}, nil)
+	s.add([]saved{put("a", "1"), put("b", "1")}, []okey{key("gone")})
+	s.add([]saved{put("a", "2")}, []okey{key("b")})
+	s.add([]saved{put("gone", "back")}, nil)
 	s.add(nil, nil)
 	done := make(chan struct{})
 	close(done)
 	s.run(done) // one wake-up queued and done: at most two flushes, the second empty
-	want := map[string]string{"old": "1", "a": "2", "gone": "back"}
+	want := map[string]string{key("old").String(): "1", key("a").String(): "2", key("gone").String(): "back"}
 	got, _ := st.Records("")
 	if d := details(t, got); !maps.Equal(d, want) {
 		t.Errorf("stored %q, want %q", d, want)
@@ -55,9 +57,9 @@ func TestSaverKeepsTheLastChange(t *testing.T) {
 		t.Errorf("%d transactions, want 1", st.txs)
 	}
 	// Later changes are written by the next run, none are lost.
-	s.add(nil, []string{"old"})
+	s.add(nil, []okey{key("old")})
 	s.run(done)
-	if got, _ := st.Records(""); len(got) != 2 || got["old"] != nil {
+	if got, _ := st.Records(""); len(got) != 2 || got[key("old").String()] != nil {
 		t.Errorf("after delete: %q", details(t, got))
 	}
 }
@@ -66,8 +68,8 @@ func TestSaverKeepsTheLastChange(t *testing.T) {
 func details(t *testing.T, recs map[string][]byte) map[string]string {
 	out := map[string]string{}
 	for k, v := range recs {
-		var e entry
-		if err := json.Unmarshal(v, &e); err != nil {
+		e, err := decodeEntry(v)
+		if err != nil {
 			t.Fatalf("%s: %v", k, err)
 		}
 		out[k] = e.Detail
