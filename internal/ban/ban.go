@@ -429,6 +429,28 @@ func (m *Manager) List(jail string) []Entry {
 	return slices.Collect(m.All(jail))
 }
 
+// ListJails returns the active bans of the jails keep accepts, ordered
+// by jail then prefix; the others' bans are not copied at all. keep runs
+// under the manager's lock: it must not call the manager.
+func (m *Manager) ListJails(keep func(jail string) bool) []Entry {
+	m.mu.Lock()
+	ids := make([]bool, len(m.t.jails))
+	n := 0
+	for id, js := range m.t.jails {
+		if ids[id] = keep(js.name); ids[id] {
+			n += js.active
+		}
+	}
+	snap := m.t.snapshotOf(n, func(id uint16) bool { return ids[id] })
+	view := table{jails: m.t.jails, reasons: m.t.reasons}
+	m.mu.Unlock()
+	out := make([]Entry, len(snap))
+	for i := range snap {
+		out[i] = view.entry(&snap[i])
+	}
+	return out
+}
+
 // All yields the active bans of jail ("" = every jail), ordered by jail
 // then prefix, from a snapshot taken when the iteration starts. The
 // snapshot holds the compact records only; each Entry is built as it is

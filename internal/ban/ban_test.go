@@ -1089,3 +1089,38 @@ func TestRestoreAddMissingThenReconcile(t *testing.T) {
 		t.Fatalf("second reconcile re-added %d", rs.ReAdded)
 	}
 }
+
+// TestListJails: only the accepted jails' bans, ordered by jail then
+// prefix.
+func TestListJails(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	for _, b := range []struct{ jail, prefix string }{
+		{"sshd", "198.51.100.9/32"}, {"fleet", "192.0.2.1/32"}, {"nginx", "203.0.113.5/32"},
+		{"sshd", "198.51.100.2/32"}, {"fleet", "192.0.2.2/32"},
+	} {
+		if _, err := e.m.Ban(ctx, b.jail, netip.MustParsePrefix(b.prefix), time.Hour, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		keep func(string) bool
+		want string
+	}{
+		{"all but fleet", func(j string) bool { return j != "fleet" }, "nginx 203.0.113.5/32, sshd 198.51.100.2/32, sshd 198.51.100.9/32"},
+		{"one", func(j string) bool { return j == "fleet" }, "fleet 192.0.2.1/32, fleet 192.0.2.2/32"},
+		{"none", func(string) bool { return false }, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, b := range e.m.ListJails(tc.keep) {
+				got = append(got, b.Jail+" "+b.Prefix.String())
+			}
+			if s := strings.Join(got, ", "); s != tc.want {
+				t.Errorf("got %q, want %q", s, tc.want)
+			}
+		})
+	}
+}

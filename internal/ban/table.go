@@ -362,16 +362,20 @@ func (t *table) find(a netip.Addr) []uint32 {
 // snapshot copies the records of jail (or of every jail when all is set),
 // sorted by jail name, then address.
 func (t *table) snapshot(jail uint16, all bool) []rec {
-	n := 0
-	if all {
-		n = len(t.index)
-	} else {
+	n := len(t.index)
+	if !all {
 		n = t.jails[jail].active
 	}
+	return t.snapshotOf(n, func(id uint16) bool { return all || id == jail })
+}
+
+// snapshotOf copies the live records of the jails keep accepts, ordered
+// by jail name then prefix; n is a capacity hint.
+func (t *table) snapshotOf(n int, keep func(jail uint16) bool) []rec {
 	out := make([]rec, 0, n)
 	for i := range t.recs {
 		r := &t.recs[i]
-		if r.flags&fLive != 0 && (all || r.key.jail == jail) {
+		if r.flags&fLive != 0 && keep(r.key.jail) {
 			out = append(out, *r)
 		}
 	}

@@ -35,6 +35,7 @@ const (
 type Bans interface {
 	Subscribe(buf int) (<-chan ban.Event, func())
 	List(jail string) []ban.Entry
+	ListJails(keep func(jail string) bool) []ban.Entry
 	BanMany(ctx context.Context, reqs []ban.Request) []ban.Result
 	Unban(ctx context.Context, jail string, p netip.Prefix) (ban.Entry, error)
 }

@@ -155,10 +155,10 @@ func (n *Node) rebuildActive(s *ownState) {
 	share := n.share
 	n.mu.Unlock()
 	s.active = map[netip.Prefix]map[string]ban.Entry{}
-	for _, e := range n.deps.Bans.List("") {
-		if e.Jail == n.cfg.Jail || !share(e.Jail) {
-			continue
-		}
+	// Not the fleet's own jail: it holds the remote bans, which can be
+	// most of the table.
+	own := n.cfg.Jail
+	for _, e := range n.deps.Bans.ListJails(func(j string) bool { return j != own && share(j) }) {
 		m := s.active[e.Prefix]
 		if m == nil {
 			m = map[string]ban.Entry{}
