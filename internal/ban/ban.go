@@ -114,6 +114,12 @@ type JailConfig struct {
 	// Exempt prefixes are never covered by an aggregate (the jail's
 	// ignoreip); the host's own addresses and loopback never are anyway.
 	Exempt []netip.Prefix
+	// NotStored: another component keeps and restores the jail's bans
+	// (the fleet's remote bans, in its book of signed records). The
+	// manager enforces and lists them but does not write them to the
+	// store, so each is stored once. Deletes still go to the store (a ban
+	// stored by an earlier version is removed when it ends).
+	NotStored bool
 }
 
 // Deps are the manager's collaborators. Store and Backend are required.

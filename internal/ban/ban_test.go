@@ -1124,3 +1124,53 @@ func TestListJails(t *testing.T) {
 		})
 	}
 }
+
+// TestNotStoredJail: a jail whose bans another component stores is
+// enforced and listed like any other, and nothing of it reaches the
+// store: no ban record, no offence history, nothing restored from it.
+func TestNotStoredJail(t *testing.T) {
+	per := map[string]JailConfig{"fleet": {NotStored: true}}
+	e := newEnv(t, Config{PerJail: per})
+	ctx := context.Background()
+	reqs := []Request{
+		{Jail: "fleet", Prefix: netip.MustParsePrefix("192.0.2.1/32"), Duration: time.Hour, Reason: "remote"},
+		{Jail: "sshd", Prefix: netip.MustParsePrefix("198.51.100.1/32"), Duration: time.Hour, Reason: "local"},
+		{Jail: "fleet", Prefix: netip.MustParsePrefix("192.0.2.2/32"), Duration: time.Hour, Reason: "remote"},
+	}
+	for i, r := range e.m.BanMany(ctx, reqs) {
+		if r.Err != nil || r.Entry.Offence != 1 || !r.Entry.Enforced || r.Entry.Unsaved {
+			t.Fatalf("request %d: %+v %v", i, r.Entry, r.Err)
+		}
+	}
+	// An extension of a remote ban is not stored either.
+	if _, err := e.m.Ban(ctx, "fleet", netip.MustParsePrefix("192.0.2.1/32"), 2*time.Hour, "remote"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(fwPrefixes(t, e.fw), ", "), "fleet 192.0.2.1/32, fleet 192.0.2.2/32, sshd 198.51.100.1/32"; got != want {
+		t.Errorf("firewall %q, want %q", got, want)
+	}
+	if got, want := strings.Join(storedPrefixes(t, e.st), ", "), "sshd 198.51.100.1/32"; got != want {
+		t.Errorf("stored %q, want %q", got, want)
+	}
+	if o, err := e.st.Offences("fleet", netip.MustParsePrefix("192.0.2.1/32"), false); err != nil || o.Count != 0 {
+		t.Errorf("offence history of a remote ban: %+v %v", o, err)
+	}
+	if h := e.m.Health(); h.Unsaved != 0 {
+		t.Errorf("health %+v", h)
+	}
+	// Lifting one works as for any jail.
+	if _, err := e.m.Unban(ctx, "fleet", netip.MustParsePrefix("192.0.2.2/32")); err != nil {
+		t.Fatal(err)
+	}
+	// A restarted manager restores the stored jail's ban only.
+	m2, err := New(Config{PerJail: per, Location: time.UTC}, Deps{Store: e.st, Backend: firewall.NewFake(), Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := m2.Restore(ctx); err != nil || st.Restored != 1 {
+		t.Fatalf("restore %+v %v", st, err)
+	}
+	if l := m2.List(""); len(l) != 1 || l[0].Jail != "sshd" {
+		t.Fatalf("restored %+v", l)
+	}
+}

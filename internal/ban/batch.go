@@ -221,40 +221,62 @@ func (m *Manager) save(adds, exts []pending, now time.Time) {
 	down := m.storeDown(now)
 	names := m.t.jails
 	m.mu.Unlock()
+	// Bans of jails stored elsewhere are done here: a first offence.
+	per := *m.perJail.Load()
+	stored := func(ps []pending) []int {
+		idx := make([]int, 0, len(ps))
+		for n := range ps {
+			if per[names[ps[n].r.key.jail].name].NotStored {
+				ps[n].r.offence = max(ps[n].r.offence, 1)
+				ps[n].r.flags &^= fUnsaved | fNewOffence
+				continue
+			}
+			idx = append(idx, n)
+		}
+		return idx
+	}
+	ai, xi := stored(adds), stored(exts)
 	var addErr, extErr error
 	if down {
-		addErr, extErr = errStoreDown, errStoreDown
+		if len(ai) > 0 {
+			addErr = errStoreDown
+		}
+		if len(xi) > 0 {
+			extErr = errStoreDown
+		}
 	} else {
-		if len(adds) > 0 {
-			sb := make([]store.Ban, len(adds))
-			for n, a := range adds {
-				sb[n] = store.Ban{Jail: names[a.r.key.jail].name, Prefix: a.r.key.prefix(), Start: fromNano(a.r.start),
+		if len(ai) > 0 {
+			sb := make([]store.Ban, len(ai))
+			for j, n := range ai {
+				a := &adds[n]
+				sb[j] = store.Ban{Jail: names[a.r.key.jail].name, Prefix: a.r.key.prefix(), Start: fromNano(a.r.start),
 					Expires: fromNano(a.r.expires), Reason: a.reason}
 			}
 			if addErr = m.store.AddBans(sb); addErr == nil {
-				for n := range adds {
-					adds[n].r.offence = uint32(sb[n].Offence)
+				for j, n := range ai {
+					adds[n].r.offence = uint32(sb[j].Offence)
 					adds[n].r.flags &^= fUnsaved | fNewOffence
 				}
 			}
 		}
-		if len(exts) > 0 {
-			sb := make([]store.Ban, len(exts))
-			for n, x := range exts {
-				sb[n] = store.Ban{Jail: names[x.r.key.jail].name, Prefix: x.r.key.prefix(), Start: fromNano(x.r.start),
+		if len(xi) > 0 {
+			sb := make([]store.Ban, len(xi))
+			for j, n := range xi {
+				x := &exts[n]
+				sb[j] = store.Ban{Jail: names[x.r.key.jail].name, Prefix: x.r.key.prefix(), Start: fromNano(x.r.start),
 					Expires: fromNano(x.r.expires), Offence: int(x.r.offence), Reason: x.reason}
 			}
 			// An extension of a ban whose offence is not counted yet stays
 			// with the pending add.
 			if extErr = m.store.UpdateBans(sb); extErr == nil {
-				for n := range exts {
+				for _, n := range xi {
 					exts[n].r.flags &^= fUnsaved
 				}
 			}
 		}
 	}
 	if addErr != nil {
-		for n := range adds {
+		for _, n := range ai {
 			a := &adds[n]
 			a.r.flags |= fUnsaved | fNewOffence
 			if o, err := m.store.Offences(names[a.r.key.jail].name, a.r.key.prefix(), false); err == nil {
@@ -263,7 +285,7 @@ func (m *Manager) save(adds, exts []pending, now time.Time) {
 		}
 	}
 	if extErr != nil {
-		for n := range exts {
+		for _, n := range xi {
 			exts[n].r.flags |= fUnsaved
 		}
 	}

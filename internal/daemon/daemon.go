@@ -284,7 +284,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		names[i] = p.Name()
 	}
 	names = append(names, fleetJails(cfg)...) // remote bans (fleet.go)
-	d.bans, err = ban.New(ban.Config{Protected: protected, HistoryMaxAge: cfg.Daemon.DBPurgeAge, Jails: names, PerJail: banJails(plans)},
+	d.bans, err = ban.New(ban.Config{Protected: protected, HistoryMaxAge: cfg.Daemon.DBPurgeAge, Jails: names, PerJail: banJails(plans, fleetJails(cfg))},
 		ban.Deps{Store: d.st, Backend: d.fw, Now: d.now, Logger: d.log, BanLog: d.logW})
 	if err != nil {
 		return nil, err

@@ -128,7 +128,7 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 	d.cfg = cfg
 	d.reloadErr = ""
 	d.mu.Unlock()
-	if err := d.bans.SetJailConfig(banJails(plans)); err != nil {
+	if err := d.bans.SetJailConfig(banJails(plans, fleetJails(cfg))); err != nil {
 		d.log.Error("ban limits after reload", "err", err)
 	}
 	for _, r := range started {

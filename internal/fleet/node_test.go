@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -91,7 +92,10 @@ func (m *member) start() {
 		t.Fatal(err)
 	}
 	m.fw = firewall.NewFake()
-	m.bans, err = ban.New(ban.Config{ReconcileInterval: -1}, ban.Deps{Store: m.st, Backend: m.fw})
+	// As the daemon does: the fleet's book stores the remote bans.
+	jail := cmp.Or(m.cfg.Jail, fleet.DefaultJail)
+	m.bans, err = ban.New(ban.Config{ReconcileInterval: -1, PerJail: map[string]ban.JailConfig{jail: {NotStored: true}}},
+		ban.Deps{Store: m.st, Backend: m.fw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,6 +338,49 @@ func TestReplayAfterRestart(t *testing.T) {
 	if got := a.node.Status().Queue.Published; got != 1 {
 		t.Fatalf("web1 published %d records after its restart (had %d before), want only the new ban", got, pub)
 	}
+}
+
+// TestRemoteBansSurviveARestartWithoutTheBus: the remote bans are stored
+// once, in the fleet's book (not also as the ban manager's bans), and a
+// daemon that restarts while the bus is down enforces them again from
+// it.
+func TestRemoteBansSurviveARestartWithoutTheBus(t *testing.T) {
+	srv := fleettest.Start(t, fleettest.Options{})
+	initStream(t, srv, fleet.Conn{})
+	keys := newKeys(t, "web1", "web2")
+	trusted := []string{"web1", "web2"}
+	a := newMember(t, srv.URL(), "web1", keys, trusted, nil)
+	b := newMember(t, srv.URL(), "web2", keys, trusted, nil)
+	a.waitCaughtUp()
+	b.waitCaughtUp()
+	a.ban("sshd", "198.51.100.1/32", time.Hour)
+	a.ban("sshd", "198.51.100.2/32", time.Hour)
+	b.waitFleet("before the outage", "198.51.100.1/32", "198.51.100.2/32")
+	if n := storedBans(t, b.st, fleet.DefaultJail); n != 0 {
+		t.Fatalf("the ban manager stored %d remote bans as well", n)
+	}
+	srv.Stop()
+	b.restart()
+	b.waitFleet("restarted without the bus", "198.51.100.1/32", "198.51.100.2/32")
+	if b.node.Status().Connected {
+		t.Fatal("connected with the server stopped")
+	}
+}
+
+// storedBans counts the ban manager's stored bans of jail.
+func storedBans(t testing.TB, st *store.Store, jail string) int {
+	t.Helper()
+	bans, _, err := st.Bans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, b := range bans {
+		if b.Jail == jail {
+			n++
+		}
+	}
+	return n
 }
 
 func TestReconnectAfterServerRestart(t *testing.T) {
