@@ -163,7 +163,7 @@ func (m *Manager) plan(reqs []Request, valid []int, res []Result, now time.Time)
 		ext bool
 		n   int
 	}
-	inBatch := map[bkey]slot{}
+	inBatch := make(map[bkey]slot, len(valid))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, i := range valid {

@@ -159,6 +159,28 @@ func newBook(pol Policy) *book {
 		touched: map[netip.Prefix]bool{}, refused: map[string]uint64{}, ownSeen: map[netip.Prefix]Record{}}
 }
 
+// maxReserve bounds what a replay's message count makes the book set
+// aside (the stream's count is the fleet's, not a bound of this server).
+const maxReserve = 250_000
+
+// reserve makes room for n entries before a replay of n messages, so
+// that the indexes are not grown and copied step by step as it arrives.
+func (b *book) reserve(n int) {
+	n = min(n, maxReserve)
+	if n <= 2*len(b.entries) {
+		return
+	}
+	entries := make(map[okey]*entry, n)
+	for k, e := range b.entries {
+		entries[k] = e
+	}
+	byPrefix := make(map[netip.Prefix][]string, n)
+	for p, o := range b.byPrefix {
+		byPrefix[p] = o
+	}
+	b.entries, b.byPrefix = entries, byPrefix
+}
+
 func (b *book) origin(name string) *originStats {
 	o := b.origins[name]
 	if o == nil {
@@ -547,6 +569,7 @@ func encodeEntries(put map[okey]entry) map[string][]byte {
 // load restores persisted records (before any message); records of
 // untrusted origins are dropped.
 func (b *book) load(recs map[string][]byte, t *Trust, now time.Time) (bad int) {
+	b.reserve(len(recs))
 	for ks, v := range recs {
 		k, ok := parseOKey(ks)
 		e, err := decodeEntry(v)

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"crypto/ed25519"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -193,5 +194,24 @@ func TestBookLifecycle(t *testing.T) {
 	}
 	if got := strings.Join(applyAll(nb, t0), " "); got != "" {
 		t.Fatalf("after the sweep: %q (nothing was applied in the new book)", got)
+	}
+}
+
+// TestBookReserveKeepsEntries: room made for a replay keeps what the
+// book holds, and a replay smaller than the book changes nothing.
+func TestBookReserveKeepsEntries(t *testing.T) {
+	b := newBook(Policy{Self: "me"})
+	applyAll(b, t0, brec("web1", "198.51.100.1/32", 1, t0, time.Hour), brec("web2", "198.51.100.1/32", 1, t0, 2*time.Hour))
+	before := b.entries
+	b.reserve(1)
+	if fmt.Sprintf("%p", b.entries) != fmt.Sprintf("%p", before) {
+		t.Fatal("a small replay replaced the index")
+	}
+	b.reserve(1000)
+	if len(b.entries) != 2 || len(b.byPrefix[netip.MustParsePrefix("198.51.100.1/32")]) != 2 {
+		t.Fatalf("after reserve: %d entries, %v", len(b.entries), b.byPrefix)
+	}
+	if got := strings.Join(applyAll(b, t0, brec("web3", "198.51.100.2/32", 1, t0, time.Hour)), " "); got != "+198.51.100.2/32 1h0m0s" {
+		t.Fatalf("changes after reserve %q", got)
 	}
 }

@@ -635,6 +635,13 @@ func (n *Node) consumer(ctx context.Context, bus Bus, reconnected <-chan struct{
 			continue
 		}
 		cur = sub
+		if info.Messages > 0 {
+			n.enqueueOp(func(time.Time) {
+				n.mu.Lock()
+				n.book.reserve(int(min(info.Messages, maxReserve)))
+				n.mu.Unlock()
+			})
+		}
 		if info.Messages == 0 {
 			n.enqueueOp(func(now time.Time) { n.replayDone(ctx, gen, now) })
 		}

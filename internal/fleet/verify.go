@@ -47,11 +47,19 @@ func VerifyBatch(msgs []Message, trust *Trust, out []Verified) {
 		sig []byte
 	}
 	todo := make([]pending, 0, len(msgs))
+	// The signed messages (domain and record) share one buffer.
+	size := 0
+	for _, m := range msgs {
+		size += len(signDomain) + len(m.Data)
+	}
+	buf := make([]byte, 0, size)
 	for i, m := range msgs {
 		v, key, env := prepare(m.Subject, m.Data, trust)
 		out[i] = v
 		if v.Refused == "" {
-			todo = append(todo, pending{i, key, signed(env.R), env.S})
+			s := len(buf)
+			buf = append(append(buf, signDomain...), env.R...)
+			todo = append(todo, pending{i, key, buf[s:len(buf):len(buf)], env.S})
 		}
 	}
 	if len(todo) < minBatch {
