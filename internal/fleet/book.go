@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -178,7 +177,11 @@ func (b *book) reserve(n int) {
 	for p, o := range b.byPrefix {
 		byPrefix[p] = o
 	}
-	b.entries, b.byPrefix = entries, byPrefix
+	applied := make(map[netip.Prefix]applied, n)
+	for p, a := range b.applied {
+		applied[p] = a
+	}
+	b.entries, b.byPrefix, b.applied = entries, byPrefix, applied
 }
 
 func (b *book) origin(name string) *originStats {
@@ -334,7 +337,8 @@ func (b *book) judge(r Record, old *entry, now time.Time) (string, string) {
 // want is the ban a prefix should have here: the quorum-th longest of
 // the eligible records (zero until: permanent).
 func (b *book) want(p netip.Prefix, now time.Time) (until time.Time, ok bool, who []*entry) {
-	var ups []time.Time
+	var buf [4]time.Time
+	ups := buf[:0]
 	for _, o := range b.byPrefix[p] {
 		e := b.entries[okey{o, p}]
 		if e != nil && e.eligible(now) {
@@ -346,11 +350,17 @@ func (b *book) want(p netip.Prefix, now time.Time) (until time.Time, ok bool, wh
 		return time.Time{}, false, who
 	}
 	// Longest first; zero (permanent) is the longest.
-	sort.Slice(ups, func(i, j int) bool {
-		if ups[i].IsZero() != ups[j].IsZero() {
-			return ups[i].IsZero()
+	slices.SortFunc(ups, func(x, y time.Time) int {
+		switch {
+		case x.IsZero() != y.IsZero():
+			if x.IsZero() {
+				return -1
+			}
+			return 1
+		case x.IsZero():
+			return 0
 		}
-		return ups[i].After(ups[j])
+		return y.Compare(x)
 	})
 	return ups[b.pol.Quorum-1], true, who
 }
@@ -403,6 +413,14 @@ func longer(a, b time.Time) bool {
 }
 
 func reasonOf(who []*entry) string {
+	if len(who) == 1 { // the common case, in one allocation
+		r := &who[0].Rec
+		s := "fleet: " + r.Origin + "/" + r.Jail + ": " + r.Reason
+		if r.Reason == "" {
+			s = s[:len(s)-2]
+		}
+		return s[:min(len(s), 400)]
+	}
 	parts := make([]string, 0, len(who))
 	for _, e := range who {
 		parts = append(parts, e.Rec.Origin+"/"+e.Rec.Jail)

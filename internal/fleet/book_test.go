@@ -108,6 +108,12 @@ func TestBookPolicy(t *testing.T) {
 			brec("web1", "198.51.100.7/32", 1, t0, time.Hour), brec("web2", "198.51.100.7/32", 1, t0, 90*time.Minute),
 			brec("web3", "198.51.100.8/32", 1, t0, 90*time.Minute)},
 			want: "+198.51.100.7/32 1h0m0s"},
+		{name: "quorum: permanent is the longest", pol: func(p *Policy) { p.Quorum, p.Caps.TTL = 2, 0 }, records: []Verified{
+			brec("web1", "198.51.100.7/32", 1, t0, time.Hour), brec("web2", "198.51.100.7/32", 1, t0, 0), brec("web3", "198.51.100.7/32", 1, t0, 90*time.Minute)},
+			want: "+198.51.100.7/32 1h30m0s"},
+		{name: "quorum of permanent bans: permanent", pol: func(p *Policy) { p.Quorum, p.Caps.TTL = 2, 0 }, records: []Verified{
+			brec("web1", "198.51.100.7/32", 1, t0, 0), brec("web2", "198.51.100.7/32", 1, t0, 0)},
+			want: "+198.51.100.7/32 -1ns"},
 		{name: "quorum ignores refused origins", pol: func(p *Policy) { p.Quorum = 2 }, records: []Verified{
 			brec("web1", "192.0.2.1/32", 1, t0, time.Hour), brec("web2", "192.0.2.1/32", 1, t0, time.Hour)},
 			refused: "exempt=2"},

@@ -523,8 +523,8 @@ func (n *Node) commit(ctx context.Context, now time.Time) {
 	if len(changes) == 0 {
 		return
 	}
-	var reqs []ban.Request
-	var ps []netip.Prefix
+	reqs := make([]ban.Request, 0, len(changes))
+	ps := make([]netip.Prefix, 0, len(changes))
 	for _, c := range changes {
 		if !c.Ban || c.Shorten {
 			if _, err := n.deps.Bans.Unban(ctx, n.cfg.Jail, c.Prefix); err != nil && !errors.Is(err, ban.ErrNotBanned) {
