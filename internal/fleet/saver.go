@@ -9,11 +9,12 @@ import (
 // The applier hands over each commit's changes and goes on enforcing;
 // the saver writes them in order, and what piles up during one write
 // goes into the next transaction as one (a replay of 100,000 records
-// waited two of its three seconds on these writes' fsyncs before). A
-// crash loses at most the changes not written yet, which the stream
-// replays; the bans themselves are the ban manager's and are saved by it.
-// Pending changes are bounded by the book: one entry per record key. The
-// entries are encoded here too, off the applier's path.
+// waited two of its three seconds on these writes' fsyncs before). The
+// book is the only store of the remote bans (the ban manager does not
+// write the fleet jail's), so a crash loses the changes not written yet:
+// the records of the last few milliseconds, which the next replay brings
+// back. Pending changes are bounded by the book: one entry per record
+// key. The entries are encoded here too, off the applier's path.
 type saver struct {
 	store Store
 	space string
