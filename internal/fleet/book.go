@@ -133,17 +133,55 @@ type Change struct {
 	Reason   string
 }
 
+// slot is what the book knows of one prefix.
+type slot struct {
+	// entries are the origins' latest records, at most one per origin,
+	// ordered by origin.
+	entries []*entry
+	// applied is what the book put into the ban manager (when have).
+	applied applied
+	have    bool
+	// one holds the entries of a prefix with one origin (most of them).
+	one [1]*entry
+}
+
+func newSlot() *slot {
+	s := &slot{}
+	s.entries = s.one[:0]
+	return s
+}
+
+// find returns the index of origin o's entry in s, or where it belongs.
+func (s *slot) find(o string) (int, bool) {
+	return slices.BinarySearchFunc(s.entries, o, func(e *entry, o string) int { return strings.Compare(e.Rec.Origin, o) })
+}
+
+// get returns origin o's entry (nil when none).
+func (s *slot) get(o string) *entry {
+	if s == nil {
+		return nil
+	}
+	if i, ok := s.find(o); ok {
+		return s.entries[i]
+	}
+	return nil
+}
+
 // book holds every origin's latest record per prefix and decides what is
 // enforced. It is not safe for concurrent use (the node's applier owns it).
+// One index, by prefix, serves both the records (a prefix has few
+// origins) and what is enforced: a record received costs one lookup in
+// it, not one per index.
 type book struct {
-	pol     Policy
-	entries map[okey]*entry
-	// byPrefix lists the origins with an entry for a prefix.
-	byPrefix map[netip.Prefix][]string
-	origins  map[string]*originStats
-	applied  map[netip.Prefix]applied
-	// dirty keys must be saved (or deleted when absent).
-	dirty   map[okey]bool
+	pol   Policy
+	slots map[netip.Prefix]*slot
+	// entries and enforced count the records and the prefixes applied.
+	entries, enforced int
+	origins           map[string]*originStats
+	// dirty entries must be saved (nil: deleted); junk are stored keys
+	// that could not be read, deleted by the next save.
+	dirty   map[okey]*entry
+	junk    []string
 	touched map[netip.Prefix]bool
 	refused map[string]uint64
 	// ownSeen are this server's own records seen on the stream (prefix →
@@ -153,8 +191,7 @@ type book struct {
 
 func newBook(pol Policy) *book {
 	pol.norm()
-	return &book{pol: pol, entries: map[okey]*entry{}, byPrefix: map[netip.Prefix][]string{},
-		origins: map[string]*originStats{}, applied: map[netip.Prefix]applied{}, dirty: map[okey]bool{},
+	return &book{pol: pol, slots: map[netip.Prefix]*slot{}, origins: map[string]*originStats{}, dirty: map[okey]*entry{},
 		touched: map[netip.Prefix]bool{}, refused: map[string]uint64{}, ownSeen: map[netip.Prefix]Record{}}
 }
 
@@ -162,26 +199,47 @@ func newBook(pol Policy) *book {
 // aside (the stream's count is the fleet's, not a bound of this server).
 const maxReserve = 250_000
 
-// reserve makes room for n entries before a replay of n messages, so
-// that the indexes are not grown and copied step by step as it arrives.
+// reserve makes room for n records before a replay of n messages, so
+// that the index is not grown and copied step by step as it arrives.
 func (b *book) reserve(n int) {
 	n = min(n, maxReserve)
-	if n <= 2*len(b.entries) {
+	if n <= 2*len(b.slots) {
 		return
 	}
-	entries := make(map[okey]*entry, n)
-	for k, e := range b.entries {
-		entries[k] = e
+	slots := make(map[netip.Prefix]*slot, n)
+	for p, s := range b.slots {
+		slots[p] = s
 	}
-	byPrefix := make(map[netip.Prefix][]string, n)
-	for p, o := range b.byPrefix {
-		byPrefix[p] = o
+	b.slots = slots
+}
+
+// entry returns the entry under k (nil when none).
+func (b *book) entry(k okey) *entry { return b.slots[k.prefix].get(k.origin) }
+
+// each calls fn for every entry. fn may replace or delete the entry it
+// is given (and no other).
+func (b *book) each(fn func(k okey, e *entry)) {
+	var ks []okey
+	for p, s := range b.slots {
+		for _, e := range s.entries {
+			ks = append(ks, okey{e.Rec.Origin, p})
+		}
 	}
-	applied := make(map[netip.Prefix]applied, n)
-	for p, a := range b.applied {
-		applied[p] = a
+	for _, k := range ks {
+		if e := b.entry(k); e != nil {
+			fn(k, e)
+		}
 	}
-	b.entries, b.byPrefix, b.applied = entries, byPrefix, applied
+}
+
+// resetMap empties m for reuse, or returns a new map when m held many
+// keys (a map keeps the room it once needed).
+func resetMap[K comparable, V any](m map[K]V) map[K]V {
+	if len(m) > 4*maxBatch {
+		return map[K]V{}
+	}
+	clear(m)
+	return m
 }
 
 func (b *book) origin(name string) *originStats {
@@ -200,20 +258,28 @@ func (b *book) refuse(origin, reason string) {
 	}
 }
 
-// put stores e under k, keeping the indexes and counters right.
-func (b *book) put(k okey, e *entry, now time.Time) {
-	if old := b.entries[k]; old != nil {
-		if old.eligibleCounted() {
+// put stores e under k, keeping the index and counters right.
+func (b *book) put(k okey, e *entry) { b.putIn(b.slots[k.prefix], k, e) }
+
+// putIn is put with k's slot (nil when there is none yet).
+func (b *book) putIn(s *slot, k okey, e *entry) {
+	if s == nil {
+		s = newSlot()
+		b.slots[k.prefix] = s
+	}
+	if i, ok := s.find(k.origin); ok {
+		if s.entries[i].eligibleCounted() {
 			b.origin(k.origin).active--
 		}
+		s.entries[i] = e
 	} else {
-		b.byPrefix[k.prefix] = append(b.byPrefix[k.prefix], k.origin)
+		s.entries = slices.Insert(s.entries, i, e)
+		b.entries++
 	}
-	b.entries[k] = e
 	if e.eligibleCounted() {
 		b.origin(k.origin).active++
 	}
-	b.dirty[k] = true
+	b.dirty[k] = e
 	b.touched[k.prefix] = true
 }
 
@@ -221,22 +287,64 @@ func (b *book) put(k okey, e *entry, now time.Time) {
 func (e *entry) eligibleCounted() bool { return e.Rec.Kind == KindBan && e.Refused == "" }
 
 func (b *book) del(k okey) {
-	e := b.entries[k]
-	if e == nil {
+	s := b.slots[k.prefix]
+	if s == nil {
 		return
 	}
-	if e.eligibleCounted() {
+	i, ok := s.find(k.origin)
+	if !ok {
+		return
+	}
+	if s.entries[i].eligibleCounted() {
 		b.origin(k.origin).active--
 	}
-	delete(b.entries, k)
-	l := slices.DeleteFunc(b.byPrefix[k.prefix], func(o string) bool { return o == k.origin })
-	if len(l) == 0 {
-		delete(b.byPrefix, k.prefix)
-	} else {
-		b.byPrefix[k.prefix] = l
-	}
-	b.dirty[k] = true
+	s.entries = slices.Delete(s.entries, i, i+1)
+	b.entries--
+	b.dropIfEmpty(k.prefix, s)
+	b.dirty[k] = nil
 	b.touched[k.prefix] = true
+}
+
+// dropIfEmpty forgets p's slot when it holds nothing.
+func (b *book) dropIfEmpty(p netip.Prefix, s *slot) {
+	if len(s.entries) == 0 && !s.have {
+		delete(b.slots, p)
+	}
+}
+
+// setApplied records what the ban manager holds for p (have false: nothing).
+func (b *book) setApplied(p netip.Prefix, s *slot, a applied, have bool) {
+	if s == nil {
+		if !have {
+			return
+		}
+		s = newSlot()
+		b.slots[p] = s
+	}
+	switch {
+	case have && !s.have:
+		b.enforced++
+	case !have && s.have:
+		b.enforced--
+	}
+	s.applied, s.have = a, have
+	if !have {
+		b.dropIfEmpty(p, s)
+	}
+}
+
+// restoreApplied records a ban the ban manager already holds (at start)
+// and has it checked by the next changes.
+func (b *book) restoreApplied(p netip.Prefix, until time.Time) {
+	b.setApplied(p, b.slots[p], applied{until: until}, true)
+	b.touched[p] = true
+}
+
+// touchAll has every prefix checked by the next changes.
+func (b *book) touchAll() {
+	for p := range b.slots {
+		b.touched[p] = true
+	}
 }
 
 // receive applies one verified message seen in replay generation gen.
@@ -258,7 +366,8 @@ func (b *book) receive(v Verified, gen uint64, now time.Time) {
 	o.lastSeen = now
 	o.lastSeq = max(o.lastSeq, r.Seq)
 	k := okey{r.Origin, r.Prefix}
-	old := b.entries[k]
+	sl := b.slots[k.prefix]
+	old := sl.get(k.origin)
 	if old != nil {
 		switch {
 		case old.Rec.Seq == r.Seq:
@@ -278,7 +387,7 @@ func (b *book) receive(v Verified, gen uint64, now time.Time) {
 		if r.Permanent() || until.Sub(now) > tombstoneLife {
 			until = now.Add(tombstoneLife)
 		}
-		b.put(k, &entry{Rec: r, Until: until, Received: now, gen: gen}, now)
+		b.putIn(sl, k, &entry{Rec: r, Until: until, Received: now, gen: gen})
 		return
 	}
 	e := &entry{Rec: r, Received: now, gen: gen}
@@ -299,7 +408,7 @@ func (b *book) receive(v Verified, gen uint64, now time.Time) {
 		}
 		return
 	}
-	b.put(k, e, now)
+	b.putIn(sl, k, e)
 }
 
 // judge returns why r must not be applied ("" when it may).
@@ -334,14 +443,16 @@ func (b *book) judge(r Record, old *entry, now time.Time) (string, string) {
 	return "", ""
 }
 
-// want is the ban a prefix should have here: the quorum-th longest of
+// want is the ban a prefix (its slot) should have here: the quorum-th longest of
 // the eligible records (zero until: permanent).
-func (b *book) want(p netip.Prefix, now time.Time) (until time.Time, ok bool, who []*entry) {
+func (b *book) want(s *slot, now time.Time) (until time.Time, ok bool, who []*entry) {
+	if s == nil {
+		return time.Time{}, false, nil
+	}
 	var buf [4]time.Time
 	ups := buf[:0]
-	for _, o := range b.byPrefix[p] {
-		e := b.entries[okey{o, p}]
-		if e != nil && e.eligible(now) {
+	for _, e := range s.entries {
+		if e.eligible(now) {
 			ups = append(ups, e.Until)
 			who = append(who, e)
 		}
@@ -373,26 +484,26 @@ func (b *book) changes(now time.Time) []Change {
 	for p := range b.touched {
 		ps = append(ps, p)
 	}
-	b.touched = map[netip.Prefix]bool{}
+	b.touched = resetMap(b.touched)
 	slices.SortFunc(ps, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
 	for _, p := range ps {
-		until, ok, who := b.want(p, now)
-		cur, have := b.applied[p]
+		s := b.slots[p]
+		until, ok, who := b.want(s, now)
+		have := s != nil && s.have
 		switch {
 		case !ok && have:
-			delete(b.applied, p)
+			b.setApplied(p, s, applied{}, false)
 			out = append(out, Change{Prefix: p})
 		case !ok:
-		case !have || !until.Equal(cur.until):
+		case !have || !until.Equal(s.applied.until):
 			d := time.Duration(-1)
 			if !until.IsZero() {
-				d = until.Sub(now)
-				if d <= 0 {
-					continue
+				if d = until.Sub(now); d <= 0 {
+					break
 				}
 			}
-			shorten := have && longer(cur.until, until)
-			b.applied[p] = applied{until: until}
+			shorten := have && longer(s.applied.until, until)
+			b.setApplied(p, s, applied{until: until}, true)
 			if !have {
 				for _, e := range who {
 					b.origin(e.Rec.Origin).applied++
@@ -439,29 +550,34 @@ func reasonOf(who []*entry) string {
 // refusedByManager marks the records of p refused when the ban manager
 // would not ban it (a protected address).
 func (b *book) refusedByManager(p netip.Prefix, why string, now time.Time) {
-	delete(b.applied, p)
-	for _, o := range slices.Clone(b.byPrefix[p]) {
-		k := okey{o, p}
-		e := b.entries[k]
-		if e == nil || !e.eligibleCounted() {
+	s := b.slots[p]
+	if s == nil {
+		return
+	}
+	b.setApplied(p, s, applied{}, false)
+	for _, e := range slices.Clone(s.entries) {
+		if !e.eligibleCounted() {
 			continue
 		}
 		ne := *e
 		ne.Refused, ne.Detail = RefuseExempt, why
-		b.put(k, &ne, now)
-		b.refuse(o, RefuseExempt)
+		b.put(okey{e.Rec.Origin, p}, &ne)
+		b.refuse(e.Rec.Origin, RefuseExempt)
 	}
 	delete(b.touched, p)
 }
 
 // liftedLocally records that an admin unbanned p in the fleet jail.
 func (b *book) liftedLocally(p netip.Prefix) {
-	delete(b.applied, p)
-	for _, o := range b.byPrefix[p] {
-		k := okey{o, p}
-		if e := b.entries[k]; e != nil && !e.Lifted {
+	s := b.slots[p]
+	if s == nil {
+		return
+	}
+	b.setApplied(p, s, applied{}, false)
+	for _, e := range s.entries {
+		if !e.Lifted {
 			e.Lifted = true
-			b.dirty[k] = true
+			b.dirty[okey{e.Rec.Origin, p}] = e
 		}
 	}
 }
@@ -469,12 +585,12 @@ func (b *book) liftedLocally(p netip.Prefix) {
 // forgetUntrusted drops the records of origins no longer trusted.
 func (b *book) forgetUntrusted(t *Trust) int {
 	n := 0
-	for k := range b.entries {
+	b.each(func(k okey, _ *entry) {
 		if _, ok := t.Key(k.origin); !ok {
 			b.del(k)
 			n++
 		}
-	}
+	})
 	for name := range b.origins {
 		if _, ok := t.Key(name); !ok {
 			delete(b.origins, name)
@@ -488,20 +604,20 @@ func (b *book) forgetUntrusted(t *Trust) int {
 func (b *book) reevaluate(pol Policy, now time.Time) {
 	pol.norm()
 	b.pol = pol
-	for k, e := range b.entries {
+	b.each(func(k okey, e *entry) {
 		if e.Rec.Kind != KindBan {
-			continue
+			return
 		}
 		if why, ok := b.exemptNow(e.Rec); ok && e.Refused == "" {
 			ne := *e
 			ne.Refused, ne.Detail = RefuseExempt, why
-			b.put(k, &ne, now)
+			b.put(k, &ne)
 		} else if !ok && e.Refused == RefuseExempt {
 			ne := *e
 			ne.Refused, ne.Detail = "", ""
-			b.put(k, &ne, now)
+			b.put(k, &ne)
 		}
-	}
+	})
 }
 
 func (b *book) exemptNow(r Record) (string, bool) {
@@ -517,7 +633,7 @@ func (b *book) exemptNow(r Record) (string, bool) {
 // sweep drops records that stopped counting (expired) and, after a full
 // replay of generation gen (gen > 0), records the stream no longer holds.
 func (b *book) sweep(now time.Time, gen uint64) (expired, unseen int) {
-	for k, e := range b.entries {
+	b.each(func(k okey, e *entry) {
 		switch {
 		case gen > 0 && e.gen != gen:
 			b.del(k)
@@ -526,10 +642,10 @@ func (b *book) sweep(now time.Time, gen uint64) (expired, unseen int) {
 			b.del(k)
 			expired++
 		}
-	}
-	for p, a := range b.applied {
-		if !a.until.IsZero() && !a.until.After(now) {
-			delete(b.applied, p) // the ban manager expired it
+	})
+	for p, s := range b.slots {
+		if s.have && !s.applied.until.IsZero() && !s.applied.until.After(now) {
+			b.setApplied(p, s, applied{}, false) // the ban manager expired it
 		}
 	}
 	if gen > 0 {
@@ -555,20 +671,20 @@ type saved struct {
 	e entry
 }
 
-// save returns the dirty entries to put and the keys to delete, and
-// clears the dirty set.
-func (b *book) save() ([]saved, []okey) {
-	put := make([]saved, 0, len(b.dirty))
-	var del []okey
-	for k := range b.dirty {
-		if e := b.entries[k]; e != nil {
+// save returns the dirty entries to put, the keys to delete and the
+// unreadable stored keys to delete, and clears the dirty set.
+func (b *book) save() (put []saved, del []okey, junk []string) {
+	put = make([]saved, 0, len(b.dirty))
+	for k, e := range b.dirty {
+		if e != nil {
 			put = append(put, saved{k, *e})
 		} else {
 			del = append(del, k)
 		}
 	}
-	b.dirty = map[okey]bool{}
-	return put, del
+	b.dirty = resetMap(b.dirty)
+	junk, b.junk = b.junk, nil
+	return put, del, junk
 }
 
 // encodeEntries is the stored form of saved entries (what load reads),
@@ -593,21 +709,21 @@ func (b *book) load(recs map[string][]byte, t *Trust, now time.Time) (bad int) {
 		e, err := decodeEntry(v)
 		if !ok || err != nil || e.Rec.validate() != nil || e.Rec.Origin != k.origin || e.Rec.Prefix != k.prefix {
 			bad++
-			b.dirty[k] = true
+			b.junk = append(b.junk, ks) // deleted by the next save
 			continue
 		}
 		if _, trusted := t.Key(k.origin); !trusted {
-			b.dirty[k] = true // deleted by the next save
+			b.junk = append(b.junk, ks)
 			continue
 		}
-		b.put(k, &e, now)
+		b.put(k, &e)
 		o := b.origin(k.origin)
 		o.lastSeq = max(o.lastSeq, e.Rec.Seq)
 		if e.Refused == "" && e.Rec.Kind == KindBan {
 			o.minutes[e.Rec.Issued.Unix()/60]++
 		}
 	}
-	b.dirty = map[okey]bool{}
+	clear(b.dirty) // as stored
 	return bad
 }
 
@@ -620,17 +736,13 @@ type Origin = control.FleetOrigin
 // explain lists the records of every prefix containing a.
 func (b *book) explain(a netip.Addr, now time.Time) []Origin {
 	var out []Origin
-	for p, origins := range b.byPrefix {
+	for p, s := range b.slots {
 		if !p.Contains(a) {
 			continue
 		}
-		_, ok, _ := b.want(p, now)
-		for _, o := range origins {
-			e := b.entries[okey{o, p}]
-			if e == nil {
-				continue
-			}
-			v := Origin{Origin: o, Prefix: p.String(), Jail: e.Rec.Jail, Reason: e.Rec.Reason, Issued: e.Rec.Issued,
+		_, ok, _ := b.want(s, now)
+		for _, e := range s.entries {
+			v := Origin{Origin: e.Rec.Origin, Prefix: p.String(), Jail: e.Rec.Jail, Reason: e.Rec.Reason, Issued: e.Rec.Issued,
 				Received: e.Received, Seq: e.Rec.Seq, Refused: e.Refused, Detail: e.Detail}
 			if !e.Rec.Expires.IsZero() {
 				t := e.Rec.Expires

@@ -339,12 +339,9 @@ func (n *Node) load(ctx context.Context) error {
 	n.mu.Lock()
 	bad = n.book.load(recs, n.trust, now)
 	for _, e := range n.deps.Bans.List(n.cfg.Jail) {
-		n.book.applied[e.Prefix] = applied{until: e.Expires}
-		n.book.touched[e.Prefix] = true
+		n.book.restoreApplied(e.Prefix, e.Expires)
 	}
-	for p := range n.book.byPrefix {
-		n.book.touched[p] = true
-	}
+	n.book.touchAll()
 	n.mu.Unlock()
 	if bad > 0 {
 		n.log.Warn("fleet: skipped unreadable stored records", "count", bad)
@@ -511,7 +508,7 @@ func (n *Node) replayDone(ctx context.Context, gen uint64, now time.Time) {
 // commit saves the book's changes, then enforces them.
 func (n *Node) commit(ctx context.Context, now time.Time) {
 	n.mu.Lock()
-	put, del := n.book.save()
+	put, del, junk := n.book.save()
 	changes := n.book.changes(now)
 	for _, c := range changes {
 		if !c.Ban || c.Shorten {
@@ -519,7 +516,7 @@ func (n *Node) commit(ctx context.Context, now time.Time) {
 		}
 	}
 	n.mu.Unlock()
-	n.saver.add(put, del)
+	n.saver.add(put, del, junk)
 	if len(changes) == 0 {
 		return
 	}

@@ -23,6 +23,7 @@ type saver struct {
 	mu   sync.Mutex
 	put  map[okey]entry
 	del  map[okey]bool
+	junk []string // unreadable stored keys
 	wake chan struct{}
 }
 
@@ -32,11 +33,12 @@ func newSaver(store Store, space string, log *slog.Logger) *saver {
 }
 
 // add queues changes; a later change of a key replaces an earlier one.
-func (s *saver) add(put []saved, del []okey) {
-	if len(put)+len(del) == 0 {
+func (s *saver) add(put []saved, del []okey, junk []string) {
+	if len(put)+len(del)+len(junk) == 0 {
 		return
 	}
 	s.mu.Lock()
+	s.junk = append(s.junk, junk...)
 	for i := range put {
 		k := put[i].k
 		s.put[k] = put[i].e
@@ -70,14 +72,15 @@ func (s *saver) run(done <-chan struct{}) {
 // flush writes every queued change in one transaction.
 func (s *saver) flush() {
 	s.mu.Lock()
-	put, del := s.put, s.del
-	if len(put)+len(del) == 0 {
+	put, del, junk := s.put, s.del, s.junk
+	if len(put)+len(del)+len(junk) == 0 {
 		s.mu.Unlock()
 		return
 	}
-	s.put, s.del = map[okey]entry{}, map[okey]bool{}
+	s.put, s.del, s.junk = map[okey]entry{}, map[okey]bool{}, nil
 	s.mu.Unlock()
-	dels := make([]string, 0, len(del))
+	dels := make([]string, 0, len(del)+len(junk))
+	dels = append(dels, junk...)
 	for k := range del {
 		dels = append(dels, k.String())
 	}

@@ -40,11 +40,12 @@ func TestSaverKeepsTheLastChange(t *testing.T) {
 	key := func(o string) okey { return okey{o, netip.MustParsePrefix("192.0.2.1/32")} }
 	put := func(o, d string) saved { return saved{key(o), ent(d)} }
 	st := &recStore{m: encodeEntries(map[okey]entry{key("old"): ent("1"), key("gone"): ent("1")})}
+	st.m["unreadable"] = []byte("x")
 	s := newSaver(st, SpaceRemote, slog.New(slog.DiscardHandler))
-	s.add([]saved{put("a", "1"), put("b", "1")}, []okey{key("gone")})
-	s.add([]saved{put("a", "2")}, []okey{key("b")})
-	s.add([]saved{put("gone", "back")}, nil)
-	s.add(nil, nil)
+	s.add([]saved{put("a", "1"), put("b", "1")}, []okey{key("gone")}, []string{"unreadable"})
+	s.add([]saved{put("a", "2")}, []okey{key("b")}, nil)
+	s.add([]saved{put("gone", "back")}, nil, nil)
+	s.add(nil, nil, nil)
 	done := make(chan struct{})
 	close(done)
 	s.run(done) // one wake-up queued and done: at most two flushes, the second empty
@@ -57,7 +58,7 @@ func TestSaverKeepsTheLastChange(t *testing.T) {
 		t.Errorf("%d transactions, want 1", st.txs)
 	}
 	// Later changes are written by the next run, none are lost.
-	s.add(nil, []okey{key("old")})
+	s.add(nil, []okey{key("old")}, nil)
 	s.run(done)
 	if got, _ := st.Records(""); len(got) != 2 || got[key("old").String()] != nil {
 		t.Errorf("after delete: %q", details(t, got))

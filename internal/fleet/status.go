@@ -87,7 +87,7 @@ func (n *Node) Status() Status {
 	st := Status{Name: n.cfg.Name, Servers: slices.Clone(n.cfg.Conn.Servers), Connected: n.st.connected, Server: n.st.server,
 		Reconnects: n.st.reconnects, LastError: n.st.lastErr, LastErrorAt: tp(n.st.lastErrAt), Stream: n.st.stream,
 		CaughtUp: n.st.caughtUp, Replays: n.st.replays, LastReplay: tp(n.st.lastReplay), Jail: n.cfg.Jail,
-		RemoteBans: len(n.book.applied), Quorum: n.book.pol.Quorum, Received: n.st.received,
+		RemoteBans: n.book.enforced, Quorum: n.book.pol.Quorum, Received: n.st.received,
 		Refused: map[string]uint64{}, Peers: []Peer{}, Trusted: n.trust.Len(), ApplyErrors: n.st.applyErrors}
 	if len(st.Servers) == 0 {
 		st.Servers = []string{DefaultServer}
