@@ -213,21 +213,14 @@ func (b *book) reserve(n int) {
 	b.slots = slots
 }
 
-// entry returns the entry under k (nil when none).
-func (b *book) entry(k okey) *entry { return b.slots[k.prefix].get(k.origin) }
-
 // each calls fn for every entry. fn may replace or delete the entry it
 // is given (and no other).
 func (b *book) each(fn func(k okey, e *entry)) {
-	var ks []okey
 	for p, s := range b.slots {
-		for _, e := range s.entries {
-			ks = append(ks, okey{e.Rec.Origin, p})
-		}
-	}
-	for _, k := range ks {
-		if e := b.entry(k); e != nil {
-			fn(k, e)
+		// Backwards: deleting entry i moves only those already seen.
+		for i := len(s.entries) - 1; i >= 0; i-- {
+			e := s.entries[i]
+			fn(okey{e.Rec.Origin, p}, e)
 		}
 	}
 }

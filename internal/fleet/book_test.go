@@ -269,3 +269,34 @@ func BenchmarkBookReplay(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*total), "ns/record")
 }
+
+// TestBookEachDeletes: every entry is visited once even when the visit
+// deletes it, and what is not deleted stays.
+func TestBookEachDeletes(t *testing.T) {
+	b := newBook(Policy{Self: "me"})
+	applyAll(b, t0, brec("web1", "198.51.100.1/32", 1, t0, time.Hour), brec("web2", "198.51.100.1/32", 1, t0, time.Hour),
+		brec("web3", "198.51.100.1/32", 1, t0, time.Hour), brec("web2", "198.51.100.2/32", 1, t0, time.Hour))
+	seen := map[string]int{}
+	b.each(func(k okey, _ *entry) {
+		seen[k.String()]++
+		if k.origin == "web2" || k.origin == "web3" {
+			b.del(k)
+		}
+	})
+	if len(seen) != 4 {
+		t.Fatalf("visited %v", seen)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s visited %d times", k, n)
+		}
+	}
+	var left []string
+	b.each(func(k okey, _ *entry) { left = append(left, k.String()) })
+	if b.entries != 1 || len(left) != 1 || left[0] != "web1 198.51.100.1/32" {
+		t.Fatalf("left %v (%d entries)", left, b.entries)
+	}
+	if b.slots[netip.MustParsePrefix("198.51.100.2/32")].get("web2") != nil {
+		t.Fatal("web2's entry is still there")
+	}
+}
