@@ -15,6 +15,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/palisade-project/palisade/internal/ban"
+	"github.com/palisade-project/palisade/internal/firewall"
+	"github.com/palisade-project/palisade/internal/firewall/nft"
+	"github.com/palisade-project/palisade/internal/firewall/nstest"
 	"github.com/palisade-project/palisade/internal/fleet"
 	"github.com/palisade-project/palisade/internal/fleet/fleettest"
 	"github.com/palisade-project/palisade/internal/testutil/poll"
@@ -69,7 +72,32 @@ func publishBans(b testing.TB, url string, names []string, keys fleetKeys, total
 // 100,000 active bans of 100 origins: the time until all are enforced
 // (verified, judged, stored, in the ban manager and its firewall) is the
 // time per operation.
-func BenchmarkCatchUp100k(b *testing.B) {
+func BenchmarkCatchUp100k(b *testing.B) { benchCatchUp(b, nil) }
+
+// BenchmarkCatchUp100kNftables is BenchmarkCatchUp100k with the bans
+// enforced in real nftables, in a network namespace of its own (root).
+func BenchmarkCatchUp100kNftables(b *testing.B) {
+	nstest.RequireRoot(b)
+	ns := nstest.New(b)
+	be, err := nft.New(nft.Options{NetNSFd: ns.Fd()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { be.Teardown(context.Background()); be.Close() })
+	benchCatchUp(b, func() firewall.Backend {
+		// Each member starts with an empty table, as with the Fake.
+		be.Teardown(context.Background())
+		spec := firewall.JailSpec{Name: fleet.DefaultJail, Scope: firewall.Scope{Protocol: "all"}}
+		if err := be.Setup(context.Background(), []firewall.JailSpec{spec}); err != nil {
+			b.Fatal(err)
+		}
+		return be
+	})
+}
+
+// benchCatchUp runs the catch-up; backend, when set, gives each member's
+// firewall (default: the Fake).
+func benchCatchUp(b *testing.B, backend func() firewall.Backend) {
 	const total, origins = 100_000, 100
 	srv := fleettest.Start(b, fleettest.Options{})
 	initStream(b, srv, fleet.Conn{})
@@ -81,9 +109,13 @@ func BenchmarkCatchUp100k(b *testing.B) {
 		func(i int) time.Time { return now.Add(-time.Duration(i%3600) * time.Second) })
 	var took, cpu []time.Duration
 	for b.Loop() {
-		m := newMember(b, srv.URL(), "observer", keys, append(names, "observer"), func(c *fleet.Config) {
+		var be firewall.Backend
+		if backend != nil {
+			be = backend()
+		}
+		m := newMemberWith(b, srv.URL(), "observer", keys, append(names, "observer"), func(c *fleet.Config) {
 			c.Policy.Caps = fleet.Caps{Rate: fleet.DefaultRate, Active: fleet.DefaultActive, TTL: fleet.DefaultTTL}
-		})
+		}, be)
 		t0, c0 := time.Now(), cpuTime(b)
 		poll.Until(b, 2*time.Minute, "catch-up", func() bool {
 			active, _ := m.bans.Count(fleet.DefaultJail)
@@ -91,6 +123,11 @@ func BenchmarkCatchUp100k(b *testing.B) {
 		})
 		took = append(took, time.Since(t0))
 		cpu = append(cpu, cpuTime(b)-c0)
+		if be != nil {
+			if l, err := be.List(context.Background()); err != nil || len(l) != total {
+				b.Fatalf("the firewall holds %d bans, want %d (%v)", len(l), total, err)
+			}
+		}
 		if st := m.node.Status(); len(st.Refused) > 0 {
 			b.Fatalf("refused %v", st.Refused)
 		}

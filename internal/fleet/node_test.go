@@ -65,11 +65,20 @@ type member struct {
 	done   chan struct{}
 	// wrap, when set, stands between the node and the store.
 	wrap func(fleet.Store) fleet.Store
+	// backend, when set, is the ban manager's firewall instead of fw.
+	backend firewall.Backend
 }
 
 func newMember(t testing.TB, url, name string, keys fleetKeys, trusted []string, mod func(*fleet.Config)) *member {
 	t.Helper()
-	m := &member{t: t, name: name, dir: t.TempDir()}
+	return newMemberWith(t, url, name, keys, trusted, mod, nil)
+}
+
+// newMemberWith is newMember with the ban manager's firewall backend (nil:
+// the Fake).
+func newMemberWith(t testing.TB, url, name string, keys fleetKeys, trusted []string, mod func(*fleet.Config), backend firewall.Backend) *member {
+	t.Helper()
+	m := &member{t: t, name: name, dir: t.TempDir(), backend: backend}
 	m.cfg = fleet.Config{Name: name, Key: keys[name], Trust: keys.trust(trusted...),
 		Conn:   fleet.Conn{Servers: []string{url}, ReconnectWait: 100 * time.Millisecond},
 		Policy: fleet.Policy{Caps: fleet.Caps{Rate: 1000, Active: 100000, TTL: 24 * time.Hour}}}
@@ -95,7 +104,7 @@ func (m *member) start() {
 	// As the daemon does: the fleet's book stores the remote bans.
 	jail := cmp.Or(m.cfg.Jail, fleet.DefaultJail)
 	m.bans, err = ban.New(ban.Config{ReconcileInterval: -1, PerJail: map[string]ban.JailConfig{jail: {NotStored: true}}},
-		ban.Deps{Store: m.st, Backend: m.fw})
+		ban.Deps{Store: m.st, Backend: cmp.Or[firewall.Backend](m.backend, m.fw)})
 	if err != nil {
 		t.Fatal(err)
 	}
