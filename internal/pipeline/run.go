@@ -433,6 +433,10 @@ func (r *Jail) Counters() Counters {
 	return Counters{Stats: st, Lines: r.lines.Load(), Dropped: r.dropped.Load()}
 }
 
+// LineCount is Counters().Lines without the jail logic's lock: the lines
+// read so far (for a waiter polling it while lines flow).
+func (r *Jail) LineCount() uint64 { return r.lines.Load() }
+
 // Explain is the jail logic's explanation with the ignorecommand's
 // cached answer.
 func (r *Jail) Explain(a netip.Addr, now time.Time) jail.Explanation {
