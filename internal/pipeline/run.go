@@ -489,6 +489,7 @@ func (r *Jail) Line(l source.Line) { r.Lines([]source.Line{l}) }
 // one moment.
 func (r *Jail) Lines(ls []source.Line) {
 	var now time.Time // for the failures (Deps.Now)
+	var keys lineKeys // the batch's lines share their source
 	r.mu.Lock()
 	if r.clock != nil {
 		r.clock.Stamp()
@@ -502,7 +503,7 @@ func (r *Jail) Lines(ls []source.Line) {
 			// The failures' work may wait (a full ban queue): not with the
 			// filter locked.
 			r.mu.Unlock()
-			r.failed(l, res, now)
+			r.failed(l, res, now, keys.of(r.name, l.Source))
 			r.mu.Lock()
 		}
 	}
@@ -526,14 +527,30 @@ func (r *Jail) filterLine(l source.Line) filter.Result {
 	return r.filt.Process(text)
 }
 
-// failed counts the failures the filter found in l.
-func (r *Jail) failed(l source.Line, res filter.Result, now time.Time) {
-	key := failjournal.LineKey(r.name, l.Source, l.Text)
+// lineKeys caches the journal keys of one source's lines.
+type lineKeys struct {
+	src  string
+	keys failjournal.Keys
+	ok   bool
+}
+
+// of returns the keys of jail's lines of src.
+func (c *lineKeys) of(jail, src string) failjournal.Keys {
+	if !c.ok || c.src != src {
+		c.src, c.keys, c.ok = src, failjournal.LineKeys(jail, src), true
+	}
+	return c.keys
+}
+
+// failed counts the failures the filter found in l (ks: the keys of its
+// source).
+func (r *Jail) failed(l source.Line, res filter.Result, now time.Time, ks failjournal.Keys) {
+	key := ks.Line(l.Text)
 	if jn := r.journal(); jn != nil && jn.Replayed(key) {
 		r.log.Debug("line already counted before the restart; not counted again", "jail", r.name, "source", l.Source)
 		return
 	}
-	src := failjournal.SourceKey(l.Source)
+	src := ks.Src
 	for _, f := range res.Failures {
 		r.handle(work{f: f, key: key, src: src, now: now})
 	}
