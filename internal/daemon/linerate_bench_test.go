@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"os"
@@ -414,4 +415,37 @@ func BenchmarkDaemonBanStorm(b *testing.B) {
 	if err != nil || len(got) != n {
 		b.Fatalf("kernel holds %d bans, want %d (%v)", len(got), n, err)
 	}
+}
+
+// BenchmarkMachineCores is the yardstick for the cores columns: the same
+// CPU-bound work (SHA-256 of a 64 KiB buffer, 64 MiB per goroutine) on
+// GOMAXPROCS goroutines. Its MB/s at -cpu 2 over its MB/s at -cpu 1 is
+// what two Ps can give on this machine at this moment (2 on two idle
+// cores; less when other processes, or a host's sibling threads, take
+// their share), so a daemon benchmark's lines/s at -cpu 2 is read next
+// to it:
+//
+//	for c in 1 2; do go test -run '^$' -bench MachineCores -benchtime 1x -cpu $c ./internal/daemon; done
+func BenchmarkMachineCores(b *testing.B) {
+	checkProcs(b)
+	procs := runtime.GOMAXPROCS(0)
+	const perG = 64 << 20
+	buf := make([]byte, 64<<10)
+	var wall time.Duration
+	for range b.N {
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		for range procs {
+			wg.Go(func() {
+				for n := 0; n < perG; n += len(buf) {
+					sha256.Sum256(buf)
+				}
+			})
+		}
+		wg.Wait()
+		wall += time.Since(t0)
+	}
+	b.ReportMetric(float64(procs*perG*b.N)/1e6/wall.Seconds(), "MB/s")
+	b.ReportMetric(float64(procs), "procs")
+	b.ReportMetric(0, "ns/op")
 }
