@@ -116,7 +116,7 @@ func appendAttr(b []byte, a slog.Attr) []byte {
 	start := len(b)
 	b = appendValue(b, a.Value.Resolve())
 	v := b[start:]
-	if len(v) > 0 && bytes.IndexAny(v, " \t\n\"=") < 0 {
+	if len(v) > 0 && !bytes.ContainsAny(v, " \t\n\"=") {
 		return b
 	}
 	return appendQuoted(b, start)
