@@ -3,6 +3,8 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,11 +31,14 @@ import (
 // shared machine do not add to it, nor does the writing of the log, done
 // by a child process), of which sys-cores in the kernel (file reads,
 // fsync, futexes) and gc-cores in the garbage collector (the runtime's
-// estimate); run them with -cpu 1,2 to see how the daemon spreads over
-// cores (-cpu bounds the goroutines running Go code at once, not the
-// threads in system calls):
+// estimate); run them at -cpu 1 and at -cpu 2 to see how the daemon
+// spreads over cores (-cpu bounds the goroutines running Go code at
+// once, not the threads in system calls). One -cpu value per run: with
+// -benchtime 1x and a list (-cpu 1,2) the testing package reports the
+// first value's row from a run at the last value's GOMAXPROCS
+// (checkProcs refuses it); the procs column says what a row ran at:
 //
-//	go test -run '^$' -bench 'DaemonAttackLog|DaemonFiles' -benchtime 1x -cpu 1,2 ./internal/daemon
+//	for c in 1 2; do go test -run '^$' -bench 'DaemonAttackLog|DaemonFiles' -benchtime 1x -cpu $c ./internal/daemon; done
 //	go test -run '^$' -bench DaemonBanStorm -benchtime 1x ./internal/daemon   # root: nftables in a namespace
 
 // attackLines is n lines of bench/authlog's attack profile (over 90% sshd)
@@ -95,11 +100,29 @@ func cpuTime(b *testing.B) time.Duration {
 
 // cpuTimes is the process's user and system CPU time so far.
 func cpuTimes(b *testing.B) (user, sys time.Duration) {
+	ru := rusage(b)
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// rusage is the process's resource usage so far.
+func rusage(b *testing.B) syscall.Rusage {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+	return ru
+}
+
+// tailCounts are the tailer's reads and reader steps so far.
+type tailCounts struct{ reads, steps uint64 }
+
+func tailReads(d *Daemon) tailCounts {
+	var c tailCounts
+	for _, st := range d.tailer.Stats() {
+		c.reads += st.Reads
+		c.steps += st.Steps
+	}
+	return c
 }
 
 // gcStats are the Go runtime's counters of the collector and the heap.
@@ -160,7 +183,8 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 		want += l.lines
 	}
 	var total, cpu, sysCPU, gcTime, idleCPU time.Duration
-	var bans, gcs, objs, allocBytes uint64
+	var bans, gcs, objs, allocBytes, reads, wakes uint64
+	var faults, vcsw, ivcsw int64
 	runtime.GC() // the generated logs' garbage is not the daemon's
 	for it := 0; it < b.N; it++ {
 		b.StopTimer()
@@ -205,8 +229,9 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 		before := d.bans.Stats().Bans
 		b.StartTimer()
 		t0 := time.Now()
-		u0, s0 := cpuTimes(b)
+		ru0 := rusage(b)
 		g0 := readGC()
+		r0 := tailReads(d)
 		var wr sync.WaitGroup
 		for i, f := range files {
 			wr.Add(1)
@@ -221,14 +246,18 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 		if b.Failed() {
 			b.FailNow()
 		}
+		// Polled every 2 ms, without the jail's lock (Counters takes the
+		// lock the reader takes per failure): on two Ps a 1 ms poll was
+		// a thread wake-up and a contended lock per millisecond, counted
+		// as the daemon's.
 		deadline := time.Now().Add(5 * time.Minute)
 		for name, n := range perJail {
 			j := d.jails[name]
-			for j.Counters().Lines < n {
+			for j.LineCount() < n {
 				if time.Now().After(deadline) {
-					b.Fatalf("%s read %d of %d lines", name, j.Counters().Lines, n)
+					b.Fatalf("%s read %d of %d lines", name, j.LineCount(), n)
 				}
-				time.Sleep(time.Millisecond)
+				time.Sleep(2 * time.Millisecond)
 			}
 		}
 		for d.bans.Stats().Bans-before < lr.wantBans {
@@ -238,10 +267,18 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 			time.Sleep(time.Millisecond)
 		}
 		total += time.Since(t0)
-		u1, s1 := cpuTimes(b)
+		ru1 := rusage(b)
 		g1 := readGC()
-		cpu += u1 + s1 - u0 - s0
-		sysCPU += s1 - s0
+		r1 := tailReads(d)
+		u := time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano())
+		s := time.Duration(ru1.Stime.Nano() - ru0.Stime.Nano())
+		cpu += u + s
+		sysCPU += s
+		faults += ru1.Minflt - ru0.Minflt
+		vcsw += ru1.Nvcsw - ru0.Nvcsw
+		ivcsw += ru1.Nivcsw - ru0.Nivcsw
+		reads += r1.reads - r0.reads
+		wakes += r1.steps - r0.steps
 		gcTime += g1.cpu - g0.cpu
 		gcs += g1.cycles - g0.cycles
 		objs += g1.objs - g0.objs
@@ -264,12 +301,49 @@ func runLineRate(b *testing.B, opts Options, lr lineRate) {
 	b.ReportMetric(float64(objs)/float64(want)/float64(b.N), "allocs/line")
 	b.ReportMetric(float64(allocBytes)/float64(want)/float64(b.N), "B/line")
 	b.ReportMetric(idleCPU.Seconds()/float64(b.N)/0.1, "idle-cores")
+	// What the kernel did for the run, which load moves little: page
+	// faults (heap growth after the runtime returned memory), context
+	// switches (threads parking and waking: voluntary ones), the
+	// tailer's reads and its readers' wake-ups.
+	b.ReportMetric(float64(faults)/float64(b.N), "faults/op")
+	b.ReportMetric(float64(vcsw)/float64(b.N), "vcsw/op")
+	b.ReportMetric(float64(ivcsw)/float64(b.N), "ivcsw/op")
+	b.ReportMetric(float64(reads)/float64(b.N), "reads/op")
+	b.ReportMetric(float64(wakes)/float64(b.N), "wakes/op")
+	b.ReportMetric(float64(runtime.GOMAXPROCS(0)), "procs")
 	b.ReportMetric(0, "ns/op")
+}
+
+// checkProcs refuses a run whose first -cpu row would be measured at
+// another GOMAXPROCS: the testing package runs each benchmark once with
+// b.N = 1 before it sets GOMAXPROCS for the -cpu list's first value, at
+// whatever GOMAXPROCS is in effect (the list's last value), and with
+// -benchtime 1x that run is the one reported under the first value's
+// name (golang.org/issue/49980). With -cpu 1,2 every "-cpu 1" row was a
+// run on two Ps.
+func checkProcs(b *testing.B) {
+	b.Helper()
+	cpu, bt := flag.Lookup("test.cpu"), flag.Lookup("test.benchtime")
+	if cpu == nil || bt == nil || bt.Value.String() != "1x" {
+		return
+	}
+	seen := map[string]bool{}
+	for _, c := range strings.Split(cpu.Value.String(), ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			seen[c] = true
+		}
+	}
+	if len(seen) > 1 {
+		b.Fatalf("-test.cpu %s with -test.benchtime 1x reports the first value's row from a run at GOMAXPROCS %d "+
+			"(golang.org/issue/49980): run one -cpu value per go test invocation (or -benchtime 2x)",
+			cpu.Value.String(), runtime.GOMAXPROCS(0))
+	}
 }
 
 // BenchmarkDaemonAttackLog: 500,000 lines of an SSH attack log appended to
 // one watched file, failure journal and store on (the daemon's defaults).
 func BenchmarkDaemonAttackLog(b *testing.B) {
+	checkProcs(b)
 	opts, logf := benchOptions(b, "%s")
 	if err := os.WriteFile(filepath.Join(opts.ConfigDir, "jail.local"), []byte(lineRateJails([]string{logf}, 5)), 0o644); err != nil {
 		b.Fatal(err)
@@ -282,6 +356,7 @@ func BenchmarkDaemonAttackLog(b *testing.B) {
 // "jails": one jail on each file; "onejail": one jail watching both (a
 // fail2ban logpath of two files).
 func BenchmarkDaemonFiles(b *testing.B) {
+	checkProcs(b)
 	logs := []logSrc{logFile(b, attackLines(b, 500000, 1, "web1")), logFile(b, attackLines(b, 500000, 2, "web2"))}
 	b.Run("jails", func(b *testing.B) {
 		opts, _ := benchOptions(b, "%s")
@@ -309,6 +384,7 @@ func BenchmarkDaemonFiles(b *testing.B) {
 // network namespace. bans/s counts the bans made per second of wall time
 // until every line was read.
 func BenchmarkDaemonBanStorm(b *testing.B) {
+	checkProcs(b)
 	nstest.RequireRoot(b)
 	ns := nstest.New(b)
 	opts, logf := benchOptions(b, "%s")
@@ -339,4 +415,37 @@ func BenchmarkDaemonBanStorm(b *testing.B) {
 	if err != nil || len(got) != n {
 		b.Fatalf("kernel holds %d bans, want %d (%v)", len(got), n, err)
 	}
+}
+
+// BenchmarkMachineCores is the yardstick for the cores columns: the same
+// CPU-bound work (SHA-256 of a 64 KiB buffer, 64 MiB per goroutine) on
+// GOMAXPROCS goroutines. Its MB/s at -cpu 2 over its MB/s at -cpu 1 is
+// what two Ps can give on this machine at this moment (2 on two idle
+// cores; less when other processes, or a host's sibling threads, take
+// their share), so a daemon benchmark's lines/s at -cpu 2 is read next
+// to it:
+//
+//	for c in 1 2; do go test -run '^$' -bench MachineCores -benchtime 1x -cpu $c ./internal/daemon; done
+func BenchmarkMachineCores(b *testing.B) {
+	checkProcs(b)
+	procs := runtime.GOMAXPROCS(0)
+	const perG = 64 << 20
+	buf := make([]byte, 64<<10)
+	var wall time.Duration
+	for range b.N {
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		for range procs {
+			wg.Go(func() {
+				for n := 0; n < perG; n += len(buf) {
+					sha256.Sum256(buf)
+				}
+			})
+		}
+		wg.Wait()
+		wall += time.Since(t0)
+	}
+	b.ReportMetric(float64(procs*perG*b.N)/1e6/wall.Seconds(), "MB/s")
+	b.ReportMetric(float64(procs), "procs")
+	b.ReportMetric(0, "ns/op")
 }

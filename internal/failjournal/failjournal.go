@@ -205,12 +205,29 @@ func parseDec(b []byte) (int64, bool) {
 
 // LineKey identifies a line of a source for a jail.
 func LineKey(jail, src, text string) uint64 {
+	return LineKeys(jail, src).Line(text)
+}
+
+// Keys are a jail's source's SourceKey and the hash of the part of a
+// LineKey that is the same for each of its lines, for a reader that keys
+// many lines of one source (LineKeys(jail, src).Line(text) is
+// LineKey(jail, src, text)).
+type Keys struct {
+	Src    uint64 // SourceKey(src)
+	prefix uint64
+}
+
+// LineKeys returns the keys of jail's lines of src.
+func LineKeys(jail, src string) Keys {
 	h := fnv1a(fnvOffset, jail)
 	h = fnv1a(h, "\x00")
 	h = fnv1a(h, src)
 	h = fnv1a(h, "\x00")
-	return fnv1a(h, text)
+	return Keys{Src: SourceKey(src), prefix: h}
 }
+
+// Line is LineKey(jail, src, text) for the jail and src of k.
+func (k Keys) Line(text string) uint64 { return fnv1a(k.prefix, text) }
 
 // FNV-1a, 64 bits (hash/fnv's New64a), over strings without copying them
 // to byte slices: LineKey runs for every line with a failure.

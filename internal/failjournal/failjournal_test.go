@@ -555,6 +555,13 @@ func TestKeysAreFNV(t *testing.T) {
 		if got, want := LineKey(c.jail, c.src, c.text), h.Sum64(); got != want {
 			t.Errorf("LineKey%q = %x, want %x", c, got, want)
 		}
+		ks := LineKeys(c.jail, c.src)
+		if got, want := ks.Line(c.text), h.Sum64(); got != want {
+			t.Errorf("LineKeys(%q, %q).Line(%q) = %x, want %x", c.jail, c.src, c.text, got, want)
+		}
+		if ks.Src != SourceKey(c.src) {
+			t.Errorf("LineKeys(%q, %q).Src = %x, want SourceKey %x", c.jail, c.src, ks.Src, SourceKey(c.src))
+		}
 		h.Reset()
 		h.Write([]byte(c.src))
 		if got, want := SourceKey(c.src), h.Sum64(); got != want && want != 0 {

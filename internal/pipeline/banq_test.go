@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/palisade-project/palisade/internal/ban"
+	"github.com/palisade-project/palisade/internal/failjournal"
 	"github.com/palisade-project/palisade/internal/jail"
+	"github.com/palisade-project/palisade/internal/source"
 )
 
 // slowBans holds the first BanMany until release is closed and records
@@ -78,4 +81,61 @@ func TestBanQueue(t *testing.T) {
 	if n, _ := b.total(); n != 102 {
 		t.Fatalf("a decision after Stop was not carried out (%d)", n)
 	}
+}
+
+// queueWatch is a failure journal that notes how many ban decisions were
+// queued when each failure was recorded.
+type queueWatch struct {
+	r      *Jail
+	queued []int
+}
+
+func (q *queueWatch) Replayed(uint64) bool { return false }
+func (q *queueWatch) Append(failjournal.Record) error {
+	q.queued = append(q.queued, len(q.r.banq.ch))
+	return nil
+}
+
+// TestReadDecisionsQueuedTogether: the ban decisions of one read's lines
+// go to the ban queue together after the read's last line was counted,
+// and all of them, in line order, before Lines returns (so a position
+// saved after it is past lines fully handled).
+func TestReadDecisionsQueuedTogether(t *testing.T) {
+	cfg := load(t, map[string]string{"jail.local": "[sshd]\nenabled = true\nlogpath = /dev/null\nmaxretry = 1\n"})
+	b := &slowBans{release: make(chan struct{})}
+	jn := &queueWatch{}
+	r, err := New(buildOne(t, cfg, "sshd"), Deps{Bans: b, Journal: jn, SelfAddrs: func() []netip.Addr { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jn.r = r
+	r.Lines([]source.Line{{Text: strings.TrimSuffix(sshLine("198.51.100.1", 1), "\n"), Source: "/var/log/auth.log"}})
+	// Its decision is being carried out (held by slowBans).
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := b.total(); n == 0; n, _ = b.total() {
+		if time.Now().After(deadline) {
+			t.Fatal("the first decision never reached the banner")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var read []source.Line
+	for i := 2; i <= 4; i++ {
+		read = append(read, source.Line{Text: strings.TrimSuffix(sshLine(fmt.Sprintf("198.51.100.%d", i), i), "\n"), Source: "/var/log/auth.log"},
+			source.Line{Text: "an unrelated line", Source: "/var/log/auth.log"})
+	}
+	jn.queued = nil
+	r.Lines(read)
+	if want := []int{0, 0, 0}; fmt.Sprint(jn.queued) != fmt.Sprint(want) {
+		t.Errorf("decisions queued at each failure: %v, want %v (none before the read is done)", jn.queued, want)
+	}
+	if got := len(r.banq.ch); got != 3 {
+		t.Fatalf("%d decisions queued when Lines returned, want 3", got)
+	}
+	for i := 2; i <= 4; i++ {
+		if d := <-r.banq.ch; d.Prefix != netip.MustParsePrefix(fmt.Sprintf("198.51.100.%d/32", i)) {
+			t.Fatalf("decision %d is for %s", i, d.Prefix)
+		}
+	}
+	close(b.release)
+	r.Stop()
 }

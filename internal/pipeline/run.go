@@ -96,6 +96,9 @@ type work struct {
 	src    uint64 // its source (failjournal.SourceKey)
 	now    time.Time
 	replay bool
+	// decs, when set, collects the ban decisions of a read's lines,
+	// handed to the ban queue together when the read is done (Lines).
+	decs *[]*jail.Decision
 }
 
 // Jail is one running jail: its filter, the stage beside it and its jail
@@ -433,6 +436,10 @@ func (r *Jail) Counters() Counters {
 	return Counters{Stats: st, Lines: r.lines.Load(), Dropped: r.dropped.Load()}
 }
 
+// LineCount is Counters().Lines without the jail logic's lock: the lines
+// read so far (for a waiter polling it while lines flow).
+func (r *Jail) LineCount() uint64 { return r.lines.Load() }
+
 // Explain is the jail logic's explanation with the ignorecommand's
 // cached answer.
 func (r *Jail) Explain(a netip.Addr, now time.Time) jail.Explanation {
@@ -485,6 +492,8 @@ func (r *Jail) Line(l source.Line) { r.Lines([]source.Line{l}) }
 // one moment.
 func (r *Jail) Lines(ls []source.Line) {
 	var now time.Time // for the failures (Deps.Now)
+	var keys lineKeys // the batch's lines share their source
+	var decs []*jail.Decision
 	r.mu.Lock()
 	if r.clock != nil {
 		r.clock.Stamp()
@@ -498,11 +507,20 @@ func (r *Jail) Lines(ls []source.Line) {
 			// The failures' work may wait (a full ban queue): not with the
 			// filter locked.
 			r.mu.Unlock()
-			r.failed(l, res, now)
+			r.failed(l, res, now, keys.of(r.name, l.Source), &decs)
 			r.mu.Lock()
 		}
 	}
 	r.mu.Unlock()
+	// The read's ban decisions go to the ban queue together: its
+	// goroutine wakes once for them, not once a decision (on a second
+	// core each wake-up of a parked goroutine is a thread woken on the
+	// other CPU, and each a batch of its own: store transaction, fsync,
+	// firewall call). A decision waits at most for the rest of its read
+	// (up to 64 KiB of lines); a lone line's goes at once.
+	for _, d := range decs {
+		r.enqueueBan(d)
+	}
 	r.lines.Add(uint64(len(ls)))
 }
 
@@ -522,16 +540,32 @@ func (r *Jail) filterLine(l source.Line) filter.Result {
 	return r.filt.Process(text)
 }
 
-// failed counts the failures the filter found in l.
-func (r *Jail) failed(l source.Line, res filter.Result, now time.Time) {
-	key := failjournal.LineKey(r.name, l.Source, l.Text)
+// lineKeys caches the journal keys of one source's lines.
+type lineKeys struct {
+	src  string
+	keys failjournal.Keys
+	ok   bool
+}
+
+// of returns the keys of jail's lines of src.
+func (c *lineKeys) of(jail, src string) failjournal.Keys {
+	if !c.ok || c.src != src {
+		c.src, c.keys, c.ok = src, failjournal.LineKeys(jail, src), true
+	}
+	return c.keys
+}
+
+// failed counts the failures the filter found in l (ks: the keys of its
+// source).
+func (r *Jail) failed(l source.Line, res filter.Result, now time.Time, ks failjournal.Keys, decs *[]*jail.Decision) {
+	key := ks.Line(l.Text)
 	if jn := r.journal(); jn != nil && jn.Replayed(key) {
 		r.log.Debug("line already counted before the restart; not counted again", "jail", r.name, "source", l.Source)
 		return
 	}
-	src := failjournal.SourceKey(l.Source)
+	src := ks.Src
 	for _, f := range res.Failures {
-		r.handle(work{f: f, key: key, src: src, now: now})
+		r.handle(work{f: f, key: key, src: src, now: now, decs: decs})
 	}
 }
 
@@ -606,6 +640,7 @@ func (r *Jail) observe(w work, a netip.Addr, facts jail.Facts, record bool) {
 // costs nothing: the restart replays it through the stage again.
 func (r *Jail) enqueue(w work) {
 	r.startOnce.Do(r.startWorkers)
+	w.decs = nil // decided later, by a worker: straight to the ban queue
 	if jn := r.journal(); !w.replay && jn != nil {
 		t := w.f.Time
 		if t.IsZero() {
@@ -677,6 +712,10 @@ func (r *Jail) act(v jail.Verdict, w work) {
 	case jail.Banned:
 		if w.replay {
 			return // the ban is stored already
+		}
+		if w.decs != nil {
+			*w.decs = append(*w.decs, v.Ban)
+			return
 		}
 		r.enqueueBan(v.Ban)
 	case jail.Ignored, jail.Counted, jail.Skipped:

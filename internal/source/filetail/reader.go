@@ -350,7 +350,7 @@ func (r *reader) drain(tf *tfile) (more bool) {
 			r.split(tf, r.buf[:n])
 			tf.offset += int64(n)
 			r.deliver()
-			r.count(func(s *Stats) { s.Bytes += uint64(n) })
+			r.count(func(s *Stats) { s.Bytes += uint64(n); s.Reads++ })
 		}
 		if err != nil && err != io.EOF {
 			r.setStatus(source.StateError, err)
@@ -477,5 +477,6 @@ func (r *reader) stats() Stats {
 	r.statsMu.Unlock()
 	s.Path = r.path
 	s.Status = r.fan.Status()
+	s.Steps = r.steps.Load()
 	return s
 }

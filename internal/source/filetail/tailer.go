@@ -83,6 +83,9 @@ type Stats struct {
 	Rotations  uint64 // file replaced (rename+create, delete+recreate)
 	Truncation uint64 // file shrank or was rewritten (copytruncate, truncate)
 	Offset     int64  // current read offset
+	// Reads counts the reads that returned data, Steps the reader's
+	// looks at its files (one per wake-up: an event, a poll).
+	Reads, Steps uint64
 }
 
 // Tailer follows log files. There is one reader per file, shared by every

@@ -496,6 +496,11 @@ func TestTailPartialAndLongLines(t *testing.T) {
 	if len(st) != 1 || st[0].TooLong != 3 || st[0].Lines != 5 {
 		t.Errorf("stats = %+v, want 5 lines, 3 too long", st)
 	}
+	// Seven appends, each read after its kick (the 250,000-byte one in
+	// four reads of the 64 KiB buffer): nine reads, a step per kick.
+	if len(st) == 1 && (st[0].Reads != 9 || st[0].Steps < 7) {
+		t.Errorf("reads %d, steps %d: want 9 reads, at least 7 steps", st[0].Reads, st[0].Steps)
+	}
 }
 
 func TestTailPartialLineHeldUntilComplete(t *testing.T) {
