@@ -119,8 +119,8 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 		}
 	}
 	// the sums of fail2ban's stock files; without them (no dpkg) every
-	// file is used as written
-	sums, _ := stock.Load(app.Root)
+	// file is used as written. Read only when a filter file from disk is.
+	sums := stock.Lazy(app.Root)
 	// a test run over a file gives every answer: no backtracking budget
 	bf, err := pipeline.BuildFilter(pipeline.FilterInput{
 		Spec:     config.FilterSpec{Name: filterArg, Options: opts},

@@ -141,8 +141,8 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 // among them, and palisade has a built-in filter.d/NAME.conf. nil
 // otherwise.
 func stockUse(in FilterInput, files []string) *StockUse {
-	if in.Stock.Len() == 0 || in.Builtin == nil {
-		return nil
+	if onlyBuiltin(files) || in.Builtin == nil || in.Stock.Len() == 0 {
+		return nil // (no file from disk: the sums are not needed)
 	}
 	name := strings.TrimSpace(in.Spec.Name)
 	byPath := strings.Contains(name, "/")
