@@ -211,10 +211,26 @@ func (o *out) noGo(reason, bt, ana string) {
 // not start the pattern).
 var globToLocal = regexp.MustCompile(`(^|[^\\])\((?:\?:)?(\(\?[a-z]+)\)`)
 
-// mayGlobToLocal reports whether globToLocal can match s: it needs a
-// group opening right before a "(?" flag group.
+// mayGlobToLocal reports whether globToLocal can match s: it needs a flag
+// group "(?x)" right after "(" or "(?:". (Running the regexp on every
+// pattern cost more than the rest of its translation.)
 func mayGlobToLocal(s string) bool {
-	return strings.Contains(s, "((?") || strings.Contains(s, "(?:(?")
+	for i := 0; ; {
+		k := strings.Index(s[i:], "(?")
+		if k < 0 {
+			return false
+		}
+		i += k
+		j := i + 2
+		for j < len(s) && s[j] >= 'a' && s[j] <= 'z' {
+			j++
+		}
+		if j > i+2 && j < len(s) && s[j] == ')' &&
+			(strings.HasSuffix(s[:i], "(") || strings.HasSuffix(s[:i], "(?:")) {
+			return true
+		}
+		i += 2
+	}
 }
 
 // translate rewrites a Python `re` pattern (tags already expanded).

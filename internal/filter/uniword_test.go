@@ -2,6 +2,7 @@ package filter
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"regexp/syntax"
 	"slices"
 	"strings"
@@ -79,4 +80,30 @@ func rangesText(r []rune) string {
 	}
 	b.WriteString("\"\n")
 	return b.String()
+}
+
+// TestMayGlobToLocal checks that the pre-check never skips a pattern
+// globToLocal rewrites (random patterns over the characters that matter)
+// and that it skips the address tags.
+func TestMayGlobToLocal(t *testing.T) {
+	for _, s := range []string{"((?i)x)", "(?:(?i)x)", "a((?im)x)", `\((?i)x)`, "(?i)x", reHOST, reSUBN, "((?:x)", "((?)x)"} {
+		if globToLocal.MatchString(s) && !mayGlobToLocal(s) {
+			t.Errorf("mayGlobToLocal(%q) = false, globToLocal matches", s)
+		}
+	}
+	if mayGlobToLocal(reHOST) || mayGlobToLocal(reSUBN) {
+		t.Error("the address tags were not skipped")
+	}
+	const alphabet = `(?:)i\x`
+	rnd := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, 12)
+	for n := 0; n < 200000; n++ {
+		for i := range b {
+			b[i] = alphabet[rnd.IntN(len(alphabet))]
+		}
+		s := string(b[:1+rnd.IntN(len(b))])
+		if globToLocal.MatchString(s) && !mayGlobToLocal(s) {
+			t.Fatalf("mayGlobToLocal(%q) = false, globToLocal matches", s)
+		}
+	}
 }
