@@ -277,7 +277,7 @@ type regexStats struct {
 	lines, matched, ignored int
 	missed, failures        int
 	failHits, ignHits       []int
-	hosts                   map[string]int
+	hosts                   map[string]*int // failures per host (at most maxTopHosts)
 	hostsDropped            int
 	tooLong                 uint64 // lines over source.MaxLineLen, not matched
 	elapsed                 time.Duration
@@ -288,7 +288,7 @@ func newRegexStats(run *regexRun) *regexStats {
 		run:      run,
 		failHits: make([]int, len(run.def.FailRegex)),
 		ignHits:  make([]int, len(run.def.IgnoreRegex)),
-		hosts:    map[string]int{},
+		hosts:    map[string]*int{},
 	}
 }
 
@@ -310,11 +310,16 @@ func (s *regexStats) add(res filter.Result) {
 	if res.Ignore >= 0 && res.Ignore < len(s.ignHits) {
 		s.ignHits[res.Ignore]++
 	}
-	for _, f := range res.Failures {
+	for i := range res.Failures {
+		id := res.Failures[i].ID
 		s.failures++
-		if _, ok := s.hosts[f.ID]; ok || len(s.hosts) < maxTopHosts {
-			s.hosts[f.ID]++
-		} else {
+		switch n := s.hosts[id]; {
+		case n != nil:
+			*n++
+		case len(s.hosts) < maxTopHosts:
+			// a copy: the id may hold its whole line in memory
+			s.hosts[strings.Clone(id)] = new(1)
+		default:
 			s.hostsDropped++
 		}
 	}
@@ -340,7 +345,7 @@ func (s *regexStats) write(w io.Writer) {
 	}
 	var top []hc
 	for h, n := range s.hosts {
-		top = append(top, hc{h, n})
+		top = append(top, hc{h, *n})
 	}
 	sort.Slice(top, func(a, b int) bool {
 		if top[a].n != top[b].n {
