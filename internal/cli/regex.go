@@ -128,6 +128,8 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 		Builtin:  filters.FS(),
 		Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
 		Stock: sums, AsWritten: fl.asWritten,
+		// each line's failures are written or counted before the next line
+		ReuseResults: true,
 	})
 	if err != nil {
 		return nil, usageErr("%v", err)

@@ -61,6 +61,14 @@ type Options struct {
 	// (defaults 100 entries, 5 minutes: fail2ban's values).
 	MLFIDCacheSize int
 	MLFIDCacheAge  time.Duration
+	// ReuseResults is for a caller that is done with each Result before
+	// the next line (palisade regex): a Result's Failures, and their
+	// captures (Failure.Fields, Field), are valid only until the next
+	// Process or ProcessAt call, and the filter reuses their memory
+	// instead of allocating it per failure. The failures' strings (ID,
+	// Users, Matches) stay valid. Unset (the daemon), results are the
+	// caller's to keep.
+	ReuseResults bool
 }
 
 // Status is what became of a line.
@@ -183,7 +191,8 @@ type Filter struct {
 	fieldsBuf  fieldSet
 	matchedBuf []string
 	scr        scratch
-	fails      []Failure // see oneFailure
+	fails      []Failure   // see oneFailure
+	live       *fieldsView // ReuseResults: the current failure's captures
 }
 
 // New compiles def.
@@ -855,12 +864,41 @@ func noCopy(s string) string { return s }
 // oneFailure returns a slice holding fl alone, cut from a chunk no other
 // result shares (an allocation per failChunk failures, not per failure).
 func (f *Filter) oneFailure(fl Failure) []Failure {
+	if f.opts.ReuseResults {
+		if cap(f.fails) == 0 {
+			f.fails = make([]Failure, 1)
+		}
+		f.fails[0] = fl
+		return f.fails[:1:1]
+	}
 	if len(f.fails) == cap(f.fails) {
 		f.fails = make([]Failure, 0, failChunk)
 	}
 	n := len(f.fails)
 	f.fails = append(f.fails, fl)
 	return f.fails[n : n+1 : n+1]
+}
+
+// liveFields is the failure's captures in ReuseResults mode: the set
+// fields of fs as they are now, in the filter's one reused view (no copy:
+// the view is valid until the next line, like fs's buffers).
+func (f *Filter) liveFields(fs fieldSet, hasIP bool, ip string) *fieldsView {
+	v := f.live
+	if v == nil {
+		v = &fieldsView{names: f.names}
+		f.live = v
+	}
+	v.vals = v.vals[:0]
+	for k, x := range fs {
+		if x.ok {
+			v.vals = append(v.vals, idVal{k, x.s})
+		}
+	}
+	v.ip, v.hasIP = "", false
+	if hasIP {
+		v.ip, v.hasIP = ip, true
+	}
+	return v
 }
 
 // failData is fail2ban's failure dict of one connection (mlfid).
@@ -983,7 +1021,11 @@ func (f *Filter) failure(idx int, fields fieldSet, matched []string, date time.T
 		id = fid
 	}
 	var out *fieldsView
-	if isML {
+	switch {
+	case f.opts.ReuseResults:
+		// valid until the next line: the fields as they are now
+		out = f.liveFields(ff, hasFID && fid != ip, ip)
+	case isML:
 		out = fail.sharedFields()
 	}
 	if out == nil {

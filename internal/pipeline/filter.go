@@ -44,6 +44,8 @@ type FilterInput struct {
 	// still says that it is a stock file.
 	Stock     *stock.Sums
 	AsWritten bool
+	// ReuseResults: see filter.Options (palisade regex; never a jail).
+	ReuseResults bool
 }
 
 // BuiltFilter is a compiled filter with what it was built from.
@@ -123,7 +125,7 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 	}
 	f, err := filter.New(def, filter.Options{
 		Location: in.Location, Now: now, Journal: in.Journal, UseDNS: in.UseDNS, RequireRE2: re2,
-		BacktrackBudget: in.BacktrackBudget,
+		BacktrackBudget: in.BacktrackBudget, ReuseResults: in.ReuseResults,
 	})
 	if err != nil {
 		return nil, err
