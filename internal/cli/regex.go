@@ -128,8 +128,9 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 		Builtin:  filters.FS(),
 		Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
 		Stock: sums, AsWritten: fl.asWritten,
-		// each line's failures are written or counted before the next line
-		ReuseResults: true,
+		// each line's failures are written or counted before the next
+		// line, and neither the summary nor --json shows matched lines
+		ReuseResults: true, NoMatches: true,
 	})
 	if err != nil {
 		return nil, usageErr("%v", err)

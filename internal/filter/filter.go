@@ -69,6 +69,11 @@ type Options struct {
 	// Users, Matches) stay valid. Unset (the daemon), results are the
 	// caller's to keep.
 	ReuseResults bool
+	// NoMatches: failures carry no Matches (Attempts still counts the
+	// lines), so the filter keeps no copy of a line for them: for a caller
+	// that never reads Matches (palisade regex). Unset (the daemon), the
+	// last lines of a failure are kept for its ban (fail2ban's <matches>).
+	NoMatches bool
 }
 
 // Status is what became of a line.
@@ -1070,9 +1075,11 @@ func (f *Filter) failure(idx int, fields fieldSet, matched []string, date time.T
 		fl.Matches = fail.matches[:len(fail.matches):len(fail.matches)]
 	} else {
 		fl.Attempts = len(matched)
-		fl.Matches = make([]string, 0, min(len(matched), maxKeptMatches))
-		for _, m := range matched[max(0, len(matched)-maxKeptMatches):] {
-			fl.Matches = append(fl.Matches, keep(clip(m, maxMatchBytes)))
+		if !f.opts.NoMatches {
+			fl.Matches = make([]string, 0, min(len(matched), maxKeptMatches))
+			for _, m := range matched[max(0, len(matched)-maxKeptMatches):] {
+				fl.Matches = append(fl.Matches, keep(clip(m, maxMatchBytes)))
+			}
 		}
 	}
 	return fl, true
@@ -1168,14 +1175,19 @@ func (f *Filter) merge(mlfid string, fields fieldSet, matched []string) *failDat
 			clear(m)
 		}
 		fail.attempts += n
-		if nf&8 == 0 {
+		switch {
+		case nf&8 == 0 && f.opts.NoMatches:
+			fail.attempts += len(matched)
+		case nf&8 == 0:
 			fail.addMatches(matched, keep)
-		} else if len(fail.matches) > maxKeptMatches {
+		case len(fail.matches) > maxKeptMatches:
 			fail.matches = fail.matches[len(fail.matches)-maxKeptMatches:]
 		}
 	} else if nf&3 == 1 {
-		for _, m := range matched {
-			fail.nofailMatches = append(fail.nofailMatches, keep(clip(m, maxMatchBytes)))
+		if !f.opts.NoMatches {
+			for _, m := range matched {
+				fail.nofailMatches = append(fail.nofailMatches, keep(clip(m, maxMatchBytes)))
+			}
 		}
 		fail.nofailCount += len(matched)
 		if len(fail.nofailMatches) > maxKeptMatches {

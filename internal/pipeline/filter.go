@@ -44,8 +44,9 @@ type FilterInput struct {
 	// still says that it is a stock file.
 	Stock     *stock.Sums
 	AsWritten bool
-	// ReuseResults: see filter.Options (palisade regex; never a jail).
-	ReuseResults bool
+	// ReuseResults and NoMatches: see filter.Options (palisade regex;
+	// never a jail).
+	ReuseResults, NoMatches bool
 }
 
 // BuiltFilter is a compiled filter with what it was built from.
@@ -125,7 +126,7 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 	}
 	f, err := filter.New(def, filter.Options{
 		Location: in.Location, Now: now, Journal: in.Journal, UseDNS: in.UseDNS, RequireRE2: re2,
-		BacktrackBudget: in.BacktrackBudget, ReuseResults: in.ReuseResults,
+		BacktrackBudget: in.BacktrackBudget, ReuseResults: in.ReuseResults, NoMatches: in.NoMatches,
 	})
 	if err != nil {
 		return nil, err
