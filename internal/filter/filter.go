@@ -933,16 +933,24 @@ type failData struct {
 	seq     uint64
 }
 
+// setField sets a field of the connection. A field deleted since keeps
+// its text (delField): set again to the same text (a no-failure mark
+// that the next failure deleted) it takes that copy back instead of a
+// new one.
 func (d *failData) setField(id int, v string, keep func(string) string) {
-	if old := d.fields[id]; !old.ok || old.s != v {
+	switch old := d.fields[id]; {
+	case old.s == v && (old.ok || v != ""):
+		d.fields[id].ok = true
+	default:
 		d.fields.set(id, keep(v))
 	}
 }
 
+// delField deletes a field of the connection (absent: not ok), keeping
+// its text for setField. The connection's fields are read only through
+// ok (get, truthy, the views).
 func (d *failData) delField(id int) {
-	if d.fields[id].ok {
-		d.fields.del(id)
-	}
+	d.fields[id].ok = false
 }
 
 // sharedFields returns the captures taken from the connection's current
