@@ -937,7 +937,16 @@ type failData struct {
 // its text (delField): set again to the same text (a no-failure mark
 // that the next failure deleted) it takes that copy back instead of a
 // new one.
+//
+// A no-failure mark's text is never seen: a connection whose nofail is
+// set gives no failure, and every reader of a connection's nofail asks
+// only whether it is set and not empty. So a set mark is stored as
+// nofailSet, not copied ("Connection from", "publickey", the PAM line
+// and the closing messages take turns: a copy of the line each time).
 func (d *failData) setField(id int, v string, keep func(string) string) {
+	if id == fidNoFail && v != "" {
+		v = nofailSet
+	}
 	switch old := d.fields[id]; {
 	case old.s == v && (old.ok || v != ""):
 		d.fields[id].ok = true
@@ -945,6 +954,9 @@ func (d *failData) setField(id int, v string, keep func(string) string) {
 		d.fields.set(id, keep(v))
 	}
 }
+
+// nofailSet is a connection's no-failure mark when set (see setField).
+const nofailSet = "nofail"
 
 // delField deletes a field of the connection (absent: not ok), keeping
 // its text for setField. The connection's fields are read only through
@@ -1154,7 +1166,7 @@ func (f *Filter) merge(mlfid string, fields fieldSet, matched []string) *failDat
 		fail = f.cache.alloc(len(fields))
 		for k, v := range fields {
 			if v.ok {
-				fail.fields.set(k, keep(v.s))
+				fail.setField(k, v.s, keep)
 			}
 		}
 		if nf&2 == 0 {
