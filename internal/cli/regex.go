@@ -119,8 +119,8 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 		}
 	}
 	// the sums of fail2ban's stock files; without them (no dpkg) every
-	// file is used as written
-	sums, _ := stock.Load(app.Root)
+	// file is used as written. Read only when a filter file from disk is.
+	sums := stock.Lazy(app.Root)
 	// a test run over a file gives every answer: no backtracking budget
 	bf, err := pipeline.BuildFilter(pipeline.FilterInput{
 		Spec:     config.FilterSpec{Name: filterArg, Options: opts},
@@ -128,6 +128,9 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 		Builtin:  filters.FS(),
 		Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
 		Stock: sums, AsWritten: fl.asWritten,
+		// each line's failures are written or counted before the next
+		// line, and neither the summary nor --json shows matched lines
+		ReuseResults: true, NoMatches: true,
 	})
 	if err != nil {
 		return nil, usageErr("%v", err)
@@ -277,7 +280,7 @@ type regexStats struct {
 	lines, matched, ignored int
 	missed, failures        int
 	failHits, ignHits       []int
-	hosts                   map[string]int
+	hosts                   map[string]*int // failures per host (at most maxTopHosts)
 	hostsDropped            int
 	tooLong                 uint64 // lines over source.MaxLineLen, not matched
 	elapsed                 time.Duration
@@ -288,7 +291,7 @@ func newRegexStats(run *regexRun) *regexStats {
 		run:      run,
 		failHits: make([]int, len(run.def.FailRegex)),
 		ignHits:  make([]int, len(run.def.IgnoreRegex)),
-		hosts:    map[string]int{},
+		hosts:    map[string]*int{},
 	}
 }
 
@@ -310,11 +313,16 @@ func (s *regexStats) add(res filter.Result) {
 	if res.Ignore >= 0 && res.Ignore < len(s.ignHits) {
 		s.ignHits[res.Ignore]++
 	}
-	for _, f := range res.Failures {
+	for i := range res.Failures {
+		id := res.Failures[i].ID
 		s.failures++
-		if _, ok := s.hosts[f.ID]; ok || len(s.hosts) < maxTopHosts {
-			s.hosts[f.ID]++
-		} else {
+		switch n := s.hosts[id]; {
+		case n != nil:
+			*n++
+		case len(s.hosts) < maxTopHosts:
+			// a copy: the id may hold its whole line in memory
+			s.hosts[strings.Clone(id)] = new(1)
+		default:
 			s.hostsDropped++
 		}
 	}
@@ -340,7 +348,7 @@ func (s *regexStats) write(w io.Writer) {
 	}
 	var top []hc
 	for h, n := range s.hosts {
-		top = append(top, hc{h, n})
+		top = append(top, hc{h, *n})
 	}
 	sort.Slice(top, func(a, b int) bool {
 		if top[a].n != top[b].n {

@@ -148,12 +148,11 @@ func compileRx(src, useDNS string, dm dollarMode, requireRE2 bool, timeout time.
 	}
 	var goErr error
 	if t.Go != "" {
-		// what regexp.Compile checks
+		// what regexp.Compile checks (its syntax.Compile never fails:
+		// the automaton compiles the program when it is built)
 		var re *syntax.Regexp
 		if re, goErr = syntax.Parse(t.Go, syntax.Perl); goErr == nil {
-			if _, goErr = syntax.Compile(re.Simplify()); goErr == nil {
-				r.syn, r.goExpr = re, t.Go
-			}
+			r.syn, r.goExpr = re, t.Go
 			if rewritten && !uniqueSpecialGroups(re.CapNames()) {
 				// the rewrite copied a group whose index matters
 				r.syn, goErr = nil, errors.New(t.Reason)

@@ -61,6 +61,19 @@ type Options struct {
 	// (defaults 100 entries, 5 minutes: fail2ban's values).
 	MLFIDCacheSize int
 	MLFIDCacheAge  time.Duration
+	// ReuseResults is for a caller that is done with each Result before
+	// the next line (palisade regex): a Result's Failures, and their
+	// captures (Failure.Fields, Field), are valid only until the next
+	// Process or ProcessAt call, and the filter reuses their memory
+	// instead of allocating it per failure. The failures' strings (ID,
+	// Users, Matches) stay valid. Unset (the daemon), results are the
+	// caller's to keep.
+	ReuseResults bool
+	// NoMatches: failures carry no Matches (Attempts still counts the
+	// lines), so the filter keeps no copy of a line for them: for a caller
+	// that never reads Matches (palisade regex). Unset (the daemon), the
+	// last lines of a failure are kept for its ban (fail2ban's <matches>).
+	NoMatches bool
 }
 
 // Status is what became of a line.
@@ -183,7 +196,8 @@ type Filter struct {
 	fieldsBuf  fieldSet
 	matchedBuf []string
 	scr        scratch
-	fails      []Failure // see oneFailure
+	fails      []Failure   // see oneFailure
+	live       *fieldsView // ReuseResults: the current failure's captures
 }
 
 // New compiles def.
@@ -855,12 +869,41 @@ func noCopy(s string) string { return s }
 // oneFailure returns a slice holding fl alone, cut from a chunk no other
 // result shares (an allocation per failChunk failures, not per failure).
 func (f *Filter) oneFailure(fl Failure) []Failure {
+	if f.opts.ReuseResults {
+		if cap(f.fails) == 0 {
+			f.fails = make([]Failure, 1)
+		}
+		f.fails[0] = fl
+		return f.fails[:1:1]
+	}
 	if len(f.fails) == cap(f.fails) {
 		f.fails = make([]Failure, 0, failChunk)
 	}
 	n := len(f.fails)
 	f.fails = append(f.fails, fl)
 	return f.fails[n : n+1 : n+1]
+}
+
+// liveFields is the failure's captures in ReuseResults mode: the set
+// fields of fs as they are now, in the filter's one reused view (no copy:
+// the view is valid until the next line, like fs's buffers).
+func (f *Filter) liveFields(fs fieldSet, hasIP bool, ip string) *fieldsView {
+	v := f.live
+	if v == nil {
+		v = &fieldsView{names: f.names}
+		f.live = v
+	}
+	v.vals = v.vals[:0]
+	for k, x := range fs {
+		if x.ok {
+			v.vals = append(v.vals, idVal{k, x.s})
+		}
+	}
+	v.ip, v.hasIP = "", false
+	if hasIP {
+		v.ip, v.hasIP = ip, true
+	}
+	return v
 }
 
 // failData is fail2ban's failure dict of one connection (mlfid).
@@ -890,16 +933,36 @@ type failData struct {
 	seq     uint64
 }
 
+// setField sets a field of the connection. A field deleted since keeps
+// its text (delField): set again to the same text (a no-failure mark
+// that the next failure deleted) it takes that copy back instead of a
+// new one.
+//
+// A no-failure mark's text is never seen: a connection whose nofail is
+// set gives no failure, and every reader of a connection's nofail asks
+// only whether it is set and not empty. So a set mark is stored as
+// nofailSet, not copied ("Connection from", "publickey", the PAM line
+// and the closing messages take turns: a copy of the line each time).
 func (d *failData) setField(id int, v string, keep func(string) string) {
-	if old := d.fields[id]; !old.ok || old.s != v {
+	if id == fidNoFail && v != "" {
+		v = nofailSet
+	}
+	switch old := d.fields[id]; {
+	case old.s == v && (old.ok || v != ""):
+		d.fields[id].ok = true
+	default:
 		d.fields.set(id, keep(v))
 	}
 }
 
+// nofailSet is a connection's no-failure mark when set (see setField).
+const nofailSet = "nofail"
+
+// delField deletes a field of the connection (absent: not ok), keeping
+// its text for setField. The connection's fields are read only through
+// ok (get, truthy, the views).
 func (d *failData) delField(id int) {
-	if d.fields[id].ok {
-		d.fields.del(id)
-	}
+	d.fields[id].ok = false
 }
 
 // sharedFields returns the captures taken from the connection's current
@@ -983,7 +1046,11 @@ func (f *Filter) failure(idx int, fields fieldSet, matched []string, date time.T
 		id = fid
 	}
 	var out *fieldsView
-	if isML {
+	switch {
+	case f.opts.ReuseResults:
+		// valid until the next line: the fields as they are now
+		out = f.liveFields(ff, hasFID && fid != ip, ip)
+	case isML:
 		out = fail.sharedFields()
 	}
 	if out == nil {
@@ -1028,9 +1095,11 @@ func (f *Filter) failure(idx int, fields fieldSet, matched []string, date time.T
 		fl.Matches = fail.matches[:len(fail.matches):len(fail.matches)]
 	} else {
 		fl.Attempts = len(matched)
-		fl.Matches = make([]string, 0, min(len(matched), maxKeptMatches))
-		for _, m := range matched[max(0, len(matched)-maxKeptMatches):] {
-			fl.Matches = append(fl.Matches, keep(clip(m, maxMatchBytes)))
+		if !f.opts.NoMatches {
+			fl.Matches = make([]string, 0, min(len(matched), maxKeptMatches))
+			for _, m := range matched[max(0, len(matched)-maxKeptMatches):] {
+				fl.Matches = append(fl.Matches, keep(clip(m, maxMatchBytes)))
+			}
 		}
 	}
 	return fl, true
@@ -1097,7 +1166,7 @@ func (f *Filter) merge(mlfid string, fields fieldSet, matched []string) *failDat
 		fail = f.cache.alloc(len(fields))
 		for k, v := range fields {
 			if v.ok {
-				fail.fields.set(k, keep(v.s))
+				fail.setField(k, v.s, keep)
 			}
 		}
 		if nf&2 == 0 {
@@ -1126,14 +1195,19 @@ func (f *Filter) merge(mlfid string, fields fieldSet, matched []string) *failDat
 			clear(m)
 		}
 		fail.attempts += n
-		if nf&8 == 0 {
+		switch {
+		case nf&8 == 0 && f.opts.NoMatches:
+			fail.attempts += len(matched)
+		case nf&8 == 0:
 			fail.addMatches(matched, keep)
-		} else if len(fail.matches) > maxKeptMatches {
+		case len(fail.matches) > maxKeptMatches:
 			fail.matches = fail.matches[len(fail.matches)-maxKeptMatches:]
 		}
 	} else if nf&3 == 1 {
-		for _, m := range matched {
-			fail.nofailMatches = append(fail.nofailMatches, keep(clip(m, maxMatchBytes)))
+		if !f.opts.NoMatches {
+			for _, m := range matched {
+				fail.nofailMatches = append(fail.nofailMatches, keep(clip(m, maxMatchBytes)))
+			}
 		}
 		fail.nofailCount += len(matched)
 		if len(fail.nofailMatches) > maxKeptMatches {

@@ -2,8 +2,10 @@ package filter
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -630,6 +632,54 @@ func TestReadClock(t *testing.T) {
 			t.Fatalf("read %d: the clock went back: %v after %v", i, now, prev)
 		} else {
 			prev = now
+		}
+	}
+}
+
+// TestMLFIDCacheModel runs random sets, unsets and gets against a plain
+// model of the cache (insertion order, a key set again keeps its place,
+// the oldest evicted when full) and checks that the order list stays
+// bounded as keys come and go.
+func TestMLFIDCacheModel(t *testing.T) {
+	now := testNow
+	const size = 8
+	c := newMLFIDCache(size, time.Hour, func() time.Time { return now })
+	var model []string // insertion order
+	idx := func(k string) int {
+		for i, m := range model {
+			if m == k {
+				return i
+			}
+		}
+		return -1
+	}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for n := 0; n < 20000; n++ {
+		k := strconv.Itoa(rnd.IntN(24))
+		switch op := rnd.IntN(10); {
+		case op < 6:
+			c.set(k, &failData{})
+			if idx(k) < 0 {
+				if len(model) >= size {
+					model = model[1:]
+				}
+				model = append(model, k)
+			}
+		case op < 8:
+			c.unset(k)
+			if i := idx(k); i >= 0 {
+				model = append(model[:i], model[i+1:]...)
+			}
+		default:
+			if got := c.get(k) != nil; got != (idx(k) >= 0) {
+				t.Fatalf("op %d: get(%s) = %v, model %v", n, k, got, model)
+			}
+		}
+		if c.len() != len(model) {
+			t.Fatalf("op %d: %d entries, model %v", n, c.len(), model)
+		}
+		if len(c.order)-c.head > 4*size+17 || cap(c.order) > 16*size+64 {
+			t.Fatalf("op %d: order list %d long (cap %d, head %d)", n, len(c.order), cap(c.order), c.head)
 		}
 	}
 }

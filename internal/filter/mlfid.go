@@ -10,9 +10,11 @@ type mlfidCache struct {
 	age   time.Duration
 	clock func() time.Time
 	m     map[string]*failData
-	// order holds keys in insertion order; entries whose seq no longer
-	// matches were removed and are skipped.
+	// order[head:] holds keys in insertion order; entries whose seq no
+	// longer matches were removed and are skipped. The slice is compacted
+	// in place, so it is not reallocated as keys come and go.
 	order []orderKey
+	head  int
 	seq   uint64
 	// free holds dropped entries for reuse (see recycle).
 	free []*failData
@@ -83,16 +85,18 @@ func (c *mlfidCache) set(k string, v *failData) {
 		return
 	}
 	if len(c.m) >= c.size {
-		for len(c.order) > 0 {
-			ok := c.order[0]
-			c.order = c.order[1:]
+		for c.head < len(c.order) {
+			ok := c.order[c.head]
+			c.order[c.head] = orderKey{}
+			c.head++
 			e := c.m[ok.k]
 			if e == nil || e.seq != ok.seq {
 				continue
 			}
+			live := e.expires.After(now) // (recycle clears e)
 			delete(c.m, ok.k)
 			c.recycle(e)
-			if e.expires.After(now) && len(c.m) < c.size {
+			if live && len(c.m) < c.size {
 				break
 			}
 		}
@@ -100,17 +104,26 @@ func (c *mlfidCache) set(k string, v *failData) {
 	c.seq++
 	v.expires, v.seq = now.Add(c.age), c.seq
 	c.m[k] = v
+	if len(c.order) == cap(c.order) && c.head > 0 {
+		c.compact() // room at the front: no new array
+	}
 	c.order = append(c.order, orderKey{k: k, seq: c.seq})
 	// keep the order slice from growing without bound through unset keys
-	if len(c.order) > 4*c.size+16 {
-		kept := c.order[:0:0]
-		for _, o := range c.order {
-			if e := c.m[o.k]; e != nil && e.seq == o.seq {
-				kept = append(kept, o)
-			}
-		}
-		c.order = kept
+	if len(c.order)-c.head > 4*c.size+16 {
+		c.compact()
 	}
+}
+
+// compact moves the live keys of order[head:] to the front of its array.
+func (c *mlfidCache) compact() {
+	kept := c.order[:0]
+	for _, o := range c.order[c.head:] {
+		if e := c.m[o.k]; e != nil && e.seq == o.seq {
+			kept = append(kept, o) // (never ahead of the read)
+		}
+	}
+	clear(c.order[len(kept):])
+	c.order, c.head = kept, 0
 }
 
 func (c *mlfidCache) len() int { return len(c.m) }

@@ -211,9 +211,32 @@ func (o *out) noGo(reason, bt, ana string) {
 // not start the pattern).
 var globToLocal = regexp.MustCompile(`(^|[^\\])\((?:\?:)?(\(\?[a-z]+)\)`)
 
+// mayGlobToLocal reports whether globToLocal can match s: it needs a flag
+// group "(?x)" right after "(" or "(?:". (Running the regexp on every
+// pattern cost more than the rest of its translation.)
+func mayGlobToLocal(s string) bool {
+	for i := 0; ; {
+		k := strings.Index(s[i:], "(?")
+		if k < 0 {
+			return false
+		}
+		i += k
+		j := i + 2
+		for j < len(s) && s[j] >= 'a' && s[j] <= 'z' {
+			j++
+		}
+		if j > i+2 && j < len(s) && s[j] == ')' &&
+			(strings.HasSuffix(s[:i], "(") || strings.HasSuffix(s[:i], "(?:")) {
+			return true
+		}
+		i += 2
+	}
+}
+
 // translate rewrites a Python `re` pattern (tags already expanded).
 func translate(expr string, dm dollarMode) (translation, error) {
-	for i := 0; i < 4 && globToLocal.MatchString(expr); i++ {
+	// (a match needs "((?x)" or "(?:(?x)": most patterns have neither)
+	for i := 0; i < 4 && mayGlobToLocal(expr) && globToLocal.MatchString(expr); i++ {
 		expr = globToLocal.ReplaceAllString(expr, "${1}${2}:")
 	}
 	var o out
@@ -484,10 +507,15 @@ func (o *out) escape(s string, inClass bool) (int, error) {
 		}
 		return 2, nil
 	case 'w':
+		// Go's parser reads the sorted ranges faster (uniWordRanges)
 		if inClass {
-			o.all(uniWord)
+			o.g.WriteString(uniWordRanges)
+			o.ana.WriteString(uniWordRanges)
+			o.bt.WriteString(uniWord)
 		} else {
-			o.all("[" + uniWord + "]")
+			o.g.WriteString("[" + uniWordRanges + "]")
+			o.ana.WriteString("[" + uniWordRanges + "]")
+			o.bt.WriteString("[" + uniWord + "]")
 		}
 		return 2, nil
 	case 's':
@@ -512,7 +540,9 @@ func (o *out) escape(s string, inClass bool) (int, error) {
 		case 'D':
 			o.all(`\P{Nd}`)
 		case 'W':
-			o.all("[^" + uniWord + "]")
+			o.g.WriteString("[^" + uniWordRanges + "]")
+			o.ana.WriteString("[^" + uniWordRanges + "]")
+			o.bt.WriteString("[^" + uniWord + "]")
 		case 'S':
 			o.g.WriteString("[^" + uniSpace + "]")
 			o.ana.WriteString("[^" + uniSpace + "]")

@@ -44,6 +44,9 @@ type FilterInput struct {
 	// still says that it is a stock file.
 	Stock     *stock.Sums
 	AsWritten bool
+	// ReuseResults and NoMatches: see filter.Options (palisade regex;
+	// never a jail).
+	ReuseResults, NoMatches bool
 }
 
 // BuiltFilter is a compiled filter with what it was built from.
@@ -123,7 +126,7 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 	}
 	f, err := filter.New(def, filter.Options{
 		Location: in.Location, Now: now, Journal: in.Journal, UseDNS: in.UseDNS, RequireRE2: re2,
-		BacktrackBudget: in.BacktrackBudget,
+		BacktrackBudget: in.BacktrackBudget, ReuseResults: in.ReuseResults, NoMatches: in.NoMatches,
 	})
 	if err != nil {
 		return nil, err
@@ -141,8 +144,8 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 // among them, and palisade has a built-in filter.d/NAME.conf. nil
 // otherwise.
 func stockUse(in FilterInput, files []string) *StockUse {
-	if in.Stock.Len() == 0 || in.Builtin == nil {
-		return nil
+	if onlyBuiltin(files) || in.Builtin == nil || in.Stock.Len() == 0 {
+		return nil // (no file from disk: the sums are not needed)
 	}
 	name := strings.TrimSpace(in.Spec.Name)
 	byPath := strings.Contains(name, "/")

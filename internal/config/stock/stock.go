@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Package is the Debian package whose files are recognised.
@@ -43,6 +44,34 @@ type Sums struct {
 	sums map[string]map[[md5.Size]byte]bool
 	// From are the database files read.
 	From []string
+
+	// lazy: the database is read on first use (Lazy)
+	once sync.Once
+	lazy func() *Sums
+}
+
+// Lazy is Load deferred to the first Len, Match or MatchFile: a caller
+// that may never look at a file on disk (`palisade regex` with a built-in
+// filter) does not read the dpkg database (some 800 KB) for nothing. An
+// error reading it leaves the sums empty, as Load's caller that ignores
+// its error would.
+func Lazy(root string) *Sums {
+	return &Sums{lazy: func() *Sums {
+		s, _ := Load(root)
+		return s
+	}}
+}
+
+// loaded returns s with its database read.
+func (s *Sums) loaded() *Sums {
+	if s.lazy != nil {
+		s.once.Do(func() {
+			if l := s.lazy(); l != nil {
+				s.sums, s.From = l.sums, l.From
+			}
+		})
+	}
+	return s
 }
 
 // Load reads the sums from the dpkg database under root ("" or "/": the
@@ -103,7 +132,7 @@ func (s *Sums) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.sums)
+	return len(s.loaded().sums)
 }
 
 // Match reports whether content is the recorded content of the file
@@ -112,7 +141,7 @@ func (s *Sums) Match(path string, content []byte) bool {
 	if s == nil {
 		return false
 	}
-	set := s.sums[path]
+	set := s.loaded().sums[path]
 	if set == nil {
 		return false
 	}
@@ -162,12 +191,14 @@ func (s *Sums) parseStatus(r io.Reader) error {
 			}
 			continue
 		}
-		name, value, _ := strings.Cut(string(line), ":")
+		// a field "Name: value"; only two names matter, compared in
+		// place (the database has some 20,000 lines: no copy per line)
+		name, value, _ := bytes.Cut(line, []byte{':'})
 		inConf = false
-		switch strings.ToLower(name) {
-		case "package":
-			ours = strings.TrimSpace(value) == Package
-		case "conffiles":
+		switch {
+		case bytes.EqualFold(name, []byte("package")):
+			ours = string(bytes.TrimSpace(value)) == Package
+		case bytes.EqualFold(name, []byte("conffiles")):
 			inConf = true
 		}
 	}

@@ -64,3 +64,32 @@ func TestLoadRoot(t *testing.T) {
 		t.Fatalf("Load(empty root) = %+v, %v", s, err)
 	}
 }
+
+func TestLazy(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, StatusFile)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("Package: fail2ban\nConffiles:\n /etc/fail2ban/jail.conf "+sum("j")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := Lazy(root)
+	// not read yet: what the database says at the first use counts
+	if err := os.WriteFile(p, []byte("package: fail2ban\nCONFFILES:\n /etc/fail2ban/jail.conf "+sum("k")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s.Match("/etc/fail2ban/jail.conf", []byte("j")) || !s.Match("/etc/fail2ban/jail.conf", []byte("k")) {
+		t.Fatalf("Lazy read the database before its first use: %+v", s)
+	}
+	if s.Len() != 1 || len(s.From) != 1 {
+		t.Fatalf("Len %d, From %v; want 1 file", s.Len(), s.From)
+	}
+	// read once: a later change is not seen
+	if err := os.WriteFile(p, []byte("Package: fail2ban\nConffiles:\n /etc/fail2ban/jail.conf "+sum("j")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s.Match("/etc/fail2ban/jail.conf", []byte("j")) {
+		t.Fatal("Lazy read the database twice")
+	}
+}

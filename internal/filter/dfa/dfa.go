@@ -123,13 +123,43 @@ func shiftCaps(re *syntax.Regexp, by int) {
 }
 
 // anchoredStart reports whether every match of re starts at the start of
-// the text.
+// the text: the assertion \A (^ outside multi-line mode) comes before
+// anything that reads a rune or branches (what the compiled program's
+// StartCond reports, read from the tree instead of compiling a program
+// per pattern). A pattern it cannot tell about is taken as unanchored,
+// which costs speed, never a different match: the search from every
+// position finds the same leftmost match.
 func anchoredStart(re *syntax.Regexp) bool {
-	p, err := syntax.Compile(re.Simplify())
-	if err != nil {
-		return false
+	begins, _ := leadsBeginText(re)
+	return begins
+}
+
+// leadsBeginText reports whether re's leading zero-width part asserts
+// \A (begins), and whether re can be passed without reading a rune or
+// branching (pass: what follows it leads on).
+func leadsBeginText(re *syntax.Regexp) (begins, pass bool) {
+	switch re.Op {
+	case syntax.OpBeginText:
+		return true, true
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpEndText,
+		syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return false, true
+	case syntax.OpCapture:
+		return leadsBeginText(re.Sub[0])
+	case syntax.OpPlus:
+		// x+ is x, then a branch
+		b, _ := leadsBeginText(re.Sub[0])
+		return b, false
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			b, p := leadsBeginText(sub)
+			if b || !p {
+				return b, false
+			}
+		}
+		return false, true
 	}
-	return p.StartCond()&syntax.EmptyBeginText != 0
+	return false, false
 }
 
 // Set is a list of patterns matched as one automaton: Match answers the

@@ -3,6 +3,7 @@ package dfa
 import (
 	"math/rand/v2"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"testing"
@@ -231,5 +232,47 @@ func BenchmarkFailedPassword(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestAnchoredStart compares anchoredStart with the compiled program's
+// start condition: never anchored where the program is not, and anchored
+// wherever the pattern starts with \A before anything else.
+func TestAnchoredStart(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		want bool
+	}{
+		{`^abc`, true},
+		{`\Aabc`, true},
+		{`(^a)b`, true},
+		{`(?P<x>(?:^)a)`, true},
+		{`\b^a`, true},
+		{`(?:^a)+b`, true},
+		{`(?:a|^b)`, false},
+		{`(?:^a|^b)`, false},
+		{`a^`, false},
+		{`(?m)^a`, false},
+		{`.*^a`, false},
+		{`(?:^)?a`, false},
+		{`(?:^a)*`, false},
+		{`x`, false},
+		{``, false},
+		{`$^a`, true},
+		{`(?:)^a`, true},
+	} {
+		re, err := syntax.Parse(tc.expr, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := anchoredStart(re)
+		p, err := syntax.Compile(re.Simplify())
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog := p.StartCond()&syntax.EmptyBeginText != 0
+		if got != tc.want || (got && !prog) {
+			t.Errorf("anchoredStart(%q) = %v, want %v (program: %v)", tc.expr, got, tc.want, prog)
+		}
 	}
 }

@@ -573,7 +573,6 @@ func (m *machine) run(b []byte, dst []int) int {
 			last, lastPos, lastRef = len(trail), len(b), ref
 		}
 	}
-	m.trail = trail
 	if last < 0 {
 		return -1
 	}
