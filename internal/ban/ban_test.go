@@ -1174,3 +1174,63 @@ func TestNotStoredJail(t *testing.T) {
 		t.Fatalf("restored %+v", l)
 	}
 }
+
+// TestHolds: a jail's decision for an address its ban already serves is
+// held back unless it reaches past the ban by d/extendShare (1/16 of an
+// hour is 3m45s), asks for a permanent ban, or the ban is due to go.
+func TestHolds(t *testing.T) {
+	tests := []struct {
+		name    string
+		banned  time.Duration // the existing ban (0: none; <0: permanent)
+		prefix  string        // the existing ban's prefix
+		advance time.Duration // time since the ban
+		jail    string
+		ask     string
+		d       time.Duration
+		want    bool
+	}{
+		{"not banned", 0, "", 0, "sshd", "192.0.2.1", time.Hour, false},
+		{"same length at once", time.Hour, "192.0.2.1/32", 0, "sshd", "192.0.2.1", time.Hour, true},
+		{"shorter", time.Hour, "192.0.2.1/32", 0, "sshd", "192.0.2.1", time.Minute, true},
+		{"a minute later: gains a minute", time.Hour, "192.0.2.1/32", time.Minute, "sshd", "192.0.2.1", time.Hour, true},
+		{"3m44s later", time.Hour, "192.0.2.1/32", 3*time.Minute + 44*time.Second, "sshd", "192.0.2.1", time.Hour, true},
+		{"3m46s later: extends", time.Hour, "192.0.2.1/32", 3*time.Minute + 46*time.Second, "sshd", "192.0.2.1", time.Hour, false},
+		{"escalated: twice as long", time.Hour, "192.0.2.1/32", time.Minute, "sshd", "192.0.2.1", 2 * time.Hour, false},
+		{"asked permanent", time.Hour, "192.0.2.1/32", 0, "sshd", "192.0.2.1", -1, false},
+		{"banned permanently", -1, "192.0.2.1/32", 0, "sshd", "192.0.2.1", 1000 * time.Hour, true},
+		{"permanent both", -1, "192.0.2.1/32", 0, "sshd", "192.0.2.1", -1, true},
+		{"another jail", time.Hour, "192.0.2.1/32", 0, "recidive", "192.0.2.1", time.Hour, false},
+		{"another address", time.Hour, "192.0.2.1/32", 0, "sshd", "192.0.2.2", time.Hour, false},
+		{"covered by a network", time.Hour, "192.0.2.0/24", 0, "sshd", "192.0.2.77", time.Hour, true},
+		{"IPv6 in a /64", time.Hour, "2001:db8::/64", 0, "sshd", "2001:db8::5", time.Hour, true},
+		{"the ban is due", time.Hour, "192.0.2.1/32", time.Hour, "sshd", "192.0.2.1", time.Hour, false},
+		{"zero duration", time.Hour, "192.0.2.1/32", 0, "sshd", "192.0.2.1", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, Config{})
+			ctx := context.Background()
+			if tc.banned != 0 {
+				if _, err := e.m.Ban(ctx, "sshd", netip.MustParsePrefix(tc.prefix), tc.banned, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.clock.Add(tc.advance)
+			p := pfx(tc.ask)
+			if got := e.m.Holds(tc.jail, p, tc.d); got != tc.want {
+				t.Fatalf("Holds(%s, %s, %v) = %v, want %v", tc.jail, p, tc.d, got, tc.want)
+			}
+			// BanMany keeps the exact rule: what Holds lets through
+			// extends or bans; what it holds, BanMany calls already
+			// banned unless it reaches later (it then extends).
+			before := e.m.List(tc.jail)
+			_, err := e.m.Ban(ctx, tc.jail, p, tc.d, "")
+			if !tc.want && tc.d != 0 && err != nil {
+				t.Fatalf("let through but not carried out: %v", err)
+			}
+			if tc.want && errors.Is(err, ErrAlreadyBanned) && !slices.Equal(before, e.m.List(tc.jail)) {
+				t.Fatalf("already banned, yet the bans changed: %+v -> %+v", before, e.m.List(tc.jail))
+			}
+		})
+	}
+}

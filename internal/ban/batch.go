@@ -212,6 +212,51 @@ func (m *Manager) plan(reqs []Request, valid []int, res []Result, now time.Time)
 	return adds, exts
 }
 
+// extendShare sets how far a jail's decision must reach past the ban
+// already holding its address to be worth carrying out: by at least
+// 1/extendShare of its length (see Holds).
+const extendShare = 16
+
+// Holds reports whether a jail's decision to ban p for d (negative:
+// permanently) would change nothing worth a ban batch: a ban of jail
+// covers p and lasts as long, or falls short by less than d/extendShare.
+//
+// A banned address that keeps failing (a backlog read at start,
+// connections opened before the ban, ports the jail does not close)
+// makes a decision every maxretry failures, each reaching a little later
+// than the last; carried out, each is a store write with its fsync, a
+// firewall update, an event and a log line for a ban that already holds
+// for all but a few seconds of the asked time. A jail's line reader asks
+// Holds before it queues a decision and drops those it holds: an address
+// then costs at most extendShare extensions per ban length, and its ban
+// ends at most d/extendShare before its last failure's full ban time
+// would. Escalated ban times (bantime.increment doubles them) and
+// permanent bans pass. BanMany itself keeps the exact rule: any later end
+// extends.
+func (m *Manager) Holds(jail string, p netip.Prefix, d time.Duration) bool {
+	if d == 0 || !p.IsValid() {
+		return false
+	}
+	p = normPrefix(p)
+	now := m.now().UnixNano()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	jid, ok := m.t.jailID(jail, false)
+	if !ok {
+		return false
+	}
+	cov := m.t.covering(jid, p)
+	switch {
+	case cov == nil:
+		return false
+	case cov.expires == 0:
+		return true // permanent
+	case cov.expires <= now || d < 0:
+		return false // due to be lifted, or asked to become permanent
+	}
+	return cov.expires-now > int64(d-d/extendShare) // what is left of it
+}
+
 // save writes new bans (counting their offences) and extensions to the
 // store (op held). When the store fails, or is known to be failing, the
 // records are marked unsaved (their offence estimated from the history)

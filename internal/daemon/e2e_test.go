@@ -293,6 +293,52 @@ func TestGuideJailBansOnFourthFailure(t *testing.T) {
 	}
 }
 
+// TestBannedAddressStillFailingIsNotReBanned: failures of an address
+// banned a moment ago (a backlog, connections opened before the ban) make
+// decisions every maxretry failures; each would reach a few seconds past
+// the hour-long ban, so none is carried out (no store write, no firewall
+// call, no "ban extended"), and the ban keeps its end.
+func TestBannedAddressStillFailingIsNotReBanned(t *testing.T) {
+	e := newEnv(t, "")
+	e.write("jail.local", fmt.Sprintf(guideJailLocal, e.log))
+	e.start()
+	const ip = "198.51.100.20"
+	for range 4 {
+		e.fail(ip)
+	}
+	var first control.BanEntry
+	e.waitFor("the ban", 20*time.Second, func() bool {
+		var ok bool
+		first, ok = e.ban("sshd", ip)
+		return ok
+	})
+	// Log times have whole seconds, and failures logged in the second of
+	// the address's last decision precede it: four failures in each of
+	// the next three seconds make three decisions.
+	at := first.Since
+	for n := range 3 {
+		at = at.Truncate(time.Second).Add(time.Second)
+		time.Sleep(time.Until(at.Add(50 * time.Millisecond)))
+		for range 4 {
+			e.fail(ip)
+		}
+		e.waitCounted("sshd", uint64(8+4*n))
+	}
+	e.waitFor("three decisions held", 20*time.Second, func() bool {
+		return strings.Count(e.output(), "already banned") >= 3
+	})
+	b, ok := e.ban("sshd", ip)
+	if !ok || !b.Expires.Equal(*first.Expires) {
+		t.Fatalf("ban changed: %+v, was %+v", b, first)
+	}
+	if st := e.status("sshd"); st.TotalBanned != 1 || st.CurrentlyBanned != 1 {
+		t.Fatalf("status %+v", st)
+	}
+	if out := e.output(); strings.Contains(out, "ban extended") || strings.Count(out, "already banned") != 3 {
+		t.Fatalf("want 3 decisions held, none extended:\n%s", out)
+	}
+}
+
 func TestIncrementEscalatesAndCaps(t *testing.T) {
 	e := newEnv(t, "")
 	e.write("jail.local", fmt.Sprintf(guideJailLocal, e.log)+

@@ -33,8 +33,18 @@ type banQueue struct {
 }
 
 // enqueue hands a decision to the queue's goroutine (started on the first
-// ban); after close it carries the decision out itself.
+// ban); after close it carries the decision out itself. A decision the
+// address's ban already serves (Banner.Holds) goes nowhere: on a second
+// core every batch wakes a thread, and a banned address that keeps failing
+// would make one every maxretry failures.
 func (r *Jail) enqueueBan(dec *jail.Decision) {
+	if r.deps.Bans.Holds(r.name, dec.Prefix, dec.Duration) {
+		r.held.Add(1)
+		if r.log.Enabled(context.Background(), slog.LevelDebug) {
+			r.log.Debug("already banned", "jail", r.name, "ip", banAddr(dec.Prefix), "failures", dec.Failures)
+		}
+		return
+	}
 	q := &r.banq
 	q.once.Do(func() {
 		q.ch = make(chan *jail.Decision, banQueueLen)

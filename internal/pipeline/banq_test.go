@@ -24,6 +24,8 @@ type slowBans struct {
 	n       int
 }
 
+func (*slowBans) Holds(string, netip.Prefix, time.Duration) bool { return false }
+
 func (b *slowBans) BanMany(_ context.Context, reqs []ban.Request) []ban.Result {
 	b.mu.Lock()
 	first := len(b.batches) == 0

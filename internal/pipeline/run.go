@@ -48,6 +48,9 @@ type Journal interface {
 // Banner enforces ban decisions (*ban.Manager).
 type Banner interface {
 	BanMany(ctx context.Context, reqs []ban.Request) []ban.Result
+	// Holds reports whether a ban already serves a decision to ban p in
+	// jail for d; the jail then drops the decision (Counters.Held).
+	Holds(jail string, p netip.Prefix, d time.Duration) bool
 }
 
 // Deps are a running jail's collaborators. Bans is required.
@@ -87,6 +90,9 @@ type Counters struct {
 	Lines uint64
 	// Dropped are failures dropped because the slow-work queue was full.
 	Dropped uint64
+	// Held are ban decisions not carried out because the address's ban
+	// already served them (Banner.Holds): a banned address still failing.
+	Held uint64
 }
 
 // work is a failure waiting for a lookup or the ignorecommand.
@@ -134,7 +140,7 @@ type Jail struct {
 
 	banq banQueue // decisions on their way to Deps.Bans
 
-	lines, dropped atomic.Uint64
+	lines, dropped, held atomic.Uint64
 	evicted        atomic.Uint64 // since the last report
 	lastEvictLog   atomic.Int64
 }
@@ -433,7 +439,7 @@ func (r *Jail) Counters() Counters {
 	r.smu.Lock()
 	st = st.Add(r.base)
 	r.smu.Unlock()
-	return Counters{Stats: st, Lines: r.lines.Load(), Dropped: r.dropped.Load()}
+	return Counters{Stats: st, Lines: r.lines.Load(), Dropped: r.dropped.Load(), Held: r.held.Load()}
 }
 
 // LineCount is Counters().Lines without the jail logic's lock: the lines

@@ -32,6 +32,8 @@ type bans struct {
 
 func newBans() *bans { return &bans{ch: make(chan string, 100)} }
 
+func (*bans) Holds(string, netip.Prefix, time.Duration) bool { return false }
+
 func (b *bans) BanMany(_ context.Context, reqs []ban.Request) []ban.Result {
 	res := make([]ban.Result, len(reqs))
 	for i, r := range reqs {

@@ -329,6 +329,7 @@ func TestFullSetBackstop(t *testing.T) {
 // where the policy accepts it.
 func TestCoexistence(t *testing.T) {
 	t.Parallel()
+	nstest.RequireProgram(t, "nft")
 	l := newLab(t)
 	nstest.Listen(t, l.srv, ":8080")
 	nstest.Listen(t, l.srv, ":2222")
@@ -379,6 +380,7 @@ func TestCoexistence(t *testing.T) {
 // refuse the batch, and the policy in force stays exactly as it was.
 func TestFailedApplyChangesNothing(t *testing.T) {
 	t.Parallel()
+	nstest.RequireProgram(t, "nft")
 	l := newLab(t)
 	l.apply(t, "enable\nallow 22/tcp\nlimit 9000/tcp --conn 2\n")
 	before := l.nft(t, "list", "table", "inet", "palisade")
