@@ -141,8 +141,8 @@ type Jail struct {
 	banq banQueue // decisions on their way to Deps.Bans
 
 	lines, dropped, held atomic.Uint64
-	evicted        atomic.Uint64 // since the last report
-	lastEvictLog   atomic.Int64
+	evicted              atomic.Uint64 // since the last report
+	lastEvictLog         atomic.Int64
 }
 
 // New makes a running jail from a plan (taking the plan's compiled
