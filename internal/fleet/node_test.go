@@ -316,18 +316,26 @@ func TestTTLExpiry(t *testing.T) {
 	}
 }
 
-func TestReplayAfterRestart(t *testing.T) {
-	srv := fleettest.Start(t, fleettest.Options{})
+// twoBans starts a server and two members trusting each other, web1
+// (a) and web2 (b); web1 bans two addresses and web2 has them.
+func twoBans(t *testing.T) (srv *fleettest.Server, a, b *member) {
+	t.Helper()
+	srv = fleettest.Start(t, fleettest.Options{})
 	initStream(t, srv, fleet.Conn{})
 	keys := newKeys(t, "web1", "web2")
 	trusted := []string{"web1", "web2"}
-	a := newMember(t, srv.URL(), "web1", keys, trusted, nil)
-	b := newMember(t, srv.URL(), "web2", keys, trusted, nil)
+	a = newMember(t, srv.URL(), "web1", keys, trusted, nil)
+	b = newMember(t, srv.URL(), "web2", keys, trusted, nil)
 	a.waitCaughtUp()
 	b.waitCaughtUp()
 	a.ban("sshd", "198.51.100.1/32", time.Hour)
 	a.ban("sshd", "198.51.100.2/32", time.Hour)
-	b.waitFleet("first bans", "198.51.100.1/32", "198.51.100.2/32")
+	b.waitFleet("web1's first bans", "198.51.100.1/32", "198.51.100.2/32")
+	return srv, a, b
+}
+
+func TestReplayAfterRestart(t *testing.T) {
+	_, a, b := twoBans(t)
 
 	b.stop()
 	a.ban("sshd", "198.51.100.3/32", time.Hour) // while web2 is down
@@ -354,17 +362,7 @@ func TestReplayAfterRestart(t *testing.T) {
 // daemon that restarts while the bus is down enforces them again from
 // it.
 func TestRemoteBansSurviveARestartWithoutTheBus(t *testing.T) {
-	srv := fleettest.Start(t, fleettest.Options{})
-	initStream(t, srv, fleet.Conn{})
-	keys := newKeys(t, "web1", "web2")
-	trusted := []string{"web1", "web2"}
-	a := newMember(t, srv.URL(), "web1", keys, trusted, nil)
-	b := newMember(t, srv.URL(), "web2", keys, trusted, nil)
-	a.waitCaughtUp()
-	b.waitCaughtUp()
-	a.ban("sshd", "198.51.100.1/32", time.Hour)
-	a.ban("sshd", "198.51.100.2/32", time.Hour)
-	b.waitFleet("before the outage", "198.51.100.1/32", "198.51.100.2/32")
+	srv, _, b := twoBans(t)
 	if n := storedBans(t, b.st, fleet.DefaultJail); n != 0 {
 		t.Fatalf("the ban manager stored %d remote bans as well", n)
 	}
