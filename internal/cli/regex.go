@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -40,18 +43,26 @@ type regexFlags struct {
 func newRegexCmd(app *App) *cobra.Command {
 	var fl regexFlags
 	cmd := &cobra.Command{
-		Use:   "regex [--json] [--opt NAME=VALUE]... [--now RFC3339] [--tz ZONE] LOG FILTER",
+		Use:   "regex [--json] [--opt NAME=VALUE]... [--now RFC3339] [--tz ZONE] LOG FILTER [IGNOREREGEX]",
 		Short: "Test a filter against a log (like fail2ban-regex)",
-		Long: "Run FILTER (a built-in filter name or the path of a fail2ban filter .conf) over the\n" +
-			"log file LOG (\"-\" for standard input) and report what it finds: a summary, or with\n" +
-			"--json one object per failure.\n\n" +
+		Long: "Run FILTER over LOG and report what it finds: a summary, or with --json one object\n" +
+			"per failure. As with fail2ban-regex:\n\n" +
+			"  LOG     a log file, \"-\" for standard input, or a log line itself (an argument\n" +
+			"          with a space in it that names no file)\n" +
+			"  FILTER  a filter name or the path of a filter file, with optional arguments\n" +
+			"          (sshd[mode=aggressive]), or else a failregex itself (\"Failed .* from <HOST>\")\n" +
+			"  IGNOREREGEX  an ignoreregex added to the filter's\n\n" +
 			"A filter NAME is read from --config-dir's filter.d, then the built-ins, as a jail\n" +
 			"reads it: when the files found are fail2ban's unmodified stock files, palisade's\n" +
 			"built-in filter of that name is used instead, as the daemon does (--as-written\n" +
 			"uses the files). A filter PATH is always used as written.",
-		Args: cobra.ExactArgs(2),
+		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRegex(app, fl, args[0], args[1])
+			var ignore []string
+			if len(args) == 3 {
+				ignore = args[2:]
+			}
+			return runRegex(app, fl, args[0], args[1], ignore)
 		},
 	}
 	f := cmd.Flags()
@@ -75,7 +86,33 @@ type regexRun struct {
 	journal bool
 }
 
-func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
+// isFilterRef reports whether a FILTER argument names a filter (a name
+// or a path, with optional [NAME=VALUE, ...] arguments) rather than being
+// a failregex, by fail2ban-regex's rule: at most three leading slashes,
+// then only word characters, '/', '-' and '.', then the arguments.
+func isFilterRef(s string) bool {
+	if i := strings.IndexByte(s, '['); i >= 0 {
+		if !strings.HasSuffix(s, "]") {
+			return false
+		}
+		s = s[:i]
+	}
+	rest := strings.TrimLeft(s, "/")
+	if rest == "" || len(s)-len(rest) > 3 {
+		return false
+	}
+	for _, r := range rest {
+		if r != '_' && r != '/' && r != '-' && r != '.' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// cmdLineRegex names the filter made of a failregex given as FILTER.
+const cmdLineRegex = "(failregex from the command line)"
+
+func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string) (*regexRun, error) {
 	loc := time.Local
 	if fl.tz != "" {
 		l, err := time.LoadLocation(fl.tz)
@@ -99,7 +136,14 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 		now = func() time.Time { return t }
 	}
 	var opts []ini.Option
-	journal := false
+	ref := isFilterRef(filterArg)
+	if ref {
+		name, args, err := ini.ExtractOptions(filterArg)
+		if err != nil {
+			return nil, usageErr("filter %q: %v", filterArg, err)
+		}
+		filterArg, opts = name, args
+	}
 	for _, o := range fl.opts {
 		name, value, ok := strings.Cut(o, "=")
 		name = strings.TrimSpace(name)
@@ -107,9 +151,22 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 			return nil, usageErr("--opt %q: want NAME=VALUE", o)
 		}
 		opts = append(opts, ini.Option{Name: name, Value: value})
-		if name == "logtype" {
-			journal = strings.TrimSpace(value) == "journal"
+	}
+	journal := false
+	for _, o := range opts { // the last logtype given wins
+		if o.Name == "logtype" {
+			journal = strings.TrimSpace(o.Value) == "journal"
 		}
+	}
+	if !ref {
+		// a failregex itself: no files, the default date templates
+		def := filter.Definition{Name: cmdLineRegex, FailRegex: []string{filterArg}, IgnoreRegex: ignore}
+		f, err := filter.New(def, filter.Options{Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
+			ReuseResults: true, NoMatches: true})
+		if err != nil {
+			return nil, usageErr("%v", err)
+		}
+		return &regexRun{flt: f, def: def, loc: loc, now: now, clock: clock, journal: journal}, nil
 	}
 	dir := filepath.Join(app.Root, "/etc/palisade")
 	if fl.configDir != "" {
@@ -127,7 +184,7 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 		Dirs:     []string{dir},
 		Builtin:  filters.FS(),
 		Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
-		Stock: sums, AsWritten: fl.asWritten,
+		Stock: sums, AsWritten: fl.asWritten, IgnoreRegex: ignore,
 		// each line's failures are written or counted before the next
 		// line, and neither the summary nor --json shows matched lines
 		ReuseResults: true, NoMatches: true,
@@ -142,8 +199,12 @@ func setupRegex(app *App, fl regexFlags, filterArg string) (*regexRun, error) {
 	return run, nil
 }
 
-func runRegex(app *App, fl regexFlags, logArg, filterArg string) error {
-	run, err := setupRegex(app, fl, filterArg)
+func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string) error {
+	if strings.HasPrefix(logArg, "systemd-journal") {
+		return usageErr("log %s: palisade regex reads files, lines and standard input, not the journal itself; "+
+			"pipe it in: journalctl -o short -t sshd -t sshd-session | palisade regex - %s", logArg, filterArg)
+	}
+	run, err := setupRegex(app, fl, filterArg, ignore)
 	if err != nil {
 		return err
 	}
@@ -155,14 +216,21 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string) error {
 		in = app.Stdin
 	} else {
 		fh, err := os.Open(logArg)
-		if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && strings.ContainsAny(logArg, " \t"):
+			// a log line itself, as fail2ban-regex takes it (a file
+			// name without a space that does not exist stays an error)
+			in = strings.NewReader(logArg)
+			logArg = "the line given"
+		case err != nil:
 			return usageErr("log: %v", err)
+		default:
+			defer fh.Close()
+			if st, err := fh.Stat(); err == nil && st.IsDir() {
+				return usageErr("log %s: is a directory", logArg)
+			}
+			in = fh
 		}
-		defer fh.Close()
-		if st, err := fh.Stat(); err == nil && st.IsDir() {
-			return usageErr("log %s: is a directory", logArg)
-		}
-		in = fh
 	}
 	if run.clock != nil {
 		in = run.clock.Reader(in)

@@ -184,3 +184,100 @@ func TestRegexLongLine(t *testing.T) {
 		t.Errorf("summary (exit %d):\n%s", code, out)
 	}
 }
+
+// TestRegexArgumentForms: LOG and FILTER take what fail2ban-regex takes:
+// a log line instead of a file, a failregex instead of a filter, a
+// filter's arguments in brackets, and an IGNOREREGEX third argument.
+func TestRegexArgumentForms(t *testing.T) {
+	dir := t.TempDir()
+	flt := writeFile(t, dir, "app.conf", testFilter)
+	log := writeFile(t, dir, "app.log", testLog)
+	const failed = "Aug 14 09:00:00 h sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2"
+	const ddos = "Aug 14 09:00:00 h sshd[1]: Did not receive identification string from 192.0.2.7 port 5000"
+	tests := []struct {
+		name  string
+		args  []string
+		hosts []string // the failures' hosts, in order
+	}{
+		{"a line, a filter name", []string{failed, "sshd"}, []string{"192.0.2.1"}},
+		{"a line, a failregex", []string{failed, `Failed password for \S+ from <HOST>`}, []string{"192.0.2.1"}},
+		{"a line, a failregex and an ignoreregex", []string{failed, `Failed password for \S+ from <HOST>`, `for root from`}, nil},
+		{"a filter name with arguments", []string{ddos, "sshd[mode=aggressive]"}, []string{"192.0.2.7"}},
+		{"the same name without them", []string{ddos, "sshd"}, nil},
+		{"--opt after the brackets wins", []string{"--opt", "mode=normal", ddos, "sshd[mode=aggressive]"}, nil},
+		{"a filter file and an ignoreregex", []string{log, flt, `from 2001:db8::7$`}, []string{"192.0.2.1", "198.51.100.3"}},
+		{"a built-in and an ignoreregex", []string{failed, "sshd", `192\.0\.2\.1`}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"regex", "--json", "--now", "2005-08-14T10:00:00Z", "--tz", "UTC", "--config-dir", dir}, tc.args...)
+			code, out, errs := runCLI(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			var hosts []string
+			for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+				if l == "" {
+					continue
+				}
+				var m struct{ Host string }
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatalf("bad JSON line %q: %v", l, err)
+				}
+				hosts = append(hosts, m.Host)
+			}
+			if !slices.Equal(hosts, tc.hosts) {
+				t.Fatalf("failures from %v, want %v\n%s", hosts, tc.hosts, out)
+			}
+		})
+	}
+}
+
+func TestRegexArgumentErrors(t *testing.T) {
+	dir := t.TempDir()
+	const failed = "Aug 14 09:00:00 h sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2"
+	tests := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"the journal", []string{"systemd-journal", "sshd"}, "journalctl"},
+		{"a missing file", []string{filepath.Join(dir, "auth.log"), "sshd"}, "no such file"},
+		{"a failregex without a host", []string{failed, "Failed password for .*"}, "no failure-id group"},
+		{"a failregex that does not compile", []string{failed, "Failed (password"}, "missing )"},
+		{"an unknown filter name", []string{failed, "nosuchfilter"}, "filter.d/nosuchfilter.conf"},
+		{"four arguments", []string{failed, "sshd", "x", "y"}, "accepts between 2 and 3 arg(s)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := runCLI(t, append([]string{"regex", "--config-dir", dir}, tc.args...)...)
+			if code != 2 || !strings.Contains(errs, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, errs, tc.want)
+			}
+		})
+	}
+}
+
+func TestIsFilterRef(t *testing.T) {
+	for s, want := range map[string]bool{
+		"sshd":                             true,
+		"sshd[mode=aggressive]":            true,
+		"sshd.conf":                        true,
+		"/etc/fail2ban/filter.d/sshd.conf": true,
+		"./my-filter.local":                true,
+		"filter.d/zugriff-verweigert.conf": true,
+		"filtre-été":                       true,
+		"////etc/x.conf":                   false,
+		"":                                 false,
+		"sshd[mode=aggressive":             false,
+		"Failed .* from <HOST>":            false,
+		`^\S+ from <HOST>$`:                false,
+		"from <HOST>":                      false,
+		"sshd[mode=aggressive] trailing":   false,
+		"a+b":                              false,
+	} {
+		if got := isFilterRef(s); got != want {
+			t.Errorf("isFilterRef(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,10 @@ type FilterInput struct {
 	// ReuseResults and NoMatches: see filter.Options (palisade regex;
 	// never a jail).
 	ReuseResults, NoMatches bool
+	// IgnoreRegex are added after the filter's ignoreregex (palisade
+	// regex's IGNOREREGEX argument). They are not held to RE2, and with
+	// them neither is a built-in filter.
+	IgnoreRegex []string
 }
 
 // BuiltFilter is a compiled filter with what it was built from.
@@ -117,7 +122,10 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 	if in.DatePattern != "" {
 		def.DatePattern = in.DatePattern
 	}
-	re2 := onlyBuiltin(lf.Files)
+	if len(in.IgnoreRegex) > 0 {
+		def.IgnoreRegex = append(slices.Clip(def.IgnoreRegex), in.IgnoreRegex...)
+	}
+	re2 := onlyBuiltin(lf.Files) && len(in.IgnoreRegex) == 0
 	var clk *filter.ReadClock
 	now := in.Now
 	if now == nil {
