@@ -31,12 +31,15 @@ import (
 const maxTopHosts = 100000
 
 type regexFlags struct {
-	json      bool
-	opts      []string
-	now       string
-	tz        string
-	configDir string
-	asWritten bool
+	json        bool
+	opts        []string
+	now         string
+	tz          string
+	configDir   string
+	asWritten   bool
+	datePattern string
+	// the summary lists these lines (fail2ban-regex's --print-all-*)
+	printMatched, printMissed, printIgnored bool
 }
 
 // newRegexCmd builds `palisade regex` (fail2ban-regex's equivalent).
@@ -72,6 +75,10 @@ func newRegexCmd(app *App) *cobra.Command {
 	f.StringVar(&fl.tz, "tz", "", "time zone of zone-less log times and of the output (default: local, $TZ)")
 	f.StringVar(&fl.configDir, "config-dir", "", "configuration directory whose filter.d a filter NAME is read from (default /etc/palisade)")
 	f.BoolVar(&fl.asWritten, "as-written", false, "use fail2ban's stock filter files as written instead of palisade's built-in of the same name")
+	f.StringVarP(&fl.datePattern, "datepattern", "d", "", "date pattern replacing the filter's (like a jail's datepattern)")
+	f.BoolVar(&fl.printMatched, "print-all-matched", false, "list the lines that gave a failure in the summary")
+	f.BoolVar(&fl.printMissed, "print-all-missed", false, "list the lines no failregex matched in the summary")
+	f.BoolVar(&fl.printIgnored, "print-all-ignored", false, "list the lines an ignoreregex (or a no-failure rule) took in the summary")
 	return cmd
 }
 
@@ -160,7 +167,7 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string) (*re
 	}
 	if !ref {
 		// a failregex itself: no files, the default date templates
-		def := filter.Definition{Name: cmdLineRegex, FailRegex: []string{filterArg}, IgnoreRegex: ignore}
+		def := filter.Definition{Name: cmdLineRegex, FailRegex: []string{filterArg}, IgnoreRegex: ignore, DatePattern: fl.datePattern}
 		f, err := filter.New(def, filter.Options{Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
 			ReuseResults: true, NoMatches: true})
 		if err != nil {
@@ -184,7 +191,7 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string) (*re
 		Dirs:     []string{dir},
 		Builtin:  filters.FS(),
 		Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
-		Stock: sums, AsWritten: fl.asWritten, IgnoreRegex: ignore,
+		Stock: sums, AsWritten: fl.asWritten, IgnoreRegex: ignore, DatePattern: fl.datePattern,
 		// each line's failures are written or counted before the next
 		// line, and neither the summary nor --json shows matched lines
 		ReuseResults: true, NoMatches: true,
@@ -203,6 +210,9 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string
 	if strings.HasPrefix(logArg, "systemd-journal") {
 		return usageErr("log %s: palisade regex reads files, lines and standard input, not the journal itself; "+
 			"pipe it in: journalctl -o short -t sshd -t sshd-session | palisade regex - %s", logArg, filterArg)
+	}
+	if fl.json && (fl.printMatched || fl.printMissed || fl.printIgnored) {
+		return usageErr("--print-all-matched, --print-all-missed and --print-all-ignored list lines in the summary; --json prints failures only")
 	}
 	run, err := setupRegex(app, fl, filterArg, ignore)
 	if err != nil {
@@ -237,6 +247,7 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string
 	}
 	out := bufio.NewWriterSize(app.Stdout, 64<<10)
 	st := newRegexStats(run)
+	st.keep = [3]bool{fl.printMatched, fl.printMissed, fl.printIgnored}
 	start := time.Now()
 	sp := source.NewSplitter(source.MaxLineLen)
 	lines := 0
@@ -249,7 +260,9 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string
 		} else {
 			res = run.flt.ProcessBytes(line)
 		}
-		st.add(res)
+		if kind := st.add(res); st.keep[kind] {
+			st.listed[kind] = append(st.listed[kind], string(line))
+		}
 		if fl.json {
 			for i := range res.Failures {
 				writeFailureJSON(out, n, &res.Failures[i], run.loc)
@@ -350,7 +363,9 @@ type regexStats struct {
 	failHits, ignHits       []int
 	hosts                   map[string]*int // failures per host (at most maxTopHosts)
 	hostsDropped            int
-	tooLong                 uint64 // lines over source.MaxLineLen, not matched
+	tooLong                 uint64      // lines over source.MaxLineLen, not matched
+	keep                    [3]bool     // list the lines of a kind (lineMatched...)
+	listed                  [3][]string // those lines
 	elapsed                 time.Duration
 }
 
@@ -363,15 +378,26 @@ func newRegexStats(run *regexRun) *regexStats {
 	}
 }
 
-func (s *regexStats) add(res filter.Result) {
+// A line's kind in the summary, as fail2ban-regex counts it: "matched"
+// when it gives a failure, "ignored" when an ignoreregex or a no-failure
+// rule took it, else "missed".
+const (
+	lineMatched = iota
+	lineMissed
+	lineIgnored
+)
+
+// add counts one line's result and returns the line's kind.
+func (s *regexStats) add(res filter.Result) int {
 	s.lines++
-	// like fail2ban-regex: a line is "matched" when it gives a failure and
-	// "ignored" when an ignoreregex or a no-failure rule took it
+	kind := lineIgnored
 	switch {
 	case len(res.Failures) > 0:
 		s.matched++
+		kind = lineMatched
 	case res.Status == filter.Missed:
 		s.missed++
+		kind = lineMissed
 	default:
 		s.ignored++
 	}
@@ -394,6 +420,7 @@ func (s *regexStats) add(res filter.Result) {
 			s.hostsDropped++
 		}
 	}
+	return kind
 }
 
 func (s *regexStats) write(w io.Writer) {
@@ -446,6 +473,15 @@ func (s *regexStats) write(w io.Writer) {
 		p("Regex timeouts: %d (counted as no match)\n", n)
 	}
 	p("[processed in %s: %.0f lines/s]\n", s.elapsed.Round(time.Millisecond), rate)
+	for kind, title := range [3]string{"Matched", "Missed", "Ignored"} {
+		if !s.keep[kind] {
+			continue
+		}
+		p("\n%s lines: %d\n", title, len(s.listed[kind]))
+		for _, l := range s.listed[kind] {
+			p("  %s\n", l)
+		}
+	}
 }
 
 func sum(v []int) int {

@@ -281,3 +281,42 @@ func TestIsFilterRef(t *testing.T) {
 		}
 	}
 }
+
+// TestRegexPrintAllAndDatePattern: --print-all-* list each kind of line
+// after the summary; -d replaces the filter's date pattern.
+func TestRegexPrintAllAndDatePattern(t *testing.T) {
+	dir := t.TempDir()
+	flt := writeFile(t, dir, "app.conf", testFilter)
+	log := writeFile(t, dir, "app.log", testLog)
+	code, out, errs := runCLI(t, "regex", "--print-all-missed", "--print-all-ignored", "--now", "2005-08-14T10:00:00Z", log, flt)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"\nMissed lines: 1\n  Aug 14 09:00:01 h app[1]: hello\n",
+		"\nIgnored lines: 1\n  Aug 14 09:00:04 h app[1]: auth failed for x from 192.0.2.99\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Matched lines:") {
+		t.Errorf("matched lines listed unasked:\n%s", out)
+	}
+
+	const line = "Aug 13 09:00:00 h sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2"
+	for _, tc := range []struct {
+		args []string
+		time string
+	}{
+		{nil, "2005-08-13T09:00:00"},
+		{[]string{"-d", "%H:%M:%S"}, "2005-08-14T09:00:00"}, // a time alone: the day of --now
+	} {
+		args := append([]string{"regex", "--json", "--now", "2005-08-14T10:00:00Z", "--tz", "UTC"}, tc.args...)
+		code, out, errs := runCLI(t, append(args, line, `Failed password for \S+ from <HOST>`)...)
+		var m struct{ Time string }
+		if code != 0 || json.Unmarshal([]byte(out), &m) != nil || m.Time != tc.time {
+			t.Errorf("%v: exit %d, %q %s; want time %s", tc.args, code, out, errs, tc.time)
+		}
+	}
+}
