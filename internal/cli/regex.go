@@ -38,6 +38,7 @@ type regexFlags struct {
 	configDir   string
 	asWritten   bool
 	datePattern string
+	out         string // -o: print this of each failure instead of the summary
 	// the summary lists these lines (fail2ban-regex's --print-all-*)
 	printMatched, printMissed, printIgnored bool
 }
@@ -73,7 +74,10 @@ func newRegexCmd(app *App) *cobra.Command {
 	f.StringArrayVar(&fl.opts, "opt", nil, "filter option NAME=VALUE (like filter = NAME[NAME=VALUE]); repeatable")
 	f.StringVar(&fl.now, "now", "", "current time (RFC3339) for year inference and journal times (default: the real time)")
 	f.StringVar(&fl.tz, "tz", "", "time zone of zone-less log times and of the output (default: local, $TZ)")
-	f.StringVar(&fl.configDir, "config-dir", "", "configuration directory whose filter.d a filter NAME is read from (default /etc/palisade)")
+	f.StringVar(&fl.tz, "timezone", "", "the same as --tz (fail2ban-regex's name)")
+	f.StringVarP(&fl.configDir, "config-dir", "c", "", "configuration directory whose filter.d a filter NAME is read from (default /etc/palisade)")
+	f.StringVar(&fl.configDir, "config", "", "the same as --config-dir (fail2ban-regex's name)")
+	f.StringVarP(&fl.out, "out", "o", "", "print only this of each failure, a line each: id, ip, msg (its line), a capture (user, host, ip4, ...) or a template of <name>s")
 	f.BoolVar(&fl.asWritten, "as-written", false, "use fail2ban's stock filter files as written instead of palisade's built-in of the same name")
 	f.StringVarP(&fl.datePattern, "datepattern", "d", "", "date pattern replacing the filter's (like a jail's datepattern)")
 	f.BoolVar(&fl.printMatched, "print-all-matched", false, "list the lines that gave a failure in the summary")
@@ -211,8 +215,11 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string
 		return usageErr("log %s: palisade regex reads files, lines and standard input, not the journal itself; "+
 			"pipe it in: journalctl -o short -t sshd -t sshd-session | palisade regex - %s", logArg, filterArg)
 	}
-	if fl.json && (fl.printMatched || fl.printMissed || fl.printIgnored) {
-		return usageErr("--print-all-matched, --print-all-missed and --print-all-ignored list lines in the summary; --json prints failures only")
+	switch {
+	case fl.json && fl.out != "":
+		return usageErr("--json and --out: choose one")
+	case (fl.json || fl.out != "") && (fl.printMatched || fl.printMissed || fl.printIgnored):
+		return usageErr("--print-all-matched, --print-all-missed and --print-all-ignored list lines in the summary; --json and --out print failures only")
 	}
 	run, err := setupRegex(app, fl, filterArg, ignore)
 	if err != nil {
@@ -263,9 +270,14 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string
 		if kind := st.add(res); st.keep[kind] {
 			st.listed[kind] = append(st.listed[kind], string(line))
 		}
-		if fl.json {
+		switch {
+		case fl.json:
 			for i := range res.Failures {
 				writeFailureJSON(out, n, &res.Failures[i], run.loc)
+			}
+		case fl.out != "":
+			for i := range res.Failures {
+				writeFailureOut(out, fl.out, &res.Failures[i], line)
 			}
 		}
 	})
@@ -275,7 +287,7 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string
 		_ = out.Flush()
 		return failErr(fmt.Errorf("reading %s: %w", logArg, err))
 	}
-	if !fl.json {
+	if !fl.json && fl.out == "" {
 		st.write(out)
 	} else if st.tooLong > 0 {
 		fmt.Fprintf(app.Stderr, "palisade: %d line(s) longer than %d bytes skipped\n", st.tooLong, source.MaxLineLen)
@@ -334,6 +346,49 @@ func writeFailureJSON(w *bufio.Writer, line int, fl *filter.Failure, loc *time.L
 	w.WriteString(`,"regex":`)
 	w.WriteString(strconv.Itoa(fl.Regex))
 	w.WriteString("}\n")
+}
+
+// writeFailureOut writes what --out names of a failure, a line: a token
+// (id, ip, msg, or a capture's name, "F-USER" or "user") or a template in
+// which each <token> is replaced. line is the line that gave the failure.
+func writeFailureOut(w *bufio.Writer, out string, fl *filter.Failure, line []byte) {
+	if !strings.Contains(out, "<") {
+		w.WriteString(failureToken(fl, out, line))
+		w.WriteByte('\n')
+		return
+	}
+	for rest := out; rest != ""; {
+		i := strings.IndexByte(rest, '<')
+		j := strings.IndexByte(rest[max(i, 0):], '>')
+		if i < 0 || j < 0 {
+			w.WriteString(rest)
+			break
+		}
+		w.WriteString(rest[:i])
+		w.WriteString(failureToken(fl, rest[i+1:i+j], line))
+		rest = rest[i+j+1:]
+	}
+	w.WriteByte('\n')
+}
+
+// failureToken is one --out token of a failure ("" when it has none).
+func failureToken(fl *filter.Failure, name string, line []byte) string {
+	switch name {
+	case "id":
+		return fl.ID
+	case "msg":
+		return string(line)
+	case "ip":
+		if v, ok := fl.Field("ip"); ok {
+			return v
+		}
+		if fl.Addr.IsValid() {
+			return fl.Addr.String()
+		}
+		return ""
+	}
+	v, _ := fl.Field(strings.ToLower(strings.TrimPrefix(name, "F-")))
+	return v
 }
 
 // formatTime renders t as local wall-clock time in loc, with microseconds

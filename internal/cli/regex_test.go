@@ -320,3 +320,38 @@ func TestRegexPrintAllAndDatePattern(t *testing.T) {
 		}
 	}
 }
+
+// TestRegexOutAndAliases: -o prints one token or template per failure
+// instead of the summary; fail2ban-regex's -c/--config and
+// --timezone name the same settings as --config-dir and --tz.
+func TestRegexOutAndAliases(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "filter.d"), "app.conf", testFilter)
+	log := writeFile(t, dir, "app.log", testLog)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-o", "id"}, "192.0.2.1\n2001:db8::7\n198.51.100.3\n"},
+		{[]string{"--out", "ip"}, "192.0.2.1\n2001:db8::7\n198.51.100.3\n"},
+		{[]string{"-o", "F-USER"}, "root\n\nb\uFFFDd\n"},
+		{[]string{"-o", "<user>@<ip> (<nosuch>)"}, "root@192.0.2.1 ()\n@2001:db8::7 ()\nb\uFFFDd@198.51.100.3 ()\n"},
+		{[]string{"-o", "msg"}, "Aug 14 09:00:00 h app[1]: auth failed for root from 192.0.2.1\nAug 14 09:00:02 h app[1]: bad token from 2001:db8::7\n" +
+			"Aug 14 09:00:03 h app[1]: auth failed for b\uFFFDd from 198.51.100.3\n"},
+	}
+	for _, tc := range tests {
+		for _, flags := range [][]string{{"-c", dir, "--timezone", "UTC"}, {"--config", dir, "--tz", "UTC"}} {
+			args := append(append([]string{"regex", "--now", "2005-08-14T10:00:00Z"}, flags...), tc.args...)
+			code, out, errs := runCLI(t, append(args, log, "app")...)
+			if code != 0 || out != tc.want {
+				t.Errorf("%v: exit %d, stdout %q (%s), want %q", args, code, out, errs, tc.want)
+			}
+		}
+	}
+	if code, _, errs := runCLI(t, "regex", "--json", "-o", "id", "-c", dir, log, "app"); code != 2 || !strings.Contains(errs, "choose one") {
+		t.Errorf("--json with -o: exit %d, %s", code, errs)
+	}
+}
