@@ -461,27 +461,80 @@ func newSetCmd(app *App) *cobra.Command {
 // newGetCmd is fail2ban-client's `get JAIL banned`.
 func newGetCmd(app *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get JAIL banned",
-		Short: "fail2ban-client compatible: list a jail's banned addresses",
-		Args:  cobra.ExactArgs(2),
+		Use:   "get JAIL banned|bantime|findtime|maxretry|ignoreip|ignoreself|logpath",
+		Short: "fail2ban-client compatible: a jail's banned addresses or one of its settings",
+		Long: "Print what fail2ban-client get prints: the jail's banned addresses, its bantime and\n" +
+			"findtime in seconds (-1: permanent), maxretry, the ignored addresses, whether the\n" +
+			"host's own addresses are ignored, or what it reads, as the running daemon has them.",
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := parseJailArg(args[0]); err != nil {
 				return err
 			}
-			if args[1] != "banned" {
-				return usageErr("get %s: unsupported property %q (palisade supports banned)", args[0], args[1])
+			if args[1] == "banned" {
+				r, err := app.client().Banned(cmd.Context(), args[0])
+				if err != nil {
+					return callErr(err)
+				}
+				ips := make([]string, 0, len(r.Bans))
+				for _, b := range r.Bans {
+					ips = append(ips, "'"+b.IP+"'")
+				}
+				fmt.Fprintf(app.Stdout, "[%s]\n", strings.Join(ips, ", "))
+				return nil
 			}
-			r, err := app.client().Banned(cmd.Context(), args[0])
+			switch args[1] {
+			case "bantime", "findtime", "maxretry", "ignoreip", "ignoreself", "logpath":
+			default:
+				return usageErr("get %s: unsupported property %q (palisade supports banned, bantime, findtime, maxretry, ignoreip, ignoreself, logpath)", args[0], args[1])
+			}
+			st, err := app.client().Status(cmd.Context(), args[0])
 			if err != nil {
 				return callErr(err)
 			}
-			ips := make([]string, 0, len(r.Bans))
-			for _, b := range r.Bans {
-				ips = append(ips, "'"+b.IP+"'")
+			if len(st.Jails) != 1 {
+				return failErr(fmt.Errorf("status of %s: %d jails in the reply", args[0], len(st.Jails)))
 			}
-			fmt.Fprintf(app.Stdout, "[%s]\n", strings.Join(ips, ", "))
+			writeJailSetting(app.Stdout, st.Jails[0], args[1])
 			return nil
 		},
+	}
+}
+
+// writeJailSetting prints one setting as fail2ban-client get does.
+func writeJailSetting(w io.Writer, j control.JailStatus, name string) {
+	s := j.Settings
+	list := func(title, none string, items []string) {
+		if len(items) == 0 {
+			fmt.Fprintln(w, none)
+			return
+		}
+		fmt.Fprintln(w, title)
+		for i, it := range items {
+			mark := "|-"
+			if i == len(items)-1 {
+				mark = "`-"
+			}
+			fmt.Fprintf(w, "%s %s\n", mark, it)
+		}
+	}
+	switch name {
+	case "bantime":
+		fmt.Fprintln(w, s.BanTime)
+	case "findtime":
+		fmt.Fprintln(w, s.FindTime)
+	case "maxretry":
+		fmt.Fprintln(w, s.MaxRetry)
+	case "ignoreself":
+		if s.IgnoreSelf {
+			fmt.Fprintln(w, "True")
+		} else {
+			fmt.Fprintln(w, "False")
+		}
+	case "ignoreip":
+		list("These IP addresses/networks are ignored:", "No IP address/network is ignored", s.IgnoreIP)
+	case "logpath":
+		list("Current monitored log file(s):", "No file is currently monitored", j.Watching)
 	}
 }
 

@@ -35,7 +35,8 @@ func (f *fakeDaemon) Handle(_ context.Context, req control.Request) (any, error)
 		}
 		rep := control.StatusReply{Backend: "fake", ConfigDir: "/etc/palisade", Jails: []control.JailStatus{
 			{Name: "sshd", Filter: "sshd", Sources: []string{"/var/log/auth.log"}, Watching: []string{"/var/log/auth.log"}, CurrentlyFailed: 2, TotalFailed: 9,
-				CurrentlyBanned: 1, TotalBanned: 3, Evicted: 7, Banned: []string{"192.0.2.7"}},
+				CurrentlyBanned: 1, TotalBanned: 3, Evicted: 7, Banned: []string{"192.0.2.7"},
+				Settings: control.JailSettings{MaxRetry: 4, FindTime: 600, BanTime: -1, IgnoreIP: []string{"127.0.0.1/8", "admin.example"}, IgnoreSelf: true}},
 			{Name: "web", Filter: "nginx-http-auth", Sources: []string{"journal"}, Watching: []string{"journal: _SYSTEMD_UNIT=nginx.service"},
 				Warnings: []string{"jail web: no journal files in /var/log/journal, /run/log/journal: the journal has nothing to read"}, Banned: []string{}}}}
 		if req.Jail != "" {
@@ -121,6 +122,14 @@ func TestClientCommands(t *testing.T) {
 		{[]string{"set", "sshd", "banip", "192.0.2.8", "192.0.2.9"}, 0, []string{"2"}, control.VerbBan},
 		{[]string{"set", "sshd", "unbanip", "192.0.2.8"}, 0, []string{"1"}, control.VerbUnban},
 		{[]string{"get", "sshd", "banned"}, 0, []string{"['192.0.2.7']"}, control.VerbBanned},
+		{[]string{"get", "sshd", "bantime"}, 0, []string{"-1\n"}, control.VerbStatus},
+		{[]string{"get", "sshd", "findtime"}, 0, []string{"600\n"}, control.VerbStatus},
+		{[]string{"get", "sshd", "maxretry"}, 0, []string{"4\n"}, control.VerbStatus},
+		{[]string{"get", "sshd", "ignoreself"}, 0, []string{"True\n"}, control.VerbStatus},
+		{[]string{"get", "sshd", "ignoreip"}, 0, []string{"These IP addresses/networks are ignored:\n|- 127.0.0.1/8\n`- admin.example\n"}, control.VerbStatus},
+		{[]string{"get", "sshd", "logpath"}, 0, []string{"Current monitored log file(s):\n`- /var/log/auth.log\n"}, control.VerbStatus},
+		{[]string{"get", "web", "ignoreip"}, 0, []string{"No IP address/network is ignored\n"}, control.VerbStatus},
+		{[]string{"get", "nope", "bantime"}, 1, []string{"no such jail"}, control.VerbStatus},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -178,7 +187,7 @@ func TestBadInputNeverSent(t *testing.T) {
 		{"explain", "not-an-ip"},
 		{"set", "sshd", "banip", "192.0.2.1", "bogus"},
 		{"set", "sshd", "addignoreip", "192.0.2.1"},
-		{"get", "sshd", "maxretry"},
+		{"get", "sshd", "actions"},
 	} {
 		code, _, errs := runClient(append(args, "--socket", sock)...)
 		if code != ExitUsage {

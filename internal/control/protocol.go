@@ -276,6 +276,24 @@ type JailStatus struct {
 	Banned []string `json:"banned"`
 	// Health is the watchdog's view of the jail (health.go).
 	Health JailHealth `json:"health"`
+	// Settings are the counting settings the jail runs with (`palisade
+	// get JAIL bantime` and its kin read them).
+	Settings JailSettings `json:"settings"`
+}
+
+// JailSettings are a running jail's counting settings.
+type JailSettings struct {
+	MaxRetry int `json:"maxretry"`
+	// FindTime and BanTime are whole seconds, as fail2ban-client prints
+	// them; BanTime -1 is permanent. BanTime is the base ban length
+	// (bantime.increment escalates it per offence).
+	FindTime int64 `json:"findtime"`
+	BanTime  int64 `json:"bantime"`
+	// IgnoreIP are the ignoreip entries as written: addresses, networks
+	// and host names.
+	IgnoreIP []string `json:"ignoreip"`
+	// IgnoreSelf: the host's own addresses are never banned.
+	IgnoreSelf bool `json:"ignoreself"`
 }
 
 // BanEntry is one active ban.

@@ -339,6 +339,28 @@ func TestBannedAddressStillFailingIsNotReBanned(t *testing.T) {
 	}
 }
 
+// TestGetReadsTheRunningSettings: `palisade get JAIL KEY` prints what
+// the daemon runs with, from the configuration text, as fail2ban-client
+// get prints it.
+func TestGetReadsTheRunningSettings(t *testing.T) {
+	e := newEnv(t, "")
+	e.write("jail.local", fmt.Sprintf(guideJailLocal, e.log)+"ignoreip = 127.0.0.1/8 198.51.100.0/24\n")
+	e.start()
+	for key, want := range map[string]string{
+		"bantime":    "3600\n",
+		"findtime":   "600\n",
+		"maxretry":   "4\n",
+		"ignoreself": "True\n",
+		"ignoreip":   "These IP addresses/networks are ignored:\n|- 127.0.0.1/8\n`- 198.51.100.0/24\n",
+		"logpath":    "Current monitored log file(s):\n`- " + e.log + "\n",
+	} {
+		out, err := exec.Command(palisadeBin(t), "get", "sshd", key, "--socket", e.socket).CombinedOutput()
+		if err != nil || string(out) != want {
+			t.Errorf("get sshd %s: %q (%v), want %q", key, out, err, want)
+		}
+	}
+}
+
 func TestIncrementEscalatesAndCaps(t *testing.T) {
 	e := newEnv(t, "")
 	e.write("jail.local", fmt.Sprintf(guideJailLocal, e.log)+

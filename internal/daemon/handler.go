@@ -169,6 +169,7 @@ func (d *Daemon) status(only string) (control.StatusReply, error) {
 		if u := p.Filter.Stock; u != nil && u.Replaced {
 			js.StockReplaced = u.File
 		}
+		js.Settings = settingsOf(p)
 		c := r.Counters()
 		js.CurrentlyFailed, js.TotalFailed, js.Evicted = c.Failing, c.Failures, c.Evicted
 		js.CurrentlyBanned, js.TotalBanned = d.bans.Count(r.Name())
@@ -177,6 +178,25 @@ func (d *Daemon) status(only string) (control.StatusReply, error) {
 	d.addHealth(&rep)
 	rep.Fleet = d.fleetSummary()
 	return rep, nil
+}
+
+// settingsOf is status's settings field: the counting the jail runs with.
+func settingsOf(p *pipeline.Plan) control.JailSettings {
+	l := p.Logic
+	s := control.JailSettings{MaxRetry: l.MaxRetry, FindTime: int64(l.FindTime / time.Second),
+		BanTime: int64(l.BanTime / time.Second), IgnoreIP: []string{}, IgnoreSelf: l.IgnoreSelf}
+	if l.BanTime < 0 {
+		s.BanTime = -1
+	}
+	for _, e := range l.IgnoreIP {
+		t := e.Text
+		if t == "" {
+			t = e.Prefix.String()
+		}
+		s.IgnoreIP = append(s.IgnoreIP, t)
+	}
+	s.IgnoreIP = append(s.IgnoreIP, l.IgnoreHosts...)
+	return s
 }
 
 // databaseStatus reports the ban database's health in status.
