@@ -39,6 +39,7 @@ type regexFlags struct {
 	asWritten   bool
 	datePattern string
 	out         string // -o: print this of each failure instead of the summary
+	maxLines    int    // -L: replaces the filter's maxlines
 	// the summary lists these lines (fail2ban-regex's --print-all-*)
 	printMatched, printMissed, printIgnored bool
 }
@@ -80,6 +81,7 @@ func newRegexCmd(app *App) *cobra.Command {
 	f.StringVarP(&fl.out, "out", "o", "", "print only this of each failure, a line each: id, ip, msg (its line), a capture (user, host, ip4, ...) or a template of <name>s")
 	f.BoolVar(&fl.asWritten, "as-written", false, "use fail2ban's stock filter files as written instead of palisade's built-in of the same name")
 	f.StringVarP(&fl.datePattern, "datepattern", "d", "", "date pattern replacing the filter's (like a jail's datepattern)")
+	f.IntVarP(&fl.maxLines, "maxlines", "L", 0, "lines a multi-line failregex spans, replacing the filter's maxlines")
 	f.BoolVar(&fl.printMatched, "print-all-matched", false, "list the lines that gave a failure in the summary")
 	f.BoolVar(&fl.printMissed, "print-all-missed", false, "list the lines no failregex matched in the summary")
 	f.BoolVar(&fl.printIgnored, "print-all-ignored", false, "list the lines an ignoreregex (or a no-failure rule) took in the summary")
@@ -146,6 +148,9 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string) (*re
 		}
 		now = func() time.Time { return t }
 	}
+	if fl.maxLines < 0 {
+		return nil, usageErr("--maxlines %d: want a number of lines, 1 or more", fl.maxLines)
+	}
 	var opts []ini.Option
 	ref := isFilterRef(filterArg)
 	if ref {
@@ -171,7 +176,8 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string) (*re
 	}
 	if !ref {
 		// a failregex itself: no files, the default date templates
-		def := filter.Definition{Name: cmdLineRegex, FailRegex: []string{filterArg}, IgnoreRegex: ignore, DatePattern: fl.datePattern}
+		def := filter.Definition{Name: cmdLineRegex, FailRegex: []string{filterArg}, IgnoreRegex: ignore,
+			DatePattern: fl.datePattern, MaxLines: fl.maxLines}
 		f, err := filter.New(def, filter.Options{Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
 			ReuseResults: true, NoMatches: true})
 		if err != nil {
@@ -195,7 +201,7 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string) (*re
 		Dirs:     []string{dir},
 		Builtin:  filters.FS(),
 		Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
-		Stock: sums, AsWritten: fl.asWritten, IgnoreRegex: ignore, DatePattern: fl.datePattern,
+		Stock: sums, AsWritten: fl.asWritten, IgnoreRegex: ignore, DatePattern: fl.datePattern, MaxLines: fl.maxLines,
 		// each line's failures are written or counted before the next
 		// line, and neither the summary nor --json shows matched lines
 		ReuseResults: true, NoMatches: true,

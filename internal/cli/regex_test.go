@@ -194,6 +194,8 @@ func TestRegexArgumentForms(t *testing.T) {
 	log := writeFile(t, dir, "app.log", testLog)
 	const failed = "Aug 14 09:00:00 h sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2"
 	const ddos = "Aug 14 09:00:00 h sshd[1]: Did not receive identification string from 192.0.2.7 port 5000"
+	const twoLines = "Aug 14 09:00:00 h app[1]: login attempt user bob\nAug 14 09:00:01 h app[1]: rejected from 192.0.2.5"
+	const twoLineRegex = `login attempt user \S+\n.*rejected from <HOST>`
 	tests := []struct {
 		name  string
 		args  []string
@@ -207,6 +209,8 @@ func TestRegexArgumentForms(t *testing.T) {
 		{"--opt after the brackets wins", []string{"--opt", "mode=normal", ddos, "sshd[mode=aggressive]"}, nil},
 		{"a filter file and an ignoreregex", []string{log, flt, `from 2001:db8::7$`}, []string{"192.0.2.1", "198.51.100.3"}},
 		{"a built-in and an ignoreregex", []string{failed, "sshd", `192\.0\.2\.1`}, nil},
+		{"two lines, a two-line failregex, -L 2", []string{"-L", "2", twoLines, twoLineRegex}, []string{"192.0.2.5"}},
+		{"the same without -L", []string{twoLines, twoLineRegex}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,6 +48,9 @@ type FilterInput struct {
 	// ReuseResults and NoMatches: see filter.Options (palisade regex;
 	// never a jail).
 	ReuseResults, NoMatches bool
+	// MaxLines, when above 0, replaces the filter's maxlines (palisade
+	// regex -L).
+	MaxLines int
 	// IgnoreRegex are added after the filter's ignoreregex (palisade
 	// regex's IGNOREREGEX argument). They are not held to RE2, and with
 	// them neither is a built-in filter.
@@ -121,6 +124,9 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 	}
 	if in.DatePattern != "" {
 		def.DatePattern = in.DatePattern
+	}
+	if in.MaxLines > 0 {
+		def.MaxLines = in.MaxLines
 	}
 	if len(in.IgnoreRegex) > 0 {
 		def.IgnoreRegex = append(slices.Clip(def.IgnoreRegex), in.IgnoreRegex...)
