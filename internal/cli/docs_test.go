@@ -134,7 +134,7 @@ func checkCommandDocs(root *cobra.Command, md, file string) []string {
 		}
 	}
 	walkCommands(root, func(c *cobra.Command) {
-		if !c.Runnable() {
+		if !c.Runnable() || IsGroup(c) {
 			return
 		}
 		flags, ok := documented[c]
@@ -166,7 +166,7 @@ func resolveDocPath(root *cobra.Command, words []string) ([]*cobra.Command, stri
 			break // alternatives end the path; other words are arguments
 		}
 		c, alts := cur[0], strings.Split(w, "|")
-		if c.Runnable() && findSub(c, alts[0]) == nil {
+		if c.Runnable() && !IsGroup(c) && findSub(c, alts[0]) == nil {
 			break // a runnable command takes an unknown word as an argument
 		}
 		cur = nil
@@ -180,7 +180,7 @@ func resolveDocPath(root *cobra.Command, words []string) ([]*cobra.Command, stri
 		}
 	}
 	for _, c := range cur {
-		if !c.Runnable() {
+		if !c.Runnable() || IsGroup(c) {
 			return nil, fmt.Sprintf("`%s`, which only groups subcommands: list them instead", c.CommandPath())
 		}
 	}

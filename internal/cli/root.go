@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -82,7 +83,45 @@ func NewRoot(app *App) *cobra.Command {
 	root.AddCommand(newFirewallCmd(app))
 	root.AddCommand(newAuditCmd(app))
 	root.AddCommand(newFleetCmd(app))
+	requireSubcommands(root)
 	return root
+}
+
+// groupOnly marks a command that only groups others (IsGroup).
+const groupOnly = "palisade/group-only"
+
+// IsGroup reports whether c only groups subcommands: it runs nothing of
+// its own (requireSubcommands gave it the RunE that refuses unknown ones).
+func IsGroup(c *cobra.Command) bool { return c.Annotations[groupOnly] != "" }
+
+// requireSubcommands makes every command below root that only groups
+// others refuse an unknown subcommand: cobra shows such a command's help
+// and exits 0 for "palisade firewall shwo", which a script would take for
+// success. Alone ("palisade firewall") it still shows its help.
+func requireSubcommands(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		requireSubcommands(c)
+		if !c.HasSubCommands() || c.Runnable() {
+			continue
+		}
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[groupOnly] = "yes"
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if cmd.SuggestionsMinimumDistance <= 0 {
+				cmd.SuggestionsMinimumDistance = 2 // cobra's default for the root
+			}
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += " (did you mean " + strings.Join(s, " or ") + "?)"
+			}
+			return usageErr("%s", msg)
+		}
+	}
 }
 
 // Main runs the command line args and returns the process exit code.

@@ -120,7 +120,7 @@ func listCommands(cmd *cobra.Command, w *strings.Builder) {
 	if cmd.HasParent() && !cmd.IsAvailableCommand() {
 		return
 	}
-	if cmd.Runnable() && cmd.HasParent() {
+	if cmd.Runnable() && !cli.IsGroup(cmd) && cmd.HasParent() {
 		w.WriteString(strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ") + "\n")
 	}
 	for _, c := range cmd.Commands() {
