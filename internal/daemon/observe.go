@@ -340,7 +340,7 @@ func (d *Daemon) metricsSnapshot() metrics.Snapshot {
 		fs := r.FilterStats()
 		j.RegexTimeouts, j.BacktrackSeconds, j.BacktrackSkipped = fs.Timeouts, fs.BacktrackTime.Seconds(), fs.BacktrackSkipped
 		j.Matches, j.Failures, j.Ignored = st.Failures+st.Ignored+st.Skipped, st.Failures, st.Ignored
-		j.Tracked, j.Evictions = st.Tracked, st.Evicted
+		j.Tracked, j.Evictions, j.AlreadyBanned = st.Tracked, st.Evicted, st.Held
 		j.Banned, j.Bans = d.bans.Count(name)
 		j.Unbans = d.bans.Unbans(name)
 		jh := o.watchdog.Jail(name)

@@ -266,6 +266,7 @@ func TestNotifyAndMetricsFromRealLogLines(t *testing.T) {
 		`palisade_jail_matches_total{jail="sshd"}`:                               "4",
 		`palisade_source_up{kind="file",source="` + e.logf + `"}`:                "1",
 		`palisade_jail_failtable_evictions_total{jail="sshd"}`:                   "0",
+		`palisade_jail_already_banned_total{jail="sshd"}`:                        "0",
 		`palisade_notify_messages_failed_total{route="admin",type="smtp"}`:       "0",
 		`palisade_firewall_operation_failures_total{backend="fake",op="remove"}`: "0",
 		`palisade_jail_ignored_total{jail="sshd"}`:                               "0",

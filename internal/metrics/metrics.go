@@ -87,7 +87,10 @@ type Jail struct {
 	// Banned are the active bans; Tracked the failure-table entries.
 	Banned, Tracked int
 	Evictions       uint64
-	RegexTimeouts   uint64
+	// AlreadyBanned are ban decisions not carried out because the
+	// address's ban already served them (a banned address still failing).
+	AlreadyBanned uint64
+	RegexTimeouts uint64
 	// BacktrackSeconds is the time spent in backtracking (non-RE2) regex
 	// matches; BacktrackSkipped the matches skipped because the filter's
 	// backtracking budget was spent.
@@ -159,6 +162,7 @@ var descs = []struct {
 	{"jail_banned", "Active bans of the jail.", []string{"jail"}},
 	{"jail_failtable_entries", "Addresses in the jail's failure table.", []string{"jail"}},
 	{"jail_failtable_evictions_total", "Addresses evicted from the full failure table.", []string{"jail"}},
+	{"jail_already_banned_total", "Ban decisions not carried out: the address's ban already served them (a banned address still failing).", []string{"jail"}},
 	{"jail_regex_timeouts_total", "Backtracking regex matches that hit their time limit.", []string{"jail"}},
 	{"jail_regex_backtrack_seconds_total", "Time spent in backtracking (non-RE2) regex matches.", []string{"jail"}},
 	{"jail_regex_backtrack_skipped_total", "Backtracking matches skipped because the filter's CPU budget was spent.", []string{"jail"}},
@@ -235,6 +239,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge("jail_banned", float64(j.Banned), j.Name)
 		gauge("jail_failtable_entries", float64(j.Tracked), j.Name)
 		counter("jail_failtable_evictions_total", j.Evictions, j.Name)
+		counter("jail_already_banned_total", j.AlreadyBanned, j.Name)
 		counter("jail_regex_timeouts_total", j.RegexTimeouts, j.Name)
 		ch <- prometheus.MustNewConstMetric(c.d["jail_regex_backtrack_seconds_total"], prometheus.CounterValue, j.BacktrackSeconds, j.Name)
 		counter("jail_regex_backtrack_skipped_total", j.BacktrackSkipped, j.Name)

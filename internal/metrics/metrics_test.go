@@ -21,7 +21,7 @@ func sample() Snapshot {
 	return Snapshot{
 		Version: "0.1.0", Healthy: false, ReloadOK: true,
 		Jails: []Jail{
-			{Name: "sshd", Lines: 120, Matches: 14, Failures: 12, Ignored: 2, Bans: 3, Unbans: 1, Banned: 2, Tracked: 5, Evictions: 1, Healthy: true,
+			{Name: "sshd", Lines: 120, Matches: 14, Failures: 12, Ignored: 2, Bans: 3, Unbans: 1, Banned: 2, Tracked: 5, Evictions: 1, AlreadyBanned: 9, Healthy: true,
 				BacktrackSeconds: 0.25, BacktrackSkipped: 7},
 			{Name: "nginx", Healthy: false, Problems: 1},
 		},
@@ -60,6 +60,7 @@ func TestMetricsFromSnapshot(t *testing.T) {
 		`palisade_jail_banned{jail="sshd"} 2`,
 		`palisade_jail_failtable_entries{jail="sshd"} 5`,
 		`palisade_jail_failtable_evictions_total{jail="sshd"} 1`,
+		`palisade_jail_already_banned_total{jail="sshd"} 9`,
 		`palisade_jail_healthy{jail="nginx"} 0`,
 		`palisade_jail_regex_backtrack_seconds_total{jail="sshd"} 0.25`,
 		`palisade_jail_regex_backtrack_skipped_total{jail="sshd"} 7`,

@@ -19,12 +19,13 @@ import (
 // the size of every batch.
 type slowBans struct {
 	release chan struct{}
+	held    map[netip.Prefix]bool // Holds answers true for these
 	mu      sync.Mutex
 	batches []int
 	n       int
 }
 
-func (*slowBans) Holds(string, netip.Prefix, time.Duration) bool { return false }
+func (b *slowBans) Holds(_ string, p netip.Prefix, _ time.Duration) bool { return b.held[p] }
 
 func (b *slowBans) BanMany(_ context.Context, reqs []ban.Request) []ban.Result {
 	b.mu.Lock()
@@ -140,4 +141,37 @@ func TestReadDecisionsQueuedTogether(t *testing.T) {
 	}
 	close(b.release)
 	r.Stop()
+}
+
+// TestHeldDecisions: a decision the address's ban already serves
+// (Banner.Holds) never reaches BanMany; it is counted, and the count
+// survives a reload (Carry).
+func TestHeldDecisions(t *testing.T) {
+	cfg := load(t, map[string]string{"jail.local": "[sshd]\nenabled = true\nlogpath = /dev/null\n"})
+	held := netip.MustParsePrefix("198.51.100.1/32")
+	b := &slowBans{release: make(chan struct{}), held: map[netip.Prefix]bool{held: true}}
+	close(b.release)
+	deps := Deps{Bans: b, SelfAddrs: func() []netip.Addr { return nil }}
+	r, err := New(buildOne(t, cfg, "sshd"), deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"198.51.100.1/32", "198.51.100.2/32", "198.51.100.1/32"} {
+		r.enqueueBan(&jail.Decision{Prefix: netip.MustParsePrefix(p), Duration: time.Hour})
+	}
+	r.Stop()
+	if n, _ := b.total(); n != 1 {
+		t.Fatalf("BanMany got %d decisions, want the one not held", n)
+	}
+	if c := r.Counters(); c.Held != 2 {
+		t.Fatalf("held %d, want 2", c.Held)
+	}
+	r2, err := New(buildOne(t, cfg, "sshd"), deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Carry(r)
+	if c := r2.Counters(); c.Held != 2 {
+		t.Fatalf("after a reload: held %d, want 2", c.Held)
+	}
 }

@@ -333,6 +333,7 @@ func (r *Jail) Carry(old *Jail) {
 	r.smu.Unlock()
 	r.lines.Add(c.Lines)
 	r.dropped.Add(c.Dropped)
+	r.held.Add(c.Held)
 }
 
 // Stop detaches the jail from its source and stops its slow work (a
