@@ -25,21 +25,23 @@ import (
 	"github.com/palisade-project/palisade/internal/filter"
 	"github.com/palisade-project/palisade/internal/pipeline"
 	"github.com/palisade-project/palisade/internal/source"
+	"github.com/palisade-project/palisade/internal/source/journal"
 )
 
 // maxTopHosts bounds the distinct hosts counted for the summary.
 const maxTopHosts = 100000
 
 type regexFlags struct {
-	json        bool
-	opts        []string
-	now         string
-	tz          string
-	configDir   string
-	asWritten   bool
-	datePattern string
-	out         string // -o: print this of each failure instead of the summary
-	maxLines    int    // -L: replaces the filter's maxlines
+	json         bool
+	opts         []string
+	now          string
+	tz           string
+	configDir    string
+	asWritten    bool
+	datePattern  string
+	out          string // -o: print this of each failure instead of the summary
+	maxLines     int    // -L: replaces the filter's maxlines
+	journalMatch string // -m: the journalmatch for LOG systemd-journal
 	// the summary lists these lines (fail2ban-regex's --print-all-*)
 	printMatched, printMissed, printIgnored bool
 }
@@ -82,6 +84,7 @@ func newRegexCmd(app *App) *cobra.Command {
 	f.BoolVar(&fl.asWritten, "as-written", false, "use fail2ban's stock filter files as written instead of palisade's built-in of the same name")
 	f.StringVarP(&fl.datePattern, "datepattern", "d", "", "date pattern replacing the filter's (like a jail's datepattern)")
 	f.IntVarP(&fl.maxLines, "maxlines", "L", 0, "lines a multi-line failregex spans, replacing the filter's maxlines")
+	f.StringVarP(&fl.journalMatch, "journalmatch", "m", "", "journalctl matches replacing the filter's journalmatch (LOG systemd-journal only)")
 	f.BoolVar(&fl.printMatched, "print-all-matched", false, "list the lines that gave a failure in the summary")
 	f.BoolVar(&fl.printMissed, "print-all-missed", false, "list the lines no failregex matched in the summary")
 	f.BoolVar(&fl.printIgnored, "print-all-ignored", false, "list the lines an ignoreregex (or a no-failure rule) took in the summary")
@@ -125,7 +128,7 @@ func isFilterRef(s string) bool {
 // cmdLineRegex names the filter made of a failregex given as FILTER.
 const cmdLineRegex = "(failregex from the command line)"
 
-func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string) (*regexRun, error) {
+func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string, fromJournal bool) (*regexRun, error) {
 	loc := time.Local
 	if fl.tz != "" {
 		l, err := time.LoadLocation(fl.tz)
@@ -168,7 +171,7 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string) (*re
 		}
 		opts = append(opts, ini.Option{Name: name, Value: value})
 	}
-	journal := false
+	journal := fromJournal   // a journal's lines carry no dates (logtype = journal)
 	for _, o := range opts { // the last logtype given wins
 		if o.Name == "logtype" {
 			journal = strings.TrimSpace(o.Value) == "journal"
@@ -197,7 +200,7 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string) (*re
 	sums := stock.Lazy(app.Root)
 	// a test run over a file gives every answer: no backtracking budget
 	bf, err := pipeline.BuildFilter(pipeline.FilterInput{
-		Spec:     config.FilterSpec{Name: filterArg, Options: opts},
+		Spec:     config.FilterSpec{Name: filterArg, Options: opts, Backend: backendOf(fromJournal)},
 		Dirs:     []string{dir},
 		Builtin:  filters.FS(),
 		Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
@@ -216,10 +219,48 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string) (*re
 	return run, nil
 }
 
+// backendOf is the backend a filter is read for: "systemd" makes its
+// logtype journal, as for a jail reading the journal.
+func backendOf(fromJournal bool) string {
+	if fromJournal {
+		return "systemd"
+	}
+	return "auto"
+}
+
+// parseJournalLog reads LOG systemd-journal, with a jail's systemd backend
+// options in brackets (journalpath=DIR, journalfiles=FILES); ok is false
+// for any other LOG.
+func parseJournalLog(logArg string) (spec journal.Spec, ok bool, err error) {
+	rest, ok := strings.CutPrefix(logArg, "systemd-journal")
+	if !ok {
+		return spec, false, nil
+	}
+	b, err := source.ParseBackend("systemd" + rest)
+	if err != nil {
+		return spec, true, usageErr("log %s: %v", logArg, err)
+	}
+	for k, v := range b.Options {
+		switch k {
+		case "journalpath":
+			spec.Directory = v
+		case "journalfiles":
+			spec.Files = strings.Fields(v)
+		case "journalflags", "namespace": // accepted, as by a jail
+		default:
+			return spec, true, usageErr("log %s: unknown option %q (want journalpath, journalfiles)", logArg, k)
+		}
+	}
+	return spec, true, nil
+}
+
 func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string) error {
-	if strings.HasPrefix(logArg, "systemd-journal") {
-		return usageErr("log %s: palisade regex reads files, lines and standard input, not the journal itself; "+
-			"pipe it in: journalctl -o short -t sshd -t sshd-session | palisade regex - %s", logArg, filterArg)
+	jspec, fromJournal, err := parseJournalLog(logArg)
+	if err != nil {
+		return err
+	}
+	if fl.journalMatch != "" && !fromJournal {
+		return usageErr("--journalmatch applies to LOG systemd-journal only")
 	}
 	switch {
 	case fl.json && fl.out != "":
@@ -227,12 +268,62 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string
 	case (fl.json || fl.out != "") && (fl.printMatched || fl.printMissed || fl.printIgnored):
 		return usageErr("--print-all-matched, --print-all-missed and --print-all-ignored list lines in the summary; --json and --out print failures only")
 	}
-	run, err := setupRegex(app, fl, filterArg, ignore)
+	run, err := setupRegex(app, fl, filterArg, ignore, fromJournal)
 	if err != nil {
 		return err
 	}
 	if run.note != "" && fl.json {
 		fmt.Fprintf(app.Stderr, "palisade: note: %s\n", run.note)
+	}
+	out := bufio.NewWriterSize(app.Stdout, 64<<10)
+	st := newRegexStats(run)
+	st.keep = [3]bool{fl.printMatched, fl.printMissed, fl.printIgnored}
+	// handle matches one line, the n-th of the log, logged at at (zero:
+	// its date is read from it, or it is --now's for journal lines).
+	handle := func(line []byte, n int, at time.Time) {
+		var res filter.Result
+		switch {
+		case !at.IsZero():
+			res = run.flt.ProcessAt(string(line), at)
+		case run.journal:
+			res = run.flt.ProcessAt(string(line), run.now())
+		default:
+			res = run.flt.ProcessBytes(line)
+		}
+		if kind := st.add(res); st.keep[kind] {
+			st.listed[kind] = append(st.listed[kind], string(line))
+		}
+		switch {
+		case fl.json:
+			for i := range res.Failures {
+				writeFailureJSON(out, n, &res.Failures[i], run.loc)
+			}
+		case fl.out != "":
+			for i := range res.Failures {
+				writeFailureOut(out, fl.out, &res.Failures[i], line)
+			}
+		}
+	}
+	start := time.Now()
+	if fromJournal {
+		jspec.Match = fl.journalMatch
+		if jspec.Match == "" {
+			jspec.Match = run.def.JournalMatch
+		}
+		n := 0
+		jst, err := journal.New(journal.Config{}).ReadAll(context.Background(), jspec, func(l source.Line) {
+			n++
+			handle([]byte(l.Text), n, l.Time)
+		})
+		for _, alt := range jst.RootOnly {
+			fmt.Fprintf(app.Stderr, "palisade: note: journalmatch %q names no field a local user cannot forge: only root's entries are read for it, as a jail reads them\n", alt)
+		}
+		if err != nil {
+			_ = out.Flush()
+			return failErr(fmt.Errorf("reading the journal: %w", err))
+		}
+		st.tooLong, st.elapsed = jst.TooLong, time.Since(start)
+		return finishRegex(app, fl, out, st)
 	}
 	var in io.Reader
 	if logArg == "-" {
@@ -258,34 +349,11 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string
 	if run.clock != nil {
 		in = run.clock.Reader(in)
 	}
-	out := bufio.NewWriterSize(app.Stdout, 64<<10)
-	st := newRegexStats(run)
-	st.keep = [3]bool{fl.printMatched, fl.printMissed, fl.printIgnored}
-	start := time.Now()
 	sp := source.NewSplitter(source.MaxLineLen)
 	lines := 0
 	err = source.ReadLines(context.Background(), in, sp, func(line []byte) {
 		lines++
-		n := lines + int(sp.Dropped()) // the line's number in the file
-		var res filter.Result
-		if run.journal {
-			res = run.flt.ProcessAt(string(line), run.now())
-		} else {
-			res = run.flt.ProcessBytes(line)
-		}
-		if kind := st.add(res); st.keep[kind] {
-			st.listed[kind] = append(st.listed[kind], string(line))
-		}
-		switch {
-		case fl.json:
-			for i := range res.Failures {
-				writeFailureJSON(out, n, &res.Failures[i], run.loc)
-			}
-		case fl.out != "":
-			for i := range res.Failures {
-				writeFailureOut(out, fl.out, &res.Failures[i], line)
-			}
-		}
+		handle(line, lines+int(sp.Dropped()), time.Time{}) // the line's number in the file
 	})
 	st.tooLong = sp.Dropped()
 	st.elapsed = time.Since(start)
@@ -293,6 +361,12 @@ func runRegex(app *App, fl regexFlags, logArg, filterArg string, ignore []string
 		_ = out.Flush()
 		return failErr(fmt.Errorf("reading %s: %w", logArg, err))
 	}
+	return finishRegex(app, fl, out, st)
+}
+
+// finishRegex writes the summary (or, after --json and --out, the count
+// of lines skipped) and flushes the output.
+func finishRegex(app *App, fl regexFlags, out *bufio.Writer, st *regexStats) error {
 	if !fl.json && fl.out == "" {
 		st.write(out)
 	} else if st.tooLong > 0 {

@@ -15,7 +15,7 @@ func BenchmarkRegexSetup(b *testing.B) {
 			app := &App{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := setupRegex(app, regexFlags{tz: "UTC"}, name, nil); err != nil {
+				if _, err := setupRegex(app, regexFlags{tz: "UTC"}, name, nil, false); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -10,8 +10,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/palisade-project/palisade/internal/source"
+	"github.com/palisade-project/palisade/internal/source/sourcetest"
 )
 
 // runCLI runs the command line and returns exit code, stdout, stderr.
@@ -245,7 +247,7 @@ func TestRegexArgumentErrors(t *testing.T) {
 		args []string
 		want string // in stderr
 	}{
-		{"the journal", []string{"systemd-journal", "sshd"}, "journalctl"},
+		{"a journal option", []string{"systemd-journal[colour=yes]", "sshd"}, `unknown option "colour"`},
 		{"a missing file", []string{filepath.Join(dir, "auth.log"), "sshd"}, "no such file"},
 		{"a failregex without a host", []string{failed, "Failed password for .*"}, "no failure-id group"},
 		{"a failregex that does not compile", []string{failed, "Failed (password"}, "missing )"},
@@ -357,5 +359,58 @@ func TestRegexOutAndAliases(t *testing.T) {
 	}
 	if code, _, errs := runCLI(t, "regex", "--json", "-o", "id", "-c", dir, log, "app"); code != 2 || !strings.Contains(errs, "choose one") {
 		t.Errorf("--json with -o: exit %d, %s", code, errs)
+	}
+}
+
+// TestRegexSystemdJournal: LOG systemd-journal reads the journal once with
+// the filter's journalmatch (or -m's), as a jail would, each line at its
+// entry's time; journalpath= names the journal directory.
+func TestRegexSystemdJournal(t *testing.T) {
+	sourcetest.RequireJournalTools(t)
+	dir := t.TempDir()
+	at := time.Date(2026, 11, 24, 19, 50, 1, 0, time.UTC)
+	sourcetest.WriteJournal(t, filepath.Join(dir, "a.journal"),
+		sourcetest.ExportEntry("6c7c6013a8674f52b0a3bef6f6a09f4c", at, 1_000_001, 41, "Failed password for root from 192.0.2.1 port 22 ssh2"),
+		sourcetest.ExportEntry("6c7c6013a8674f52b0a3bef6f6a09f4c", at.Add(time.Second), 1_000_002, 42, "Connection closed by 192.0.2.9 port 4000"),
+	)
+	log := "systemd-journal[journalpath=" + dir + "]"
+	tests := []struct {
+		args  []string
+		hosts []string
+		times []string
+	}{
+		{[]string{log, "sshd"}, []string{"192.0.2.1"}, []string{"2026-11-24T19:50:01"}},
+		{[]string{"-m", "_SYSTEMD_UNIT=sshd.service", log, `closed by <HOST> port \d+$`}, []string{"192.0.2.9"}, []string{"2026-11-24T19:50:02"}},
+		{[]string{"-m", "_SYSTEMD_UNIT=nginx.service", log, "sshd"}, nil, nil},
+	}
+	for _, tc := range tests {
+		args := append([]string{"regex", "--json", "--tz", "UTC", "--config-dir", t.TempDir()}, tc.args...)
+		code, out, errs := runCLI(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, errs)
+		}
+		var hosts, times []string
+		for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+			if l == "" {
+				continue
+			}
+			var m struct{ Host, Time string }
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("bad JSON line %q: %v", l, err)
+			}
+			hosts, times = append(hosts, m.Host), append(times, m.Time)
+		}
+		if !slices.Equal(hosts, tc.hosts) || !slices.Equal(times, tc.times) {
+			t.Errorf("%v: failures %v at %v, want %v at %v\n%s", tc.args, hosts, times, tc.hosts, tc.times, errs)
+		}
+	}
+	for _, bad := range [][]string{
+		{"systemd-journal[journalpath=" + dir, "sshd"},
+		{"systemd-journal[color=yes]", "sshd"},
+		{"-m", "_SYSTEMD_UNIT=sshd.service", filepath.Join(dir, "a.journal"), "sshd"},
+	} {
+		if code, _, errs := runCLI(t, append([]string{"regex"}, bad...)...); code != 2 {
+			t.Errorf("%v: exit %d (%s), want 2", bad, code, errs)
+		}
 	}
 }

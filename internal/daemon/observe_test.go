@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 	"github.com/palisade-project/palisade/internal/firewall"
 	"github.com/palisade-project/palisade/internal/metrics/metricstest"
 	"github.com/palisade-project/palisade/internal/notify/notifytest"
+	"github.com/palisade-project/palisade/internal/source/sourcetest"
 	"github.com/palisade-project/palisade/internal/store"
 	"github.com/palisade-project/palisade/internal/version"
 )
@@ -465,13 +465,7 @@ var journalSeq atomic.Uint64
 func writeJournal(t *testing.T, file string, at time.Time, msg string) {
 	t.Helper()
 	n := journalSeq.Add(1)
-	entry := fmt.Sprintf("__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=6c7c6013a8674f52b0a3bef6f6a09f4c\n_HOSTNAME=host1\n"+
-		"SYSLOG_IDENTIFIER=sshd\n_PID=%d\n_SYSTEMD_UNIT=sshd.service\nMESSAGE=%s\n\n", at.UnixMicro(), 1_000_000+n, 100+n, msg)
-	cmd := exec.Command("/lib/systemd/systemd-journal-remote", "--output="+file, "-")
-	cmd.Stdin = strings.NewReader(entry)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("systemd-journal-remote: %v: %s", err, out)
-	}
+	sourcetest.WriteJournal(t, file, sourcetest.ExportEntry("6c7c6013a8674f52b0a3bef6f6a09f4c", at, int64(1_000_000+n), int(100+n), msg))
 }
 
 func TestNoListenersWithoutMetricsOrRoutes(t *testing.T) {

@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -219,18 +220,9 @@ func Args(spec Spec, matches []string, cursor string) []string {
 // journalctl if no other subscriber shares it. The returned function
 // detaches c; the last one out stops journalctl and saves the cursor.
 func (j *Reader) Subscribe(spec Spec, c source.Consumer) (func(), error) {
-	matches, err := ParseMatch(spec.Match)
+	matches, rootOnly, err := j.matches(spec)
 	if err != nil {
 		return nil, err
-	}
-	for _, f := range spec.Files {
-		if strings.HasPrefix(f, "-") {
-			return nil, fmt.Errorf("journal file %q: must not start with -", f)
-		}
-	}
-	matches, rootOnly := restrictUntrusted(matches)
-	if spec.Directory == "" && len(spec.Files) == 0 && j.cfg.MachineID != "" {
-		matches = restrictMatches(matches, "_MACHINE_ID="+j.cfg.MachineID)
 	}
 	key := spec.key(matches)
 	j.mu.Lock()
@@ -267,6 +259,117 @@ func (j *Reader) Subscribe(spec Spec, c source.Consumer) (func(), error) {
 			}
 		})
 	}, nil
+}
+
+// matches turns spec into journalctl's match arguments: its journalmatch
+// with the alternatives that name no trusted field restricted to root
+// (listed in rootOnly), and the system journal restricted to this machine.
+func (j *Reader) matches(spec Spec) (matches, rootOnly []string, err error) {
+	if matches, err = ParseMatch(spec.Match); err != nil {
+		return nil, nil, err
+	}
+	for _, f := range spec.Files {
+		if strings.HasPrefix(f, "-") {
+			return nil, nil, fmt.Errorf("journal file %q: must not start with -", f)
+		}
+	}
+	matches, rootOnly = restrictUntrusted(matches)
+	if spec.Directory == "" && len(spec.Files) == 0 && j.cfg.MachineID != "" {
+		matches = restrictMatches(matches, "_MACHINE_ID="+j.cfg.MachineID)
+	}
+	return matches, rootOnly, nil
+}
+
+// ReadAll reads spec's journal once, from its oldest entry to its newest,
+// without following it, and hands fn each entry's line as a jail would
+// get it (the same matches, restrictions, rendering and line rules):
+// palisade regex's systemd-journal. spec.Lookback, when set, starts at
+// now minus it. The Stats count what was read and skipped.
+func (j *Reader) ReadAll(ctx context.Context, spec Spec, fn func(source.Line)) (Stats, error) {
+	matches, rootOnly, err := j.matches(spec)
+	if err != nil {
+		return Stats{}, err
+	}
+	args := []string{"--merge", "--output=json", "--all", "--no-pager", "--quiet"}
+	if spec.Directory != "" {
+		args = append(args, "--directory="+spec.Directory)
+	}
+	for _, f := range spec.Files {
+		args = append(args, "--file="+f)
+	}
+	if spec.Lookback > 0 {
+		args = append(args, "--since=@"+strconv.FormatInt(j.cfg.Now().Add(-spec.Lookback).Unix(), 10))
+	}
+	args = append(args, matches...)
+	st := Stats{Key: spec.key(matches), RootOnly: rootOnly}
+	p, err := j.cfg.Starter.Start(ctx, sysexec.Cmd{Name: j.cfg.Journalctl, Args: args})
+	if err != nil {
+		return st, err
+	}
+	src := "journal:" + st.Key
+	readEntries(p.Stdout(), j.cfg.MaxEntry, func(raw []byte) {
+		e, err := DecodeEntry(raw)
+		if err != nil {
+			st.Skipped++
+			return
+		}
+		text := render(e, spec.Raw)
+		if len(text) > j.cfg.MaxLineLen {
+			st.TooLong++
+			return
+		}
+		st.Entries++
+		fn(source.Line{Text: source.CleanText(text), Time: e.Time, Source: src})
+	}, func(string) { st.Skipped++ })
+	if err := p.Wait(); err != nil {
+		return st, fmt.Errorf("journalctl: %w", err)
+	}
+	return st, nil
+}
+
+// readEntries splits journalctl's JSON output into entries, one a line,
+// and hands each to handle; an entry longer than maxEntry goes to skip.
+func readEntries(r io.Reader, maxEntry int, handle func([]byte), skip func(why string)) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var long []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			if len(long)+len(chunk) <= maxEntry {
+				long = append(long, chunk...)
+			} else {
+				long = append(long[:0], 0) // mark as oversized
+			}
+			continue
+		}
+		if len(long) > 0 {
+			if long[0] == 0 || len(long)+len(chunk) > maxEntry {
+				skip("entry too big")
+				long = long[:0]
+				if err != nil {
+					return
+				}
+				continue
+			}
+			chunk = append(long, chunk...)
+			long = long[:0]
+		}
+		if len(bytes.TrimSpace(chunk)) > 0 {
+			handle(chunk)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// render is an entry's line: fail2ban's "HOST IDENT[PID]: MESSAGE", or
+// with raw the message alone on one line.
+func render(e Entry, raw bool) string {
+	if raw {
+		return strings.ReplaceAll(e.Message, "\n", `\n`)
+	}
+	return e.Format()
 }
 
 // Close stops every journalctl, saving cursors.
@@ -432,37 +535,7 @@ func (st *stream) once() error {
 		return err
 	}
 	st.setStatus(source.StateOK, nil)
-	br := bufio.NewReaderSize(p.Stdout(), 64<<10)
-	var long []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			if len(long)+len(chunk) <= cfg.MaxEntry {
-				long = append(long, chunk...)
-			} else {
-				long = append(long[:0], 0) // mark as oversized
-			}
-			continue
-		}
-		if len(long) > 0 {
-			if long[0] == 0 || len(long)+len(chunk) > cfg.MaxEntry {
-				st.skip("entry too big")
-				long = long[:0]
-				if err != nil {
-					break
-				}
-				continue
-			}
-			chunk = append(long, chunk...)
-			long = long[:0]
-		}
-		if len(bytes.TrimSpace(chunk)) > 0 {
-			st.handle(chunk)
-		}
-		if err != nil {
-			break
-		}
-	}
+	readEntries(p.Stdout(), cfg.MaxEntry, st.handle, st.skip)
 	return p.Wait()
 }
 
@@ -480,12 +553,7 @@ func (st *stream) handle(raw []byte) {
 		st.skip(err.Error())
 		return
 	}
-	text := e.Message
-	if st.spec.Raw {
-		text = strings.ReplaceAll(text, "\n", `\n`)
-	} else {
-		text = e.Format()
-	}
+	text := render(e, st.spec.Raw)
 	if e.Cursor != "" {
 		st.cursor = e.Cursor
 	}

@@ -1,10 +1,9 @@
 package journal
 
 import (
-	"encoding/binary"
+	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -335,42 +334,16 @@ func TestJournalSharedStreams(t *testing.T) {
 	}
 }
 
-// exportEntry renders one entry in the journal export format; MESSAGE is
-// written in the binary form so it may hold any bytes.
-func exportEntry(boot string, realtime time.Time, mono int64, pid int, msg string) []byte {
-	var b []byte
-	b = fmt.Appendf(b, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=%s\n_HOSTNAME=host1\nSYSLOG_IDENTIFIER=sshd\n_PID=%d\n_SYSTEMD_UNIT=sshd.service\n", realtime.UnixMicro(), mono, boot, pid)
-	b = append(b, "MESSAGE\n"...)
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(msg)))
-	b = append(b, msg...)
-	b = append(b, '\n', '\n')
-	return b
-}
-
-func writeJournal(t *testing.T, out string, entries ...[]byte) {
-	t.Helper()
-	cmd := exec.Command("/lib/systemd/systemd-journal-remote", "--output="+out, "-")
-	cmd.Stdin = strings.NewReader(string(slices.Concat(entries...)))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("systemd-journal-remote: %v: %s", err, b)
-	}
-}
-
 // TestJournalSystem reads journal files made by systemd-journal-remote with
 // the real journalctl: decoding, following new files, cursor resume.
 func TestJournalSystem(t *testing.T) {
-	if _, err := exec.LookPath("journalctl"); err != nil {
-		t.Skip("journalctl not installed")
-	}
-	if _, err := os.Stat("/lib/systemd/systemd-journal-remote"); err != nil {
-		t.Skip("systemd-journal-remote not installed (Debian package systemd-journal-remote)")
-	}
+	sourcetest.RequireJournalTools(t)
 	const boot1, boot2 = "6c7c6013a8674f52b0a3bef6f6a09f4c", "7d8d7124b9785f63c1b4cf07f7b1a05d"
 	dir := t.TempDir()
 	base := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
-	writeJournal(t, filepath.Join(dir, "a.journal"),
-		exportEntry(boot1, base, 1_000_001, 41, "Failed password for root from 192.0.2.1 port 22 ssh2"),
-		exportEntry(boot1, base.Add(time.Second), 1_000_002, 42, "bad \xff bytes"),
+	sourcetest.WriteJournal(t, filepath.Join(dir, "a.journal"),
+		sourcetest.ExportEntry(boot1, base, 1_000_001, 41, "Failed password for root from 192.0.2.1 port 22 ssh2"),
+		sourcetest.ExportEntry(boot1, base.Add(time.Second), 1_000_002, 42, "bad \xff bytes"),
 	)
 	store := source.NewMemStore()
 	cfg := Config{Store: store, MinBackoff: 100 * time.Millisecond, CheckpointEvery: time.Millisecond}
@@ -387,7 +360,7 @@ func TestJournalSystem(t *testing.T) {
 		t.Errorf("time = %v, want %v", l.Time, base)
 	}
 	// followed live: a new journal file in the directory
-	writeJournal(t, filepath.Join(dir, "b.journal"), exportEntry(boot1, base.Add(2*time.Second), 1_000_003, 43, "third"))
+	sourcetest.WriteJournal(t, filepath.Join(dir, "b.journal"), sourcetest.ExportEntry(boot1, base.Add(2*time.Second), 1_000_003, 43, "third"))
 	want = append(want, "host1 sshd[43]: third")
 	sourcetest.WaitLines(t, c1, want)
 	if err := j1.Close(); err != nil {
@@ -396,7 +369,7 @@ func TestJournalSystem(t *testing.T) {
 
 	// written while stopped: read exactly once after the restart
 	// ... after a reboot: the stored cursor is from the previous boot
-	writeJournal(t, filepath.Join(dir, "c.journal"), exportEntry(boot2, base.Add(3*time.Second), 1_004, 44, "fourth"))
+	sourcetest.WriteJournal(t, filepath.Join(dir, "c.journal"), sourcetest.ExportEntry(boot2, base.Add(3*time.Second), 1_004, 44, "fourth"))
 	j2 := New(cfg)
 	defer j2.Close()
 	c2 := &sourcetest.Collector{}
@@ -404,7 +377,7 @@ func TestJournalSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	sourcetest.WaitLines(t, c2, []string{"host1 sshd[44]: fourth"})
-	writeJournal(t, filepath.Join(dir, "d.journal"), exportEntry(boot2, base.Add(4*time.Second), 1_005, 45, "fifth"))
+	sourcetest.WriteJournal(t, filepath.Join(dir, "d.journal"), sourcetest.ExportEntry(boot2, base.Add(4*time.Second), 1_005, 45, "fifth"))
 	sourcetest.WaitLines(t, c2, []string{"host1 sshd[44]: fourth", "host1 sshd[45]: fifth"})
 }
 
@@ -426,4 +399,46 @@ func TestJournalSystemUnreadable(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestReadAll reads a journal once, oldest entry first, with the matches
+// and the untrusted-match restriction a jail's subscription gets.
+func TestReadAll(t *testing.T) {
+	sourcetest.RequireJournalTools(t)
+	const boot = "6c7c6013a8674f52b0a3bef6f6a09f4c"
+	dir := t.TempDir()
+	base := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	sourcetest.WriteJournal(t, filepath.Join(dir, "a.journal"),
+		sourcetest.ExportEntry(boot, base, 1_000_001, 41, "Failed password for root from 192.0.2.1 port 22 ssh2"),
+		sourcetest.ExportEntry(boot, base.Add(time.Second), 1_000_002, 42, "bad \xff bytes"),
+	)
+	j := New(Config{})
+	for _, tc := range []struct {
+		spec     Spec
+		want     []string
+		rootOnly int
+	}{
+		{Spec{Match: "_SYSTEMD_UNIT=sshd.service", Directory: dir},
+			[]string{"host1 sshd[41]: Failed password for root from 192.0.2.1 port 22 ssh2", "host1 sshd[42]: bad \uFFFD bytes"}, 0},
+		{Spec{Match: "_SYSTEMD_UNIT=sshd.service", Directory: dir, Raw: true},
+			[]string{"Failed password for root from 192.0.2.1 port 22 ssh2", "bad \uFFFD bytes"}, 0},
+		{Spec{Match: "_SYSTEMD_UNIT=nginx.service", Directory: dir}, nil, 0},
+		// no trusted field: root's entries only, and these carry no _UID
+		{Spec{Match: "SYSLOG_IDENTIFIER=sshd", Directory: dir}, nil, 1},
+		{Spec{Match: "_SYSTEMD_UNIT=sshd.service", Directory: dir, Lookback: 30 * time.Minute}, nil, 0},
+	} {
+		var got []string
+		st, err := j.ReadAll(context.Background(), tc.spec, func(l source.Line) {
+			got = append(got, l.Text)
+			if len(got) == 1 && !l.Time.Equal(base) {
+				t.Errorf("%+v: time %v, want %v", tc.spec, l.Time, base)
+			}
+		})
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.spec, err)
+		}
+		if !slices.Equal(got, tc.want) || len(st.RootOnly) != tc.rootOnly || st.Entries != uint64(len(tc.want)) {
+			t.Errorf("%+v: lines %q, stats %+v; want %q", tc.spec, got, st, tc.want)
+		}
+	}
 }

@@ -1,12 +1,19 @@
 // Package sourcetest holds what the tests of palisade's log sources
-// share: a Consumer that records what it receives, and waits on it with a
-// bounded deadline. Only tests import it.
+// share: a Consumer that records what it receives, waits on it with a
+// bounded deadline, and journal files written by systemd-journal-remote.
+// Only tests import it.
 package sourcetest
 
 import (
+	"encoding/binary"
 	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -100,5 +107,45 @@ func WaitLines(t testing.TB, c *Collector, want []string) {
 	})
 	if diff := cmp.Diff(want, c.Texts()); diff != "" {
 		t.Fatalf("lines (-want +got):\n%s", diff)
+	}
+}
+
+// journalRemote converts the journal export format into a journal file.
+const journalRemote = "/lib/systemd/systemd-journal-remote"
+
+// RequireJournalTools skips the test unless journalctl and
+// systemd-journal-remote (Debian package systemd-journal-remote) are
+// installed.
+func RequireJournalTools(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("journalctl"); err != nil {
+		t.Skip("journalctl not installed")
+	}
+	if _, err := os.Stat(journalRemote); err != nil {
+		t.Skip("systemd-journal-remote not installed (Debian package systemd-journal-remote)")
+	}
+}
+
+// ExportEntry renders one sshd.service entry of host1 in the journal
+// export format; MESSAGE is written in the binary form so it may hold any
+// bytes.
+func ExportEntry(boot string, realtime time.Time, mono int64, pid int, msg string) []byte {
+	var b []byte
+	b = fmt.Appendf(b, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=%s\n_HOSTNAME=host1\nSYSLOG_IDENTIFIER=sshd\n_PID=%d\n_SYSTEMD_UNIT=sshd.service\n", realtime.UnixMicro(), mono, boot, pid)
+	b = append(b, "MESSAGE\n"...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(msg)))
+	b = append(b, msg...)
+	b = append(b, '\n', '\n')
+	return b
+}
+
+// WriteJournal writes entries (ExportEntry) into the new journal file out
+// with systemd-journal-remote.
+func WriteJournal(t testing.TB, out string, entries ...[]byte) {
+	t.Helper()
+	cmd := exec.Command(journalRemote, "--output="+out, "-")
+	cmd.Stdin = strings.NewReader(string(slices.Concat(entries...)))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("systemd-journal-remote: %v: %s", err, b)
 	}
 }
