@@ -230,10 +230,13 @@ func backendOf(fromJournal bool) string {
 
 // parseJournalLog reads LOG systemd-journal, with a jail's systemd backend
 // options in brackets (journalpath=DIR, journalfiles=FILES); ok is false
-// for any other LOG.
+// for any other LOG, and, as for fail2ban-regex, for a file of that name.
 func parseJournalLog(logArg string) (spec journal.Spec, ok bool, err error) {
 	rest, ok := strings.CutPrefix(logArg, "systemd-journal")
 	if !ok {
+		return spec, false, nil
+	}
+	if _, err := os.Stat(logArg); err == nil {
 		return spec, false, nil
 	}
 	b, err := source.ParseBackend("systemd" + rest)

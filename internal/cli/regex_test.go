@@ -404,6 +404,12 @@ func TestRegexSystemdJournal(t *testing.T) {
 			t.Errorf("%v: failures %v at %v, want %v at %v\n%s", tc.args, hosts, times, tc.hosts, tc.times, errs)
 		}
 	}
+	// a file of that name is a file
+	named := writeFile(t, t.TempDir(), "systemd-journal", "Aug 14 09:00:00 h sshd[1]: Failed password for root from 192.0.2.3 port 22 ssh2\n")
+	t.Chdir(filepath.Dir(named))
+	if code, out, errs := runCLI(t, "regex", "-o", "id", "systemd-journal", "sshd"); code != 0 || out != "192.0.2.3\n" {
+		t.Errorf("a file named systemd-journal: exit %d, %q %s", code, out, errs)
+	}
 	for _, bad := range [][]string{
 		{"systemd-journal[journalpath=" + dir, "sshd"},
 		{"systemd-journal[color=yes]", "sshd"},
