@@ -26,6 +26,7 @@ var owners = map[string][]string{
 		"internal/harden/hardentest",    // test helper: sshd trees, ssh-keygen
 		"internal/testbin",              // test helper: builds the binary
 		"internal/metrics/metricstest",  // test helper: promtool check metrics
+		"internal/source/sourcetest",    // test helper: journal files (systemd-journal-remote)
 		"bench/daemon", "bench/latency", // benchmark programs
 	},
 	// Backtracking regular expressions (Python re semantics) run with a
