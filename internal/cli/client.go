@@ -120,7 +120,13 @@ func writeStatus(w io.Writer, st control.StatusReply) {
 		fmt.Fprintf(w, "Database NOT WRITABLE: %s; banning goes on from memory (%d unsaved, %d deletions pending), retried\n",
 			db.Error, db.Unsaved, db.PendingDeletes)
 	}
-	fmt.Fprintf(w, "Jails:   %d\n\n", len(st.Jails))
+	names := make([]string, len(st.Jails))
+	for i, j := range st.Jails {
+		names[i] = j.Name
+	}
+	// "Jail list:" as fail2ban-client status prints it, for the scripts
+	// that read it (grep 'Jail list' | sed 's/.*:\s*//').
+	fmt.Fprintf(w, "Jails:   %d\nJail list:\t%s\n\n", len(st.Jails), strings.Join(names, ", "))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JAIL\tFAILED\tTOTAL FAILED\tBANNED\tTOTAL BANNED\tWATCHING\tERROR")
 	for _, j := range st.Jails {

@@ -105,7 +105,7 @@ func TestClientCommands(t *testing.T) {
 		want []string // substrings of stdout (or stderr when code != 0)
 		verb control.Verb
 	}{
-		{[]string{"status"}, 0, []string{"sshd", "/var/log/auth.log", "Backend: fake", "journal: _SYSTEMD_UNIT=nginx.service",
+		{[]string{"status"}, 0, []string{"sshd", "/var/log/auth.log", "Backend: fake", "journal: _SYSTEMD_UNIT=nginx.service", "\nJail list:\tsshd, web\n",
 			"warning: jail web: no journal files", "warning: jail sshd: failure table full, 7 addresses evicted"}, control.VerbStatus},
 		{[]string{"status", "sshd"}, 0, []string{"Status for the jail: sshd", "Currently failed:\t2", "Banned IP list:\t192.0.2.7",
 			"Evicted (failure table full):\t7", "File list:\t/var/log/auth.log"}, control.VerbStatus},
