@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -489,10 +490,9 @@ func newGetCmd(app *App) *cobra.Command {
 				fmt.Fprintf(app.Stdout, "[%s]\n", strings.Join(ips, ", "))
 				return nil
 			}
-			switch args[1] {
-			case "bantime", "findtime", "maxretry", "ignoreip", "ignoreself", "logpath":
-			default:
-				return usageErr("get %s: unsupported property %q (palisade supports banned, bantime, findtime, maxretry, ignoreip, ignoreself, logpath)", args[0], args[1])
+			settings := []string{"bantime", "findtime", "maxretry", "ignoreip", "ignoreself", "logpath"} // writeJailSetting's
+			if !slices.Contains(settings, args[1]) {
+				return usageErr("get %s: unsupported property %q (palisade supports banned, %s)", args[0], args[1], strings.Join(settings, ", "))
 			}
 			st, err := app.client().Status(cmd.Context(), args[0])
 			if err != nil {

@@ -139,12 +139,11 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string, from
 	}
 	// the real time, read once per read of the log (not per line)
 	var clock *filter.ReadClock
-	now := time.Now
+	var now func() time.Time
 	if fl.now == "" {
 		clock = filter.NewReadClock()
 		now = clock.Now
-	}
-	if fl.now != "" {
+	} else {
 		t, err := time.Parse(time.RFC3339Nano, fl.now)
 		if err != nil {
 			return nil, usageErr("--now %q: not an RFC3339 time: %v", fl.now, err)
@@ -177,16 +176,11 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string, from
 			journal = strings.TrimSpace(o.Value) == "journal"
 		}
 	}
+	spec := config.FilterSpec{Name: filterArg, Options: opts, Backend: backendOf(fromJournal)}
+	var failRegex string
 	if !ref {
 		// a failregex itself: no files, the default date templates
-		def := filter.Definition{Name: cmdLineRegex, FailRegex: []string{filterArg}, IgnoreRegex: ignore,
-			DatePattern: fl.datePattern, MaxLines: fl.maxLines}
-		f, err := filter.New(def, filter.Options{Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,
-			ReuseResults: true, NoMatches: true})
-		if err != nil {
-			return nil, usageErr("%v", err)
-		}
-		return &regexRun{flt: f, def: def, loc: loc, now: now, clock: clock, journal: journal}, nil
+		spec, failRegex = config.FilterSpec{Name: cmdLineRegex}, filterArg
 	}
 	dir := filepath.Join(app.Root, "/etc/palisade")
 	if fl.configDir != "" {
@@ -200,7 +194,7 @@ func setupRegex(app *App, fl regexFlags, filterArg string, ignore []string, from
 	sums := stock.Lazy(app.Root)
 	// a test run over a file gives every answer: no backtracking budget
 	bf, err := pipeline.BuildFilter(pipeline.FilterInput{
-		Spec:     config.FilterSpec{Name: filterArg, Options: opts, Backend: backendOf(fromJournal)},
+		Spec: spec, FailRegex: failRegex,
 		Dirs:     []string{dir},
 		Builtin:  filters.FS(),
 		Location: loc, Now: now, Journal: journal, BacktrackBudget: -1,

@@ -48,6 +48,10 @@ type FilterInput struct {
 	// ReuseResults and NoMatches: see filter.Options (palisade regex;
 	// never a jail).
 	ReuseResults, NoMatches bool
+	// FailRegex, when set, is the whole filter: a failregex given on
+	// palisade regex's command line instead of a filter (named
+	// Spec.Name); no file is read and it is not held to RE2.
+	FailRegex string
 	// MaxLines, when above 0, replaces the filter's maxlines (palisade
 	// regex -L).
 	MaxLines int
@@ -108,15 +112,9 @@ func (u *StockUse) String() string {
 // palisade's built-in files must be RE2 (DESIGN: built-in filters never
 // backtrack); a filter from disk may use fail2ban's full syntax.
 func BuildFilter(in FilterInput) (*BuiltFilter, error) {
-	lf, err := config.ReadFilter(in.Spec, in.Dirs, in.Builtin)
+	lf, use, err := readFilter(in)
 	if err != nil {
-		return nil, withFilterName(in.Spec.Name, err)
-	}
-	use := stockUse(in, lf.Files)
-	if use != nil && use.Replaced {
-		if lf, err = config.ReadFilter(in.Spec, nil, in.Builtin); err != nil {
-			return nil, withFilterName(in.Spec.Name, err)
-		}
+		return nil, err
 	}
 	def := lf.Definition
 	if def.Name == "" {
@@ -150,6 +148,25 @@ func BuildFilter(in FilterInput) (*BuiltFilter, error) {
 		bf.Lint = lintNotes(def, lf)
 	}
 	return bf, nil
+}
+
+// readFilter reads the filter's files (the built-in instead of a stock
+// filter, see stockUse), or makes the filter of in.FailRegex alone.
+func readFilter(in FilterInput) (*config.LoadedFilter, *StockUse, error) {
+	if in.FailRegex != "" {
+		return &config.LoadedFilter{Definition: filter.Definition{Name: in.Spec.Name, FailRegex: []string{in.FailRegex}}}, nil, nil
+	}
+	lf, err := config.ReadFilter(in.Spec, in.Dirs, in.Builtin)
+	if err != nil {
+		return nil, nil, withFilterName(in.Spec.Name, err)
+	}
+	use := stockUse(in, lf.Files)
+	if use != nil && use.Replaced {
+		if lf, err = config.ReadFilter(in.Spec, nil, in.Builtin); err != nil {
+			return nil, nil, withFilterName(in.Spec.Name, err)
+		}
+	}
+	return lf, use, nil
 }
 
 // stockUse recognises a stock filter: every file read from disk is
