@@ -219,6 +219,18 @@ func (e *env) ban(jail, ip string) (control.BanEntry, bool) {
 	return control.BanEntry{}, false
 }
 
+// waitBan waits (bounded) until ip is banned in jail and returns the ban.
+func (e *env) waitBan(what, jail, ip string) control.BanEntry {
+	e.t.Helper()
+	var b control.BanEntry
+	e.waitFor(what, 20*time.Second, func() bool {
+		var ok bool
+		b, ok = e.ban(jail, ip)
+		return ok
+	})
+	return b
+}
+
 // explainFailures is the number of failures counted for ip in jail now.
 func (e *env) explainFailures(jail, ip string) int {
 	e.t.Helper()
@@ -265,12 +277,7 @@ func TestGuideJailBansOnFourthFailure(t *testing.T) {
 		t.Fatalf("explain counts %d failures, want 3", n)
 	}
 	e.fail(ip)
-	var b control.BanEntry
-	e.waitFor("ban after the 4th failure", 20*time.Second, func() bool {
-		var ok bool
-		b, ok = e.ban("sshd", ip)
-		return ok
-	})
+	b := e.waitBan("ban after the 4th failure", "sshd", ip)
 	if got := banLength(b); got != time.Hour {
 		t.Fatalf("ban length = %v, want 1h", got)
 	}
@@ -306,21 +313,14 @@ func TestBannedAddressStillFailingIsNotReBanned(t *testing.T) {
 	for range 4 {
 		e.fail(ip)
 	}
-	var first control.BanEntry
-	e.waitFor("the ban", 20*time.Second, func() bool {
-		var ok bool
-		first, ok = e.ban("sshd", ip)
-		return ok
-	})
+	first := e.waitBan("the ban", "sshd", ip)
 	// Log times have whole seconds, and failures logged in the second of
-	// the address's last decision precede it: four failures in each of
-	// the next three seconds make three decisions.
-	at := first.Since
+	// the address's last decision precede it: four failures dated in each
+	// of the next three seconds make three decisions.
 	for n := range 3 {
-		at = at.Truncate(time.Second).Add(time.Second)
-		time.Sleep(time.Until(at.Add(50 * time.Millisecond)))
+		at := first.Since.Truncate(time.Second).Add(time.Duration(n+1) * time.Second)
 		for range 4 {
-			e.fail(ip)
+			e.failAt(ip, at)
 		}
 		e.waitCounted("sshd", uint64(8+4*n))
 	}
@@ -523,10 +523,7 @@ logpath = %s
 	for i := 0; i < 4; i++ {
 		e.fail("192.0.2.44")
 	}
-	e.waitFor("sshd still bans", 20*time.Second, func() bool {
-		_, ok := e.ban("sshd", "192.0.2.44")
-		return ok
-	})
+	e.waitBan("sshd still bans", "sshd", "192.0.2.44")
 }
 
 func TestReloadKeepsCountersAndRefusesBrokenConfig(t *testing.T) {
@@ -567,10 +564,7 @@ func TestReloadKeepsCountersAndRefusesBrokenConfig(t *testing.T) {
 	}
 	e.fail(ip)
 	e.fail(ip)
-	e.waitFor("ban with counters kept across reloads", 20*time.Second, func() bool {
-		_, ok := e.ban("sshd", ip)
-		return ok
-	})
+	e.waitBan("ban with counters kept across reloads", "sshd", ip)
 
 	// SIGHUP reloads too.
 	e.write("jail.local", base)
@@ -607,12 +601,7 @@ func TestNoJailConfigProtectsSSHD(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		e.fail("203.0.113.77")
 	}
-	var b control.BanEntry
-	e.waitFor("default sshd jail bans after 5 failures", 20*time.Second, func() bool {
-		var ok bool
-		b, ok = e.ban("sshd", "203.0.113.77")
-		return ok
-	})
+	b := e.waitBan("default sshd jail bans after 5 failures", "sshd", "203.0.113.77")
 	if got := banLength(b); got != 10*time.Minute {
 		t.Fatalf("default ban length %v, want 10m", got)
 	}
@@ -704,10 +693,7 @@ func TestFirstReadCountsRecentFailures(t *testing.T) {
 	e.failAt("198.51.100.72", now)
 	e.failAt("198.51.100.72", now)
 	e.start()
-	e.waitFor("the recent offender banned from the backlog", 20*time.Second, func() bool {
-		_, ok := e.ban("sshd", "198.51.100.72")
-		return ok
-	})
+	e.waitBan("the recent offender banned from the backlog", "sshd", "198.51.100.72")
 	if _, ok := e.ban("sshd", "198.51.100.70"); ok {
 		t.Fatal("failures older than findtime led to a ban")
 	}
