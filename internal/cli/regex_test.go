@@ -45,6 +45,23 @@ const testLog = "Aug 14 09:00:00 h app[1]: auth failed for root from 192.0.2.1\r
 	"Aug 14 09:00:03 h app[1]: auth failed for b\xffd from 198.51.100.3\n" +
 	"Aug 14 09:00:04 h app[1]: auth failed for x from 192.0.2.99" // no final newline
 
+// jsonFailures decodes palisade regex --json output: an object a line.
+func jsonFailures(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var got []map[string]any
+	for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("bad JSON line %q: %v", l, err)
+		}
+		got = append(got, m)
+	}
+	return got
+}
+
 func TestRegexJSON(t *testing.T) {
 	dir := t.TempDir()
 	flt := writeFile(t, dir, "app.conf", testFilter)
@@ -53,14 +70,7 @@ func TestRegexJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	var got []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("bad JSON line %q: %v", l, err)
-		}
-		got = append(got, m)
-	}
+	got := jsonFailures(t, out)
 	want := []map[string]any{
 		{"line": 1.0, "host": "192.0.2.1", "time": "2005-08-14T09:00:00", "user": "root", "ip4": "192.0.2.1", "attempts": 1.0, "regex": 0.0},
 		{"line": 3.0, "host": "2001:db8::7", "time": "2005-08-14T09:00:02", "ip6": "2001:db8::7", "attempts": 1.0, "regex": 1.0},
@@ -165,15 +175,8 @@ func TestRegexLongLine(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		var m struct {
-			Line int    `json:"line"`
-			Host string `json:"host"`
-		}
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("bad JSON line %q: %v", l, err)
-		}
-		lines = append(lines, fmt.Sprintf("%d %s", m.Line, m.Host))
+	for _, m := range jsonFailures(t, out) {
+		lines = append(lines, fmt.Sprintf("%v %v", m["line"], m["host"]))
 	}
 	if want := []string{"1 192.0.2.1", "3 192.0.2.3"}; !slices.Equal(lines, want) {
 		t.Errorf("failures %q, want %q", lines, want)
@@ -222,15 +225,8 @@ func TestRegexArgumentForms(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, errs)
 			}
 			var hosts []string
-			for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
-				if l == "" {
-					continue
-				}
-				var m struct{ Host string }
-				if err := json.Unmarshal([]byte(l), &m); err != nil {
-					t.Fatalf("bad JSON line %q: %v", l, err)
-				}
-				hosts = append(hosts, m.Host)
+			for _, m := range jsonFailures(t, out) {
+				hosts = append(hosts, m["host"].(string))
 			}
 			if !slices.Equal(hosts, tc.hosts) {
 				t.Fatalf("failures from %v, want %v\n%s", hosts, tc.hosts, out)
@@ -390,15 +386,8 @@ func TestRegexSystemdJournal(t *testing.T) {
 			t.Fatalf("%v: exit %d: %s", tc.args, code, errs)
 		}
 		var hosts, times []string
-		for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
-			if l == "" {
-				continue
-			}
-			var m struct{ Host, Time string }
-			if err := json.Unmarshal([]byte(l), &m); err != nil {
-				t.Fatalf("bad JSON line %q: %v", l, err)
-			}
-			hosts, times = append(hosts, m.Host), append(times, m.Time)
+		for _, m := range jsonFailures(t, out) {
+			hosts, times = append(hosts, m["host"].(string)), append(times, m["time"].(string))
 		}
 		if !slices.Equal(hosts, tc.hosts) || !slices.Equal(times, tc.times) {
 			t.Errorf("%v: failures %v at %v, want %v at %v\n%s", tc.args, hosts, times, tc.hosts, tc.times, errs)
