@@ -45,15 +45,23 @@ func TestSums(t *testing.T) {
 	}
 }
 
-func TestLoadRoot(t *testing.T) {
-	root := t.TempDir()
-	p := filepath.Join(root, StatusFile)
+// dpkgRoot is a root whose dpkg status file (p) lists jail.conf with the
+// sum of "j".
+func dpkgRoot(t *testing.T) (root, p string) {
+	t.Helper()
+	root = t.TempDir()
+	p = filepath.Join(root, StatusFile)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(p, []byte("Package: fail2ban\nConffiles:\n /etc/fail2ban/jail.conf "+sum("j")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return root, p
+}
+
+func TestLoadRoot(t *testing.T) {
+	root, _ := dpkgRoot(t)
 	s, err := Load(root)
 	if err != nil || !s.Match("/etc/fail2ban/jail.conf", []byte("j")) || len(s.From) != 1 {
 		t.Fatalf("Load(root) = %+v, %v", s, err)
@@ -66,14 +74,7 @@ func TestLoadRoot(t *testing.T) {
 }
 
 func TestLazy(t *testing.T) {
-	root := t.TempDir()
-	p := filepath.Join(root, StatusFile)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte("Package: fail2ban\nConffiles:\n /etc/fail2ban/jail.conf "+sum("j")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	root, p := dpkgRoot(t)
 	s := Lazy(root)
 	// not read yet: what the database says at the first use counts
 	if err := os.WriteFile(p, []byte("package: fail2ban\nCONFFILES:\n /etc/fail2ban/jail.conf "+sum("k")+"\n"), 0o644); err != nil {
