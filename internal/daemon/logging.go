@@ -157,11 +157,9 @@ func appendValue(b []byte, v slog.Value) []byte {
 	case slog.KindFloat64:
 		return strconv.AppendFloat(b, v.Float64(), 'g', -1, 64)
 	case slog.KindTime:
-		// time.Time.String, without its string; a time with a monotonic
-		// reading (String shows "m=...") takes String itself.
-		if t := v.Time(); t == t.Round(0) {
-			return t.AppendFormat(b, "2006-01-02 15:04:05.999999999 -0700 MST")
-		}
+		// time.Time.String, without its string (slog.TimeValue drops the
+		// monotonic reading String would show)
+		return v.Time().AppendFormat(b, "2006-01-02 15:04:05.999999999 -0700 MST")
 	case slog.KindAny:
 		switch x := v.Any().(type) {
 		case netip.Prefix:

@@ -13,6 +13,7 @@ import (
 	"github.com/palisade-project/palisade/internal/failjournal"
 	"github.com/palisade-project/palisade/internal/jail"
 	"github.com/palisade-project/palisade/internal/source"
+	"github.com/palisade-project/palisade/internal/testutil/poll"
 )
 
 // slowBans holds the first BanMany until release is closed and records
@@ -61,13 +62,7 @@ func TestBanQueue(t *testing.T) {
 	}
 	r.enqueueBan(dec(1))
 	// The first batch is held: wait until it is being committed.
-	deadline := time.Now().Add(10 * time.Second)
-	for n, _ := b.total(); n == 0; n, _ = b.total() {
-		if time.Now().After(deadline) {
-			t.Fatal("the first decision never reached the banner")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, poll.Default, "the first decision at the banner", func() bool { n, _ := b.total(); return n > 0 })
 	for i := 2; i <= 101; i++ { // 100 decisions: fewer than banQueueLen, so no wait
 		r.enqueueBan(dec(i))
 	}
@@ -114,13 +109,7 @@ func TestReadDecisionsQueuedTogether(t *testing.T) {
 	jn.r = r
 	r.Lines([]source.Line{{Text: strings.TrimSuffix(sshLine("198.51.100.1", 1), "\n"), Source: "/var/log/auth.log"}})
 	// Its decision is being carried out (held by slowBans).
-	deadline := time.Now().Add(10 * time.Second)
-	for n, _ := b.total(); n == 0; n, _ = b.total() {
-		if time.Now().After(deadline) {
-			t.Fatal("the first decision never reached the banner")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, poll.Default, "the first decision at the banner", func() bool { n, _ := b.total(); return n > 0 })
 	var read []source.Line
 	for i := 2; i <= 4; i++ {
 		read = append(read, source.Line{Text: strings.TrimSuffix(sshLine(fmt.Sprintf("198.51.100.%d", i), i), "\n"), Source: "/var/log/auth.log"},

@@ -550,14 +550,13 @@ func (r *Jail) filterLine(l source.Line) filter.Result {
 // lineKeys caches the journal keys of one source's lines.
 type lineKeys struct {
 	src  string
-	keys failjournal.Keys
-	ok   bool
+	keys failjournal.Keys // keys.Src is never 0 once computed (SourceKey)
 }
 
 // of returns the keys of jail's lines of src.
 func (c *lineKeys) of(jail, src string) failjournal.Keys {
-	if !c.ok || c.src != src {
-		c.src, c.keys, c.ok = src, failjournal.LineKeys(jail, src), true
+	if c.keys.Src == 0 || c.src != src {
+		c.src, c.keys = src, failjournal.LineKeys(jail, src)
 	}
 	return c.keys
 }
@@ -580,8 +579,10 @@ func (r *Jail) failed(l source.Line, res filter.Result, now time.Time, ks failjo
 // ban: the bans it led to are stored already; no new record).
 func (r *Jail) Replay(rec failjournal.Record) {
 	f := filter.Failure{ID: rec.Identity(), Time: time.Unix(0, rec.T), Attempts: 1, Addr: rec.Addr}
-	if a, err := netip.ParseAddr(f.ID); err == nil && !f.Addr.IsValid() {
-		f.Addr = a
+	if !f.Addr.IsValid() {
+		if a, err := netip.ParseAddr(f.ID); err == nil {
+			f.Addr = a
+		}
 	}
 	r.handle(work{f: f, key: rec.Key, src: rec.Src, now: time.Unix(0, rec.Now), replay: true})
 }
@@ -590,11 +591,11 @@ func (r *Jail) Replay(rec failjournal.Record) {
 // for the jail's workers.
 func (r *Jail) handle(w work) {
 	st := r.stage.Load()
-	if w.f.Addr.IsValid() { // the common case, without addrs' slice
+	if w.f.Addr.IsValid() { // the common case: an address counts as it is
 		r.counted(st, w, w.f.Addr)
 		return
 	}
-	addrs, mode, why := st.addrs(w.f.ID, w.f.Addr)
+	addrs, mode, why := st.addrs(w.f.ID)
 	switch mode {
 	case skipID:
 		r.act(r.logic.Skip(why), w)
@@ -653,11 +654,7 @@ func (r *Jail) enqueue(w work) {
 		if t.IsZero() {
 			t = w.now
 		}
-		id := w.f.ID
-		if w.f.Addr.IsValid() {
-			id = w.f.Addr.String()
-		}
-		if err := jn.Append(failjournal.Record{Jail: r.name, Key: w.key, ID: id, T: t.UnixNano(), Now: w.now.UnixNano(), Src: w.src}); err != nil {
+		if err := jn.Append(failjournal.Record{Jail: r.name, Key: w.key, ID: w.f.ID, Addr: w.f.Addr, T: t.UnixNano(), Now: w.now.UnixNano(), Src: w.src}); err != nil {
 			r.log.Error("failure journal", "jail", r.name, "err", err)
 		}
 	}

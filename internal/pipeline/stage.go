@@ -92,12 +92,10 @@ const (
 	skipID                       // the id cannot be counted (reason given)
 )
 
-// addrs returns the addresses a failure counts for without waiting: its
-// address, or a host-name id's cached addresses.
-func (s *stage) addrs(id string, a netip.Addr) ([]netip.Addr, lookupMode, string) {
-	if a.IsValid() {
-		return []netip.Addr{a}, addrsReady, ""
-	}
+// addrs returns the addresses a failure whose id is not an address counts
+// for without waiting: a host-name id's cached addresses (Jail.handle
+// counts an address id itself).
+func (s *stage) addrs(id string) ([]netip.Addr, lookupMode, string) {
 	id = strings.TrimSpace(id)
 	switch {
 	case id == "":
@@ -127,7 +125,7 @@ func (s *stage) resolved(id string, ans dnsAnswer) ([]netip.Addr, lookupMode, st
 
 // resolve looks a host-name id up (bounded, cached).
 func (s *stage) resolve(ctx context.Context, id string) ([]netip.Addr, lookupMode, string) {
-	if addrs, mode, why := s.addrs(id, netip.Addr{}); mode != needSlow {
+	if addrs, mode, why := s.addrs(id); mode != needSlow {
 		return addrs, mode, why
 	}
 	ans := s.lookup(ctx, strings.ToLower(strings.TrimSpace(id)))
