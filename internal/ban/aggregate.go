@@ -199,9 +199,11 @@ func (m *Manager) applyBound(ctx context.Context, jid uint16, jail string, snap 
 		fwGone[i] = firewall.Ban{Jail: jail, Prefix: p}
 	}
 	var addErr, delErr error
-	if down {
+	switch {
+	case m.notStored(jail): // another component keeps the jail's bans
+	case down:
 		addErr, delErr = errStoreDown, errStoreDown
-	} else {
+	default:
 		if len(aggBans) > 0 {
 			addErr = m.store.AddBans(aggBans)
 		}
@@ -238,7 +240,7 @@ func (m *Manager) applyBound(ctx context.Context, jid uint16, jail string, snap 
 		r := aggs[i].r
 		r.reason = m.t.reasonID(reason)
 		if addErr == nil {
-			r.offence = uint32(aggBans[i].Offence)
+			r.offence = uint32(max(aggBans[i].Offence, 1)) // 0: not stored
 		} else {
 			r.flags |= fUnsaved | fNewOffence
 		}

@@ -425,6 +425,12 @@ func toFirewall(e Entry) firewall.Ban {
 }
 
 // recFirewall is toFirewall for a record (mu held).
+// notStored reports whether another component keeps jail's bans
+// (JailConfig.NotStored): every write of them to the store is skipped.
+func (m *Manager) notStored(jail string) bool {
+	return (*m.perJail.Load())[jail].NotStored
+}
+
 func (m *Manager) recFirewall(r *rec) firewall.Ban {
 	return firewall.Ban{Jail: m.t.jails[r.key.jail].name, Prefix: r.key.prefix(), Expires: fromNano(r.expires)}
 }

@@ -1234,3 +1234,59 @@ func TestHolds(t *testing.T) {
 		})
 	}
 }
+
+// TestNotStoredJailNeverWritten: a jail whose bans another component
+// keeps (the fleet's) is written to the store by none of the manager's
+// paths: new bans, aggregates past maxbans, and bans adopted from the
+// firewall after the database was lost.
+func TestNotStoredJailNeverWritten(t *testing.T) {
+	ctx := context.Background()
+	per := map[string]JailConfig{"fleet": {NotStored: true, MaxBans: 4}}
+	e := newEnv(t, Config{PerJail: per})
+	for i := 1; i <= 6; i++ {
+		// (the last ones fall inside the aggregate: already banned)
+		if _, err := e.m.Ban(ctx, "fleet", pfx(fmt.Sprintf("192.0.2.%d", i)), time.Hour, "remote"); err != nil && !errors.Is(err, ErrAlreadyBanned) {
+			t.Fatal(err)
+		}
+	}
+	var agg *Entry
+	for _, b := range e.m.List("fleet") {
+		if b.Prefix == netip.MustParsePrefix("192.0.2.0/24") {
+			agg = &b
+		}
+	}
+	if agg == nil || agg.Unsaved || agg.Offence != 1 {
+		t.Fatalf("no stored-elsewhere aggregate: %+v", e.m.List("fleet"))
+	}
+	if got := storedPrefixes(t, e.st); len(got) != 0 {
+		t.Fatalf("stored %v", got)
+	}
+	if h := e.m.Health(); h.Unsaved != 0 || h.PendingDeletes != 0 {
+		t.Fatalf("health %+v", h)
+	}
+
+	// The database is lost; the firewall still holds a remote ban.
+	st, err := store.Open(filepath.Join(t.TempDir(), "palisade.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fw := firewall.NewFake()
+	if err := fw.Add(ctx, []firewall.Ban{{Jail: "fleet", Prefix: pfx("198.51.100.7"), Expires: t0.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{Jails: []string{"fleet"}, PerJail: per}, Deps{Store: st, Backend: fw, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := m.Restore(ctx)
+	if err != nil || rs.Adopted != 1 {
+		t.Fatalf("restore %+v %v", rs, err)
+	}
+	if l := m.List("fleet"); len(l) != 1 || l[0].Unsaved || !l[0].Enforced || l[0].Offence != 1 {
+		t.Fatalf("adopted %+v", l)
+	}
+	if got := storedPrefixes(t, st); len(got) != 0 {
+		t.Fatalf("stored after adoption %v", got)
+	}
+}

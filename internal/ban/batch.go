@@ -267,11 +267,10 @@ func (m *Manager) save(adds, exts []pending, now time.Time) {
 	names := m.t.jails
 	m.mu.Unlock()
 	// Bans of jails stored elsewhere are done here: a first offence.
-	per := *m.perJail.Load()
 	stored := func(ps []pending) []int {
 		idx := make([]int, 0, len(ps))
 		for n := range ps {
-			if per[names[ps[n].r.key.jail].name].NotStored {
+			if m.notStored(names[ps[n].r.key.jail].name) {
 				ps[n].r.offence = max(ps[n].r.offence, 1)
 				ps[n].r.flags &^= fUnsaved | fNewOffence
 				continue

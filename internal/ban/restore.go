@@ -182,6 +182,7 @@ func (m *Manager) adopt(ctx context.Context, why string, now time.Time) (int, er
 	nowN := now.UnixNano()
 	var adopted []store.Ban
 	var keys []bkey
+	elsewhere := 0 // adopted bans of jails stored elsewhere
 	m.mu.Lock()
 	rid := m.t.reasonID(AdoptReason)
 	for _, b := range listed {
@@ -200,24 +201,33 @@ func (m *Manager) adopt(ctx context.Context, why string, now time.Time) (int, er
 		if m.t.get(k) != nil {
 			continue
 		}
+		if m.notStored(b.Jail) { // kept elsewhere: enforced, not written
+			m.t.put(rec{key: k, start: nowN, expires: toNano(b.Expires), reason: rid, origin: OriginAdopted,
+				offence: 1, flags: fEnforced, heap: -1})
+			elsewhere++
+			continue
+		}
 		m.t.put(rec{key: k, start: nowN, expires: toNano(b.Expires), reason: rid, origin: OriginAdopted,
 			flags: fEnforced | fUnsaved | fNewOffence, heap: -1})
 		adopted = append(adopted, store.Ban{Jail: b.Jail, Prefix: p, Start: now, Expires: b.Expires, Reason: AdoptReason})
 		keys = append(keys, k)
 	}
 	m.mu.Unlock()
-	if len(adopted) == 0 {
+	if len(adopted)+elsewhere == 0 {
 		m.log.Warn("the database lost bans; the firewall held none that it does not know", "why", why)
 		return 0, nil
 	}
 	m.log.Warn("the database lost bans: adopted the bans palisade's firewall sets still hold, with their remaining time",
-		"why", why, "adopted", len(adopted))
+		"why", why, "adopted", len(adopted)+elsewhere)
+	if len(adopted) == 0 {
+		return elsewhere, nil
+	}
 	serr := m.store.AddBans(adopted)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if serr != nil {
 		m.storeFailed(serr, now)
-		return len(adopted), nil
+		return len(adopted) + elsewhere, nil
 	}
 	for i, k := range keys {
 		if r := m.t.get(k); r != nil {
@@ -225,7 +235,7 @@ func (m *Manager) adopt(ctx context.Context, why string, now time.Time) (int, er
 			r.flags &^= fUnsaved | fNewOffence
 		}
 	}
-	return len(adopted), nil
+	return len(adopted) + elsewhere, nil
 }
 
 // restoreChunk is how many restored bans go to the firewall in one call.
