@@ -531,9 +531,6 @@ func reasonOf(who []*entry) string {
 	}
 	slices.Sort(parts)
 	s := "fleet: " + strings.Join(parts, ", ")
-	if len(who) == 1 && who[0].Rec.Reason != "" {
-		s += ": " + who[0].Rec.Reason
-	}
 	if len(s) > 400 {
 		s = s[:400]
 	}
@@ -716,7 +713,7 @@ func (b *book) load(recs map[string][]byte, t *Trust, now time.Time) (bad int) {
 			o.minutes[e.Rec.Issued.Unix()/60]++
 		}
 	}
-	clear(b.dirty) // as stored
+	b.dirty = resetMap(b.dirty) // as stored (a small map again: each commit walks it)
 	return bad
 }
 

@@ -455,8 +455,8 @@ func (n *Node) process(ctx context.Context, vb verifiedBatch) {
 }
 
 func (n *Node) verifyAll(batch []inItem, vs []Verified, trust *Trust) {
-	var idx []int
-	var msgs []Message
+	idx := make([]int, 0, len(batch))
+	msgs := make([]Message, 0, len(batch))
 	for i, it := range batch {
 		if it.op == nil {
 			idx = append(idx, i)
@@ -637,11 +637,10 @@ func (n *Node) consumer(ctx context.Context, bus Bus, reconnected <-chan struct{
 		if info.Messages > 0 {
 			n.enqueueOp(func(time.Time) {
 				n.mu.Lock()
-				n.book.reserve(int(min(info.Messages, maxReserve)))
+				n.book.reserve(int(min(info.Messages, maxReserve))) // (min before the conversion)
 				n.mu.Unlock()
 			})
-		}
-		if info.Messages == 0 {
+		} else {
 			n.enqueueOp(func(now time.Time) { n.replayDone(ctx, gen, now) })
 		}
 	}

@@ -169,9 +169,15 @@ func Sign(r Record, key ed25519.PrivateKey) ([]byte, error) {
 	return body, nil
 }
 
+// signed is the message a record's signature covers: the domain, then
+// the record.
 func signed(raw []byte) []byte {
-	b := make([]byte, 0, len(signDomain)+len(raw))
-	return append(append(b, signDomain...), raw...)
+	return appendSigned(make([]byte, 0, len(signDomain)+len(raw)), raw)
+}
+
+// appendSigned appends signed(raw) to dst.
+func appendSigned(dst, raw []byte) []byte {
+	return append(append(dst, signDomain...), raw...)
 }
 
 // Refusal reasons, counted per origin in status.

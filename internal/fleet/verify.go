@@ -58,7 +58,7 @@ func VerifyBatch(msgs []Message, trust *Trust, out []Verified) {
 		out[i] = v
 		if v.Refused == "" {
 			s := len(buf)
-			buf = append(append(buf, signDomain...), env.R...)
+			buf = appendSigned(buf, env.R)
 			todo = append(todo, pending{i, key, buf[s:len(buf):len(buf)], env.S})
 		}
 	}
