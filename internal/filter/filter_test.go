@@ -522,19 +522,24 @@ func TestCacheClock(t *testing.T) {
 		setClock bool
 	}{{"clock unset: Now ages the cache", false}, {"Clock set", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			now := testNow
+			// With Clock set only it moves: the cache must age by it.
+			now, clk := testNow, testNow
 			nowCalls, clockCalls := 0, 0
 			f := newTest(t, def, func(o *Options) {
 				o.MLFIDCacheAge = time.Minute
 				o.Now = func() time.Time { nowCalls++; return now }
 				if tc.setClock {
-					o.Clock = func() time.Time { clockCalls++; return now }
+					o.Clock = func() time.Time { clockCalls++; return clk }
 				}
 			})
 			var got []int
 			for i, l := range lines {
 				if i == 2 {
-					now = now.Add(2 * time.Minute)
+					if tc.setClock {
+						clk = clk.Add(2 * time.Minute)
+					} else {
+						now = now.Add(2 * time.Minute)
+					}
 				}
 				nowCalls, clockCalls = 0, 0
 				got = append(got, len(f.Process(l).Failures))
@@ -627,6 +632,9 @@ func TestReadClock(t *testing.T) {
 		n, err := r.Read(buf)
 		if i < 2 && (n != 9 || err != nil) {
 			t.Fatalf("read %d: %d bytes, %v", i, n, err)
+		}
+		if i == 0 && !c.Now().After(t0) {
+			t.Fatalf("a read did not stamp the clock: %v, before %v", c.Now(), t0)
 		}
 		if now := c.Now(); now.Before(prev) {
 			t.Fatalf("read %d: the clock went back: %v after %v", i, now, prev)
