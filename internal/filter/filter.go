@@ -947,10 +947,9 @@ func (d *failData) setField(id int, v string, keep func(string) string) {
 	if id == fidNoFail && v != "" {
 		v = nofailSet
 	}
-	switch old := d.fields[id]; {
-	case old.s == v && (old.ok || v != ""):
-		d.fields[id].ok = true
-	default:
+	if d.fields[id].s == v {
+		d.fields[id].ok = true // the text it had: no copy
+	} else {
 		d.fields.set(id, keep(v))
 	}
 }

@@ -104,8 +104,8 @@ func (c *mlfidCache) set(k string, v *failData) {
 	c.seq++
 	v.expires, v.seq = now.Add(c.age), c.seq
 	c.m[k] = v
-	if len(c.order) == cap(c.order) && c.head > 0 {
-		c.compact() // room at the front: no new array
+	if len(c.order) == cap(c.order) && c.head >= len(c.order)/2 {
+		c.compact() // half the array is free at its front: no new one
 	}
 	c.order = append(c.order, orderKey{k: k, seq: c.seq})
 	// keep the order slice from growing without bound through unset keys
